@@ -1,0 +1,1 @@
+"""Photo-z estimation: estimators, LSST photometry model, and (later) the Dask pipeline."""

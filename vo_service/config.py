@@ -1,0 +1,107 @@
+"""Configuration: environment variables first, then ``pzvo.toml``, then defaults.
+
+Every setting has an environment variable ``PZVO_<NAME>`` (upper case) and a key ``<name>`` in
+the optional TOML file named by ``PZVO_CONFIG`` (default ``pzvo.toml`` in the project root).
+The table of settings is documented in ``docs/operations.md``.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Service and database settings; see ``docs/operations.md`` for each one."""
+
+    database_url: str | None = None
+    """Owner connection (migrations, ingest). Unset: the private cluster under ``var/``."""
+    reader_url: str | None = None
+    """Connection for user queries; unset: ``database_url`` with the ``pzvo_reader`` role."""
+    reader_password: str | None = None
+    var_dir: Path = PROJECT_ROOT / "var"
+    db_port: int = 54329
+    db_name: str = "pzvo"
+    base_url: str = "http://127.0.0.1:8000"
+    """Public root URL of the service, used in VOSI capabilities and examples."""
+    maxrec_default: int = 100_000
+    maxrec_limit: int = 10_000_000
+    query_timeout_s: float = 60.0
+    catalog_ttl_s: float = 2.0
+    pool_size: int = 4
+    log_level: str = "INFO"
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def pg_dir(self) -> Path:
+        return self.var_dir / "pg"
+
+    @property
+    def uses_private_cluster(self) -> bool:
+        return self.database_url is None
+
+    def owner_url(self) -> str:
+        """SQLAlchemy URL of the owner role (schema changes, ingest)."""
+        if self.database_url:
+            return self.database_url
+        return f"postgresql://pzvo:{_secret(self, 'owner')}@127.0.0.1:{self.db_port}/{self.db_name}"
+
+    def reader_role_password(self) -> str:
+        return self.reader_password or _secret(self, "reader")
+
+    def query_url(self) -> str:
+        """libpq URL of the read-only role that runs user queries."""
+        if self.reader_url:
+            return self.reader_url
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.owner_url()).set(
+            drivername="postgresql", username="pzvo_reader", password=self.reader_role_password())
+        return url.render_as_string(hide_password=False)
+
+
+def _secret(settings: Settings, name: str) -> str:
+    """A password for the private cluster, generated once and kept under ``var/`` (mode 600)."""
+    path = settings.var_dir / "secrets" / name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(24))
+    return path.read_text().strip()
+
+
+def _coerce(kind: type, value: object) -> object:
+    if kind is Path or kind == "Path":
+        return Path(str(value))
+    if kind in (int, "int"):
+        return int(value)  # type: ignore[arg-type]
+    if kind in (float, "float"):
+        return float(value)  # type: ignore[arg-type]
+    return value
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from overrides, the environment and the TOML file, in that order."""
+    config_path = Path(os.environ.get("PZVO_CONFIG", PROJECT_ROOT / "pzvo.toml"))
+    from_file: dict[str, object] = {}
+    if config_path.exists():
+        with config_path.open("rb") as fh:
+            from_file = tomllib.load(fh)
+    values: dict[str, object] = {}
+    for f in fields(Settings):
+        if f.name == "extra":
+            continue
+        env = os.environ.get(f"PZVO_{f.name.upper()}")
+        if f.name in overrides:
+            values[f.name] = overrides[f.name]
+        elif env not in (None, ""):
+            values[f.name] = _coerce(f.type, env)
+        elif f.name in from_file:
+            values[f.name] = _coerce(f.type, from_file[f.name])
+    return Settings(**values)  # type: ignore[arg-type]

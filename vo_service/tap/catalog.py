@@ -1,0 +1,108 @@
+"""The published-table catalogue as the TAP layer sees it.
+
+TAP_SCHEMA in PostgreSQL is the single source of truth (written only by ``tap_schema.loader``);
+this module holds the in-memory, read-only view of it that the ADQL translator checks queries
+against and that result FIELDs take their units, UCDs and descriptions from.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ColumnMeta:
+    """One row of ``TAP_SCHEMA.columns``.
+
+    ``datatype`` is a VOTable datatype as TAP 1.1 uses it (boolean, short, int, long, float,
+    double, char, unicodeChar); ``arraysize`` and ``xtype`` qualify it (``"*"``, ``"2"``,
+    ``"point"``, ``"circle"``, ``"polygon"``, ``"timestamp"``).  ``db_name`` is the column's
+    identifier in PostgreSQL, which differs from ``name`` only for delimited names.
+    """
+
+    name: str
+    datatype: str
+    arraysize: str | None = None
+    xtype: str | None = None
+    unit: str | None = None
+    ucd: str | None = None
+    utype: str | None = None
+    description: str | None = None
+    principal: bool = False
+    indexed: bool = False
+    std: bool = False
+    column_index: int | None = None
+    db_name: str | None = None
+
+    @property
+    def sql_name(self) -> str:
+        return self.db_name or self.name
+
+
+@dataclass(frozen=True)
+class TableMeta:
+    """One row of ``TAP_SCHEMA.tables`` with its columns in ``column_index`` order.
+
+    ``table_name`` is the qualified name as published (``pz.specz_demo``); ``schema_name`` its
+    schema; ``name`` the bare table name.
+    """
+
+    schema_name: str
+    table_name: str
+    columns: tuple[ColumnMeta, ...]
+    table_type: str = "table"
+    description: str | None = None
+    utype: str | None = None
+    table_index: int | None = None
+
+    @property
+    def name(self) -> str:
+        return self.table_name.rsplit(".", 1)[-1]
+
+    def column(self, name: str) -> ColumnMeta | None:
+        """Find a column by its regular (case-insensitive) or delimited (exact) name."""
+        for col in self.columns:
+            if col.name == name:
+                return col
+        lowered = name.lower()
+        for col in self.columns:
+            if col.name.lower() == lowered:
+                return col
+        return None
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    """One row of ``TAP_SCHEMA.keys`` with its column pairs from ``TAP_SCHEMA.key_columns``."""
+
+    key_id: str
+    from_table: str
+    target_table: str
+    columns: tuple[tuple[str, str], ...]
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """All published schemas, tables, columns and foreign keys."""
+
+    tables: tuple[TableMeta, ...]
+    schemas: dict[str, str | None] = field(default_factory=dict)
+    foreign_keys: tuple[ForeignKey, ...] = ()
+
+    def find_table(self, name: str, schema: str | None = None) -> TableMeta | None:
+        """Resolve a table reference as ADQL does: case-insensitively unless delimited.
+
+        ``name`` is the bare table name and ``schema`` the optional schema prefix.  An exact
+        match wins over a case-insensitive one; a bare name without a schema matches a table in
+        any schema only when that is unambiguous.
+        """
+        candidates = [
+            t for t in self.tables
+            if t.name.lower() == name.lower()
+            and (schema is None or t.schema_name.lower() == schema.lower())
+        ]
+        if len(candidates) > 1:
+            exact = [t for t in candidates if t.name == name
+                     and (schema is None or t.schema_name == schema)]
+            candidates = exact if len(exact) == 1 else candidates
+        return candidates[0] if len(candidates) == 1 else None

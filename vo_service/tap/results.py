@@ -1,0 +1,55 @@
+"""Types shared by the ADQL translator, the query runner and the output encoders."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from vo_service.tap.catalog import ColumnMeta
+
+
+@dataclass(frozen=True)
+class OutputColumn:
+    """One item of a translated query's select list.
+
+    ``name`` is the label a user sees (the ADQL alias, column name or a generated name);
+    ``sql_alias`` the unique alias the generated SQL gives it, which is the Arrow field name of
+    the result.  ``source`` is set when the item is a bare column reference, so the result FIELD
+    inherits that column's unit, UCD and description.  ``datatype``/``arraysize``/``xtype`` are
+    set when the translator knows the VOTable type (geometry, COUNT, casts); otherwise the type
+    follows ``source`` or, failing that, the Arrow type of the result.
+    """
+
+    name: str
+    sql_alias: str
+    source: ColumnMeta | None = None
+    datatype: str | None = None
+    arraysize: str | None = None
+    xtype: str | None = None
+    unit: str | None = None
+    ucd: str | None = None
+
+
+@dataclass(frozen=True)
+class ResultField:
+    """Everything an encoder needs to describe one result column (a VOTable FIELD)."""
+
+    name: str
+    datatype: str
+    arraysize: str | None = None
+    xtype: str | None = None
+    unit: str | None = None
+    ucd: str | None = None
+    utype: str | None = None
+    description: str | None = None
+
+
+@dataclass
+class ResultStatus:
+    """Filled in while the result streams; encoders read it after the last batch.
+
+    ``overflow`` is true when the query produced more rows than MAXREC (or the TOP the user
+    asked for was capped by it); ``rows`` counts the rows actually sent.
+    """
+
+    overflow: bool = False
+    rows: int = 0
+    infos: dict[str, str] = field(default_factory=dict)
