@@ -9,7 +9,7 @@ does the same to the installed file, only inside ``CREATE OPERATOR @ (...)`` blo
 argument is ``smoc``.  It is idempotent: a patched file is left alone, and the original is kept
 once as ``pg_sphere--1.2.0.sql.orig``.
 
-Usage: patch_pgsphere.py [PATH]   (default: the file under `pg_config --sharedir`/extension)
+Usage: patch_pgsphere.py [--check] [PATH]   (default: the file under `pg_config --sharedir`/extension)
 """
 from __future__ import annotations
 
@@ -53,6 +53,8 @@ def default_path() -> Path:
 
 
 def main(argv: list[str]) -> int:
+    check_only = "--check" in argv
+    argv = [a for a in argv if a != "--check"]
     path = Path(argv[1]) if len(argv) > 1 else default_path()
     if not path.exists():
         print(f"patch_pgsphere: {path} not found (pgsphere not installed?)", file=sys.stderr)
@@ -62,6 +64,10 @@ def main(argv: list[str]) -> int:
     if not changed:
         print(f"patch_pgsphere: {path} needs no change")
         return 0
+    if check_only:
+        print(f"patch_pgsphere: {path} still has the smoc COMMUTATOR/NEGATOR clauses; "
+              "run scripts/patch_pgsphere.py as root", file=sys.stderr)
+        return 1
     backup = path.with_name(path.name + ".orig")
     if not backup.exists():
         shutil.copy2(path, backup)

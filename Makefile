@@ -1,0 +1,51 @@
+# pzvo: `make run` serves the demo on http://127.0.0.1:8000; `make test` runs the test suite.
+# Both install what is missing first (Debian packages as root, the .venv virtualenv).
+VENV    := .venv
+PY      := $(VENV)/bin/python
+PZVO    := $(VENV)/bin/pzvo
+BIND    ?= 127.0.0.1:8000
+BENCH_ROWS ?= 1000000
+
+.PHONY: deps system venv db demo run serve test bench corpus stop clean
+
+deps: system venv
+
+system:
+	@bash scripts/install-system-deps.sh
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $@
+
+db: deps
+	$(PZVO) db start
+	$(PZVO) db migrate
+
+demo: db
+	$(PZVO) demo
+
+run: demo
+	$(PZVO) serve --bind $(BIND)
+
+test: deps
+	$(PZVO) db start
+	$(VENV)/bin/pytest -q -ra
+
+bench: demo
+	$(PZVO) bench-load --rows $(BENCH_ROWS)
+	$(PY) benchmarks/run_all.py
+
+corpus: demo
+	$(PZVO) bench-load --rows $(BENCH_ROWS)
+	$(PY) benchmarks/run_corpus.py
+
+stop:
+	$(PZVO) db stop
+
+clean:
+	-$(PZVO) db stop
+	rm -rf var $(VENV)

@@ -1,0 +1,87 @@
+"""Fixtures: a fresh database in the private cluster, migrated and loaded; a live HTTP server.
+
+The session database ``pzvo_test`` is dropped and recreated, migrated with Alembic and loaded
+with the demo tables and a small ``bench.photoz``, exactly as ``make run``/``make bench`` do.
+Set ``PZVO_TEST_DATABASE_URL`` to run against another (disposable) PostgreSQL instead.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from vo_service.config import Settings, load_settings
+
+BENCH_TEST_ROWS = 20_000
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    external = os.environ.get("PZVO_TEST_DATABASE_URL")
+    if external:
+        return load_settings(database_url=external, maxrec_default=100_000)
+    base = load_settings()
+    from vo_service.cluster import PrivateCluster
+
+    cluster = PrivateCluster(settings=base)
+    cluster.start()
+    cluster.drop_database("pzvo_test")
+    cluster.create_database("pzvo_test")
+    return load_settings(db_name="pzvo_test", database_url=None)
+
+
+@pytest.fixture(scope="session")
+def database(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """The migrated test database with demo and benchmark tables."""
+    from ingest.bench import load_bench_table
+    from ingest.demo import load_demo
+    from vo_service.database import migrate, owner_engine
+
+    migrate(settings)
+    engine = owner_engine(settings)
+    load_demo(engine)
+    load_bench_table(engine, BENCH_TEST_ROWS, settings.var_dir / "bench")
+    return settings
+
+
+class LiveServer:
+    def __init__(self, app, host: str = "127.0.0.1") -> None:  # noqa: ANN001
+        self.server = make_server(host, 0, app, threaded=True)
+        self.url = f"http://{host}:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> "LiveServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def app(database: Settings):  # noqa: ANN201
+    from vo_service.app import create_app
+
+    return create_app(database)
+
+
+@pytest.fixture(scope="session")
+def server(app) -> Iterator[LiveServer]:  # noqa: ANN001
+    with LiveServer(app) as live:
+        yield live
+
+
+@pytest.fixture(scope="session")
+def tap_url(server: LiveServer) -> str:
+    return server.url + "/tap"
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    path = Path(__file__).resolve().parent.parent / "artifacts"
+    path.mkdir(exist_ok=True)
+    return path

@@ -1,0 +1,58 @@
+"""The Flask application factory: one blueprint per protocol, one log line per request."""
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Flask, g, request
+
+from vo_service.config import Settings, load_settings
+from vo_service.logs import configure_logging
+from vo_service.tap import tap
+from vo_service.tap._service import TapService
+from vo_service.tap._storage import ConnectionPool
+from vo_service.vosi import vosi
+
+log = logging.getLogger("vo_service.request")
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the app with its services; nothing global, so tests can build several."""
+    settings = settings or load_settings()
+    configure_logging(settings.log_level)
+    app = Flask(__name__)
+    pool = ConnectionPool(settings.query_url(), size=settings.pool_size,
+                          statement_timeout_ms=int(settings.query_timeout_s * 1000))
+    app.extensions["pzvo.settings"] = settings
+    app.extensions["pzvo.tap"] = TapService(settings=settings, pool=pool)
+    app.register_blueprint(tap)
+    app.register_blueprint(vosi)
+
+    @app.get("/")
+    def index() -> str:
+        from flask import render_template
+
+        return render_template("tap_root.html", base=request.host_url.rstrip("/") + "/tap")
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _log_when_sent(response):  # noqa: ANN001, ANN202
+        started = getattr(g, "started", time.perf_counter())
+        method, path, status = request.method, request.path, response.status_code
+        extra = dict(getattr(g, "log_extra", {}))
+
+        def emit() -> None:
+            result_status = extra.pop("status", None)
+            if result_status is not None:
+                extra.update(rows=result_status.rows, overflow=result_status.overflow)
+            log.info("request", extra={"method": method, "path": path, "http_status": status,
+                                       "ms": round((time.perf_counter() - started) * 1e3, 2),
+                                       **extra})
+
+        response.call_on_close(emit)
+        return response
+
+    return app

@@ -1,0 +1,74 @@
+"""HTTP layer of TAP: parse the request, call the service, stream the encoded result.
+
+Every error leaving ``/tap`` is a DALI error document (VOTable, QUERY_STATUS=ERROR).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from flask import Blueprint, Response, current_app, g, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from vo_service import __version__
+from vo_service.tap._exceptions import TapError
+from vo_service.tap._params import merge_params, parse_query_params
+from vo_service.tap._service import TapService
+from vo_service.tap.formats import error_document
+
+log = logging.getLogger(__name__)
+
+tap = Blueprint("tap", __name__, url_prefix="/tap")
+VOTABLE_MIME = "application/x-votable+xml"
+
+
+def tap_service() -> TapService:
+    return current_app.extensions["pzvo.tap"]
+
+
+def dali_error(message: str, status: int) -> Response:
+    return Response(error_document(message), status=status, mimetype=VOTABLE_MIME)
+
+
+@tap.errorhandler(TapError)
+def _tap_error(exc: TapError) -> Response:
+    g.log_extra = {**getattr(g, "log_extra", {}), "error": exc.message}
+    return dali_error(exc.message, exc.http_status)
+
+
+@tap.errorhandler(HTTPException)
+def _http_error(exc: HTTPException) -> Response:
+    return dali_error(f"{exc.name}: {exc.description}", exc.code or 500)
+
+
+@tap.errorhandler(Exception)
+def _unexpected(exc: Exception) -> Response:
+    log.exception("unexpected error in TAP request")
+    return dali_error(f"Internal error ({type(exc).__name__}); the service log has details.", 500)
+
+
+@tap.route("", strict_slashes=False)
+def root() -> str:
+    return render_template("tap_root.html", base=request.host_url.rstrip("/") + "/tap")
+
+
+@tap.route("/sync", methods=["GET", "POST"])
+def sync() -> Response:
+    """TAP 1.1 synchronous query (DALI: parameter names case-insensitive, GET and POST)."""
+    settings = tap_service().settings
+    params = parse_query_params(
+        merge_params(request.args.to_dict(flat=False), request.form.to_dict(flat=False)),
+        maxrec_default=settings.maxrec_default, maxrec_limit=settings.maxrec_limit)
+    result = tap_service().run(params)
+    g.log_extra = {"query": params.query, "format": params.format.key, "maxrec": params.maxrec,
+                   **{k: round(v, 2) for k, v in result.timings.items()}, "status": result.status}
+    infos = {
+        "QUERY": params.query,
+        "LANG": params.lang,
+        "REQUEST_DATE": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "SERVER_SOFTWARE": f"pzvo {__version__}",
+    }
+    body = params.format.encode(result.fields, result.batches, result.status, infos=infos)
+    response = Response(body, mimetype=params.format.mime_type)
+    response.headers["Content-Disposition"] = f'inline; filename="result.{params.format.extension}"'
+    return response

@@ -1,0 +1,133 @@
+"""Database side of TAP: the read-only connection pool, the catalogue, result batches.
+
+User queries run on ADBC PostgreSQL connections as the ``pzvo_reader`` role, whose sessions are
+read-only by default and carry a statement timeout (set by ``pzvo db migrate``), and the
+driver hands results over as Arrow record batches read from a binary COPY stream, which is what
+the vectorized encoders want.  Measured here for 100,000 rows x 4 columns: ADBC to Arrow 31 ms,
+psycopg2 fetchall 111 ms (see docs/performance.md).
+"""
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import adbc_driver_manager
+import adbc_driver_postgresql.dbapi as adbc
+import pyarrow as pa
+
+from vo_service.tap.catalog import Catalog, ColumnMeta, ForeignKey, TableMeta
+
+#: Smaller batches than the driver's 16 MB default, so the first bytes leave sooner.
+BATCH_SIZE_HINT_BYTES = 2 * 1024 * 1024
+
+DatabaseError = adbc_driver_manager.DatabaseError
+
+
+class ConnectionPool:
+    """A small per-process pool of ADBC connections for the read-only role.
+
+    Created lazily, so gunicorn workers forked from one master each open their own.  A
+    connection that saw an error is rolled back, or discarded if that fails, so a failed query
+    never leaves a broken connection for the next one.
+    """
+
+    def __init__(self, url: str, size: int = 4, statement_timeout_ms: int | None = None) -> None:
+        self._url = url
+        self._size = size
+        self._timeout_ms = statement_timeout_ms
+        self._idle: queue.LifoQueue = queue.LifoQueue()
+        self._lock = threading.Lock()
+
+    def _open(self):  # noqa: ANN202 - adbc Connection
+        conn = adbc.connect(self._url, autocommit=True)
+        if self._timeout_ms is not None:
+            with conn.cursor() as cur:
+                cur.execute(f"SET statement_timeout = {int(self._timeout_ms)}")
+        return conn
+
+    @contextmanager
+    def connection(self) -> Iterator[object]:
+        try:
+            conn = self._idle.get_nowait()
+        except queue.Empty:
+            conn = self._open()
+        healthy = True
+        try:
+            yield conn
+        except BaseException:
+            healthy = _recover(conn)
+            raise
+        finally:
+            if healthy and self._idle.qsize() < self._size:
+                self._idle.put(conn)
+            elif healthy:
+                conn.close()
+
+    def close(self) -> None:
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                return
+
+
+def _recover(conn) -> bool:  # noqa: ANN001
+    """Make a connection usable again after an error; False when it had to be closed."""
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1")
+            cur.fetchall()
+        return True
+    except Exception:  # noqa: BLE001 - any failure means the connection is unusable
+        try:
+            conn.close()
+        except Exception:  # noqa: BLE001
+            pass
+        return False
+
+
+def load_catalog(conn) -> Catalog:  # noqa: ANN001 - adbc Connection
+    """Read TAP_SCHEMA into a :class:`Catalog` (a handful of small queries)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT schema_name, description FROM tap_schema.schemas ORDER BY schema_index")
+        schemas = {name: desc for name, desc in cur.fetchall()}
+        cur.execute("SELECT table_name, column_name, datatype, arraysize, xtype, unit, ucd, utype, "
+                    "description, principal, indexed, std, column_index FROM tap_schema.columns "
+                    "ORDER BY table_name, column_index, column_name")
+        columns: dict[str, list[ColumnMeta]] = {}
+        for (table, name, datatype, arraysize, xtype, unit, ucd, utype, desc, principal, indexed,
+             std, index) in cur.fetchall():
+            columns.setdefault(table, []).append(ColumnMeta(
+                name=name, datatype=datatype, arraysize=arraysize, xtype=xtype, unit=unit,
+                ucd=ucd, utype=utype, description=desc, principal=bool(principal),
+                indexed=bool(indexed), std=bool(std), column_index=index))
+        cur.execute("SELECT schema_name, table_name, table_type, description, utype, table_index "
+                    "FROM tap_schema.tables ORDER BY table_index, table_name")
+        tables = tuple(
+            TableMeta(schema_name=schema, table_name=name, table_type=ttype, description=desc,
+                      utype=utype, table_index=index, columns=tuple(columns.get(name, ())))
+            for schema, name, ttype, desc, utype, index in cur.fetchall())
+        cur.execute("SELECT k.key_id, k.from_table, k.target_table, k.description, "
+                    "kc.from_column, kc.target_column FROM tap_schema.keys k "
+                    "JOIN tap_schema.key_columns kc USING (key_id) ORDER BY k.key_id")
+        keys: dict[str, ForeignKey] = {}
+        for key_id, from_t, target_t, desc, from_c, target_c in cur.fetchall():
+            prev = keys.get(key_id)
+            pairs = (prev.columns if prev else ()) + ((from_c, target_c),)
+            keys[key_id] = ForeignKey(key_id, from_t, target_t, pairs, desc)
+    return Catalog(tables=tables, schemas=schemas, foreign_keys=tuple(keys.values()))
+
+
+def execute(conn, sql: str) -> pa.RecordBatchReader:  # noqa: ANN001 - adbc Connection
+    """Start a query and return its result as a stream of Arrow record batches.
+
+    The cursor stays open while the reader is consumed; the caller owns the connection until
+    the reader is exhausted or closed.
+    """
+    cur = conn.cursor()
+    cur.adbc_statement.set_options(**{
+        "adbc.postgresql.batch_size_hint_bytes": str(BATCH_SIZE_HINT_BYTES)})
+    cur.execute(sql)
+    return cur.fetch_record_batch()

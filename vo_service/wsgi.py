@@ -1,0 +1,4 @@
+"""WSGI entry point for gunicorn (``pzvo serve``)."""
+from vo_service.app import create_app
+
+app = create_app()
