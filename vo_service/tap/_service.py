@@ -123,7 +123,7 @@ class TapService:
                 try:
                     batch = _next_batch(reader)
                 except Exception as exc:  # noqa: BLE001 - reported in the document, see below
-                    status.infos["error"] = _database_error(exc).message
+                    status.error = _database_error(exc).message
                     exc_info = (type(exc), exc, exc.__traceback__)
                     break
         except BaseException as exc:

@@ -47,9 +47,11 @@ class ResultStatus:
     """Filled in while the result streams; encoders read it after the last batch.
 
     ``overflow`` is true when the query produced more rows than MAXREC (or the TOP the user
-    asked for was capped by it); ``rows`` counts the rows actually sent.
+    asked for was capped by it); ``rows`` counts the rows actually sent; ``error`` is set when
+    the database failed after the response had started, so the document can still say so.
     """
 
     overflow: bool = False
+    error: str | None = None
     rows: int = 0
     infos: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,381 @@
+"""Column typing shared by all encoders.
+
+Every encoder works from a ``ColumnSpec``: the VOTable type the column is published with and a
+normalised Arrow array whose physical layout matches it.  Keeping the type decision in one place
+means a column reads back with the same type in every format.
+"""
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from vo_service.tap.results import ResultField
+
+NUMERIC_ARROW: dict[str, pa.DataType] = {
+    "boolean": pa.bool_(),
+    "unsignedByte": pa.uint8(),
+    "short": pa.int16(),
+    "int": pa.int32(),
+    "long": pa.int64(),
+    "float": pa.float32(),
+    "double": pa.float64(),
+}
+STRING_TYPES = ("char", "unicodeChar")
+
+INT_NULL: dict[str, int] = {
+    "unsignedByte": 255,
+    "short": -(2**15),
+    "int": -(2**31),
+    "long": -(2**63),
+}
+
+
+def vot_datatype_for_arrow(t: pa.DataType) -> tuple[str, str | None]:
+    """VOTable (datatype, arraysize) for a result column whose type nobody declared."""
+    if isinstance(t, pa.BaseExtensionType):
+        t = t.storage_type
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if pa.types.is_boolean(t):
+        return "boolean", None
+    if pa.types.is_uint8(t):
+        return "unsignedByte", None
+    if pa.types.is_int8(t) or pa.types.is_int16(t):
+        return "short", None
+    if pa.types.is_int32(t) or pa.types.is_uint16(t):
+        return "int", None
+    if pa.types.is_integer(t):
+        return "long", None
+    if pa.types.is_float16(t) or pa.types.is_float32(t):
+        return "float", None
+    if pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return "double", None
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        return "unsignedByte", "*"
+    if pa.types.is_fixed_size_binary(t):
+        return "unsignedByte", str(t.byte_width)
+    if pa.types.is_fixed_size_list(t):
+        inner, _ = vot_datatype_for_arrow(t.value_type)
+        return (inner, str(t.list_size)) if inner in NUMERIC_ARROW else ("char", "*")
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        inner, _ = vot_datatype_for_arrow(t.value_type)
+        return (inner, "*") if inner in NUMERIC_ARROW else ("char", "*")
+    return "char", "*"
+
+
+def _xtype_for_arrow(t: pa.DataType) -> str | None:
+    if pa.types.is_timestamp(t) or pa.types.is_date(t):
+        return "timestamp"
+    return None
+
+
+def parse_arraysize(arraysize: str | None) -> tuple[bool, int | None]:
+    """(is_array, fixed element count or None when variable) for a VOTable arraysize."""
+    if arraysize is None or arraysize.strip() == "":
+        return False, None
+    text = arraysize.strip()
+    if text.endswith("*"):
+        return True, None
+    count = 1
+    for part in text.split("x"):
+        count *= int(part)
+    return True, count
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """How one column is published: ``field`` is what the FIELD element says.
+
+    ``kind`` is "scalar" (numeric or boolean), "array" (numeric array), or "string";
+    ``count`` is the fixed number of elements (or characters) or None when variable.
+    """
+
+    field: ResultField
+    kind: str
+    count: int | None
+
+    @property
+    def datatype(self) -> str:
+        return self.field.datatype
+
+    @property
+    def element_type(self) -> pa.DataType:
+        return NUMERIC_ARROW.get(self.field.datatype, pa.string())
+
+    @property
+    def is_unicode(self) -> bool:
+        return self.field.datatype == "unicodeChar"
+
+
+def resolve_spec(field: ResultField, arrow_type: pa.DataType | None) -> ColumnSpec:
+    """Settle a column's published type from its declaration, falling back on the Arrow type."""
+    datatype = field.datatype
+    arraysize = field.arraysize
+    xtype = field.xtype
+    if datatype not in NUMERIC_ARROW and datatype not in STRING_TYPES:
+        if arrow_type is None:
+            datatype, arraysize = "char", "*"
+        else:
+            datatype, arraysize = vot_datatype_for_arrow(arrow_type)
+            xtype = xtype or _xtype_for_arrow(arrow_type)
+    if datatype in STRING_TYPES:
+        if not arraysize or not arraysize.strip():
+            arraysize = "*"
+        _, count = parse_arraysize(arraysize)
+        if arrow_type is not None and xtype is None:
+            xtype = _xtype_for_arrow(arrow_type)
+        resolved = replace(field, datatype=datatype, arraysize=arraysize, xtype=xtype)
+        return ColumnSpec(resolved, "string", count)
+    if datatype == "unsignedByte" and arraysize is None and arrow_type is not None and (
+        pa.types.is_binary(arrow_type) or pa.types.is_large_binary(arrow_type)
+    ):
+        arraysize = "*"
+    is_array, count = parse_arraysize(arraysize)
+    if datatype == "boolean" and is_array:
+        resolved = replace(field, datatype="char", arraysize="*", xtype=xtype)
+        return ColumnSpec(resolved, "string", None)
+    resolved = replace(field, datatype=datatype, arraysize=arraysize, xtype=xtype)
+    return ColumnSpec(resolved, "array" if is_array else "scalar", count)
+
+
+def upgrade_non_ascii(spec: ColumnSpec, array: pa.Array) -> ColumnSpec:
+    """Publish a ``char`` column as ``unicodeChar`` when its first batch is not pure ASCII.
+
+    astropy (and so pyvo) decodes binary ``char`` cells as ASCII and fails on anything else.
+    """
+    if spec.kind != "string" or spec.datatype != "char" or len(array) == 0:
+        return spec
+    if pc.all(pc.fill_null(pc.string_is_ascii(array), True)).as_py():
+        return spec
+    return replace(spec, field=replace(spec.field, datatype="unicodeChar"))
+
+
+_TS_TRAILING_ZEROS = r"\.?0+$"
+
+
+def _timestamp_text(array: pa.Array) -> pa.Array:
+    t = array.type
+    if pa.types.is_date(t):
+        return pc.cast(array, pa.string())
+    if t.tz is not None:
+        array = pc.cast(array, pa.timestamp(t.unit))
+    text = pc.strftime(array, format="%Y-%m-%dT%H:%M:%S")
+    if t.unit == "s":
+        return text
+    return pc.replace_substring_regex(text, _TS_TRAILING_ZEROS, "")
+
+
+def as_string(array: pa.Array) -> pa.Array:
+    """Any Arrow array as strings: ISO 8601 for times, space-separated values for lists.
+
+    Types Arrow cannot cast (intervals, structs) fall back on Python's str per value.
+    """
+    t = array.type
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return array
+    if pa.types.is_timestamp(t) or pa.types.is_date(t):
+        return _timestamp_text(array)
+    if pa.types.is_dictionary(t):
+        return as_string(pc.cast(array, t.value_type))
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        rebuilt = rebuild_list(array, pc.fill_null(as_string(array.values), ""))
+        return pc.binary_join(rebuilt, " ")
+    if pa.types.is_null(t):
+        return pa.nulls(len(array), pa.string())
+    try:
+        return pc.cast(array, pa.string())
+    except pa.ArrowNotImplementedError:
+        return pa.array([None if v is None else str(v) for v in array.to_pylist()], pa.string())
+
+
+def rebuild_list(array: pa.Array, values: pa.Array) -> pa.Array:
+    """The list structure of ``array`` around new child ``values`` (of array.values' length)."""
+    t = array.type
+    mask = array.is_null() if array.null_count else None
+    if pa.types.is_fixed_size_list(t):
+        start = array.offset * t.list_size
+        offsets = pa.array(np.arange(len(array) + 1, dtype=np.int32) * t.list_size)
+        return pa.ListArray.from_arrays(offsets, values.slice(start, len(array) * t.list_size), mask=mask)
+    cls = pa.LargeListArray if pa.types.is_large_list(t) else pa.ListArray
+    offsets = pa.array(np.asarray(array.offsets))
+    if mask is not None:
+        return cls.from_arrays(offsets, values, mask=mask)
+    return cls.from_arrays(offsets, values)
+
+
+def normalize(array: pa.Array | pa.ChunkedArray, spec: ColumnSpec) -> pa.Array:
+    """Cast a result column to the layout its published type implies.
+
+    Scalars become the VOTable type's Arrow type; arrays a list (or fixed-size list) of it;
+    strings an Arrow string array.  Raises when the data cannot be represented.
+    """
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if isinstance(array.type, pa.BaseExtensionType):
+        array = array.storage
+    if spec.kind == "string":
+        text = as_string(array)
+        return text.cast(pa.string()) if pa.types.is_large_string(text.type) else text
+    target = spec.element_type
+    t = array.type
+    if spec.kind == "scalar":
+        if pa.types.is_dictionary(t):
+            array = pc.cast(array, t.value_type)
+        if pa.types.is_boolean(target) and pa.types.is_string(array.type):
+            return pc.is_in(pc.utf8_lower(array), pa.array(["t", "true", "1", "y", "yes"]))
+        return array if array.type == target else pc.cast(array, target)
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
+        return _binary_to_list(array)
+    if pa.types.is_fixed_size_list(t):
+        if t.value_type == target:
+            return array
+        return pc.cast(array, pa.list_(target, t.list_size))
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        if t.value_type == target:
+            return array
+        return pc.cast(array, pa.list_(target) if pa.types.is_list(t) else pa.large_list(target))
+    if pa.types.is_null(t):
+        return pa.nulls(len(array), pa.list_(target))
+    raise TypeError(f"cannot publish Arrow type {t} as {spec.datatype} array")
+
+
+def _binary_to_list(array: pa.Array) -> pa.Array:
+    if pa.types.is_fixed_size_binary(array.type):
+        width = array.type.byte_width
+        data = np.frombuffer(array.buffers()[1], dtype=np.uint8)
+        start = array.offset * width
+        values = pa.array(data[start : start + width * len(array)])
+        return pa.FixedSizeListArray.from_arrays(values, width, mask=array.is_null() if array.null_count else None)
+    offsets, data = string_parts(array)
+    values = pa.array(data[offsets[0] : offsets[-1]])
+    rel = pa.array(offsets - offsets[0], pa.int64())
+    mask = array.is_null() if array.null_count else None
+    return pa.LargeListArray.from_arrays(rel, values, mask=mask)
+
+
+def string_parts(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets as int64, data bytes) of a string or binary array; offsets index ``data``."""
+    width = np.int64 if (pa.types.is_large_string(array.type) or pa.types.is_large_binary(array.type)) else np.int32
+    n = len(array)
+    bufs = array.buffers()
+    if bufs[1] is None:
+        return np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.uint8)
+    offsets = np.frombuffer(bufs[1], dtype=width)[array.offset : array.offset + n + 1].astype(np.int64)
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, dtype=np.uint8)
+    return offsets, data
+
+
+def list_parts(array: pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """(offsets as int64, child values) of a (fixed-size) list array; offsets index the child."""
+    t = array.type
+    if pa.types.is_fixed_size_list(t):
+        size = t.list_size
+        offsets = (np.arange(len(array) + 1, dtype=np.int64) + array.offset) * size
+        return offsets, array.values
+    return np.asarray(array.offsets, dtype=np.int64), array.values
+
+
+def null_mask(array: pa.Array) -> np.ndarray:
+    """Boolean numpy mask, True where the cell is NULL."""
+    if array.null_count == 0:
+        return np.zeros(len(array), dtype=bool)
+    return np.asarray(array.is_null())
+
+
+def ragged_lengths(offsets: np.ndarray, nulls: np.ndarray) -> np.ndarray:
+    lengths = np.diff(offsets)
+    if nulls.any():
+        lengths = np.where(nulls, 0, lengths)
+    return lengths
+
+
+def gather_ragged(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenate ``data[starts[i]:starts[i]+lengths[i]]`` for every i without a Python loop."""
+    total = int(lengths.sum())
+    if total == 0:
+        return data[:0]
+    if len(starts) and np.array_equal(starts[1:], starts[:-1] + lengths[:-1]):
+        return data[starts[0] : starts[0] + total]
+    ends = np.cumsum(lengths)
+    index = np.arange(total, dtype=np.int64) + np.repeat(starts - (ends - lengths), lengths)
+    return data[index]
+
+
+def pad_ragged(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray, width: int, fill) -> np.ndarray:
+    """Rows of exactly ``width`` items from ragged slices, truncated or padded with ``fill``."""
+    n = len(starts)
+    out = np.full((n, width), fill, dtype=data.dtype)
+    if width == 0 or n == 0:
+        return out
+    used = np.minimum(lengths, width)
+    total = int(used.sum())
+    if total:
+        rows = np.repeat(np.arange(n), used)
+        ends = np.cumsum(used)
+        cols = np.arange(total, dtype=np.int64) - np.repeat(ends - used, used)
+        out[rows, cols] = data[np.repeat(starts, used) + cols]
+    return out
+
+
+def unique_xml_ids(names: Sequence[str]) -> list[str]:
+    """Valid, unique XML IDs derived from (possibly repeated) column names."""
+    seen: set[str] = set()
+    ids: list[str] = []
+    for name in names:
+        base = re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "col"
+        if not re.match(r"[A-Za-z_]", base):
+            base = "_" + base
+        candidate = base
+        for n in itertools.count(2):
+            if candidate not in seen:
+                break
+            candidate = f"{base}_{n}"
+        seen.add(candidate)
+        ids.append(candidate)
+    return ids
+
+
+def unique_names(names: Sequence[str]) -> list[str]:
+    """Names made unique case-insensitively by suffixing repeats: ``x``, ``x_2``, ``x_3``."""
+    seen: set[str] = set()
+    out = []
+    for name in names:
+        candidate, n = name, 1
+        while candidate.lower() in seen:
+            n += 1
+            candidate = f"{name}_{n}"
+        seen.add(candidate.lower())
+        out.append(candidate)
+    return out
+
+
+def peek(batches: Iterable[pa.RecordBatch]) -> tuple[pa.RecordBatch | None, Iterator[pa.RecordBatch]]:
+    """The first non-empty batch (or None) and an iterator that still yields it."""
+    iterator = iter(batches)
+    skipped: list[pa.RecordBatch] = []
+    for batch in iterator:
+        skipped.append(batch)
+        if batch.num_rows:
+            return batch, itertools.chain(skipped, iterator)
+    return (skipped[0] if skipped else None), iter(skipped)
+
+
+def resolve_specs(
+    fields: Sequence[ResultField], first: pa.RecordBatch | None, *, unicode_upgrade: bool = False
+) -> list[ColumnSpec]:
+    """Specs for all columns, using the first batch's schema (and data) where declarations lack."""
+    if first is not None and first.num_columns != len(fields):
+        raise ValueError(f"{len(fields)} fields described but batches have {first.num_columns} columns")
+    specs = []
+    for i, field in enumerate(fields):
+        spec = resolve_spec(field, first.schema.field(i).type if first is not None else None)
+        if unicode_upgrade and first is not None and spec.kind == "string":
+            spec = upgrade_non_ascii(spec, normalize(first.column(i), spec))
+        specs.append(spec)
+    return specs

@@ -1,0 +1,76 @@
+"""CSV (RFC 4180, via Arrow's C++ CSV writer) and TSV encoders.
+
+CSV: header line of column names, CRLF line ends, every string value quoted (so an empty
+string is ``""`` and NULL an empty field), numbers unquoted with shortest round-trip text,
+booleans ``true``/``false``, arrays as their elements separated by single spaces.
+TSV: tab-separated, LF line ends, nothing quoted; backslash, tab, CR and LF inside values are
+written as ``\\\\``, ``\\t``, ``\\r``, ``\\n``; NULL is an empty field (so is an empty string).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+
+import pyarrow as pa
+import pyarrow.csv as pcsv
+
+from vo_service.tap.formats._columns import ColumnSpec, as_string, normalize, peek, resolve_specs
+from vo_service.tap.formats._textcells import cell_text, join_rows
+from vo_service.tap.formats._votable import NO_INFOS
+from vo_service.tap.results import ResultField, ResultStatus
+
+_CSV_OPTIONS = pcsv.WriteOptions(include_header=False, eol="\r\n", quoting_style="needed")
+
+
+def _csv_name(name: str) -> str:
+    if any(c in name for c in ',"\r\n') or name != name.strip():
+        return '"' + name.replace('"', '""') + '"'
+    return name
+
+
+def _csv_column(array: pa.Array, spec: ColumnSpec) -> pa.Array:
+    if spec.kind == "array":
+        return as_string(array)
+    return array
+
+
+def encode_csv(
+    fields: Sequence[ResultField],
+    batches: Iterable[pa.RecordBatch],
+    status: ResultStatus,
+    *,
+    infos: Mapping[str, str] = NO_INFOS,
+) -> Iterator[bytes]:
+    """Stream CSV; the header comes first, each batch is one chunk."""
+    first, batches = peek(batches)
+    specs = resolve_specs(fields, first)
+    yield (",".join(_csv_name(f.name) for f in fields) + "\r\n").encode("utf-8")
+    names = [f"c{i}" for i in range(len(specs))]
+    for batch in batches:
+        if not batch.num_rows:
+            continue
+        columns = [_csv_column(normalize(batch.column(i), s), s) for i, s in enumerate(specs)]
+        sink = pa.BufferOutputStream()
+        pcsv.write_csv(pa.record_batch(columns, names=names), sink, _CSV_OPTIONS)
+        yield sink.getvalue().to_pybytes()
+
+
+def _tsv_name(name: str) -> str:
+    return name.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def encode_tsv(
+    fields: Sequence[ResultField],
+    batches: Iterable[pa.RecordBatch],
+    status: ResultStatus,
+    *,
+    infos: Mapping[str, str] = NO_INFOS,
+) -> Iterator[bytes]:
+    """Stream TSV; the header comes first, each batch is one chunk."""
+    first, batches = peek(batches)
+    specs = resolve_specs(fields, first)
+    yield ("\t".join(_tsv_name(f.name) for f in fields) + "\n").encode("utf-8")
+    for batch in batches:
+        cells = [cell_text(normalize(batch.column(i), s), s, "tsv") for i, s in enumerate(specs)]
+        chunk = join_rows(cells, "\t", "", "\n")
+        if chunk:
+            yield chunk
