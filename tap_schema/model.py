@@ -45,6 +45,13 @@ class ColumnDescription:
     pg_type: str | None = None
 
     @property
+    def db_name(self) -> str:
+        """The PostgreSQL column name: a delimited ADQL name (``"size"``) without its quotes."""
+        if len(self.name) > 1 and self.name.startswith('"') and self.name.endswith('"'):
+            return self.name[1:-1].replace('""', '"')
+        return self.name
+
+    @property
     def sql_type(self) -> str:
         if self.pg_type:
             return self.pg_type

@@ -36,8 +36,9 @@ def test_capabilities_declare_tap_languages_formats_and_limits(tap_url: str) -> 
         assert std in caps
     tap = caps["ivo://ivoa.net/std/TAP"]
     assert {v.text for v in tap.findall("language/version")} == {"2.0", "2.1"}
-    mimes = {m.text for m in tap.findall("outputFormat/mime")}
-    assert {"text/csv", "application/fits", "application/json"} <= mimes
+    mimes = {m.text.split(";")[0] for m in tap.findall("outputFormat/mime")}
+    assert {"text/csv", "application/fits", "application/json", "application/x-votable+xml",
+            "text/tab-separated-values", "application/vnd.apache.parquet"} <= mimes
     feature_types = {lf.get("type") for lf in tap.findall("language/languageFeatures")}
     assert "ivo://ivoa.net/std/TAPRegExt#features-adqlgeo" in feature_types
     assert tap.find("outputLimit/hard").text.isdigit()

@@ -5,10 +5,12 @@ import logging
 import time
 
 from flask import Flask, g, request
+from werkzeug.exceptions import HTTPException
 
 from vo_service.config import Settings, load_settings
 from vo_service.logs import configure_logging
 from vo_service.tap import tap
+from vo_service.tap._handlers import dali_error
 from vo_service.tap._service import TapService
 from vo_service.tap._storage import ConnectionPool
 from vo_service.vosi import vosi
@@ -33,6 +35,13 @@ def create_app(settings: Settings | None = None) -> Flask:
         from flask import render_template
 
         return render_template("tap_root.html", base=request.host_url.rstrip("/") + "/tap")
+
+    @app.errorhandler(HTTPException)
+    def _protocol_error(exc: HTTPException):  # noqa: ANN202
+        """Unrouted URLs under /tap still answer in TAP's own form (a DALI error document)."""
+        if request.path.startswith("/tap"):
+            return dali_error(f"{exc.name}: {exc.description}", exc.code or 500)
+        return exc
 
     @app.before_request
     def _start_timer() -> None:

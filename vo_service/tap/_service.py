@@ -94,7 +94,7 @@ class TapService:
         try:
             conn = pool_cm.__enter__()
             reader = _storage.execute(conn, translated.sql)
-            first = _next_batch(reader)
+            first = reader.next_batch()
         except BaseException as exc:
             pool_cm.__exit__(type(exc), exc, exc.__traceback__)
             raise _database_error(exc) from exc
@@ -104,7 +104,7 @@ class TapService:
         return QueryResult(fields=fields, batches=batches, status=status, sql=translated.sql,
                            timings={"translate_ms": (t1 - t0) * 1e3, "first_batch_ms": (t2 - t1) * 1e3})
 
-    def _stream(self, pool_cm, reader: pa.RecordBatchReader, first: pa.RecordBatch | None,
+    def _stream(self, pool_cm, reader: _storage.ResultStream, first: pa.RecordBatch | None,
                 maxrec: int, status: ResultStatus) -> Iterator[pa.RecordBatch]:  # noqa: ANN001
         """Yield normalized batches until MAXREC rows; release the connection at the end."""
         exc_info: tuple = (None, None, None)
@@ -121,7 +121,7 @@ class TapService:
                 status.rows += batch.num_rows
                 yield normalize_batch(batch)
                 try:
-                    batch = _next_batch(reader)
+                    batch = reader.next_batch()
                 except Exception as exc:  # noqa: BLE001 - reported in the document, see below
                     status.error = _database_error(exc).message
                     exc_info = (type(exc), exc, exc.__traceback__)
@@ -137,13 +137,6 @@ class TapService:
             pool_cm.__exit__(*exc_info)
 
 
-def _next_batch(reader: pa.RecordBatchReader) -> pa.RecordBatch | None:
-    try:
-        return reader.read_next_batch()
-    except StopIteration:
-        return None
-
-
 def _position_message(exc: AdqlError) -> str:
     if exc.line is not None and f"line {exc.line}" not in exc.message:
         return f"{exc.message} (line {exc.line}, column {exc.col})"
@@ -152,7 +145,7 @@ def _position_message(exc: AdqlError) -> str:
 
 def _database_error(exc: BaseException) -> Exception:
     """Turn a driver error into a domain error with a message a person can act on."""
-    if not isinstance(exc, _storage.DatabaseError):
+    if not isinstance(exc, (_storage.DatabaseError, pa.ArrowException, OSError)):
         return exc  # type: ignore[return-value]
     text = str(exc)
     detail = text.split("ERROR:", 1)[-1].strip().split("\n")[0] if "ERROR:" in text else text

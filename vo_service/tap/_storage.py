@@ -99,8 +99,10 @@ def load_catalog(conn) -> Catalog:  # noqa: ANN001 - adbc Connection
         columns: dict[str, list[ColumnMeta]] = {}
         for (table, name, datatype, arraysize, xtype, unit, ucd, utype, desc, principal, indexed,
              std, index) in cur.fetchall():
+            delimited = len(name) > 1 and name[0] == name[-1] == '"'
             columns.setdefault(table, []).append(ColumnMeta(
-                name=name, datatype=datatype, arraysize=arraysize, xtype=xtype, unit=unit,
+                name=name, db_name=name[1:-1].replace('""', '"') if delimited else None,
+                datatype=datatype, arraysize=arraysize, xtype=xtype, unit=unit,
                 ucd=ucd, utype=utype, description=desc, principal=bool(principal),
                 indexed=bool(indexed), std=bool(std), column_index=index))
         cur.execute("SELECT schema_name, table_name, table_type, description, utype, table_index "
@@ -120,14 +122,33 @@ def load_catalog(conn) -> Catalog:  # noqa: ANN001 - adbc Connection
     return Catalog(tables=tables, schemas=schemas, foreign_keys=tuple(keys.values()))
 
 
-def execute(conn, sql: str) -> pa.RecordBatchReader:  # noqa: ANN001 - adbc Connection
-    """Start a query and return its result as a stream of Arrow record batches.
+class ResultStream:
+    """A running query's record batches; holds its cursor, which must outlive the reader."""
 
-    The cursor stays open while the reader is consumed; the caller owns the connection until
-    the reader is exhausted or closed.
-    """
-    cur = conn.cursor()
-    cur.adbc_statement.set_options(**{
-        "adbc.postgresql.batch_size_hint_bytes": str(BATCH_SIZE_HINT_BYTES)})
-    cur.execute(sql)
-    return cur.fetch_record_batch()
+    def __init__(self, conn, sql: str) -> None:  # noqa: ANN001 - adbc Connection
+        self._cursor = conn.cursor()
+        self._cursor.adbc_statement.set_options(**{
+            "adbc.postgresql.batch_size_hint_bytes": str(BATCH_SIZE_HINT_BYTES)})
+        self._cursor.execute(sql)
+        self.reader: pa.RecordBatchReader = self._cursor.fetch_record_batch()
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self.reader.schema
+
+    def next_batch(self) -> pa.RecordBatch | None:
+        try:
+            return self.reader.read_next_batch()
+        except StopIteration:
+            return None
+
+    def close(self) -> None:
+        try:
+            self.reader.close()
+        finally:
+            self._cursor.close()
+
+
+def execute(conn, sql: str) -> ResultStream:  # noqa: ANN001 - adbc Connection
+    """Start a query; the caller owns the connection until the stream is closed."""
+    return ResultStream(conn, sql)
