@@ -126,6 +126,6 @@ def test_tap_schema_describes_itself_with_all_standard_columns(database) -> None
             "SELECT column_name FROM tap_schema.columns WHERE table_name = 'tap_schema.columns'"))}
         tables = {r[0] for r in conn.execute(text(
             "SELECT table_name FROM tap_schema.tables WHERE schema_name = 'tap_schema'"))}
-    assert {"column_index", "arraysize", "xtype", "principal", "indexed", "std", "size", "datatype",
+    assert {"column_index", "arraysize", "xtype", "principal", "indexed", "std", "\"size\"", "datatype",
             "unit", "ucd", "utype", "description", "table_name", "column_name"} <= cols
     assert tables == {f"tap_schema.{t}" for t in ("schemas", "tables", "columns", "keys", "key_columns")}
