@@ -7,6 +7,7 @@ process as the unprivileged ``postgres`` OS user that Debian's package creates. 
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -37,15 +38,27 @@ def pg_bindir() -> Path:
     raise ClusterError("PostgreSQL 15 server binaries not found: run `make deps` (installs postgresql-15)")
 
 
+def _reachable_by_service_user(path: Path) -> bool:
+    probe = subprocess.run(["runuser", "-u", SERVICE_USER, "--", "test", "-x", str(path)],
+                           capture_output=True)
+    return probe.returncode == 0
+
+
 class PrivateCluster:
     """Create, start, stop and inspect the cluster that lives under ``settings.var_dir``."""
 
     def __init__(self, *, settings: Settings) -> None:
         self.settings = settings
         self.root = settings.pg_dir
-        self.data = self.root / "data"
-        self.run_dir = self.root / "run"
-        self.log = self.root / "postgresql.log"
+
+    @property
+    def data(self) -> Path:
+        """The data directory, through the ``var/pg`` link when there is one."""
+        return self.root.resolve() / "data"
+
+    @property
+    def log(self) -> Path:
+        return self.root.resolve() / "postgresql.log"
 
     # -- OS-level helpers -------------------------------------------------------------------
     def _as_service_user(self, argv: list[str]) -> list[str]:
@@ -55,11 +68,31 @@ class PrivateCluster:
 
     def _run(self, argv: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
         return subprocess.run(self._as_service_user(argv), check=True, text=True,
-                              capture_output=True, **kw)  # type: ignore[call-overload]
+                              capture_output=True, cwd="/", **kw)  # type: ignore[call-overload]
 
     def _chown(self, path: Path) -> None:
         if os.geteuid() == 0:
             shutil.chown(path, SERVICE_USER, SERVICE_USER)
+
+    def _prepare_root(self) -> None:
+        """Create ``var/pg`` where the service user can reach it.
+
+        A checkout under a directory the ``postgres`` user cannot traverse (``/root``, say)
+        cannot hold its data directory; then the cluster lives in ``/var/lib/pzvo/<id>`` and
+        ``var/pg`` is a symbolic link to it, so ``var/`` still holds (or points to) everything.
+        """
+        if self.root.exists() or self.root.is_symlink():
+            return
+        self.root.parent.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0 and not _reachable_by_service_user(self.root.parent):
+            digest = hashlib.sha1(str(self.root.resolve()).encode()).hexdigest()[:12]
+            target = Path("/var/lib/pzvo") / digest
+            target.mkdir(parents=True, exist_ok=True)
+            self._chown(target)
+            self.root.symlink_to(target, target_is_directory=True)
+        else:
+            self.root.mkdir(parents=True)
+            self._chown(self.root)
 
     # -- lifecycle ---------------------------------------------------------------------------
     @property
@@ -70,10 +103,8 @@ class PrivateCluster:
         """Run initdb once: superuser ``pzvo`` with a generated password, SCRAM on TCP."""
         if self.initialized:
             return
-        for d in (self.root, self.run_dir):
-            d.mkdir(parents=True, exist_ok=True)
-            self._chown(d)
-        pwfile = self.root / ".pwfile"
+        self._prepare_root()
+        pwfile = self.root.resolve() / ".pwfile"
         pwfile.write_text(_secret(self.settings, "owner") + "\n")
         pwfile.chmod(0o600)
         self._chown(pwfile)
@@ -91,7 +122,7 @@ class PrivateCluster:
                 "\n# pzvo private cluster\n"
                 "listen_addresses = '127.0.0.1'\n"
                 f"port = {self.settings.db_port}\n"
-                f"unix_socket_directories = '{self.run_dir}'\n"
+                "unix_socket_directories = ''\n"
                 "shared_buffers = '512MB'\n"
                 "work_mem = '64MB'\n"
                 "maintenance_work_mem = '512MB'\n"
@@ -105,7 +136,7 @@ class PrivateCluster:
             return False
         result = subprocess.run(self._as_service_user(
             [str(pg_bindir() / "pg_ctl"), "-D", str(self.data), "status"]),
-            capture_output=True, text=True)
+            capture_output=True, text=True, cwd="/")
         return result.returncode == 0
 
     def start(self) -> None:
