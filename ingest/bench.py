@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from ingest.copy import vacuum_analyze
 from ingest.demo import table_rows
 from tap_schema.loader import create_indexes_sql, create_table_sql, publish_table, qualified
 from tap_schema.model import load_table
@@ -53,9 +54,9 @@ def load_bench_table(engine: Engine, rows: int, work_dir: Path, *, force: bool =
         for stmt in create_indexes_sql(desc):
             conn.execute(text(stmt))
         conn.execute(text(f'CLUSTER {qualified(desc)} USING "{desc.name}_pos_idx"'))
-        conn.execute(text(f"ANALYZE {qualified(desc)}"))
         grant_published_schema(conn, desc.schema)
         publish_table(conn, desc)
+    vacuum_analyze(engine, qualified(desc))
     seconds = time.perf_counter() - started
     log.info("loaded benchmark table", extra={"rows": rows, "seconds": round(seconds, 2)})
     return seconds

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from ingest.copy import copy_batches
+from ingest.copy import copy_batches, vacuum_analyze
 from pipeline.knn import KNNPhotoZ
 from pipeline.photometry import BANDS, observe
 from tap_schema.loader import create_indexes_sql, create_table_sql, publish_table, qualified
@@ -96,8 +96,8 @@ def load_table_data(engine: Engine, desc: TableDescription, data: pa.Table, *,
             conn.execute(text(stmt))
         if cluster and desc.position_columns:
             conn.execute(text(f'CLUSTER {qualified(desc)} USING "{desc.name}_pos_idx"'))
-        conn.execute(text(f"ANALYZE {qualified(desc)}"))
         publish_table(conn, desc)
+    vacuum_analyze(engine, qualified(desc))
     log.info("loaded table", extra={"table": desc.qualified_name, "rows": rows,
                                     "seconds": round(time.perf_counter() - started, 3)})
     return rows
