@@ -1,6 +1,7 @@
 """Fixtures: a fresh database in the private cluster, migrated and loaded; a live HTTP server.
 
-The session database ``pzvo_test`` is dropped and recreated, migrated with Alembic and loaded
+The session database (``pzvo_test``, or ``PZVO_TEST_DB`` so that two runs can share the
+cluster) is dropped and recreated, migrated with Alembic and loaded
 with the demo tables and a small ``bench.photoz``, exactly as ``make run``/``make bench`` do.
 Set ``PZVO_TEST_DATABASE_URL`` to run against another (disposable) PostgreSQL instead.
 """
@@ -27,11 +28,12 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     base = load_settings()
     from vo_service.cluster import PrivateCluster
 
+    name = os.environ.get("PZVO_TEST_DB", "pzvo_test")
     cluster = PrivateCluster(settings=base)
     cluster.start()
-    cluster.drop_database("pzvo_test")
-    cluster.create_database("pzvo_test")
-    return load_settings(db_name="pzvo_test", database_url=None)
+    cluster.drop_database(name)
+    cluster.create_database(name)
+    return load_settings(db_name=name, database_url=None)
 
 
 @pytest.fixture(scope="session")

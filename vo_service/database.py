@@ -37,7 +37,7 @@ def alembic_config(settings: Settings) -> Config:
     return cfg
 
 
-def migrate(settings: Settings, revision: str = "head") -> None:
+def migrate(settings: Settings, revision: str = "heads") -> None:
     """Apply Alembic migrations, then give the reader role its login and safety settings."""
     engine = owner_engine(settings)
     cfg = alembic_config(settings)
