@@ -28,8 +28,10 @@ db: deps
 demo: db
 	$(PZVO) demo
 
+# The demo is open to anonymous readers (TOPCAT works at once); set PZVO_PUBLIC_READ=false to
+# require tokens (`pzvo user add NAME`).
 run: demo
-	$(PZVO) serve --bind $(BIND)
+	PZVO_PUBLIC_READ=$${PZVO_PUBLIC_READ:-true} $(PZVO) serve --bind $(BIND)
 
 test: deps
 	$(PZVO) db start

@@ -38,7 +38,8 @@ def median_ms(samples: list[float]) -> float:
 def gunicorn_service(port: int = 8765, workers: int = 2, env: dict[str, str] | None = None) -> Iterator[str]:
     """The service as `make run` serves it, on a loopback port, for the duration of a benchmark."""
     gunicorn = Path(sys.executable).parent / "gunicorn"
-    full_env = dict(os.environ, PZVO_LOG_LEVEL="WARNING", PZVO_MAXREC_LIMIT="2000000", **(env or {}))
+    full_env = dict(os.environ, PZVO_LOG_LEVEL="WARNING", PZVO_MAXREC_LIMIT="2000000",
+                    PZVO_PUBLIC_READ="true", **(env or {}))
     proc = subprocess.Popen([str(gunicorn), "vo_service.wsgi:app", "--bind", f"127.0.0.1:{port}",
                              "--workers", str(workers), "--worker-class", "gthread", "--threads", "4",
                              "--log-level", "warning"],

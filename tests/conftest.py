@@ -24,7 +24,7 @@ BENCH_TEST_ROWS = 20_000
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     external = os.environ.get("PZVO_TEST_DATABASE_URL")
     if external:
-        return load_settings(database_url=external, maxrec_default=100_000)
+        return load_settings(database_url=external, maxrec_default=100_000, public_read=True)
     base = load_settings()
     from vo_service.cluster import PrivateCluster
 
@@ -33,7 +33,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     cluster.start()
     cluster.drop_database(name)
     cluster.create_database(name)
-    return load_settings(db_name=name, database_url=None)
+    return load_settings(db_name=name, database_url=None, public_read=True)
 
 
 @pytest.fixture(scope="session")

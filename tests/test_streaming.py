@@ -26,7 +26,8 @@ MILLION = ("SELECT a.object_id, b.object_id AS other, a.ra, a.z_phot FROM bench.
 @pytest.fixture(scope="module")
 def gunicorn_url(database):  # noqa: ANN001, ANN201
     port = 18000 + os.getpid() % 1000
-    env = dict(os.environ, PZVO_DB_NAME=database.db_name, PZVO_MAXREC_LIMIT="2000000")
+    env = dict(os.environ, PZVO_DB_NAME=database.db_name, PZVO_MAXREC_LIMIT="2000000",
+               PZVO_PUBLIC_READ="true")
     if database.database_url:
         env["PZVO_DATABASE_URL"] = database.database_url
     gunicorn = Path(sys.executable).parent / "gunicorn"

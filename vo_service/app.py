@@ -7,7 +7,9 @@ import time
 from flask import Flask, g, request
 from werkzeug.exceptions import HTTPException
 
+from vo_service.auth import AuthService
 from vo_service.config import Settings, load_settings
+from vo_service.database import owner_engine
 from vo_service.logs import configure_logging
 from vo_service.tap import tap
 from vo_service.tap._handlers import dali_error
@@ -26,6 +28,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     pool = ConnectionPool(settings.query_url(), size=settings.pool_size,
                           statement_timeout_ms=int(settings.query_timeout_s * 1000))
     app.extensions["pzvo.settings"] = settings
+    app.extensions["pzvo.auth"] = AuthService(engine=owner_engine(settings),
+                                              trust_proxy_header=settings.trust_proxy_header,
+                                              public_read=settings.public_read)
     app.extensions["pzvo.tap"] = TapService(settings=settings, pool=pool)
     app.register_blueprint(tap)
     app.register_blueprint(vosi)

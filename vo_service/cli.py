@@ -62,6 +62,27 @@ def cmd_bench_load(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
+    from vo_service.auth import AuthService, UserExistsError
+    from vo_service.database import owner_engine
+
+    service = AuthService(engine=owner_engine(settings))
+    try:
+        token = (service.add_user(args.name, admin=args.admin) if args.action == "add"
+                 else service.issue_token(args.name))
+    except UserExistsError as exc:
+        print(f"pzvo user: {exc}", file=sys.stderr)
+        return 1
+    except KeyError:
+        print(f"pzvo user: no user {args.name!r}; create it with `pzvo user add`", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"pzvo user: {exc}", file=sys.stderr)
+        return 2
+    print(token)
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     """Replace this process with gunicorn serving the WSGI app."""
     gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
@@ -86,6 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--rows", type=int, default=1_000_000)
     bench.add_argument("--force", action="store_true")
     bench.set_defaults(func=cmd_bench_load)
+    user = sub.add_parser("user", help="users and their bearer tokens (printed once, stored hashed)")
+    user.add_argument("action", choices=["add", "token"], help="add a user, or issue another token")
+    user.add_argument("name")
+    user.add_argument("--admin", action="store_true", help="PZ Coordination Group (official products)")
+    user.set_defaults(func=cmd_user)
     serve = sub.add_parser("serve", help="serve the web service with gunicorn")
     serve.add_argument("--bind", default="127.0.0.1:8000")
     serve.add_argument("--workers", type=int, default=max(2, os.cpu_count() or 2))

@@ -35,6 +35,10 @@ class Settings:
     catalog_ttl_s: float = 2.0
     pool_size: int = 4
     log_level: str = "INFO"
+    public_read: bool = False
+    """Let anonymous users read (TAP queries, product lists): for a public demo. `make run` sets it."""
+    trust_proxy_header: bool = False
+    """Behind the RSP auth proxy: take the user from its ``X-Auth-Request-User`` header."""
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -77,6 +81,10 @@ def _secret(settings: Settings, name: str) -> str:
 
 
 def _coerce(kind: type, value: object) -> object:
+    if kind in (bool, "bool"):
+        if isinstance(value, bool):
+            return value
+        return str(value).strip().lower() in ("1", "true", "yes", "on")
     if kind is Path or kind == "Path":
         return Path(str(value))
     if kind in (int, "int"):

@@ -11,6 +11,8 @@ from flask import Blueprint, Response, current_app, g, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from vo_service import __version__
+from vo_service.auth import AuthError
+from vo_service.auth.web import current_reader
 from vo_service.tap._exceptions import TapError
 from vo_service.tap._params import merge_params, parse_query_params
 from vo_service.tap._service import TapService
@@ -36,6 +38,14 @@ def _tap_error(exc: TapError) -> Response:
     return dali_error(exc.message, exc.http_status)
 
 
+@tap.errorhandler(AuthError)
+def _auth_error(exc: AuthError) -> Response:
+    response = dali_error(exc.message, exc.http_status)
+    if exc.http_status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="pzvo"'
+    return response
+
+
 @tap.errorhandler(HTTPException)
 def _http_error(exc: HTTPException) -> Response:
     return dali_error(f"{exc.name}: {exc.description}", exc.code or 500)
@@ -55,6 +65,7 @@ def root() -> str:
 @tap.route("/sync", methods=["GET", "POST"])
 def sync() -> Response:
     """TAP 1.1 synchronous query (DALI: parameter names case-insensitive, GET and POST)."""
+    current_reader()
     settings = tap_service().settings
     params = parse_query_params(
         merge_params(request.args.to_dict(flat=False), request.form.to_dict(flat=False)),
