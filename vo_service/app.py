@@ -7,10 +7,15 @@ import time
 from flask import Flask, g, request
 from werkzeug.exceptions import HTTPException
 
+from vo_service import __version__
 from vo_service.auth import AuthService
 from vo_service.config import Settings, load_settings
 from vo_service.database import owner_engine
 from vo_service.logs import configure_logging
+from vo_service.products import ProductRegistry
+from vo_service.products.api import ProblemApi
+from vo_service.products.api import blp as products_api
+from vo_service.products.pages import pages as product_pages
 from vo_service.tap import tap
 from vo_service.tap._handlers import dali_error
 from vo_service.tap._service import TapService
@@ -32,20 +37,25 @@ def create_app(settings: Settings | None = None) -> Flask:
                                               trust_proxy_header=settings.trust_proxy_header,
                                               public_read=settings.public_read)
     app.extensions["pzvo.tap"] = TapService(settings=settings, pool=pool)
+    app.extensions["pzvo.products"] = ProductRegistry(engine=owner_engine(settings),
+                                                      storage_dir=settings.var_dir / "products")
     app.register_blueprint(tap)
     app.register_blueprint(vosi)
-
-    @app.get("/")
-    def index() -> str:
-        from flask import render_template
-
-        return render_template("tap_root.html", base=request.host_url.rstrip("/") + "/tap")
+    app.config.update(API_TITLE="pzvo PZ products", API_VERSION=__version__,
+                      OPENAPI_VERSION="3.0.3", OPENAPI_URL_PREFIX="/api",
+                      OPENAPI_JSON_PATH="openapi.json", MAX_CONTENT_LENGTH=max(settings.product_max_bytes,
+                                                                          settings.upload_max_bytes))
+    api = ProblemApi(app)
+    api.register_blueprint(products_api)
+    app.register_blueprint(product_pages)
 
     @app.errorhandler(HTTPException)
     def _protocol_error(exc: HTTPException):  # noqa: ANN202
-        """Unrouted URLs under /tap still answer in TAP's own form (a DALI error document)."""
+        """Every error in its protocol's own form: DALI under /tap, problem details under /api."""
         if request.path.startswith("/tap"):
             return dali_error(f"{exc.name}: {exc.description}", exc.code or 500)
+        if request.path.startswith("/api"):
+            return api.handle_http_exception(exc)
         return exc
 
     @app.before_request

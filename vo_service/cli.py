@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from vo_service.config import Settings, load_settings
 from vo_service.logs import configure_logging
@@ -83,6 +84,89 @@ def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _registry(settings: Settings):  # noqa: ANN202
+    from vo_service.database import owner_engine
+    from vo_service.products import ProductRegistry
+
+    return ProductRegistry(engine=owner_engine(settings), storage_dir=settings.var_dir / "products")
+
+
+def _operator(settings: Settings, name: str | None):  # noqa: ANN202
+    """The CLI runs with database rights, so it acts as an administrator user (created once)."""
+    from sqlalchemy import text
+
+    from vo_service.auth import User
+    from vo_service.database import owner_engine
+
+    name = name or os.environ.get("PZVO_USER") or "pzvo"
+    with owner_engine(settings).begin() as conn:
+        conn.execute(text("INSERT INTO registry.users (name, is_admin) VALUES (:n, true) "
+                          "ON CONFLICT (name) DO NOTHING"), {"n": name})
+        admin = conn.execute(text("SELECT is_admin FROM registry.users WHERE name = :n"), {"n": name}).scalar()
+    return User(name=name, is_admin=bool(admin))
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    import yaml
+    from tqdm import tqdm
+
+    from ingest.readers import ReadError, open_table
+    from vo_service.products import InvalidProductError, RegistrationRequest
+
+    path = Path(args.file)
+    columns = {}
+    if args.columns:
+        with open(args.columns) as fh:
+            columns = yaml.safe_load(fh) or {}
+    request = RegistrationRequest(
+        name=args.name, product_type=args.type, main_file=path, main_file_name=path.name,
+        display_name=args.display_name, release=args.release, official=args.official,
+        description=args.description, pz_code=args.pz_code, file_format=args.format,
+        columns=columns)
+    try:
+        total = open_table(path, args.format).num_rows if args.type not in ("trainingresults", "other") else None
+    except ReadError:
+        total = None
+    with tqdm(total=total, unit=" rows", unit_scale=True, disable=None, desc=args.name) as bar:
+        try:
+            product = _registry(settings).register(request, _operator(settings, args.user), progress=bar.update)
+        except InvalidProductError as exc:
+            bar.close()
+            print("pzvo ingest: " + "\n  ".join([exc.message, *exc.problems[1:]]), file=sys.stderr)
+            return 2
+    print(f"{product.name} v{product.version}: {product.type.label}, "
+          + (f"{product.row_count} rows in {product.table_name}" if product.table_name else "stored"))
+    return 0
+
+
+def cmd_products(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+
+    from vo_service.products import ProductNotFoundError
+    from vo_service.products._schemas import ProductSchema
+    from vo_service.products import product_document
+
+    registry = _registry(settings)
+    try:
+        if args.action == "list":
+            products, total = registry.list(product_type=args.type, release=args.release,
+                                            search=args.search, page_size=1000)
+            for p in products:
+                print(f"{p.name:30} v{p.version:<3} {p.product_type:18} {p.release or '-':6} "
+                      f"{'official' if p.official else '':8} {p.owner:12} {p.table_name or ''}")
+            print(f"{total} product(s)")
+        elif args.action == "show":
+            doc = product_document(registry.get(args.name, args.version, user=None))
+            print(json.dumps(ProductSchema().dump(doc), indent=1))
+        elif args.action == "delete":
+            product = registry.delete(args.name, args.version, _operator(settings, args.user))
+            print(f"deleted {product.name} v{product.version}")
+    except ProductNotFoundError as exc:
+        print(f"pzvo products: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     """Replace this process with gunicorn serving the WSGI app."""
     gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
@@ -107,6 +191,30 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--rows", type=int, default=1_000_000)
     bench.add_argument("--force", action="store_true")
     bench.set_defaults(func=cmd_bench_load)
+    ingest = sub.add_parser("ingest", help="register a product file (tables become ADQL-queryable)")
+    ingest.add_argument("file")
+    ingest.add_argument("--type", required=True, choices=["speczcat", "trainingset", "validationset",
+                                                         "trainingresults", "validationresults",
+                                                         "pztable", "objectcatalog", "other"])
+    ingest.add_argument("--name", required=True, help="product name (slug: a-z, 0-9, _)")
+    ingest.add_argument("--release", help="data release, e.g. DP1")
+    ingest.add_argument("--official", action="store_true", help="an official (PZ Coordination Group) product")
+    ingest.add_argument("--columns", help="YAML: column -> {role, unit, ucd, description, name}")
+    ingest.add_argument("--display-name")
+    ingest.add_argument("--description")
+    ingest.add_argument("--pz-code", help="photo-z algorithm (PZ tables and results)")
+    ingest.add_argument("--format", help="file format when the name does not tell it")
+    ingest.add_argument("--user", help="owner (default $PZVO_USER or 'pzvo', an administrator)")
+    ingest.set_defaults(func=cmd_ingest)
+    products = sub.add_parser("products", help="list, show or delete registered products")
+    products.add_argument("action", choices=["list", "show", "delete"])
+    products.add_argument("name", nargs="?")
+    products.add_argument("--version", type=int)
+    products.add_argument("--type")
+    products.add_argument("--release")
+    products.add_argument("--search")
+    products.add_argument("--user")
+    products.set_defaults(func=cmd_products)
     user = sub.add_parser("user", help="users and their bearer tokens (printed once, stored hashed)")
     user.add_argument("action", choices=["add", "token"], help="add a user, or issue another token")
     user.add_argument("name")

@@ -35,10 +35,38 @@ class Settings:
     catalog_ttl_s: float = 2.0
     pool_size: int = 4
     log_level: str = "INFO"
+    product_max_bytes: int = 2 * 1024**3
+    """Largest product upload (the whole request body under /api); larger ones get 413."""
     public_read: bool = False
     """Let anonymous users read (TAP queries, product lists): for a public demo. `make run` sets it."""
     trust_proxy_header: bool = False
     """Behind the RSP auth proxy: take the user from its ``X-Auth-Request-User`` header."""
+    # -- async TAP (UWS) and uploads; see docs/async.md -----------------------------------------
+    uws_execution_duration_s: int = 600
+    """Execution duration an async job gets when it asks for none."""
+    uws_max_execution_duration_s: int = 3600
+    """Hard limit on a job's execution duration (larger requests, and 0, are capped to it)."""
+    uws_retention_s: int = 7 * 86400
+    """Default time from creation to destruction of a job and its results."""
+    uws_max_retention_s: int = 30 * 86400
+    """Latest destruction a user may ask for, counted from creation."""
+    uws_max_active_jobs: int = 10
+    """Jobs one owner may have QUEUED or EXECUTING at once (anonymous users share one quota)."""
+    uws_workers: int = 2
+    """Worker processes `pzvo serve` starts next to the web server."""
+    uws_worker_threads: int = 2
+    """Jobs one worker process runs at once."""
+    uws_heartbeat_s: float = 2.0
+    uws_lease_s: float = 30.0
+    """A job whose worker has not sent a heartbeat for this long is taken back (worker died)."""
+    uws_max_attempts: int = 2
+    """Times a job is started before a dead worker sends it to ERROR instead of the queue."""
+    uws_wait_max_s: float = 60.0
+    """Longest a blocking WAIT on a job holds the request."""
+    upload_max_bytes: int = 32 * 1024 * 1024
+    upload_max_rows: int = 1_000_000
+    upload_url_prefixes: str = ""
+    """Comma-separated URL prefixes UPLOAD=name,URL may fetch from; empty: no fetching at all."""
     extra: dict[str, object] = field(default_factory=dict)
 
     @property

@@ -6,6 +6,9 @@ Create Date: 2026-11-25
 """
 from alembic import op
 
+from tap_schema.loader import publish_table
+from tap_schema.model import load_table
+
 revision = "0003"
 down_revision = "0001"
 branch_labels = None
@@ -13,6 +16,8 @@ depends_on = None
 
 PRODUCT_TYPES = ("speczcat", "trainingset", "validationset", "trainingresults",
                  "validationresults", "pztable", "objectcatalog", "other")
+READER = "pzvo_reader"
+PUBLISHED = ("products", "product_files", "product_columns")
 STATUSES = ("registering", "published", "processing", "failed", "deleted")
 
 
@@ -72,7 +77,18 @@ def upgrade() -> None:
         PRIMARY KEY (product_id, column_index),
         UNIQUE (product_id, name))""")
     op.execute("CREATE INDEX products_type_idx ON registry.products (product_type, release)")
+    # Published read-only through TAP: products, files and columns; never users or tokens.
+    op.execute(f"GRANT USAGE ON SCHEMA registry TO {READER}")
+    conn = op.get_bind()
+    for name in PUBLISHED:
+        op.execute(f"GRANT SELECT ON registry.{name} TO {READER}")
+        publish_table(conn, load_table(f"registry.{name}"))
 
 
 def downgrade() -> None:
+    from tap_schema.loader import unpublish_table
+
+    for name in PUBLISHED:
+        unpublish_table(op.get_bind(), f"registry.{name}")
+    op.execute("DELETE FROM tap_schema.schemas WHERE schema_name = 'registry'")
     op.execute("DROP SCHEMA registry CASCADE")

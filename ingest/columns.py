@@ -1,0 +1,152 @@
+"""Column planning: safe SQL names, types, units, UCDs and the roles PZ products need.
+
+A product's columns come from its file (names, Arrow types, units/UCDs where the format has
+them) and from the request (roles, units, descriptions).  A *role* says what a column means to
+the PZ tools (``ra``, ``redshift``, ``mag_i`` ...) and implies its IVOA UCD, so a user who says
+"this is the redshift" gets ``src.redshift`` in TAP_SCHEMA without knowing UCDs.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+import pyarrow as pa
+
+from ingest.readers import SourceColumn
+from vo_service.tap.adql._features import PG_RESERVED, RESERVED_WORDS
+
+BANDS = ("u", "g", "r", "i", "z", "y")
+_BAND_UCD = {"u": "em.opt.U", "g": "em.opt.B", "r": "em.opt.R", "i": "em.opt.I", "z": "em.opt.I",
+             "y": "em.IR.NIR"}
+
+#: role -> (UCD, unit it implies or None).
+ROLES: dict[str, tuple[str, str | None]] = {
+    "id": ("meta.id;meta.main", None),
+    "ra": ("pos.eq.ra;meta.main", "deg"),
+    "dec": ("pos.eq.dec;meta.main", "deg"),
+    "redshift": ("src.redshift", None),
+    "redshift_err": ("stat.error;src.redshift", None),
+    "photoz": ("src.redshift.phot", None),
+    "photoz_err": ("stat.error;src.redshift.phot", None),
+    "quality_flag": ("meta.code.qual;src.redshift", None),
+    "survey": ("meta.dataset", None),
+    "odds": ("stat.likelihood;src.redshift.phot", None),
+}
+for _b in BANDS:
+    ROLES[f"mag_{_b}"] = (f"phot.mag;{_BAND_UCD[_b]}", "mag")
+    ROLES[f"magerr_{_b}"] = (f"stat.error;phot.mag;{_BAND_UCD[_b]}", "mag")
+    ROLES[f"flux_{_b}"] = (f"phot.flux;{_BAND_UCD[_b]}", "nJy")
+    ROLES[f"fluxerr_{_b}"] = (f"stat.error;phot.flux;{_BAND_UCD[_b]}", "nJy")
+
+#: Arrow type -> (PostgreSQL type, VOTable datatype, Arrow type pgpq encodes as that PG type).
+_TYPES: list[tuple[object, str, str, pa.DataType]] = [
+    (pa.types.is_boolean, "boolean", "boolean", pa.bool_()),
+    (lambda t: t in (pa.int8(), pa.uint8(), pa.int16()), "smallint", "short", pa.int16()),
+    (lambda t: t in (pa.uint16(), pa.int32()), "integer", "int", pa.int32()),
+    (lambda t: t in (pa.uint32(), pa.int64()), "bigint", "long", pa.int64()),
+    (lambda t: t in (pa.float16(), pa.float32()), "real", "float", pa.float32()),
+    (lambda t: t == pa.float64(), "double precision", "double", pa.float64()),
+    (lambda t: pa.types.is_string(t) or pa.types.is_large_string(t), "text", "char", pa.string()),
+]
+
+_IDENT = re.compile(r"[^a-z0-9_]+")
+
+
+class ColumnError(ValueError):
+    """Columns that cannot be published as they are; ``problems`` lists each one."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    name: str
+    original_name: str
+    arrow_type: pa.DataType
+    pg_type: str
+    datatype: str
+    unit: str | None = None
+    ucd: str | None = None
+    description: str | None = None
+    role: str | None = None
+
+    @property
+    def arraysize(self) -> str | None:
+        return "*" if self.datatype == "char" else None
+
+
+def normalize_name(original: str) -> str:
+    """A regular ADQL/SQL identifier for a file's column name (lower case, ``[a-z0-9_]``)."""
+    name = _IDENT.sub("_", original.strip().lower()).strip("_")
+    if not name:
+        return "col"
+    return f"c_{name}" if name[0].isdigit() else name
+
+
+def _sql_types(t: pa.DataType) -> tuple[str, str, pa.DataType] | None:
+    for test, pg, vot, target in _TYPES:
+        if test(t):
+            return pg, vot, target
+    return None
+
+
+def plan_columns(columns: list[SourceColumn], overrides: dict[str, dict] | None = None) -> list[ColumnSpec]:
+    """Decide each column's published name, type and metadata; report every problem at once.
+
+    ``overrides`` maps a file column name (or its normalized name) to any of ``name``,
+    ``role``, ``unit``, ``ucd``, ``description``.  A role fills the UCD (and the unit when the
+    file has none); an explicit UCD or unit wins over the role's.
+    """
+    overrides = {k: v for k, v in (overrides or {}).items()}
+    problems: list[str] = []
+    specs: list[ColumnSpec] = []
+    seen: dict[str, str] = {}
+    known = {c.name for c in columns} | {normalize_name(c.name) for c in columns}
+    for key in overrides:
+        if key not in known:
+            problems.append(f"metadata names a column {key!r} that the file does not have")
+    for col in columns:
+        meta = overrides.get(col.name) or overrides.get(normalize_name(col.name)) or {}
+        name = meta.get("name") or normalize_name(col.name)
+        if normalize_name(name) != name:
+            problems.append(f"column name {name!r} is not a plain identifier ([a-z][a-z0-9_]*)")
+        if name.upper() in RESERVED_WORDS or name in PG_RESERVED:
+            problems.append(f"column {col.name!r} would be named {name!r}, an SQL/ADQL reserved "
+                            f"word; rename it (e.g. {name}_) in the column metadata")
+        if name in seen:
+            problems.append(f"columns {seen[name]!r} and {col.name!r} both become {name!r}; "
+                            "rename one in the column metadata")
+        seen[name] = col.name
+        types = _sql_types(col.type)
+        if types is None:
+            problems.append(f"column {col.name!r} has type {col.type}, which cannot be published "
+                            "(numbers, booleans and strings can)")
+            continue
+        role = meta.get("role")
+        if role is not None and role not in ROLES:
+            problems.append(f"column {col.name!r}: unknown role {role!r} (known: {', '.join(sorted(ROLES))})")
+            role = None
+        role_ucd, role_unit = ROLES.get(role, (None, None)) if role else (None, None)
+        specs.append(ColumnSpec(
+            name=name, original_name=col.name, arrow_type=types[2], pg_type=types[0],
+            datatype=types[1], unit=meta.get("unit") or col.unit or role_unit,
+            ucd=meta.get("ucd") or role_ucd or col.ucd, description=meta.get("description") or col.description,
+            role=role))
+    roles = [s.role for s in specs if s.role]
+    for role in {r for r in roles if roles.count(r) > 1}:
+        problems.append(f"role {role!r} is given to more than one column")
+    if problems:
+        raise ColumnError(problems)
+    return specs
+
+
+def with_roles(specs: list[ColumnSpec], roles: dict[str, str]) -> list[ColumnSpec]:
+    """Assign roles to already planned columns (by published name)."""
+    return [replace(s, role=roles.get(s.name, s.role),
+                    ucd=ROLES[roles[s.name]][0] if s.name in roles else s.ucd) for s in specs]
+
+
+def column_for_role(specs: list[ColumnSpec], role: str) -> ColumnSpec | None:
+    return next((s for s in specs if s.role == role), None)

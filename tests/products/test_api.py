@@ -1,0 +1,157 @@
+"""The REST API through HTTP on the real database: upload, list, get, edit, download, delete."""
+from __future__ import annotations
+
+import io
+import json
+
+import pyarrow.parquet as pq
+import pytest
+import requests
+from astropy.io import fits
+from astropy.io.votable import parse_single_table
+
+from tests.products.conftest import SPECZ_COLUMNS, unique_name, upload
+
+
+def adql(tap_url: str, query: str):  # noqa: ANN201
+    resp = requests.post(f"{tap_url}/sync", data={"LANG": "ADQL", "QUERY": query}, timeout=60)
+    assert resp.status_code == 200, resp.text[:500]
+    return parse_single_table(io.BytesIO(resp.content)).to_table()
+
+
+def test_upload_publishes_a_queryable_table_with_roles_as_ucds(api, tap_url, user, specz_parquet) -> None:  # noqa: ANN001
+    name = unique_name("specz")
+    resp = upload(api, user[1], specz_parquet, name=name, columns=SPECZ_COLUMNS, release="DP1",
+                  display_name="Test spec-z", description="for the tests")
+    assert resp.status_code == 201, resp.text
+    doc = resp.json()
+    assert doc["version"] == 1 and doc["row_count"] == 2000 and doc["owner"] == user[0]
+    assert doc["table_name"] == f"pz.{name}_v1"
+    cols = {c["name"]: c for c in doc["columns"]}
+    assert cols["z_err"]["original_name"] == "z err"
+    assert cols["ra"]["ucd"] == "pos.eq.ra;meta.main" and cols["ra"]["unit"] == "deg"
+    assert cols["z_spec"]["ucd"] == "src.redshift"
+    table = adql(tap_url, f"SELECT COUNT(*) AS n, MAX(z_spec) AS zmax FROM {doc['table_name']}")
+    assert table["n"][0] == 2000
+    fields = parse_single_table(io.BytesIO(requests.post(f"{tap_url}/sync", data={
+        "LANG": "ADQL", "QUERY": f"SELECT TOP 1 ra, z_spec FROM {doc['table_name']}"}).content)).fields
+    assert fields[0].ucd == "pos.eq.ra;meta.main"
+    cone = adql(tap_url, f"SELECT COUNT(*) AS n FROM {doc['table_name']} WHERE "
+                         "1 = CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', 60, -32, 2))")
+    assert cone["n"][0] > 0
+
+
+def test_reupload_makes_a_new_version_and_keeps_the_old(api, tap_url, user, specz_parquet) -> None:  # noqa: ANN001
+    name = unique_name("ver")
+    first = upload(api, user[1], specz_parquet, name=name, columns=SPECZ_COLUMNS).json()
+    second = upload(api, user[1], specz_parquet, name=name, columns=SPECZ_COLUMNS).json()
+    assert (first["version"], second["version"]) == (1, 2)
+    latest = requests.get(f"{api}/products/{name}", headers=user[1]).json()
+    assert latest["version"] == 2 and latest["latest_version"] == 2
+    old = requests.get(f"{api}/products/{name}?version=1", headers=user[1]).json()
+    assert old["table_name"] == f"pz.{name}_v1"
+    assert adql(tap_url, f"SELECT COUNT(*) AS n FROM pz.{name}_v1")["n"][0] == 2000
+    listing = requests.get(f"{api}/products", params={"q": name}).json()
+    assert [p["version"] for p in listing["items"]] == [2]
+    every = requests.get(f"{api}/products", params={"q": name, "all_versions": "true"}).json()
+    assert sorted(p["version"] for p in every["items"]) == [1, 2]
+
+
+def test_list_filters_and_paginates(api, user, admin, specz_parquet) -> None:  # noqa: ANN001
+    tag = unique_name("flt")
+    for i in range(3):
+        upload(api, user[1], specz_parquet, name=f"{tag}_{i}", columns=SPECZ_COLUMNS, release="DR1")
+    upload(api, admin[1], specz_parquet, name=f"{tag}_off", columns=SPECZ_COLUMNS, release="DR1",
+           official="true")
+    page1 = requests.get(f"{api}/products", params={"q": tag, "page_size": 2}).json()
+    page2 = requests.get(f"{api}/products", params={"q": tag, "page_size": 2, "page": 2}).json()
+    assert page1["total"] == 4 and len(page1["items"]) == 2 and len(page2["items"]) == 2
+    official = requests.get(f"{api}/products", params={"q": tag, "official": "true"}).json()
+    assert [p["name"] for p in official["items"]] == [f"{tag}_off"]
+    mine = requests.get(f"{api}/products", params={"q": tag, "owner": user[0]}).json()
+    assert mine["total"] == 3
+    none = requests.get(f"{api}/products", params={"q": tag, "type": "pztable"}).json()
+    assert none["total"] == 0
+
+
+def test_download_original_and_table_formats(api, user, specz_parquet) -> None:  # noqa: ANN001
+    name = unique_name("dl")
+    upload(api, user[1], specz_parquet, name=name, columns=SPECZ_COLUMNS)
+    original = requests.get(f"{api}/products/{name}/file")
+    assert original.status_code == 200 and original.content == specz_parquet.read_bytes()
+    parquet = pq.read_table(io.BytesIO(requests.get(f"{api}/products/{name}/table?format=parquet").content))
+    assert parquet.num_rows == 2000 and "z_spec" in parquet.column_names
+    csv = requests.get(f"{api}/products/{name}/table?format=csv")
+    assert csv.text.count("\n") == 2001
+    with fits.open(io.BytesIO(requests.get(f"{api}/products/{name}/table?format=fits").content)) as hdul:
+        assert len(hdul[1].data) == 2000
+    vot = parse_single_table(io.BytesIO(requests.get(f"{api}/products/{name}/table?format=votable").content))
+    assert len(vot.to_table()) == 2000
+
+
+def test_edit_metadata_updates_tap_schema(api, tap_url, user, other_user, specz_parquet) -> None:  # noqa: ANN001
+    name = unique_name("edit")
+    doc = upload(api, user[1], specz_parquet, name=name, columns=SPECZ_COLUMNS).json()
+    refused = requests.patch(f"{api}/products/{name}", json={"description": "x"}, headers=other_user[1])
+    assert refused.status_code == 403 and refused.headers["Content-Type"] == "application/problem+json"
+    resp = requests.patch(f"{api}/products/{name}", headers=user[1], json={
+        "description": "edited", "columns": {"survey": {"description": "origin survey", "ucd": "meta.dataset"}}})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["description"] == "edited"
+    meta = adql(tap_url, f"SELECT description FROM TAP_SCHEMA.columns WHERE table_name = "
+                         f"'{doc['table_name']}' AND column_name = 'survey'")
+    assert meta["description"][0] == "origin survey"
+
+
+def test_delete_drops_the_table_from_tap_but_keeps_the_record(api, tap_url, user, other_user, specz_parquet) -> None:  # noqa: ANN001
+    name = unique_name("del")
+    doc = upload(api, user[1], specz_parquet, name=name, columns=SPECZ_COLUMNS).json()
+    assert requests.delete(f"{api}/products/{name}", headers=other_user[1]).status_code == 403
+    assert requests.delete(f"{api}/products/{name}").status_code == 401
+    assert requests.delete(f"{api}/products/{name}", headers=user[1]).status_code == 200
+    assert requests.get(f"{api}/products/{name}").status_code == 404
+    gone = requests.post(f"{tap_url}/sync", data={"LANG": "ADQL", "QUERY": f"SELECT * FROM {doc['table_name']}"})
+    assert gone.status_code == 400
+    kept = adql(tap_url, f"SELECT status FROM registry.products WHERE name = '{name}'")
+    assert list(kept["status"]) == ["deleted"]
+
+
+def test_official_products_need_an_admin(api, user, admin, specz_parquet) -> None:  # noqa: ANN001
+    resp = upload(api, user[1], specz_parquet, name=unique_name("off"), columns=SPECZ_COLUMNS, official="true")
+    assert resp.status_code == 403
+    assert "administrator" in resp.json()["detail"]
+    ok = upload(api, admin[1], specz_parquet, name=unique_name("off"), columns=SPECZ_COLUMNS, official="true")
+    assert ok.status_code == 201 and ok.json()["official"] is True
+
+
+def test_non_tabular_products_are_stored_not_published(api, user, tmp_path) -> None:  # noqa: ANN001
+    model = tmp_path / "model.pkl"
+    model.write_bytes(b"\x80\x04trained-model-bytes" * 100)
+    name = unique_name("model")
+    resp = upload(api, user[1], model, name=name, product_type="trainingresults", pz_code="knn")
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["table_name"] is None and resp.json()["pz_code"] == "knn"
+    assert requests.get(f"{api}/products/{name}/file").content == model.read_bytes()
+    assert requests.get(f"{api}/products/{name}/table").status_code == 404
+
+
+def test_openapi_document_describes_the_api(api) -> None:  # noqa: ANN001
+    spec = requests.get(f"{api}/openapi.json").json()
+    assert spec["openapi"].startswith("3.")
+    assert {"/api/products", "/api/products/{name}", "/api/products/{name}/table"} <= set(spec["paths"])
+
+
+@pytest.mark.parametrize("columns,fragment", [
+    ({"RA": {"role": "ra"}}, "roles dec, redshift"),
+    ({**SPECZ_COLUMNS, "nope": {"role": "ra"}}, "does not have"),
+    ({**SPECZ_COLUMNS, "survey": {"role": "not_a_role"}}, "unknown role"),
+    ({**SPECZ_COLUMNS, "survey": {"name": "select"}}, "reserved"),
+    ({**SPECZ_COLUMNS, "survey": {"name": "flag"}}, "both become"),
+])
+def test_bad_metadata_is_a_problem_document_and_leaves_nothing(api, user, specz_parquet, columns, fragment) -> None:  # noqa: ANN001
+    name = unique_name("bad")
+    resp = upload(api, user[1], specz_parquet, name=name, columns=columns)
+    assert resp.status_code == 422, resp.text
+    assert resp.headers["Content-Type"] == "application/problem+json"
+    assert fragment in json.dumps(resp.json())
+    assert requests.get(f"{api}/products/{name}").status_code == 404

@@ -1,0 +1,101 @@
+"""Domain types of the registry: product types and their rules, products, files."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ProductType:
+    key: str
+    label: str
+    tabular: bool
+    required_roles: tuple[str, ...] = ()
+
+
+PRODUCT_TYPES: dict[str, ProductType] = {t.key: t for t in (
+    ProductType("speczcat", "Spec-z catalog", True, ("ra", "dec", "redshift")),
+    ProductType("trainingset", "Training set", True, ("redshift",)),
+    ProductType("validationset", "Validation set", True, ("redshift",)),
+    ProductType("trainingresults", "Training results", False),
+    ProductType("validationresults", "Validation results", True),
+    ProductType("pztable", "PZ table", True, ("photoz",)),
+    ProductType("objectcatalog", "Object catalog", True, ("ra", "dec")),
+    ProductType("other", "Other", False),
+)}
+
+FILE_ROLES = ("main", "description", "auxiliary")
+STATUSES = ("registering", "published", "processing", "failed", "deleted")
+
+
+@dataclass(frozen=True)
+class ProductFile:
+    role: str
+    file_name: str
+    format: str
+    size: int
+    sha256: str
+    storage_path: str
+
+
+@dataclass(frozen=True)
+class ProductColumn:
+    name: str
+    original_name: str | None
+    datatype: str
+    unit: str | None
+    ucd: str | None
+    description: str | None
+    role: str | None
+
+
+@dataclass(frozen=True)
+class Product:
+    id: int
+    name: str
+    version: int
+    display_name: str
+    product_type: str
+    release: str | None
+    official: bool
+    status: str
+    description: str | None
+    owner: str
+    pz_code: str | None
+    row_count: int | None
+    table_name: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    files: tuple[ProductFile, ...] = ()
+    columns: tuple[ProductColumn, ...] = ()
+    latest_version: int | None = None
+
+    @property
+    def type(self) -> ProductType:
+        return PRODUCT_TYPES[self.product_type]
+
+    @property
+    def entity_id(self) -> str:
+        """The provenance entity of this product version."""
+        return f"pzvo:product/{self.name}/v{self.version}"
+
+
+@dataclass
+class RegistrationRequest:
+    """What a user uploads: the main file and its description."""
+
+    name: str
+    product_type: str
+    main_file: Path
+    main_file_name: str
+    display_name: str | None = None
+    release: str | None = None
+    official: bool = False
+    description: str | None = None
+    pz_code: str | None = None
+    file_format: str | None = None
+    columns: dict[str, dict] = field(default_factory=dict)
+    description_file: Path | None = None
+    description_file_name: str | None = None
+    auxiliary_files: list[tuple[Path, str]] = field(default_factory=list)

@@ -1,0 +1,157 @@
+"""Marshmallow schemas of the REST API (also used by the CLI to print a product)."""
+from __future__ import annotations
+
+from flask_smorest.fields import Upload
+from marshmallow import Schema, fields, validate
+
+from vo_service.products._models import FILE_ROLES, PRODUCT_TYPES
+
+TABLE_FORMATS = ("parquet", "csv", "fits", "votable")
+
+
+class ProblemSchema(Schema):
+    """RFC 7807 problem details, the body of every API error."""
+
+    type = fields.String(required=True, metadata={"description": "URI reference of the problem type"})
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String()
+    problems = fields.List(fields.String(), metadata={"description": "each thing that is wrong"})
+    errors = fields.Dict(metadata={"description": "per-field validation errors"})
+
+
+class FileSchema(Schema):
+    role = fields.String(validate=validate.OneOf(FILE_ROLES))
+    file_name = fields.String()
+    format = fields.String()
+    size = fields.Integer()
+    sha256 = fields.String()
+
+
+class ColumnSchema(Schema):
+    name = fields.String()
+    original_name = fields.String(allow_none=True)
+    datatype = fields.String()
+    unit = fields.String(allow_none=True)
+    ucd = fields.String(allow_none=True)
+    description = fields.String(allow_none=True)
+    role = fields.String(allow_none=True)
+
+
+class ProductSchema(Schema):
+    name = fields.String(required=True)
+    version = fields.Integer(required=True)
+    latest_version = fields.Integer(allow_none=True)
+    display_name = fields.String()
+    product_type = fields.String(validate=validate.OneOf(list(PRODUCT_TYPES)))
+    release = fields.String(allow_none=True)
+    official = fields.Boolean()
+    status = fields.String()
+    description = fields.String(allow_none=True)
+    owner = fields.String()
+    pz_code = fields.String(allow_none=True)
+    row_count = fields.Integer(allow_none=True)
+    table_name = fields.String(allow_none=True, metadata={"description": "ADQL table name"})
+    adql = fields.String(allow_none=True, metadata={"description": "a query that returns the table"})
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+    files = fields.List(fields.Nested(FileSchema))
+    columns = fields.List(fields.Nested(ColumnSchema))
+    links = fields.Dict(keys=fields.String(), values=fields.String())
+
+
+class ProductListSchema(Schema):
+    items = fields.List(fields.Nested(ProductSchema), required=True)
+    total = fields.Integer(required=True)
+    page = fields.Integer(required=True)
+    page_size = fields.Integer(required=True)
+
+
+class ProductQuerySchema(Schema):
+    type = fields.String(validate=validate.OneOf(list(PRODUCT_TYPES)))
+    release = fields.String(validate=validate.Length(max=64))
+    official = fields.Boolean()
+    owner = fields.String(validate=validate.Length(max=64))
+    q = fields.String(validate=validate.Length(max=200), metadata={"description": "text search"})
+    all_versions = fields.Boolean(load_default=False)
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
+    page_size = fields.Integer(load_default=25, validate=validate.Range(min=1, max=200))
+
+
+class VersionQuerySchema(Schema):
+    version = fields.Integer(validate=validate.Range(min=1, max=1_000_000),
+                             metadata={"description": "a version (default: the latest)"})
+
+
+class FileQuerySchema(VersionQuerySchema):
+    role = fields.String(load_default="main", validate=validate.OneOf(FILE_ROLES))
+
+
+class TableQuerySchema(VersionQuerySchema):
+    format = fields.String(load_default="parquet", validate=validate.OneOf(TABLE_FORMATS))
+
+
+class ProductFormSchema(Schema):
+    """Metadata sent with a multipart upload."""
+
+    name = fields.String(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,39}$"))
+    product_type = fields.String(required=True, validate=validate.OneOf(list(PRODUCT_TYPES)))
+    display_name = fields.String(validate=validate.Length(max=200))
+    release = fields.String(validate=validate.Length(max=64))
+    official = fields.Boolean(load_default=False)
+    description = fields.String(validate=validate.Length(max=20_000))
+    pz_code = fields.String(validate=validate.Length(max=200))
+    format = fields.String(validate=validate.OneOf(["parquet", "csv", "tsv", "fits", "votable", "hdf5"]))
+    columns = fields.String(metadata={"description": "JSON object: column -> {role, unit, ucd, description, name}"})
+
+
+class ProductFilesSchema(Schema):
+    file = Upload(required=True, metadata={"description": "the product file"})
+    description_file = Upload(metadata={"description": "an HTML or Markdown description"})
+
+
+class ColumnPatchSchema(Schema):
+    description = fields.String(validate=validate.Length(max=5000))
+    unit = fields.String(validate=validate.Length(max=64))
+    ucd = fields.String(validate=validate.Length(max=200))
+
+
+class ProductPatchSchema(Schema):
+    display_name = fields.String(validate=validate.Length(min=1, max=200))
+    description = fields.String(validate=validate.Length(max=20_000))
+    release = fields.String(validate=validate.Length(max=64))
+    official = fields.Boolean()
+    pz_code = fields.String(validate=validate.Length(max=200))
+    columns = fields.Dict(keys=fields.String(), values=fields.Nested(ColumnPatchSchema))
+
+
+class ProductTypeSchema(Schema):
+    key = fields.String()
+    label = fields.String()
+    tabular = fields.Boolean()
+    required_roles = fields.List(fields.String())
+
+
+def product_document(product, base_url: str = "") -> dict:  # noqa: ANN001 - Product
+    """A product as the API and the CLI show it (before ProductSchema dumps it), with links and
+    the ADQL to query it."""
+    return {
+        **{k: getattr(product, k) for k in (
+            "name", "version", "latest_version", "display_name", "product_type", "release",
+            "official", "status", "description", "owner", "pz_code", "row_count", "table_name",
+            "created_at", "updated_at")},
+        "files": [f.__dict__ for f in product.files],
+        "columns": [c.__dict__ for c in product.columns],
+        "adql": f"SELECT TOP 100 * FROM {product.table_name}" if product.table_name else None,
+        "links": _links(product, base_url),
+    }
+
+
+def _links(product, base: str) -> dict[str, str]:  # noqa: ANN001
+    api = f"{base}/api/products/{product.name}"
+    links = {"self": f"{api}?version={product.version}", "file": f"{api}/file?version={product.version}",
+             "page": f"{base}/products/{product.name}?version={product.version}"}
+    if product.table_name:
+        links["table"] = f"{api}/table?version={product.version}&format=parquet"
+        links["tap"] = f"{base}/tap"
+    return links

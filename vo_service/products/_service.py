@@ -1,0 +1,374 @@
+"""ProductRegistry: the domain logic of the PZ Server (no Flask here).
+
+Registering a product is one database transaction: the product row, its table (created,
+COPY-loaded, indexed), TAP_SCHEMA rows, column metadata, file rows and provenance all commit
+together.  Files are written to a staging directory first and moved into place just before the
+commit; if anything fails they are removed, so a failure leaves no trace on disk either.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from ingest.columns import ColumnError, ColumnSpec, column_for_role, plan_columns
+from ingest.copy import vacuum_analyze
+from ingest.load import publish_arrow_table, table_description
+from ingest.readers import ReadError, detect_format, open_table
+from tap_schema.loader import publish_table, unpublish_table
+from vo_service.auth import AuthService, User
+from vo_service.products._models import (PRODUCT_TYPES, Product, ProductColumn, ProductFile,
+                                         RegistrationRequest)
+
+log = logging.getLogger(__name__)
+
+NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+TABLE_SCHEMA = "pz"
+EDITABLE = ("display_name", "description", "release", "official", "pz_code")
+
+
+class InvalidProductError(ValueError):
+    """The upload or its metadata cannot become a product; ``problems`` says why."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.problems = problems or [message]
+
+
+class ProductNotFoundError(LookupError):
+    pass
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class ProductRegistry:
+    """Register, list, edit and delete products; every write checks the user's rights.
+
+    ``step_hook`` (tests only) is called with the name of each registration step, so a test
+    can make any step fail and check that nothing of the product remains.
+    """
+
+    def __init__(self, *, engine: Engine, storage_dir: Path,
+                 step_hook: Callable[[str], None] | None = None) -> None:
+        self.engine = engine
+        self.storage_dir = storage_dir
+        self._step_hook = step_hook
+
+    def _step(self, name: str) -> None:
+        if self._step_hook:
+            self._step_hook(name)
+
+    # -- registration ------------------------------------------------------------------------
+    def register(self, request: RegistrationRequest, user: User,
+                 progress: Callable[[int], None] | None = None) -> Product:
+        """Create a product (or a new version of one) in a single transaction."""
+        AuthService.require_user(user)
+        if request.official:
+            AuthService.require_admin(user, "publish official products")
+        self._validate(request)
+        ptype = PRODUCT_TYPES[request.product_type]
+        staging = self.storage_dir / ".staging" / uuid.uuid4().hex
+        final_dir: Path | None = None
+        started = time.perf_counter()
+        try:
+            files = self._stage_files(request, staging)
+            with self.engine.begin() as conn:
+                conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:n))"), {"n": request.name})
+                version = conn.execute(text(
+                    "SELECT coalesce(max(version), 0) + 1 FROM registry.products WHERE name = :n"),
+                    {"n": request.name}).scalar()
+                product_id = conn.execute(text(
+                    "INSERT INTO registry.products (name, version, display_name, product_type, release, "
+                    "official, status, description, owner, pz_code) VALUES (:name, :v, :dn, :t, :r, :o, "
+                    "'registering', :d, :owner, :pz) RETURNING id"),
+                    {"name": request.name, "v": version, "dn": request.display_name or request.name,
+                     "t": ptype.key, "r": request.release, "o": request.official,
+                     "d": request.description, "owner": user.name, "pz": request.pz_code}).scalar()
+                self._step("product-row")
+                rows = table_name = None
+                if ptype.tabular:
+                    rows, table_name, specs = self._load_table(conn, request, ptype, version, progress)
+                    self._step("table")
+                    self._insert_columns(conn, product_id, specs)
+                    self._step("columns")
+                final_dir = self.storage_dir / request.name / f"v{version}"
+                self._insert_files(conn, product_id, files, final_dir)
+                self._step("files")
+                conn.execute(text("UPDATE registry.products SET status = 'published', row_count = :rows, "
+                                  "table_name = :t, updated_at = now() WHERE id = :id"),
+                             {"rows": rows, "t": table_name, "id": product_id})
+                self._step("provenance")
+                final_dir.parent.mkdir(parents=True, exist_ok=True)
+                staging.rename(final_dir)
+                self._step("commit")
+        except BaseException as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            if final_dir is not None and final_dir.exists() and not self._exists(request.name, final_dir):
+                shutil.rmtree(final_dir, ignore_errors=True)
+            log.info("product registration failed", extra={"product": request.name, "user": user.name,
+                                                           "error": str(exc)})
+            raise self._domain_error(exc) from exc
+        if table_name:
+            vacuum_analyze(self.engine, f'"{TABLE_SCHEMA}"."{table_name.split(".", 1)[1]}"')
+        log.info("product registered", extra={"product": request.name, "version": version,
+                                              "user": user.name, "rows": rows,
+                                              "seconds": round(time.perf_counter() - started, 3)})
+        return self.get(request.name, version, user=None)
+
+    def _validate(self, request: RegistrationRequest) -> None:
+        problems = []
+        if not NAME.match(request.name or ""):
+            problems.append("name must be 1-40 characters: a lower-case letter, then lower-case "
+                            "letters, digits or _ (it becomes part of the table name)")
+        if request.product_type not in PRODUCT_TYPES:
+            problems.append(f"unknown product type {request.product_type!r}; one of "
+                            f"{', '.join(PRODUCT_TYPES)}")
+        if not request.main_file.exists() or request.main_file.stat().st_size == 0:
+            problems.append("the main file is missing or empty")
+        if problems:
+            raise InvalidProductError("; ".join(problems), problems)
+
+    def _stage_files(self, request: RegistrationRequest, staging: Path) -> list[tuple[str, ProductFile, Path]]:
+        staging.mkdir(parents=True)
+        entries = [("main", request.main_file, request.main_file_name)]
+        if request.description_file is not None:
+            entries.append(("description", request.description_file,
+                            request.description_file_name or request.description_file.name))
+        entries.extend(("auxiliary", p, n) for p, n in request.auxiliary_files)
+        staged = []
+        for role, src, file_name in entries:
+            safe = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(file_name).name) or "file"
+            dest = staging / role / safe
+            dest.parent.mkdir(exist_ok=True)
+            shutil.copyfile(src, dest)
+            fmt = (request.file_format if role == "main" and request.file_format else _format_of(safe))
+            staged.append((role, ProductFile(role, safe, fmt, dest.stat().st_size, sha256_of(dest), ""), dest))
+        return staged
+
+    def _load_table(self, conn: Connection, request: RegistrationRequest, ptype, version: int,  # noqa: ANN001
+                    progress) -> tuple[int, str, list[ColumnSpec]]:  # noqa: ANN001
+        source = open_table(request.main_file, request.file_format or detect_format(
+            Path(request.main_file_name)))
+        specs = plan_columns(source.columns, request.columns)
+        missing = [r for r in ptype.required_roles if column_for_role(specs, r) is None]
+        if missing:
+            raise InvalidProductError(
+                f"a {ptype.label.lower()} needs columns with the roles {', '.join(missing)}; "
+                "give them in the column metadata (e.g. {\"z_spec\": {\"role\": \"redshift\"}})")
+        id_col = column_for_role(specs, "id")
+        name = f"{request.name}_v{version}"
+        desc = table_description(TABLE_SCHEMA, name, _table_text(ptype, request.display_name or request.name, request.name,
+                                             version, request.release, request.description), specs,
+                                 primary_key=id_col.name if id_col else None)
+        rows = publish_arrow_table(conn, desc, specs, source.batches(), progress)
+        if rows == 0:
+            raise InvalidProductError("the file holds no rows")
+        return rows, desc.qualified_name, specs
+
+    @staticmethod
+    def _insert_columns(conn: Connection, product_id: int, specs: list[ColumnSpec]) -> None:
+        conn.execute(text(
+            "INSERT INTO registry.product_columns (product_id, column_index, name, original_name, "
+            "datatype, arraysize, unit, ucd, description, role) VALUES (:p, :i, :n, :o, :dt, :a, :u, "
+            ":ucd, :d, :r)"),
+            [{"p": product_id, "i": i, "n": s.name, "o": s.original_name, "dt": s.datatype,
+              "a": s.arraysize, "u": s.unit, "ucd": s.ucd, "d": s.description, "r": s.role}
+             for i, s in enumerate(specs, start=1)])
+
+    def _insert_files(self, conn: Connection, product_id: int,
+                      files: list[tuple[str, ProductFile, Path]], final_dir: Path) -> None:
+        conn.execute(text(
+            "INSERT INTO registry.product_files (product_id, role, file_name, format, size, sha256, "
+            "storage_path) VALUES (:p, :r, :n, :f, :s, :h, :path)"),
+            [{"p": product_id, "r": f.role, "n": f.file_name, "f": f.format, "s": f.size,
+              "h": f.sha256, "path": str((final_dir / f.role / f.file_name).relative_to(self.storage_dir))}
+             for _, f, _ in files])
+
+    def _exists(self, name: str, final_dir: Path) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(text(
+                "SELECT 1 FROM registry.product_files WHERE storage_path LIKE :p LIMIT 1"),
+                {"p": str(final_dir.relative_to(self.storage_dir)) + "/%"}).first() is not None
+
+    @staticmethod
+    def _domain_error(exc: BaseException) -> BaseException:
+        if isinstance(exc, ColumnError):
+            return InvalidProductError("the columns cannot be published: " + "; ".join(exc.problems),
+                                       exc.problems)
+        if isinstance(exc, ReadError):
+            return InvalidProductError(str(exc))
+        if isinstance(exc, IntegrityError) and "_pkey" in str(exc.orig):
+            return InvalidProductError("the column with the role 'id' has duplicate values; "
+                                       "an id must be unique")
+        return exc
+
+    # -- reading ---------------------------------------------------------------------------------
+    def get(self, name: str, version: int | None = None, *, user: User | None,
+            include_deleted: bool = False) -> Product:
+        with self.engine.connect() as conn:
+            row = conn.execute(text(
+                "SELECT p.*, (SELECT max(version) FROM registry.products q WHERE q.name = p.name "
+                "AND q.status <> 'deleted') AS latest_version FROM registry.products p "
+                "WHERE p.name = :n AND (CAST(:v AS integer) IS NULL OR p.version = :v) "
+                "AND (:all OR p.status <> 'deleted') ORDER BY p.version DESC LIMIT 1"),
+                {"n": name, "v": version, "all": include_deleted}).mappings().first()
+            if row is None:
+                what = f"{name} version {version}" if version else name
+                raise ProductNotFoundError(f"no product {what}")
+            files = tuple(ProductFile(r.role, r.file_name, r.format, r.size, r.sha256, r.storage_path)
+                          for r in conn.execute(text(
+                              "SELECT * FROM registry.product_files WHERE product_id = :id ORDER BY id"),
+                              {"id": row["id"]}))
+            columns = tuple(ProductColumn(r.name, r.original_name, r.datatype, r.unit, r.ucd,
+                                          r.description, r.role)
+                            for r in conn.execute(text(
+                                "SELECT * FROM registry.product_columns WHERE product_id = :id "
+                                "ORDER BY column_index"), {"id": row["id"]}))
+        return _product(row, files, columns)
+
+    def list(self, *, product_type: str | None = None, release: str | None = None,
+             official: bool | None = None, owner: str | None = None, search: str | None = None,
+             all_versions: bool = False, page: int = 1, page_size: int = 25) -> tuple[list[Product], int]:
+        """Products matching every given filter, newest first, and the total count."""
+        where = ["p.status <> 'deleted'"]
+        params: dict[str, object] = {"limit": page_size, "offset": (page - 1) * page_size}
+        for column, value in (("product_type", product_type), ("release", release),
+                              ("official", official), ("owner", owner)):
+            if value is not None:
+                where.append(f"p.{column} = :{column}")
+                params[column] = value
+        if search:
+            where.append("(p.name ILIKE :q OR p.display_name ILIKE :q OR p.description ILIKE :q)")
+            params["q"] = f"%{search}%"
+        if not all_versions:
+            where.append("p.version = (SELECT max(version) FROM registry.products q WHERE "
+                         "q.name = p.name AND q.status <> 'deleted')")
+        clause = " AND ".join(where)
+        with self.engine.connect() as conn:
+            total = conn.execute(text(f"SELECT count(*) FROM registry.products p WHERE {clause}"),
+                                 params).scalar()
+            rows = conn.execute(text(
+                f"SELECT p.*, NULL AS latest_version FROM registry.products p WHERE {clause} "
+                "ORDER BY p.updated_at DESC, p.id DESC LIMIT :limit OFFSET :offset"), params).mappings().all()
+        return [_product(r) for r in rows], int(total)
+
+    def versions(self, name: str) -> list[int]:
+        """The live versions of a product, newest first."""
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(text(
+                "SELECT version FROM registry.products WHERE name = :n AND status <> 'deleted' "
+                "ORDER BY version DESC"), {"n": name})]
+
+    def file_path(self, product: Product, role: str = "main") -> tuple[Path, ProductFile]:
+        for f in product.files:
+            if f.role == role:
+                return self.storage_dir / f.storage_path, f
+        raise ProductNotFoundError(f"product {product.name} v{product.version} has no {role} file")
+
+    # -- changes -------------------------------------------------------------------------------
+    def update(self, name: str, version: int | None, changes: dict, user: User) -> Product:
+        """Edit product metadata and column descriptions/units/UCDs (owner or admin)."""
+        product = self.get(name, version, user=None)
+        AuthService.require_owner_or_admin(user, product.owner, "edit this product")
+        if changes.get("official") and not product.official:
+            AuthService.require_admin(user, "mark products official")
+        fields = {k: v for k, v in changes.items() if k in EDITABLE}
+        column_changes: dict[str, dict] = changes.get("columns") or {}
+        unknown = [c for c in column_changes if c not in {col.name for col in product.columns}]
+        if unknown:
+            raise InvalidProductError(f"no such column(s): {', '.join(unknown)}")
+        with self.engine.begin() as conn:
+            if fields:
+                sets = ", ".join(f"{k} = :{k}" for k in fields)
+                conn.execute(text(f"UPDATE registry.products SET {sets}, updated_at = now() WHERE id = :id"),
+                             {**fields, "id": product.id})
+            for col, meta in column_changes.items():
+                allowed = {k: v for k, v in meta.items() if k in ("description", "unit", "ucd")}
+                if allowed:
+                    sets = ", ".join(f"{k} = :{k}" for k in allowed)
+                    conn.execute(text(f"UPDATE registry.product_columns SET {sets} WHERE product_id = :id "
+                                      "AND name = :n"), {**allowed, "id": product.id, "n": col})
+            if product.table_name:
+                updated = self._get_in(conn, product.id)
+                self._republish(conn, updated)
+        return self.get(name, product.version, user=None)
+
+    def _get_in(self, conn: Connection, product_id: int) -> Product:
+        row = conn.execute(text("SELECT *, NULL AS latest_version FROM registry.products WHERE id = :id"),
+                           {"id": product_id}).mappings().first()
+        cols = tuple(ProductColumn(r.name, r.original_name, r.datatype, r.unit, r.ucd, r.description, r.role)
+                     for r in conn.execute(text("SELECT * FROM registry.product_columns WHERE "
+                                                "product_id = :id ORDER BY column_index"), {"id": product_id}))
+        return _product(row, (), cols)
+
+    @staticmethod
+    def _republish(conn: Connection, product: Product) -> None:
+        """Rewrite the product table's TAP_SCHEMA rows after a metadata edit."""
+        specs = [ColumnSpec(name=c.name, original_name=c.original_name or c.name, arrow_type=None,  # type: ignore[arg-type]
+                            pg_type="", datatype=c.datatype, unit=c.unit, ucd=c.ucd,
+                            description=c.description, role=c.role) for c in product.columns]
+        id_col = column_for_role(specs, "id")
+        ptype = PRODUCT_TYPES[product.product_type]
+        desc = table_description(TABLE_SCHEMA, product.table_name.split(".", 1)[1],  # type: ignore[union-attr]
+                                 _table_text(ptype, product.display_name, product.name, product.version,
+                                             product.release, product.description), specs,
+                                 primary_key=id_col.name if id_col else None)
+        publish_table(conn, desc)
+
+    def delete(self, name: str, version: int | None, user: User) -> Product:
+        """Remove a product version: table dropped, TAP_SCHEMA rows and files removed, the
+        registry row kept with status ``deleted`` so its provenance still resolves."""
+        product = self.get(name, version, user=None)
+        AuthService.require_owner_or_admin(user, product.owner, "delete this product")
+        with self.engine.begin() as conn:
+            if product.table_name:
+                unpublish_table(conn, product.table_name)
+                schema, table = product.table_name.split(".", 1)
+                conn.execute(text(f'DROP TABLE IF EXISTS "{schema}"."{table}"'))
+            conn.execute(text("UPDATE registry.products SET status = 'deleted', updated_at = now() "
+                              "WHERE id = :id"), {"id": product.id})
+        shutil.rmtree(self.storage_dir / product.name / f"v{product.version}", ignore_errors=True)
+        log.info("product deleted", extra={"product": name, "version": product.version, "user": user.name})
+        return product
+
+
+def _format_of(file_name: str) -> str:
+    try:
+        return detect_format(Path(file_name))
+    except ReadError:
+        suffix = Path(file_name).suffix.lower().lstrip(".")
+        return suffix or "binary"
+
+
+def _table_text(ptype, display_name: str, name: str, version: int, release: str | None,  # noqa: ANN001
+                description: str | None) -> str:
+    """The TAP_SCHEMA description of a product table."""
+    head = f"{ptype.label} '{display_name}' (pzvo product {name}, version {version}"
+    head += f", release {release})" if release else ")"
+    return head + (f": {description}" if description else ".")
+
+
+def _product(row, files=(), columns=()) -> Product:  # noqa: ANN001
+    return Product(id=row["id"], name=row["name"], version=row["version"],
+                   display_name=row["display_name"], product_type=row["product_type"],
+                   release=row["release"], official=row["official"], status=row["status"],
+                   description=row["description"], owner=row["owner"], pz_code=row["pz_code"],
+                   row_count=row["row_count"], table_name=row["table_name"],
+                   created_at=row["created_at"], updated_at=row["updated_at"],
+                   files=tuple(files), columns=tuple(columns), latest_version=row["latest_version"])

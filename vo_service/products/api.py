@@ -1,0 +1,224 @@
+"""REST API under ``/api`` (flask-smorest): products, their files and tables.
+
+HTTP only: parse, call :class:`ProductRegistry`, format.  Every error is an RFC 7807 problem
+document (``application/problem+json``), and the OpenAPI 3 document at ``/api/openapi.json``
+describes exactly these responses (schemathesis checks it in the test suite).
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+from http import HTTPStatus
+from pathlib import Path
+
+from flask import Response, current_app, request, send_file
+from flask.views import MethodView
+from flask_smorest import Api, Blueprint
+from flask_smorest.spec import prepare_response
+from werkzeug.exceptions import HTTPException
+
+from vo_service.auth import AuthError, AuthService
+from vo_service.auth.web import current_reader, current_user
+from vo_service.products._models import PRODUCT_TYPES, RegistrationRequest
+from vo_service.products._schemas import (FileQuerySchema, ProblemSchema, ProductFilesSchema,
+                                          ProductFormSchema, ProductListSchema, ProductPatchSchema,
+                                          ProductQuerySchema, ProductSchema, ProductTypeSchema,
+                                          TableQuerySchema, VersionQuerySchema, product_document)
+from vo_service.products._service import InvalidProductError, ProductNotFoundError, ProductRegistry
+
+PROBLEM_MIME = "application/problem+json"
+
+blp = Blueprint("products", __name__, url_prefix="/api",
+                description="PZ products: upload, describe, share, download.")
+
+
+class ProblemApi(Api):
+    """flask-smorest's Api with RFC 7807 problem documents as the error format."""
+
+    ERROR_SCHEMA = ProblemSchema
+
+    def _register_responses(self) -> None:
+        for status in HTTPStatus:
+            response: dict = {"description": status.phrase}
+            if not (100 <= status < 200) and status not in (204, 304):
+                response["schema"] = self.ERROR_SCHEMA
+            prepare_response(response, self.spec, PROBLEM_MIME)
+            self.spec.components.response(status.name, response, lazy=True)
+        response = {"description": "Default error response", "schema": self.ERROR_SCHEMA}
+        prepare_response(response, self.spec, PROBLEM_MIME)
+        self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
+
+    def handle_http_exception(self, error: HTTPException) -> Response:
+        data = getattr(error, "data", None) or {}
+        detail = data.get("message") or error.description
+        errors = data.get("messages") or data.get("errors")
+        return problem(error.code or 500, error.name, detail, errors=errors,
+                       headers=data.get("headers"))
+
+
+def problem(status: int, title: str, detail: str | None = None, *, problems: list[str] | None = None,
+            errors: dict | None = None, headers: dict | None = None) -> Response:
+    body: dict = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    if problems:
+        body["problems"] = problems
+    if errors:
+        body["errors"] = errors
+    response = Response(json.dumps(body, default=str), status=status, mimetype=PROBLEM_MIME)
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+@blp.errorhandler(AuthError)
+def _auth_error(exc: AuthError) -> Response:
+    headers = {"WWW-Authenticate": 'Bearer realm="pzvo"'} if exc.http_status == 401 else None
+    title = "Unauthorized" if exc.http_status == 401 else "Forbidden"
+    return problem(exc.http_status, title, exc.message, headers=headers)
+
+
+@blp.errorhandler(ProductNotFoundError)
+def _not_found(exc: ProductNotFoundError) -> Response:
+    return problem(404, "Not Found", str(exc))
+
+
+@blp.errorhandler(InvalidProductError)
+def _invalid(exc: InvalidProductError) -> Response:
+    return problem(422, "Unprocessable Entity", exc.message, problems=exc.problems)
+
+
+def registry() -> ProductRegistry:
+    return current_app.extensions["pzvo.products"]
+
+
+def _base() -> str:
+    return request.host_url.rstrip("/")
+
+
+def _doc(product) -> dict:  # noqa: ANN001
+    return product_document(product, _base())
+
+
+@blp.route("/product-types")
+class ProductTypes(MethodView):
+    @blp.response(200, ProductTypeSchema(many=True))
+    def get(self):  # noqa: ANN201
+        """Product types, whether each becomes a table, and the column roles each requires."""
+        return list(PRODUCT_TYPES.values())
+
+
+@blp.route("/products")
+class Products(MethodView):
+    @blp.arguments(ProductQuerySchema, location="query")
+    @blp.response(200, ProductListSchema)
+    def get(self, args: dict):  # noqa: ANN201
+        """List products (latest versions unless all_versions), filtered and paginated."""
+        current_reader()
+        items, total = registry().list(
+            product_type=args.get("type"), release=args.get("release"), official=args.get("official"),
+            owner=args.get("owner"), search=args.get("q"), all_versions=args["all_versions"],
+            page=args["page"], page_size=args["page_size"])
+        return {"items": [_doc(p) for p in items], "total": total, "page": args["page"],
+                "page_size": args["page_size"]}
+
+    @blp.arguments(ProductFormSchema, location="form")
+    @blp.arguments(ProductFilesSchema, location="files")
+    @blp.response(201, ProductSchema)
+    @blp.alt_response(422, schema=ProblemSchema, description="the file or its metadata cannot become a product")
+    @blp.alt_response(413, schema=ProblemSchema, description="the upload is larger than the limit")
+    def post(self, form: dict, files: dict):  # noqa: ANN201
+        """Upload a product (multipart: the file, and metadata as form fields)."""
+        user = AuthService.require_user(current_user())
+        limit = current_app.extensions["pzvo.settings"].product_max_bytes
+        if request.content_length and request.content_length > limit:
+            return problem(413, "Payload Too Large", f"uploads are limited to {limit} bytes")
+        try:
+            columns = json.loads(form["columns"]) if form.get("columns") else {}
+        except json.JSONDecodeError as exc:
+            raise InvalidProductError(f"columns is not valid JSON: {exc}") from None
+        if not isinstance(columns, dict) or not all(isinstance(v, dict) for v in columns.values()):
+            raise InvalidProductError("columns must be a JSON object: column -> {role, unit, ucd, description}")
+        incoming = Path(current_app.extensions["pzvo.settings"].var_dir) / "products" / ".incoming"
+        incoming.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=incoming) as tmp:
+            main = files["file"]
+            main_path = Path(tmp) / "main"
+            main.save(main_path)
+            desc_path = None
+            if files.get("description_file"):
+                desc_path = Path(tmp) / "description"
+                files["description_file"].save(desc_path)
+            req = RegistrationRequest(
+                name=form["name"], product_type=form["product_type"], main_file=main_path,
+                main_file_name=main.filename or "upload", display_name=form.get("display_name"),
+                release=form.get("release"), official=form.get("official", False),
+                description=form.get("description"), pz_code=form.get("pz_code"),
+                file_format=form.get("format"), columns=columns, description_file=desc_path,
+                description_file_name=files["description_file"].filename if desc_path else None)
+            product = registry().register(req, user)
+        return _doc(product)
+
+
+@blp.route("/products/<string:name>")
+class ProductResource(MethodView):
+    @blp.arguments(VersionQuerySchema, location="query")
+    @blp.response(200, ProductSchema)
+    def get(self, args: dict, name: str):  # noqa: ANN201
+        """One product version (the latest unless ``version`` is given)."""
+        current_reader()
+        return _doc(registry().get(name, args.get("version"), user=None))
+
+    @blp.arguments(ProductPatchSchema)
+    @blp.arguments(VersionQuerySchema, location="query")
+    @blp.response(200, ProductSchema)
+    def patch(self, changes: dict, args: dict, name: str):  # noqa: ANN201
+        """Edit metadata and column descriptions (owner or admin)."""
+        return _doc(registry().update(name, args.get("version"), changes, current_user()))
+
+    @blp.arguments(VersionQuerySchema, location="query")
+    @blp.response(200, ProductSchema)
+    def delete(self, args: dict, name: str):  # noqa: ANN201
+        """Delete a version: its table leaves TAP_SCHEMA, its provenance stays (owner or admin)."""
+        return _doc(registry().delete(name, args.get("version"), current_user()))
+
+
+@blp.route("/products/<string:name>/file")
+class ProductFileResource(MethodView):
+    @blp.arguments(FileQuerySchema, location="query")
+    @blp.response(200, description="the file as uploaded",
+                  content_type="application/octet-stream")
+    def get(self, args: dict, name: str):  # noqa: ANN201
+        """Download a product file (the original upload by default)."""
+        current_reader()
+        product = registry().get(name, args.get("version"), user=None)
+        path, meta = registry().file_path(product, args["role"])
+        return send_file(path, as_attachment=True, download_name=meta.file_name,
+                         mimetype="application/octet-stream")
+
+
+@blp.route("/products/<string:name>/table")
+class ProductTableResource(MethodView):
+    @blp.arguments(TableQuerySchema, location="query")
+    @blp.response(200, description="the product table in the chosen format",
+                  content_type="application/octet-stream")
+    def get(self, args: dict, name: str):  # noqa: ANN201
+        """Download a tabular product's table as Parquet, CSV, FITS or VOTable."""
+        from vo_service.tap._params import QueryParams
+        from vo_service.tap.formats import find_format
+
+        current_reader()
+        product = registry().get(name, args.get("version"), user=None)
+        if not product.table_name:
+            raise ProductNotFoundError(f"{name} is a {product.type.label.lower()}: it has a file, not a table")
+        tap = current_app.extensions["pzvo.tap"]
+        fmt = find_format(args["format"])
+        params = QueryParams(query=f"SELECT * FROM {product.table_name}", lang="ADQL",
+                             adql_version="2.1", maxrec=tap.settings.maxrec_limit, format=fmt)
+        result = tap.run(params)
+        body = fmt.encode(result.fields, result.batches, result.status,
+                          infos={"PRODUCT": f"{product.name} v{product.version}"})
+        response = Response(body, mimetype=fmt.mime_type)
+        response.headers["Content-Disposition"] = (
+            f'attachment; filename="{product.name}_v{product.version}.{fmt.extension}"')
+        return response

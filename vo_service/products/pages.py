@@ -1,0 +1,78 @@
+"""The product browser: ``/`` lists products, ``/products/<name>`` shows one.
+
+Server-rendered HTML (Jinja templates, no resource from another host); the data comes from the
+same ProductRegistry and TapService the API uses, so the page shows what ADQL returns.
+"""
+from __future__ import annotations
+
+import pyarrow as pa
+from flask import Blueprint, abort, current_app, render_template, request
+
+from vo_service.auth import AuthError
+from vo_service.auth.web import current_reader
+from vo_service.products._models import PRODUCT_TYPES
+from vo_service.products._service import ProductNotFoundError, ProductRegistry
+
+pages = Blueprint("product_pages", __name__)
+PREVIEW_ROWS = 10
+
+
+def _registry() -> ProductRegistry:
+    return current_app.extensions["pzvo.products"]
+
+
+@pages.errorhandler(AuthError)
+def _auth(exc: AuthError):  # noqa: ANN202
+    return render_template("products/error.html", message=exc.message), exc.http_status
+
+
+@pages.get("/")
+def product_list() -> str:
+    current_reader()
+    args = request.args
+    official = {"yes": True, "no": False}.get(args.get("official", ""))
+    page = max(1, args.get("page", 1, type=int) or 1)
+    products, total = _registry().list(
+        product_type=args.get("type") or None, release=args.get("release") or None,
+        official=official, owner=args.get("owner") or None, search=args.get("q") or None,
+        page=page, page_size=50)
+    return render_template("products/list.html", products=products, total=total, page=page,
+                           types=PRODUCT_TYPES, args=args, tap=request.host_url.rstrip("/") + "/tap")
+
+
+@pages.get("/products/<name>")
+def product_page(name: str) -> str:
+    current_reader()
+    try:
+        product = _registry().get(name, request.args.get("version", type=int), user=None)
+    except ProductNotFoundError:
+        abort(404)
+    preview = _preview(product.table_name) if product.table_name else None
+    versions = _registry().versions(name)
+    return render_template("products/product.html", p=product, preview=preview, versions=versions,
+                           tap=request.host_url.rstrip("/") + "/tap")
+
+
+def _preview(table_name: str) -> tuple[list[str], list[list[object]]]:
+    """The first rows, through the same query path as TAP."""
+    from vo_service.tap._params import QueryParams
+    from vo_service.tap.formats import find_format
+
+    tap = current_app.extensions["pzvo.tap"]
+    result = tap.run(QueryParams(query=f"SELECT TOP {PREVIEW_ROWS} * FROM {table_name}", lang="ADQL",
+                                 adql_version="2.1", maxrec=PREVIEW_ROWS, format=find_format(None)))
+    batches = list(result.batches)
+    names = [f.name for f in result.fields]
+    if not batches:
+        return names, []
+    table = pa.Table.from_batches(batches)
+    rows = [list(r.values()) for r in table.to_pylist()]
+    return names, [[_fmt(v) for v in row] for row in rows]
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
