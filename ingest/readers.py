@@ -192,6 +192,8 @@ def _column_to_arrow(name: str, col, path: Path) -> pa.Array:  # noqa: ANN001
                         "only scalar columns can become table columns")
     mask = np.ma.getmaskarray(data) if np.ma.is_masked(data) else None
     values = np.ma.getdata(data)
+    if values.dtype.byteorder not in ("=", "|"):
+        values = values.astype(values.dtype.newbyteorder("="))  # FITS is big-endian
     if values.dtype.kind == "S":
         values = np.char.decode(values, "utf-8", errors="replace")
     if values.dtype.kind == "O":

@@ -2,11 +2,21 @@
 from __future__ import annotations
 
 from flask_smorest.fields import Upload
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from vo_service.products._models import FILE_ROLES, PRODUCT_TYPES
 
 TABLE_FORMATS = ("parquet", "csv", "fits", "votable")
+
+
+class Text(fields.String):
+    """A string input without NUL characters, which PostgreSQL text cannot hold."""
+
+    def _deserialize(self, value, attr, data, **kwargs):  # noqa: ANN001, ANN202
+        result = super()._deserialize(value, attr, data, **kwargs)
+        if "\x00" in result:
+            raise ValidationError("must not contain NUL characters")
+        return result
 
 
 class ProblemSchema(Schema):
@@ -68,11 +78,11 @@ class ProductListSchema(Schema):
 
 
 class ProductQuerySchema(Schema):
-    type = fields.String(validate=validate.OneOf(list(PRODUCT_TYPES)))
-    release = fields.String(validate=validate.Length(max=64))
+    type = Text(validate=validate.OneOf(list(PRODUCT_TYPES)))
+    release = Text(validate=validate.Length(max=64))
     official = fields.Boolean()
-    owner = fields.String(validate=validate.Length(max=64))
-    q = fields.String(validate=validate.Length(max=200), metadata={"description": "text search"})
+    owner = Text(validate=validate.Length(max=64))
+    q = Text(validate=validate.Length(max=200), metadata={"description": "text search"})
     all_versions = fields.Boolean(load_default=False)
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
     page_size = fields.Integer(load_default=25, validate=validate.Range(min=1, max=200))
@@ -84,25 +94,25 @@ class VersionQuerySchema(Schema):
 
 
 class FileQuerySchema(VersionQuerySchema):
-    role = fields.String(load_default="main", validate=validate.OneOf(FILE_ROLES))
+    role = Text(load_default="main", validate=validate.OneOf(FILE_ROLES))
 
 
 class TableQuerySchema(VersionQuerySchema):
-    format = fields.String(load_default="parquet", validate=validate.OneOf(TABLE_FORMATS))
+    format = Text(load_default="parquet", validate=validate.OneOf(TABLE_FORMATS))
 
 
 class ProductFormSchema(Schema):
     """Metadata sent with a multipart upload."""
 
-    name = fields.String(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,39}$"))
-    product_type = fields.String(required=True, validate=validate.OneOf(list(PRODUCT_TYPES)))
-    display_name = fields.String(validate=validate.Length(max=200))
-    release = fields.String(validate=validate.Length(max=64))
+    name = Text(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,39}$"))
+    product_type = Text(required=True, validate=validate.OneOf(list(PRODUCT_TYPES)))
+    display_name = Text(validate=validate.Length(max=200))
+    release = Text(validate=validate.Length(max=64))
     official = fields.Boolean(load_default=False)
-    description = fields.String(validate=validate.Length(max=20_000))
-    pz_code = fields.String(validate=validate.Length(max=200))
-    format = fields.String(validate=validate.OneOf(["parquet", "csv", "tsv", "fits", "votable", "hdf5"]))
-    columns = fields.String(metadata={"description": "JSON object: column -> {role, unit, ucd, description, name}"})
+    description = Text(validate=validate.Length(max=20_000))
+    pz_code = Text(validate=validate.Length(max=200))
+    format = Text(validate=validate.OneOf(["parquet", "csv", "tsv", "fits", "votable", "hdf5"]))
+    columns = Text(metadata={"description": "JSON object: column -> {role, unit, ucd, description, name}"})
 
 
 class ProductFilesSchema(Schema):
@@ -111,25 +121,25 @@ class ProductFilesSchema(Schema):
 
 
 class ColumnPatchSchema(Schema):
-    description = fields.String(validate=validate.Length(max=5000))
-    unit = fields.String(validate=validate.Length(max=64))
-    ucd = fields.String(validate=validate.Length(max=200))
+    description = Text(validate=validate.Length(max=5000))
+    unit = Text(validate=validate.Length(max=64))
+    ucd = Text(validate=validate.Length(max=200))
 
 
 class ProductPatchSchema(Schema):
-    display_name = fields.String(validate=validate.Length(min=1, max=200))
-    description = fields.String(validate=validate.Length(max=20_000))
-    release = fields.String(validate=validate.Length(max=64))
+    display_name = Text(validate=validate.Length(min=1, max=200))
+    description = Text(validate=validate.Length(max=20_000))
+    release = Text(validate=validate.Length(max=64))
     official = fields.Boolean()
-    pz_code = fields.String(validate=validate.Length(max=200))
-    columns = fields.Dict(keys=fields.String(), values=fields.Nested(ColumnPatchSchema))
+    pz_code = Text(validate=validate.Length(max=200))
+    columns = fields.Dict(keys=Text(), values=fields.Nested(ColumnPatchSchema))
 
 
 class ProductTypeSchema(Schema):
-    key = fields.String()
-    label = fields.String()
+    key = Text()
+    label = Text()
     tabular = fields.Boolean()
-    required_roles = fields.List(fields.String())
+    required_roles = fields.List(Text())
 
 
 def product_document(product, base_url: str = "") -> dict:  # noqa: ANN001 - Product

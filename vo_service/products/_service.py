@@ -221,6 +221,8 @@ class ProductRegistry:
     # -- reading ---------------------------------------------------------------------------------
     def get(self, name: str, version: int | None = None, *, user: User | None,
             include_deleted: bool = False) -> Product:
+        if not NAME.match(name):
+            raise ProductNotFoundError(f"no product {name!r} (names are lower-case slugs)")
         with self.engine.connect() as conn:
             row = conn.execute(text(
                 "SELECT p.*, (SELECT max(version) FROM registry.products q WHERE q.name = p.name "

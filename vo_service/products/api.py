@@ -125,8 +125,10 @@ class Products(MethodView):
     @blp.arguments(ProductFormSchema, location="form")
     @blp.arguments(ProductFilesSchema, location="files")
     @blp.response(201, ProductSchema)
-    @blp.alt_response(422, schema=ProblemSchema, description="the file or its metadata cannot become a product")
-    @blp.alt_response(413, schema=ProblemSchema, description="the upload is larger than the limit")
+    @blp.alt_response(422, schema=ProblemSchema, content_type=PROBLEM_MIME,
+                      description="the file or its metadata cannot become a product")
+    @blp.alt_response(413, schema=ProblemSchema, content_type=PROBLEM_MIME,
+                      description="the upload is larger than the limit")
     def post(self, form: dict, files: dict):  # noqa: ANN201
         """Upload a product (multipart: the file, and metadata as form fields)."""
         user = AuthService.require_user(current_user())

@@ -1,0 +1,147 @@
+"""A Python client for notebooks: the PZ Server's products from Python, then pyvo for ADQL.
+
+>>> from vo_service.client import PZServer
+>>> pz = PZServer("http://127.0.0.1:8000", token="pzvo_...")
+>>> pz.list_products(product_type="speczcat")          # an astropy Table of products
+>>> cat = pz.get_product("my_specz")                    # the product table as an astropy Table
+>>> pz.tap.run_sync(f"SELECT ... FROM {pz.table_name('my_specz')}")   # go on with pyvo
+
+The operations follow LIneA's ``pzserver`` client (list, metadata, get, download, upload,
+update, delete) and add the ADQL table name and a ready pyvo TAPService.
+"""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import requests
+from astropy.table import Table
+
+
+class PZServerError(RuntimeError):
+    """An API error, with the server's problem-details message."""
+
+    def __init__(self, status: int, detail: str, problems: list[str] | None = None) -> None:
+        super().__init__(f"HTTP {status}: {detail}")
+        self.status = status
+        self.detail = detail
+        self.problems = problems or []
+
+
+class PZServer:
+    """Talk to a pzvo service's REST API (``/api``) with an optional bearer token."""
+
+    def __init__(self, url: str = "http://127.0.0.1:8000", token: str | None = None,
+                 timeout: float = 300) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.session = requests.Session()
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+
+    # -- plumbing ----------------------------------------------------------------------------
+    def _call(self, method: str, path: str, **kw: Any) -> requests.Response:
+        resp = self.session.request(method, f"{self.url}/api{path}", timeout=self.timeout, **kw)
+        if resp.status_code >= 400:
+            try:
+                body = resp.json()
+                raise PZServerError(resp.status_code, body.get("detail") or body.get("title", ""),
+                                    body.get("problems"))
+            except ValueError:
+                raise PZServerError(resp.status_code, resp.text[:500]) from None
+        return resp
+
+    @property
+    def tap(self):  # noqa: ANN201 - pyvo.dal.TAPService
+        """A pyvo TAP service on the same server, sending the same token."""
+        import pyvo
+
+        return pyvo.dal.TAPService(f"{self.url}/tap", session=self.session)
+
+    # -- reading -------------------------------------------------------------------------------
+    def list_products(self, *, product_type: str | None = None, release: str | None = None,
+                      official: bool | None = None, owner: str | None = None,
+                      search: str | None = None, all_versions: bool = False) -> Table:
+        """Products matching the filters (all pages), one row each."""
+        params: dict[str, Any] = {"type": product_type, "release": release, "owner": owner,
+                                  "q": search, "page_size": 200, "all_versions": str(all_versions).lower()}
+        if official is not None:
+            params["official"] = str(official).lower()
+        params = {k: v for k, v in params.items() if v is not None}
+        rows: list[dict] = []
+        page = 1
+        while True:
+            doc = self._call("GET", "/products", params={**params, "page": page}).json()
+            rows.extend(doc["items"])
+            if len(rows) >= doc["total"] or not doc["items"]:
+                break
+            page += 1
+        keys = ["name", "version", "display_name", "product_type", "release", "official", "owner",
+                "row_count", "table_name", "created_at"]
+        return Table(rows=[[r.get(k) for k in keys] for r in rows], names=keys) if rows else Table(names=keys)
+
+    def get_product_metadata(self, name: str, version: int | None = None) -> dict:
+        return self._call("GET", f"/products/{name}", params=_version(version)).json()
+
+    def table_name(self, name: str, version: int | None = None) -> str:
+        """The ADQL name of a product's table, for pyvo or TOPCAT."""
+        table = self.get_product_metadata(name, version)["table_name"]
+        if not table:
+            raise PZServerError(404, f"{name} has no table (it is not a tabular product)")
+        return table
+
+    def get_product(self, name: str, version: int | None = None) -> Table:
+        """A tabular product as an astropy Table (units and descriptions kept)."""
+        resp = self._call("GET", f"/products/{name}/table",
+                          params={**_version(version), "format": "votable"})
+        return Table.read(io.BytesIO(resp.content), format="votable")
+
+    def download_product(self, name: str, save_in: str | Path = ".", version: int | None = None,
+                         role: str = "main") -> Path:
+        """Save a product file (the original upload by default); return its path."""
+        resp = self._call("GET", f"/products/{name}/file", params={**_version(version), "role": role},
+                          stream=True)
+        disposition = resp.headers.get("Content-Disposition", "")
+        file_name = disposition.split("filename=")[-1].strip('"') if "filename=" in disposition else name
+        path = Path(save_in) / file_name
+        with path.open("wb") as fh:
+            for chunk in resp.iter_content(1 << 20):
+                fh.write(chunk)
+        return path
+
+    # -- writing -------------------------------------------------------------------------------
+    def upload(self, name: str, path: str | Path, product_type: str, *, release: str | None = None,
+               display_name: str | None = None, description: str | None = None,
+               pz_code: str | None = None, official: bool = False,
+               columns: dict[str, dict] | None = None, description_file: str | Path | None = None) -> dict:
+        """Register a product; ``columns`` maps file columns to roles/units/UCDs/descriptions."""
+        data = {"name": name, "product_type": product_type, "official": str(official).lower()}
+        for key, value in (("release", release), ("display_name", display_name),
+                           ("description", description), ("pz_code", pz_code)):
+            if value is not None:
+                data[key] = value
+        if columns:
+            data["columns"] = json.dumps(columns)
+        path = Path(path)
+        with path.open("rb") as fh:
+            files: dict[str, Any] = {"file": (path.name, fh)}
+            if description_file:
+                dpath = Path(description_file)
+                files["description_file"] = (dpath.name, dpath.read_bytes())
+            return self._call("POST", "/products", data=data, files=files).json()
+
+    def update(self, name: str, version: int | None = None, **changes: Any) -> dict:
+        """Edit metadata (display_name, description, release, official, pz_code, columns)."""
+        return self._call("PATCH", f"/products/{name}", params=_version(version), json=changes).json()
+
+    def update_description(self, name: str, description: str, version: int | None = None) -> dict:
+        return self.update(name, version, description=description)
+
+    def delete(self, name: str, version: int | None = None) -> dict:
+        return self._call("DELETE", f"/products/{name}", params=_version(version)).json()
+
+
+def _version(version: int | None) -> dict[str, int]:
+    return {"version": version} if version is not None else {}
