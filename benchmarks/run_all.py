@@ -14,7 +14,8 @@ from pathlib import Path
 from _common import machine
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["bench_adql.py", "bench_encoders.py", "bench_fetch.py", "bench_tap.py", "run_corpus.py"]
+SCRIPTS = ["bench_adql.py", "bench_encoders.py", "bench_fetch.py", "bench_tap.py", "bench_ingest.py",
+           "run_corpus.py"]
 
 
 def main() -> int:

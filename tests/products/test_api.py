@@ -155,3 +155,21 @@ def test_bad_metadata_is_a_problem_document_and_leaves_nothing(api, user, specz_
     assert resp.headers["Content-Type"] == "application/problem+json"
     assert fragment in json.dumps(resp.json())
     assert requests.get(f"{api}/products/{name}").status_code == 404
+
+
+def test_oversized_upload_is_413_and_leaves_nothing(database, user, tmp_path) -> None:  # noqa: ANN001
+    import dataclasses
+
+    from tests.conftest import LiveServer
+    from vo_service.app import create_app
+
+    app = create_app(dataclasses.replace(database, product_max_bytes=10_000, upload_max_bytes=10_000))
+    big = tmp_path / "big.csv"
+    big.write_text("id,z\n" + "".join(f"{i},0.5\n" for i in range(5000)))
+    name = unique_name("big")
+    with LiveServer(app) as live:
+        resp = upload(live.url + "/api", user[1], big, name=name, product_type="trainingset",
+                      columns={"z": {"role": "redshift"}})
+        assert resp.status_code == 413
+        assert resp.headers["Content-Type"] == "application/problem+json"
+        assert requests.get(f"{live.url}/api/products/{name}").status_code == 404
