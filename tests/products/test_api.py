@@ -173,3 +173,19 @@ def test_oversized_upload_is_413_and_leaves_nothing(database, user, tmp_path) ->
         assert resp.status_code == 413
         assert resp.headers["Content-Type"] == "application/problem+json"
         assert requests.get(f"{live.url}/api/products/{name}").status_code == 404
+
+
+def test_description_file_is_stored_and_markdown_becomes_the_description(api, user, specz_parquet, tmp_path) -> None:  # noqa: ANN001
+    md = tmp_path / "README.md"
+    md.write_text("# My spec-z\nSecure redshifts only.\n")
+    name = unique_name("md")
+    with specz_parquet.open("rb") as fh:
+        resp = requests.post(f"{api}/products", headers=user[1], timeout=60, data={
+            "name": name, "product_type": "speczcat", "columns": json.dumps(SPECZ_COLUMNS)},
+            files={"file": ("specz.parquet", fh), "description_file": ("README.md", md.read_bytes())})
+    assert resp.status_code == 201, resp.text
+    doc = resp.json()
+    assert doc["description"].startswith("# My spec-z")
+    assert {f["role"] for f in doc["files"]} == {"main", "description"}
+    got = requests.get(f"{api}/products/{name}/file?role=description")
+    assert got.content == md.read_bytes()

@@ -82,6 +82,9 @@ class ProductRegistry:
         if request.official:
             AuthService.require_admin(user, "publish official products")
         self._validate(request)
+        if request.description_file is not None and not request.description:
+            request.description = _description_text(request.description_file,
+                                                    request.description_file_name or "")
         ptype = PRODUCT_TYPES[request.product_type]
         staging = self.storage_dir / ".staging" / uuid.uuid4().hex
         final_dir: Path | None = None
@@ -348,6 +351,16 @@ class ProductRegistry:
         shutil.rmtree(self.storage_dir / product.name / f"v{product.version}", ignore_errors=True)
         log.info("product deleted", extra={"product": name, "version": product.version, "user": user.name})
         return product
+
+
+def _description_text(path: Path, file_name: str) -> str | None:
+    """The text of a Markdown or plain-text description file (HTML stays a file to download)."""
+    if Path(file_name).suffix.lower() not in (".md", ".markdown", ".txt", ""):
+        return None
+    try:
+        return path.read_text(encoding="utf-8")[:20_000].strip() or None
+    except UnicodeDecodeError:
+        return None
 
 
 def _format_of(file_name: str) -> str:
