@@ -6,7 +6,7 @@ PZVO    := $(VENV)/bin/pzvo
 BIND    ?= 127.0.0.1:8000
 BENCH_ROWS ?= 1000000
 
-.PHONY: deps system venv db demo run serve test bench corpus stop clean
+.PHONY: deps system venv db demo run serve test bench corpus loadtest stop clean
 
 deps: system venv
 
@@ -30,12 +30,19 @@ demo: db
 
 # The demo is open to anonymous readers (TOPCAT works at once); set PZVO_PUBLIC_READ=false to
 # require tokens (`pzvo user add NAME`).
+# `pzvo serve` also starts the async TAP workers (`pzvo worker`, PZVO_UWS_WORKERS of them, 2 by
+# default) and restarts one that dies; Ctrl-C stops them all.
 run: demo
 	PZVO_PUBLIC_READ=$${PZVO_PUBLIC_READ:-true} $(PZVO) serve --bind $(BIND)
 
 test: deps
 	$(PZVO) db start
 	$(VENV)/bin/pytest -q -ra
+
+# 20 clients mixing sync, async and uploads for 60 s against the service `make run` started
+# (in another terminal); see docs/performance.md.  Not part of `make test`.
+loadtest: deps
+	$(PY) benchmarks/loadtest.py --url http://$(BIND)/tap --clients 20 --duration 60
 
 bench: demo
 	$(PZVO) bench-load --rows $(BENCH_ROWS)

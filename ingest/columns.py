@@ -77,6 +77,19 @@ class ColumnSpec:
         return "*" if self.datatype == "char" else None
 
 
+_ARROW_FOR_DATATYPE = {"boolean": pa.bool_(), "unsignedByte": pa.int16(), "short": pa.int16(),
+                       "int": pa.int32(), "long": pa.int64(), "float": pa.float32(),
+                       "double": pa.float64(), "char": pa.string(), "unicodeChar": pa.string()}
+
+
+def specs_for_description(columns) -> list[ColumnSpec]:  # noqa: ANN001 - tap_schema ColumnDescriptions
+    """Column plans for a table described in ``tap_schema/`` YAML, to load it with copy_arrow."""
+    return [ColumnSpec(name=c.db_name, original_name=c.db_name,
+                       arrow_type=_ARROW_FOR_DATATYPE[c.datatype], pg_type=c.sql_type,
+                       datatype=c.datatype, unit=c.unit, ucd=c.ucd, description=c.description)
+            for c in columns]
+
+
 def normalize_name(original: str) -> str:
     """A regular ADQL/SQL identifier for a file's column name (lower case, ``[a-z0-9_]``)."""
     name = _IDENT.sub("_", original.strip().lower()).strip("_")

@@ -8,26 +8,40 @@ positions or errors), with fixed seeds so every installation serves identical ta
 - ``pz.specz_demo``: 10,000 of them as a spectroscopic compilation (spec-z error, quality flag,
   survey).
 
-Each table is created, filled, indexed and published in TAP_SCHEMA in one transaction.
+Each table is created, filled, indexed, published in TAP_SCHEMA and given its provenance
+(``vo_service.provenance.record_activity``) in one transaction: the source file with its
+checksum, the activity with its parameters, the user and software that ran it, the generated
+table (``pzvo:table/pz.specz_demo``, ``pzvo:table/pz.photoz_demo``) derived from its inputs, and
+the ``pzvo:collection/demo`` collection of both.  A forced reload records new versions
+(``...@2``) and invalidates the tables it replaces; history is never rewritten.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
-from ingest.copy import copy_batches, vacuum_analyze
+from ingest.columns import specs_for_description
+from ingest.copy import vacuum_analyze
+from ingest.load import copy_arrow
 from pipeline.knn import KNNPhotoZ
 from pipeline.photometry import BANDS, observe
 from tap_schema.loader import create_indexes_sql, create_table_sql, publish_table, qualified
 from tap_schema.model import TableDescription, load_table
 from vo_service.config import PROJECT_ROOT
+from vo_service.provenance import (
+    COLLECTION_TYPE, TABLE_TYPE, ActivityDescription, EntityDescription, GenerationDescription,
+    ParameterDescription, UsageDescription, collection_entity_id, file_entity, next_entity_version,
+    record_activity, table_entity_id, user_agent,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +49,60 @@ SOURCE = PROJECT_ROOT.parent / "shared" / "data" / "buzzard_ugrizy_80k.parquet"
 SEED = 20261125
 FOOTPRINT = {"ra": (50.0, 70.0), "dec": (-40.0, -25.0)}
 SURVEYS = np.array(["GAMA", "SDSS-BOSS", "DESI", "VVDS", "DEEP2", "zCOSMOS"])
+N_SPECZ = 10_000
+KNN_K = 20
+Z_FLAG_MIN = 3
+
+# --- provenance: the methods behind the two demo tables (docs/provenance.md) ---------------------
+SOURCE_CATALOG = EntityDescription(
+    id="pzvo:entitydescription/simulated-catalog", name="simulated galaxy catalog",
+    category="file", description="Galaxies of a simulation with true redshift and magnitudes.")
+SPECZ_CATALOG = EntityDescription(
+    id="pzvo:entitydescription/specz-catalog", name="spec-z catalog", category="table",
+    description="A compilation of spectroscopic redshifts with errors, quality flags, surveys.")
+PZ_TABLE = EntityDescription(
+    id="pzvo:entitydescription/pz-table", name="PZ table", category="table",
+    description="Photometric redshifts (point estimate, error, odds) of a set of objects.")
+DEMO_COLLECTION = EntityDescription(
+    id="pzvo:entitydescription/demo-release", name="demo release", category="collection",
+    description="The tables every fresh pzvo installation serves.")
+_FOOTPRINT_PARAMS = (
+    ParameterDescription("ra_min", "double", "Footprint lower right ascension", "deg", "pos.eq.ra;stat.min"),
+    ParameterDescription("ra_max", "double", "Footprint upper right ascension", "deg", "pos.eq.ra;stat.max"),
+    ParameterDescription("dec_min", "double", "Footprint lower declination", "deg", "pos.eq.dec;stat.min"),
+    ParameterDescription("dec_max", "double", "Footprint upper declination", "deg", "pos.eq.dec;stat.max"),
+    ParameterDescription("seed", "long", "Seed of the random generator", None, "meta.code"),
+)
+DEMO_SPECZ = ActivityDescription(
+    id="pzvo:activitydescription/demo-specz-compilation/1", name="demo spec-z compilation",
+    version="1", type="simulation", subtype="spec-z compilation",
+    description="Draws sky positions in the footprint, LSST 10-year photometric errors, and a "
+                "spec-z subsample weighted to i < 24 with spectroscopic errors, quality flags and "
+                "surveys (ingest/demo.py:simulate_specz).",
+    parameters=_FOOTPRINT_PARAMS + (
+        ParameterDescription("n_specz", "int", "Number of spectroscopic redshifts", None, "meta.number"),),
+    usages=(UsageDescription("catalog", "Simulated galaxies with true redshifts", "pzvo:File",
+                             entity_description=SOURCE_CATALOG),),
+    generations=(GenerationDescription("spec-z catalog", "The spec-z compilation", TABLE_TYPE,
+                                       entity_description=SPECZ_CATALOG),))
+DEMO_PHOTOZ = ActivityDescription(
+    id="pzvo:activitydescription/demo-knn-photoz/1", name="demo kNN photo-z estimation",
+    version="1", type="estimation", subtype="photo-z",
+    description="k-nearest-neighbour photo-z (colours and i magnitude, Gaussian-kernel PDF) "
+                "trained on the secure spec-z, applied to every galaxy (pipeline/knn.py).",
+    parameters=_FOOTPRINT_PARAMS + (
+        ParameterDescription("k", "int", "Number of neighbours", None, "meta.number"),
+        ParameterDescription("z_flag_min", "short", "Lowest spec-z quality flag used for training",
+                             None, "meta.code.qual;src.redshift"),
+        ParameterDescription("bandwidth", "double", "Kernel width of the redshift PDF", None,
+                             "stat.fit.param;src.redshift.phot")),
+    usages=(UsageDescription("photometry", "Galaxies to estimate", "pzvo:File",
+                             entity_description=SOURCE_CATALOG),
+            UsageDescription("training set", "Spec-z the estimator learns from", TABLE_TYPE,
+                             entity_description=SPECZ_CATALOG)),
+    generations=(GenerationDescription("PZ table", "Photo-z of every galaxy", TABLE_TYPE,
+                                       entity_description=PZ_TABLE),))
+DEMO_COLLECTION_ID = collection_entity_id("demo")
 
 
 def sky_positions(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -45,8 +113,23 @@ def sky_positions(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndar
     return ra, dec
 
 
-def build_demo_tables(source: Path = SOURCE) -> dict[str, pa.Table]:
-    """Compute both demo tables in memory (80,000 rows: small)."""
+@dataclass
+class _Simulation:
+    """The spec-z catalog and what the photo-z estimation needs from the same draw."""
+
+    specz: pa.Table
+    galaxy_id: np.ndarray
+    ra: np.ndarray
+    dec: np.ndarray
+    observed: dict[str, np.ndarray]
+    errors: dict[str, np.ndarray]
+    spec_idx: np.ndarray
+    z_spec: np.ndarray
+    z_flag: np.ndarray
+
+
+def simulate_specz(source: Path = SOURCE) -> _Simulation:
+    """Positions, observed photometry and the spec-z compilation (fixed seed)."""
     table = pq.read_table(source)
     cat = {name: table.column(name).to_numpy() for name in table.column_names}
     rng = np.random.default_rng(SEED)
@@ -56,7 +139,7 @@ def build_demo_tables(source: Path = SOURCE) -> dict[str, pa.Table]:
 
     i_mag = observed["i"]
     weight = np.where(np.nan_to_num(i_mag, nan=99) < 24.0, 1.0, 0.15)
-    spec_idx = np.sort(rng.choice(n, size=10_000, replace=False, p=weight / weight.sum()))
+    spec_idx = np.sort(rng.choice(n, size=N_SPECZ, replace=False, p=weight / weight.sum()))
     z_true = cat["redshift"][spec_idx]
     z_err = 0.0005 * (1.0 + z_true) * rng.lognormal(0.0, 0.3, spec_idx.size)
     z_flag = rng.choice(np.array([1, 2, 3, 4], dtype=np.int16), size=spec_idx.size,
@@ -71,33 +154,54 @@ def build_demo_tables(source: Path = SOURCE) -> dict[str, pa.Table]:
         "ra": ra[spec_idx], "dec": dec[spec_idx], "z": z_spec, "z_err": z_err,
         "z_flag": z_flag, "survey": survey,
     })
+    return _Simulation(specz=specz, galaxy_id=cat["galaxy_id"], ra=ra, dec=dec, observed=observed,
+                       errors=errors, spec_idx=spec_idx, z_spec=z_spec, z_flag=z_flag)
 
-    good = z_flag >= 3
-    model = KNNPhotoZ(k=20).fit({b: observed[b][spec_idx][good] for b in BANDS}, z_spec[good])
-    est = model.predict(observed)
-    photoz = {"object_id": cat["galaxy_id"].astype(np.int64), "ra": ra, "dec": dec,
+
+def estimate_photoz(sim: _Simulation) -> pa.Table:
+    """kNN photo-z of every galaxy, trained on the secure spec-z (flag >= 3)."""
+    good = sim.z_flag >= Z_FLAG_MIN
+    model = KNNPhotoZ(k=KNN_K).fit({b: sim.observed[b][sim.spec_idx][good] for b in BANDS},
+                                   sim.z_spec[good])
+    est = model.predict(sim.observed)
+    photoz = {"object_id": sim.galaxy_id.astype(np.int64), "ra": sim.ra, "dec": sim.dec,
               "z_phot": est.z_phot, "z_err": est.z_err, "odds": est.odds}
-    photoz.update({f"mag_{b}": observed[b] for b in BANDS})
-    photoz.update({f"magerr_{b}": errors[b] for b in BANDS})
-    return {"pz.specz_demo": specz, "pz.photoz_demo": pa.table(photoz, schema=None)}
+    photoz.update({f"mag_{b}": sim.observed[b] for b in BANDS})
+    photoz.update({f"magerr_{b}": sim.errors[b] for b in BANDS})
+    return pa.table(photoz, schema=None)
 
 
-def load_table_data(engine: Engine, desc: TableDescription, data: pa.Table, *,
+def build_demo_tables(source: Path = SOURCE) -> dict[str, pa.Table]:
+    """Compute both demo tables in memory (80,000 rows: small)."""
+    sim = simulate_specz(source)
+    return {"pz.specz_demo": sim.specz, "pz.photoz_demo": estimate_photoz(sim)}
+
+
+def table_checksum(data: pa.Table) -> str:
+    """``sha256:<hex>`` of the table's Arrow IPC stream: the content that was loaded."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, data.schema) as writer:
+        writer.write_table(data)
+    return "sha256:" + hashlib.sha256(sink.getvalue()).hexdigest()
+
+
+def load_table_data(conn: Connection, desc: TableDescription, data: pa.Table, *,
                     cluster: bool = True) -> int:
-    """Create, fill, index, analyse and publish one table in a single transaction."""
+    """Create, fill, index and publish one table in the caller's transaction.
+
+    The caller runs :func:`ingest.copy.vacuum_analyze` after committing.
+    """
     started = time.perf_counter()
-    with engine.begin() as conn:
-        conn.execute(text(f"DROP TABLE IF EXISTS {qualified(desc)}"))
-        for stmt in create_table_sql(desc):
-            conn.execute(text(stmt))
-        rows = copy_batches(conn.connection.dbapi_connection, qualified(desc),
-                            data.to_batches(max_chunksize=50_000))
-        for stmt in create_indexes_sql(desc):
-            conn.execute(text(stmt))
-        if cluster and desc.position_columns:
-            conn.execute(text(f'CLUSTER {qualified(desc)} USING "{desc.name}_pos_idx"'))
-        publish_table(conn, desc)
-    vacuum_analyze(engine, qualified(desc))
+    conn.execute(text(f"DROP TABLE IF EXISTS {qualified(desc)}"))
+    for stmt in create_table_sql(desc):
+        conn.execute(text(stmt))
+    rows = copy_arrow(conn, qualified(desc), specs_for_description(desc.columns),
+                      data.select([c.db_name for c in desc.columns]).to_batches(max_chunksize=50_000))
+    for stmt in create_indexes_sql(desc):
+        conn.execute(text(stmt))
+    if cluster and desc.position_columns:
+        conn.execute(text(f'CLUSTER {qualified(desc)} USING "{desc.name}_pos_idx"'))
+    publish_table(conn, desc)
     log.info("loaded table", extra={"table": desc.qualified_name, "rows": rows,
                                     "seconds": round(time.perf_counter() - started, 3)})
     return rows
@@ -114,12 +218,100 @@ def table_rows(engine: Engine, qualified_name: str) -> int | None:
         return conn.execute(text(f"SELECT count(*) FROM {qualified_name}")).scalar()
 
 
-def load_demo(engine: Engine, *, force: bool = False) -> dict[str, int]:
-    """Load the demo tables unless they are already there with the expected row counts."""
+SPECZ_ROLES = {"id": "id", "ra": "ra", "dec": "dec", "z": "redshift", "z_err": "redshift_err",
+               "z_flag": "quality_flag", "survey": "survey"}
+PHOTOZ_ROLES = {"object_id": "id", "ra": "ra", "dec": "dec", "z_phot": "photoz", "z_err": "photoz_err",
+                "odds": "odds", **{f"mag_{b}": f"mag_{b}" for b in BANDS},
+                **{f"magerr_{b}": f"magerr_{b}" for b in BANDS}}
+
+
+def _register_product(conn: Connection, registry, name: str, product_type: str,  # noqa: ANN001
+                      desc: TableDescription, data: pa.Table, rows: int, roles: dict[str, str],
+                      pz_code: str | None = None) -> None:
+    """Make a demo table an official product of the demo release (browsable at ``/``), with a
+    Parquet export of the loaded rows as its downloadable file."""
+    import tempfile
+
+    from vo_service.auth import User
+
+    conn.execute(text("INSERT INTO registry.users (name, is_admin) VALUES ('pzvo', true) "
+                      "ON CONFLICT (name) DO NOTHING"))
+    with tempfile.TemporaryDirectory() as tmp:
+        export = Path(tmp) / f"{name}.parquet"
+        pq.write_table(data, export)
+        registry.register_table(
+            conn, name=name, product_type=product_type, desc=desc, rows=rows,
+            owner=User("pzvo", is_admin=True), roles=roles, data_file=export, release="demo",
+            official=True, display_name=desc.name.replace("_", " "), pz_code=pz_code)
+
+
+def _footprint_parameters() -> dict[str, object]:
+    return {"ra_min": FOOTPRINT["ra"][0], "ra_max": FOOTPRINT["ra"][1],
+            "dec_min": FOOTPRINT["dec"][0], "dec_max": FOOTPRINT["dec"][1], "seed": SEED}
+
+
+def _publish_with_provenance(conn: Connection, act, desc: TableDescription, data: pa.Table, *,  # noqa: ANN001
+                             role: str, derived_from: list[str], entity_description: EntityDescription) -> tuple[str, int]:
+    """Load one demo table and register it as generated by ``act`` (a new version if reloaded)."""
+    entity_id, older = next_entity_version(conn, table_entity_id(desc.qualified_name))
+    rows = load_table_data(conn, desc, data)
+    for old in older:
+        act.invalidate(old, role="replaced table")
+    act.generate(entity_id, name=desc.qualified_name, type=TABLE_TYPE, location=desc.qualified_name,
+                 checksum=table_checksum(data), description=entity_description, role=role,
+                 derived_from=derived_from,
+                 comment=f"{rows} rows; TAP table {desc.qualified_name}")
+    if conn.execute(text("SELECT 1 FROM provenance.entity WHERE id = :c"),
+                    {"c": DEMO_COLLECTION_ID}).first() is None and role == "spec-z catalog":
+        act.generate(DEMO_COLLECTION_ID, name="pzvo demo tables", type=COLLECTION_TYPE,
+                     description=DEMO_COLLECTION, members=[entity_id])
+    else:
+        act.add_members(DEMO_COLLECTION_ID, [entity_id])
+    return entity_id, rows
+
+
+def load_demo(engine: Engine, *, force: bool = False, storage_dir: Path | None = None) -> dict[str, int]:
+    """Load the demo tables unless they are already there with the expected row counts.
+
+    Each table is loaded and its provenance recorded in one transaction (two activities:
+    the spec-z compilation, then the photo-z estimation that used it).
+    """
     wanted = {name: load_table(name) for name in ("pz.specz_demo", "pz.photoz_demo")}
     present = {name: table_rows(engine, name) for name in wanted}
     if not force and all(present[n] == d.extra.get("x_rows") for n, d in wanted.items()):
         log.info("demo data already loaded", extra={"tables": list(wanted)})
         return {n: int(r) for n, r in present.items() if r is not None}
-    data = build_demo_tables()
-    return {name: load_table_data(engine, desc, data[name]) for name, desc in wanted.items()}
+    from vo_service.config import load_settings
+    from vo_service.products import ProductRegistry
+
+    registry = ProductRegistry(engine=engine,
+                               storage_dir=storage_dir or load_settings().var_dir / "products")
+    source = file_entity(SOURCE, location=f"shared/data/{SOURCE.name}", description=SOURCE_CATALOG,
+                         name=SOURCE.name)
+    agent = user_agent()
+    counts: dict[str, int] = {}
+    with engine.begin() as conn:
+        with record_activity(conn, name="demo spec-z compilation", description=DEMO_SPECZ,
+                             parameters={**_footprint_parameters(), "n_specz": N_SPECZ},
+                             agent=agent, used=[(source, "catalog")]) as specz_act:
+            sim = simulate_specz(SOURCE)
+            specz_id, counts["pz.specz_demo"] = _publish_with_provenance(
+                conn, specz_act, wanted["pz.specz_demo"], sim.specz, role="spec-z catalog",
+                derived_from=[source.id], entity_description=SPECZ_CATALOG)
+        _register_product(conn, registry, "specz_demo", "speczcat", wanted["pz.specz_demo"], sim.specz,
+                          counts["pz.specz_demo"], SPECZ_ROLES)
+    vacuum_analyze(engine, qualified(wanted["pz.specz_demo"]))
+    with engine.begin() as conn:
+        with record_activity(conn, name="demo kNN photo-z estimation", description=DEMO_PHOTOZ,
+                             parameters={**_footprint_parameters(), "k": KNN_K,
+                                         "z_flag_min": Z_FLAG_MIN, "bandwidth": 0.02},
+                             agent=agent, used=[(source.id, "photometry"), (specz_id, "training set")],
+                             informed_by=[specz_act.id]) as photoz_act:
+            photoz = estimate_photoz(sim)
+            _, counts["pz.photoz_demo"] = _publish_with_provenance(
+                conn, photoz_act, wanted["pz.photoz_demo"], photoz, role="PZ table",
+                derived_from=[source.id, specz_id], entity_description=PZ_TABLE)
+        _register_product(conn, registry, "photoz_demo", "pztable", wanted["pz.photoz_demo"], photoz,
+                          counts["pz.photoz_demo"], PHOTOZ_ROLES, pz_code=f"pzvo demo kNN (k={KNN_K})")
+    vacuum_analyze(engine, qualified(wanted["pz.photoz_demo"]))
+    return counts

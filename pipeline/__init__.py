@@ -1,1 +1,1 @@
-"""Photo-z estimation: estimators, LSST photometry model, and (later) the Dask pipeline."""
+"""Photo-z estimation: the Dask pipeline (run), its estimators, PDFs (qp quantiles), quality and publishing."""

@@ -38,3 +38,44 @@ def observe(mags: dict[str, np.ndarray], rng: np.random.Generator) -> tuple[dict
         observed[band] = obs
         errors[band] = np.where(np.isfinite(obs), magnitude_error(np.nan_to_num(obs, nan=99.0), band), np.nan)
     return observed, errors
+
+
+# --- LSST Object-catalog photometry (fluxes in nJy) --------------------------------------------
+
+#: AB magnitude of a 1 nJy source: m = 31.4 - 2.5 log10(f / nJy).
+AB_NJY_ZEROPOINT = 31.4
+#: 1-sigma coadded flux limit (nJy) per band after 10 years, from the 5-sigma depths above.
+#: Used as the asinh softening when a training set carries no errors of its own.
+FLUX_SIGMA_10YR = {b: 10.0 ** (-0.4 * (m5 - AB_NJY_ZEROPOINT)) / 5.0 for b, m5 in M5_10YR.items()}
+_POGSON = 2.5 / np.log(10.0)
+
+
+def flux_column(band: str) -> str:
+    """The LSST Object column of a band's cModel flux (nJy)."""
+    return f"{band}_cModelFlux"
+
+
+def flux_err_column(band: str) -> str:
+    return f"{band}_cModelFluxErr"
+
+
+def mag_to_njy(mag: np.ndarray) -> np.ndarray:
+    return 10.0 ** (-0.4 * (np.asarray(mag, dtype=np.float64) - AB_NJY_ZEROPOINT))
+
+
+def njy_to_mag(flux: np.ndarray) -> np.ndarray:
+    """Pogson AB magnitude; NaN for non-positive flux."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(flux > 0, AB_NJY_ZEROPOINT - _POGSON * np.log(np.where(flux > 0, flux, 1.0)), np.nan)
+
+
+def asinh_magnitude(flux: np.ndarray, softening: float) -> np.ndarray:
+    """Lupton et al. (1999) asinh magnitude of a flux in nJy.
+
+    Why asinh: the Object catalog has zero and negative fluxes for faint galaxies in u and y;
+    Pogson magnitudes turn them into NaN (a hole in feature space), asinh magnitudes stay finite
+    and tend to Pogson for bright sources.  ``softening`` is the 1-sigma noise of the band.
+    """
+    b = float(softening)
+    f = np.nan_to_num(np.asarray(flux, dtype=np.float64), nan=0.0)
+    return AB_NJY_ZEROPOINT - _POGSON * (np.arcsinh(f / (2.0 * b)) + np.log(b))

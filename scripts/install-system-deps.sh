@@ -2,11 +2,13 @@
 # Install the Debian packages pzvo needs, once, and make pgsphere loadable.
 #   postgresql-15, postgresql-15-pgsphere: the database (private cluster under var/)
 #   stilts: taplint, the TAP conformance referee the test suite runs
+#   graphviz: `dot` draws provenance graphs (SVG, /prov and the graph page)
+#   chromium, fonts-dejavu-core: the headless browser of the graph-page test, and the graph's font
 # Idempotent: installed packages are skipped; the pgsphere fix (scripts/patch_pgsphere.py,
 # see docs/operations.md) only rewrites the file when it still has the offending clauses.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-packages=(postgresql-15 postgresql-15-pgsphere stilts python3-venv)
+packages=(postgresql-15 postgresql-15-pgsphere stilts python3-venv graphviz chromium fonts-dejavu-core)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -43,11 +43,71 @@ def test_pyvo_sees_overflow(tap_url: str) -> None:
     assert result.query_status == "OVERFLOW"
 
 
+@pytest.fixture(scope="module")
+def async_worker(database):  # noqa: ANN001, ANN201
+    """Runs async jobs (QAS, UWS stages and the pyvo async tests) in this process."""
+    import dataclasses
+
+    from vo_service.uws import build_worker
+
+    worker = build_worker(dataclasses.replace(database, uws_heartbeat_s=0.5), threads=2,
+                          name="clients-worker")
+    worker.start()
+    yield worker
+    worker.stop()
+
+
+def test_pyvo_run_async(tap_url: str, async_worker) -> None:  # noqa: ANN001
+    service = pyvo.dal.TAPService(tap_url)
+    table = service.run_async("SELECT TOP 30 id, z FROM pz.specz_demo ORDER BY id").to_table()
+    assert len(table) == 30 and np.all(np.diff(table["id"]) > 0)
+
+
+def test_pyvo_submit_wait_fetch_delete(tap_url: str, async_worker) -> None:  # noqa: ANN001
+    service = pyvo.dal.TAPService(tap_url)
+    job = service.submit_job("SELECT TOP 5 object_id, z_phot FROM pz.photoz_demo", maxrec=3)
+    assert job.phase == "PENDING"
+    job.run()
+    job.wait(phases=["COMPLETED", "ERROR", "ABORTED"], timeout=60)
+    assert job.phase == "COMPLETED"
+    result = job.fetch_result()
+    assert len(result) == 3
+    job.delete()
+    with pytest.raises(pyvo.dal.DALServiceError):
+        job.phase  # noqa: B018 - the job is gone (404)
+
+
+def test_pyvo_async_error_is_raised_with_message(tap_url: str, async_worker) -> None:  # noqa: ANN001
+    service = pyvo.dal.TAPService(tap_url)
+    with pytest.raises(pyvo.dal.DALQueryError, match="no_such_column"):
+        service.run_async("SELECT no_such_column FROM pz.specz_demo")
+
+
+def test_pyvo_upload_join_of_10000_ids(tap_url: str, async_worker) -> None:  # noqa: ANN001
+    from astropy.table import Table
+
+    service = pyvo.dal.TAPService(tap_url)
+    ids = service.run_sync("SELECT TOP 10000 object_id FROM pz.photoz_demo ORDER BY object_id",
+                           maxrec=10000).to_table()["object_id"]
+    mine = Table({"oid": np.asarray(ids), "tag": np.arange(len(ids), dtype=np.int32)})
+    query = ("SELECT m.tag, p.object_id, p.z_phot FROM TAP_UPLOAD.mine AS m "
+             "JOIN pz.photoz_demo AS p ON p.object_id = m.oid ORDER BY m.tag")
+    sync = service.run_sync(query, uploads={"mine": mine}, maxrec=20000).to_table()
+    assert len(sync) == 10000 and np.array_equal(sync["object_id"], mine["oid"])
+    job = service.submit_job(query, uploads={"mine": mine}, maxrec=20000)
+    job.run()
+    job.wait(phases=["COMPLETED", "ERROR", "ABORTED"], timeout=120)
+    job.raise_if_error()
+    result = job.fetch_result().to_table()
+    assert len(result) == 10000 and np.array_equal(result["tag"], np.arange(10000))
+    job.delete()
+
+
 @pytest.mark.slow
-def test_taplint_finds_no_errors_or_failures(tap_url: str, artifacts_dir) -> None:  # noqa: ANN001
+def test_taplint_finds_no_errors_or_failures(tap_url: str, artifacts_dir, async_worker) -> None:  # noqa: ANN001
     stilts = shutil.which("stilts")
     assert stilts, "stilts (Debian package) is required: make deps installs it"
-    stages = "TMV TME TMS TMC CPV CAP AVV QGE QPO MDQ EXA"
+    stages = "TMV TME TMS TMC CPV CAP AVV QGE QPO QAS UWS MDQ UPL EXA"
     proc = subprocess.run([stilts, "taplint", f"tapurl={tap_url}", f"stages={stages}",
                            "report=EWF", "maxrepeat=20", "truncate=400"],
                           capture_output=True, text=True, timeout=900)

@@ -16,10 +16,13 @@ from vo_service.products import ProductRegistry
 from vo_service.products.api import ProblemApi
 from vo_service.products.api import blp as products_api
 from vo_service.products.pages import pages as product_pages
+from vo_service.provenance._handlers import provenance
 from vo_service.tap import tap
 from vo_service.tap._handlers import dali_error
 from vo_service.tap._service import TapService
 from vo_service.tap._storage import ConnectionPool
+from vo_service.uws import JobStore, UwsService
+from vo_service.uws._handlers import uws
 from vo_service.vosi import vosi
 
 log = logging.getLogger("vo_service.request")
@@ -41,6 +44,9 @@ def create_app(settings: Settings | None = None) -> Flask:
                                                       storage_dir=settings.var_dir / "products")
     app.register_blueprint(tap)
     app.register_blueprint(vosi)
+    app.extensions["pzvo.uws"] = UwsService(settings=settings, store=JobStore(owner_engine(settings)))
+    app.register_blueprint(uws)
+    app.register_blueprint(provenance)
     app.config.update(API_TITLE="pzvo PZ products", API_VERSION=__version__,
                       OPENAPI_VERSION="3.0.3", OPENAPI_URL_PREFIX="/api",
                       OPENAPI_JSON_PATH="openapi.json", MAX_CONTENT_LENGTH=max(settings.product_max_bytes,

@@ -47,7 +47,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.demo import load_demo
     from vo_service.database import owner_engine
 
-    counts = load_demo(owner_engine(settings), force=args.force)
+    counts = load_demo(owner_engine(settings), force=args.force,
+                       storage_dir=settings.var_dir / "products")
     for name, rows in counts.items():
         print(f"{name}: {rows} rows")
     return 0
@@ -174,8 +175,31 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             "--worker-class", "gthread", "--threads", str(args.threads), "--timeout", "300",
             "--access-logfile", "-", "--access-logformat",
             '{"event":"access","remote":"%(h)s","request":"%(r)s","status":%(s)s,"bytes":"%(B)s","ms":%(M)s}']
+    workers = settings.uws_workers if args.async_workers is None else args.async_workers
+    if workers > 0:
+        from vo_service.uws._supervisor import supervise
+
+        return supervise(argv, workers)
     os.execv(gunicorn, argv)
     return 0  # pragma: no cover
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """Run async TAP jobs until SIGTERM/SIGINT (see vo_service/uws/_worker.py)."""
+    import signal
+    import threading
+
+    from vo_service.uws import build_worker
+
+    worker = build_worker(settings, threads=args.threads)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    worker.start()
+    while not stop.wait(1.0):
+        pass
+    worker.stop()
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -224,7 +248,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--bind", default="127.0.0.1:8000")
     serve.add_argument("--workers", type=int, default=max(2, os.cpu_count() or 2))
     serve.add_argument("--threads", type=int, default=4)
+    serve.add_argument("--async-workers", type=int, default=None,
+                       help="`pzvo worker` processes to run alongside (default: uws_workers)")
     serve.set_defaults(func=cmd_serve)
+    worker = sub.add_parser("worker", help="run async TAP (UWS) jobs from the queue")
+    worker.add_argument("--threads", type=int, default=None,
+                        help="jobs run at once (default: uws_worker_threads)")
+    worker.set_defaults(func=cmd_worker)
+    from pipeline.cli import add_subcommands as add_pipeline_commands
+
+    add_pipeline_commands(sub)  # pzvo pipeline run|evaluate
     return parser
 
 

@@ -49,7 +49,7 @@ def upgrade() -> None:
         owner text NOT NULL REFERENCES registry.users (name),
         pz_code text,
         row_count bigint,
-        table_name text UNIQUE,
+        table_name text,
         created_at timestamptz NOT NULL DEFAULT now(),
         updated_at timestamptz NOT NULL DEFAULT now(),
         UNIQUE (name, version))""")
@@ -77,6 +77,8 @@ def upgrade() -> None:
         PRIMARY KEY (product_id, column_index),
         UNIQUE (product_id, name))""")
     op.execute("CREATE INDEX products_type_idx ON registry.products (product_type, release)")
+    op.execute("CREATE UNIQUE INDEX products_live_table_idx ON registry.products (table_name) "
+               "WHERE status <> 'deleted'")
     # Published read-only through TAP: products, files and columns; never users or tokens.
     op.execute(f"GRANT USAGE ON SCHEMA registry TO {READER}")
     conn = op.get_bind()

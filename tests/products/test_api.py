@@ -189,3 +189,32 @@ def test_description_file_is_stored_and_markdown_becomes_the_description(api, us
     assert {f["role"] for f in doc["files"]} == {"main", "description"}
     got = requests.get(f"{api}/products/{name}/file?role=description")
     assert got.content == md.read_bytes()
+
+
+def test_registration_records_provenance_and_deletion_invalidates(api, server, user, specz_parquet) -> None:  # noqa: ANN001
+    import hashlib
+
+    name = unique_name("prov")
+    doc = upload(api, user[1], specz_parquet, name=name, columns=SPECZ_COLUMNS, release="DP1").json()
+    entity = f"pzvo:table/{doc['table_name']}"
+    graph = requests.get(f"{server.url}/prov", params={"ID": entity, "DEPTH": "ALL", "AGENT": "TRUE",
+                                                       "RESPONSEFORMAT": "PROV-JSON"}).json()
+    sha = hashlib.sha256(specz_parquet.read_bytes()).hexdigest()
+    assert f"pzvo:file/{sha}" in graph["entity"]
+    activity = next(iter(graph["activity"].values()))
+    assert f"register {name} v1" in json.dumps(activity)
+    assert f"pzvo:user/{user[0]}" in graph["agent"]
+    requests.delete(f"{api}/products/{name}", headers=user[1]).raise_for_status()
+    after = requests.get(f"{server.url}/prov", params={"ID": entity, "DIRECTION": "FORTH",
+                                                       "RESPONSEFORMAT": "PROV-JSON"}).json()
+    assert "wasInvalidatedBy" in after and entity in json.dumps(after["wasInvalidatedBy"])
+
+
+def test_demo_tables_are_official_products_of_the_demo_release(api) -> None:  # noqa: ANN001
+    listing = requests.get(f"{api}/products", params={"release": "demo", "official": "true"}).json()
+    tables = {p["name"]: p["table_name"] for p in listing["items"]}
+    assert tables == {"specz_demo": "pz.specz_demo", "photoz_demo": "pz.photoz_demo"}
+    specz = requests.get(f"{api}/products/specz_demo").json()
+    roles = {c["name"]: c["role"] for c in specz["columns"]}
+    assert roles["z"] == "redshift" and roles["ra"] == "ra"
+    assert requests.get(f"{api}/products/specz_demo/file").status_code == 200

@@ -22,10 +22,11 @@ PZVO = Path(sys.executable).parent / "pzvo"
 
 
 @pytest.fixture
-def registry(database, tmp_path):  # noqa: ANN001, ANN201
+def registry(database):  # noqa: ANN001, ANN201
+    """The registry as the live service sees it (same storage), so downloads keep working."""
     from vo_service.database import owner_engine
 
-    return ProductRegistry(engine=owner_engine(database), storage_dir=tmp_path / "products")
+    return ProductRegistry(engine=owner_engine(database), storage_dir=database.var_dir / "products")
 
 
 @pytest.fixture

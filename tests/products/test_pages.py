@@ -8,7 +8,7 @@ from tests.products.conftest import SPECZ_COLUMNS, unique_name, upload
 
 @pytest.fixture(scope="module")
 def browser():  # noqa: ANN201
-    from tests.provenance._browser import Browser, chromium_path
+    from tests._browser import Browser, chromium_path
 
     path = chromium_path()
     assert path, "chromium (Debian package) is required: make deps installs it"

@@ -25,15 +25,36 @@ from ingest.copy import vacuum_analyze
 from ingest.load import publish_arrow_table, table_description
 from ingest.readers import ReadError, detect_format, open_table
 from tap_schema.loader import publish_table, unpublish_table
+from tap_schema.model import TableDescription
 from vo_service.auth import AuthService, User
 from vo_service.products._models import (PRODUCT_TYPES, Product, ProductColumn, ProductFile,
                                          RegistrationRequest)
+from vo_service.provenance import (ActivityDescription, GenerationDescription, ParameterDescription,
+                                   UsageDescription, file_entity, record_activity,
+                                   record_invalidation, table_entity_id, user_agent)
+from vo_service.provenance import TABLE_TYPE as PROV_TABLE_TYPE
 
 log = logging.getLogger(__name__)
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 TABLE_SCHEMA = "pz"
 EDITABLE = ("display_name", "description", "release", "official", "pz_code")
+
+
+#: The method every upload applies (ProvenanceDM ActivityDescription).
+PRODUCT_REGISTRATION = ActivityDescription(
+    id="pzvo:activitydescription/product-registration/1", name="product registration",
+    version="1", type="ingest", subtype="PZ product",
+    description="A user uploads a file; pzvo reads and checks it, loads it with binary COPY into a "
+                "table published through TAP (tabular types) and records the product "
+                "(vo_service/products/_service.py).",
+    parameters=(ParameterDescription("product_type", "char", "Product type", None, "meta.code.class"),
+                ParameterDescription("name", "char", "Product name", None, "meta.id"),
+                ParameterDescription("version", "int", "Product version", None, "meta.version"),
+                ParameterDescription("release", "char", "Data release", None, "meta.dataset"),
+                ParameterDescription("official", "boolean", "Official product", None, "meta.code")),
+    usages=(UsageDescription("main file", "The uploaded file", "pzvo:File"),),
+    generations=(GenerationDescription("product table", "The published table", PROV_TABLE_TYPE),))
 
 
 class InvalidProductError(ValueError):
@@ -104,19 +125,32 @@ class ProductRegistry:
                      "t": ptype.key, "r": request.release, "o": request.official,
                      "d": request.description, "owner": user.name, "pz": request.pz_code}).scalar()
                 self._step("product-row")
-                rows = table_name = None
-                if ptype.tabular:
-                    rows, table_name, specs = self._load_table(conn, request, ptype, version, progress)
-                    self._step("table")
-                    self._insert_columns(conn, product_id, specs)
-                    self._step("columns")
                 final_dir = self.storage_dir / request.name / f"v{version}"
-                self._insert_files(conn, product_id, files, final_dir)
-                self._step("files")
-                conn.execute(text("UPDATE registry.products SET status = 'published', row_count = :rows, "
-                                  "table_name = :t, updated_at = now() WHERE id = :id"),
-                             {"rows": rows, "t": table_name, "id": product_id})
-                self._step("provenance")
+                main_path = next(path for role, _, path in files if role == "main")
+                source = file_entity(main_path, name=request.main_file_name,
+                                     location=f"products/{request.name}/v{version}/main/{main_path.name}")
+                with record_activity(
+                        conn, name=f"register {request.name} v{version}", description=PRODUCT_REGISTRATION,
+                        parameters={"product_type": ptype.key, "name": request.name, "version": version,
+                                    "release": request.release, "official": request.official},
+                        agent=user_agent(user.name), used=[(source, "main file")]) as act:
+                    rows = table_name = None
+                    if ptype.tabular:
+                        rows, table_name, specs = self._load_table(conn, request, ptype, version, progress)
+                        self._step("table")
+                        self._insert_columns(conn, product_id, specs)
+                        self._step("columns")
+                    self._insert_files(conn, product_id, files, final_dir)
+                    self._step("files")
+                    conn.execute(text("UPDATE registry.products SET status = 'published', row_count = :rows, "
+                                      "table_name = :t, updated_at = now() WHERE id = :id"),
+                                 {"rows": rows, "t": table_name, "id": product_id})
+                    if table_name:
+                        act.generate(table_entity_id(table_name), name=table_name, type=PROV_TABLE_TYPE,
+                                     location=f"/products/{request.name}?version={version}",
+                                     role="product table", derived_from=[source.id],
+                                     comment=f"{ptype.label} {request.name} v{version}, {rows} rows")
+                    self._step("provenance")
                 final_dir.parent.mkdir(parents=True, exist_ok=True)
                 staging.rename(final_dir)
                 self._step("commit")
@@ -133,6 +167,47 @@ class ProductRegistry:
                                               "user": user.name, "rows": rows,
                                               "seconds": round(time.perf_counter() - started, 3)})
         return self.get(request.name, version, user=None)
+
+    def register_table(self, conn: Connection, *, name: str, product_type: str, desc: TableDescription,
+                       rows: int, owner: User, roles: dict[str, str] | None = None,
+                       data_file: Path | None = None, release: str | None = None, official: bool = False,
+                       display_name: str | None = None, description: str | None = None,
+                       pz_code: str | None = None) -> int:
+        """Record as a product a table that the caller published in its own transaction.
+
+        For tables that are not uploads (the demo data, the photo-z pipeline's PZ tables): the
+        caller created, loaded and published ``desc`` and records its own provenance; this adds
+        the registry rows (a new version; the version it replaces is marked deleted) and stores
+        ``data_file`` (e.g. a Parquet export) as the product's main file.  Returns the product id.
+        """
+        ptype = PRODUCT_TYPES[product_type]
+        roles = roles or {}
+        with conn.begin_nested():
+            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:n))"), {"n": name})
+            version = conn.execute(text(
+                "SELECT coalesce(max(version), 0) + 1 FROM registry.products WHERE name = :n"),
+                {"n": name}).scalar()
+            conn.execute(text("UPDATE registry.products SET status = 'deleted', updated_at = now() "
+                              "WHERE table_name = :t AND status <> 'deleted'"), {"t": desc.qualified_name})
+            product_id = conn.execute(text(
+                "INSERT INTO registry.products (name, version, display_name, product_type, release, "
+                "official, status, description, owner, pz_code, row_count, table_name) VALUES (:name, "
+                ":v, :dn, :t, :r, :o, 'published', :d, :owner, :pz, :rows, :tn) RETURNING id"),
+                {"name": name, "v": version, "dn": display_name or name, "t": ptype.key, "r": release,
+                 "o": official, "d": description or desc.description, "owner": owner.name,
+                 "pz": pz_code, "rows": rows, "tn": desc.qualified_name}).scalar()
+            specs = [ColumnSpec(name=c.db_name, original_name=c.db_name, arrow_type=None,  # type: ignore[arg-type]
+                                pg_type=c.sql_type, datatype=c.datatype, unit=c.unit, ucd=c.ucd,
+                                description=c.description, role=roles.get(c.name)) for c in desc.columns]
+            self._insert_columns(conn, product_id, specs)
+            if data_file is not None:
+                final_dir = self.storage_dir / name / f"v{version}"
+                shutil.rmtree(final_dir, ignore_errors=True)
+                staged = self._stage_files(RegistrationRequest(
+                    name=name, product_type=product_type, main_file=data_file,
+                    main_file_name=data_file.name), final_dir)
+                self._insert_files(conn, product_id, staged, final_dir)
+        return int(product_id)
 
     def _validate(self, request: RegistrationRequest) -> None:
         problems = []
@@ -283,7 +358,13 @@ class ProductRegistry:
     def file_path(self, product: Product, role: str = "main") -> tuple[Path, ProductFile]:
         for f in product.files:
             if f.role == role:
-                return self.storage_dir / f.storage_path, f
+                path = self.storage_dir / f.storage_path
+                if not path.is_file():
+                    log.error("stored product file is missing", extra={"product": product.name,
+                                                                       "path": str(path)})
+                    raise ProductNotFoundError(f"the {role} file of {product.name} v{product.version} "
+                                               "is missing from the storage; tell the operators")
+                return path, f
         raise ProductNotFoundError(f"product {product.name} v{product.version} has no {role} file")
 
     # -- changes -------------------------------------------------------------------------------
@@ -342,6 +423,10 @@ class ProductRegistry:
         product = self.get(name, version, user=None)
         AuthService.require_owner_or_admin(user, product.owner, "delete this product")
         with self.engine.begin() as conn:
+            entity = product.entity_id
+            if conn.execute(text("SELECT 1 FROM provenance.entity WHERE id = :id"), {"id": entity}).first():
+                record_invalidation(conn, entity, agent=user_agent(user.name),
+                                    reason=f"product {product.name} v{product.version} deleted")
             if product.table_name:
                 unpublish_table(conn, product.table_name)
                 schema, table = product.table_name.split(".", 1)

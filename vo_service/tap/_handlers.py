@@ -5,7 +5,9 @@ Every error leaving ``/tap`` is a DALI error document (VOTable, QUERY_STATUS=ERR
 from __future__ import annotations
 
 import datetime as dt
+import io
 import logging
+from typing import BinaryIO
 
 from flask import Blueprint, Response, current_app, g, render_template, request
 from werkzeug.exceptions import HTTPException
@@ -57,6 +59,14 @@ def _unexpected(exc: Exception) -> Response:
     return dali_error(f"Internal error ({type(exc).__name__}); the service log has details.", 500)
 
 
+def request_files() -> dict[str, BinaryIO]:
+    """Multipart file parts by field name (UPLOAD=name,param:<field>)."""
+    parts: dict[str, BinaryIO] = {name: io.BytesIO(value.encode())
+                                  for name, value in request.form.items()}
+    parts.update({name: storage.stream for name, storage in request.files.items()})
+    return parts
+
+
 @tap.route("", strict_slashes=False)
 def root() -> str:
     return render_template("tap_root.html", base=request.host_url.rstrip("/") + "/tap")
@@ -70,7 +80,8 @@ def sync() -> Response:
     params = parse_query_params(
         merge_params(request.args.to_dict(flat=False), request.form.to_dict(flat=False)),
         maxrec_default=settings.maxrec_default, maxrec_limit=settings.maxrec_limit)
-    result = tap_service().run(params)
+    uploads = tap_service().read_uploads(params, request_files()) if params.uploads else []
+    result = tap_service().run(params, uploads=uploads)
     g.log_extra = {"query": params.query, "format": params.format.key, "maxrec": params.maxrec,
                    **{k: round(v, 2) for k, v in result.timings.items()}, "status": result.status}
     infos = {

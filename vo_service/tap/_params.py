@@ -5,6 +5,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from vo_service.tap._exceptions import UsageError
+from vo_service.tap._uploads import UploadSpec, parse_upload_param
 from vo_service.tap.formats import OutputFormat, UnknownFormatError, find_format
 
 LANGUAGES = {"adql": "2.1", "adql-2.0": "2.0", "adql-2.1": "2.1"}
@@ -17,6 +18,8 @@ class QueryParams:
     adql_version: str
     maxrec: int
     format: OutputFormat
+    uploads: tuple[UploadSpec, ...] = ()
+    """UPLOAD items; the tables themselves come with the request (or from allowed URLs)."""
 
 
 def merge_params(*sources: Mapping[str, list[str]]) -> dict[str, list[str]]:
@@ -71,6 +74,6 @@ def parse_query_params(params: Mapping[str, list[str]], *, maxrec_default: int,
         fmt = find_format(fmt_value)
     except UnknownFormatError as exc:
         raise UsageError(str(exc)) from None
-    if _single(params, "upload") is not None:
-        raise UsageError("UPLOAD is not supported by this service yet.")
-    return QueryParams(query=query, lang=lang, adql_version=version, maxrec=maxrec, format=fmt)
+    uploads = parse_upload_param(v for v in params.get("upload", []) if v)
+    return QueryParams(query=query, lang=lang, adql_version=version, maxrec=maxrec, format=fmt,
+                       uploads=uploads)

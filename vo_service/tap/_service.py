@@ -8,8 +8,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 import pyarrow as pa
 
@@ -19,7 +20,9 @@ from vo_service.tap._exceptions import (ExecutionError, QueryError, QueryTimeout
                                         ServiceUnavailableError)
 from vo_service.tap._params import QueryParams
 from vo_service.tap.adql import AdqlError, TranslatedQuery, translate_adql
-from vo_service.tap.catalog import Catalog
+from vo_service.tap._uploads import (UploadLimits, UploadStore, UploadTable, collect_uploads,
+                                     read_votable)
+from vo_service.tap.catalog import Catalog, TableMeta
 from vo_service.tap.formats import vot_datatype_for_arrow
 from vo_service.tap.results import OutputColumn, ResultField, ResultStatus
 
@@ -44,12 +47,28 @@ class TapService:
     table it does not know, so a table published by ingest is queryable immediately.
     """
 
-    def __init__(self, *, settings: Settings, pool: _storage.ConnectionPool) -> None:
+    def __init__(self, *, settings: Settings, pool: _storage.ConnectionPool,
+                 upload_store: UploadStore | None = None) -> None:
         self.settings = settings
         self.pool = pool
+        self._upload_store = upload_store
         self._catalog: Catalog | None = None
         self._catalog_at = 0.0
         self._lock = threading.Lock()
+
+    @property
+    def upload_store(self) -> UploadStore:
+        """Owner-side store of upload tables, opened on first use (most requests upload nothing)."""
+        with self._lock:
+            if self._upload_store is None:
+                self._upload_store = UploadStore.from_settings(self.settings)
+            return self._upload_store
+
+    def read_uploads(self, params: QueryParams, files: Mapping[str, BinaryIO]) -> list[UploadTable]:
+        """Collect and parse the request's uploads, limits enforced (size, rows, URLs)."""
+        limits = UploadLimits.from_settings(self.settings)
+        return [read_votable(spec.name, data, limits)
+                for spec, data in collect_uploads(params.uploads, files, limits)]
 
     # -- catalogue -----------------------------------------------------------------------------
     def catalog(self, *, refresh: bool = False) -> Catalog:
@@ -65,48 +84,85 @@ class TapService:
             return self._catalog
 
     # -- queries -------------------------------------------------------------------------------
-    def translate(self, params: QueryParams) -> TranslatedQuery:
-        """ADQL to SQL with LIMIT MAXREC+1, so one extra row tells that the result overflowed."""
+    def translate(self, params: QueryParams,
+                  uploads: tuple[TableMeta, ...] = ()) -> TranslatedQuery:
+        """ADQL to SQL with LIMIT MAXREC+1, so one extra row tells that the result overflowed.
+
+        ``uploads`` are this request's ``TAP_UPLOAD`` tables, added to a private copy of the
+        catalogue.
+        """
         try:
-            return translate_adql(params.query, self.catalog(), row_limit=params.maxrec + 1,
-                                  version=params.adql_version)
+            return translate_adql(params.query, self.catalog().with_tables(uploads),
+                                  row_limit=params.maxrec + 1, version=params.adql_version)
         except AdqlError as first:
             if "table" not in first.message.lower():
                 raise QueryError(_position_message(first)) from first
             try:
-                return translate_adql(params.query, self.catalog(refresh=True),
+                return translate_adql(params.query,
+                                      self.catalog(refresh=True).with_tables(uploads),
                                       row_limit=params.maxrec + 1, version=params.adql_version)
             except AdqlError as exc:
                 raise QueryError(_position_message(exc)) from exc
 
-    def run(self, params: QueryParams) -> QueryResult:
+    def run(self, params: QueryParams, *, uploads: Sequence[UploadTable] = (),
+            statement_timeout_ms: int | None = None,
+            on_connection: Callable[[object], None] | None = None) -> QueryResult:
         """Translate and start the query; the first batch is read before returning.
 
         Reading one batch up front means planning errors, timeouts before the first row and
         most execution errors become DALI errors with a proper HTTP status instead of a
-        truncated 200 response.
+        truncated 200 response.  ``uploads`` become tables for the query's lifetime (dropped
+        when the batches are exhausted or closed); async jobs pass their own
+        ``statement_timeout_ms`` and an ``on_connection`` hook that receives the connection
+        so a job can be cancelled from another thread.
         """
         t0 = time.perf_counter()
-        translated = self.translate(params)
-        t1 = time.perf_counter()
+        upload_tables: tuple[TableMeta, ...] = ()
+        if uploads:
+            try:
+                upload_tables = tuple(self.upload_store.load(uploads))
+            except _storage.DatabaseError as exc:
+                raise _database_error(exc) from exc
         status = ResultStatus()
-        pool_cm = self.pool.connection()
+        pool_cm = self.pool.connection(statement_timeout_ms)
         try:
-            conn = pool_cm.__enter__()
-            reader = _storage.execute(conn, translated.sql)
-            first = reader.next_batch()
-        except BaseException as exc:
-            pool_cm.__exit__(type(exc), exc, exc.__traceback__)
-            raise _database_error(exc) from exc
+            translated = self.translate(params, upload_tables)
+            t1 = time.perf_counter()
+            try:
+                conn = pool_cm.__enter__()
+                if on_connection is not None:
+                    on_connection(conn)
+                reader = _storage.execute(conn, translated.sql)
+                first = reader.next_batch()
+            except BaseException as exc:
+                pool_cm.__exit__(type(exc), exc, exc.__traceback__)
+                raise _database_error(exc) from exc
+        except BaseException:
+            self._drop_uploads(upload_tables)
+            raise
         t2 = time.perf_counter()
         fields = result_fields(translated.columns, reader.schema)
-        batches = self._stream(pool_cm, reader, first, params.maxrec, status)
+        batches = self._stream(pool_cm, reader, first, params.maxrec, status,
+                               cleanup=lambda: self._drop_uploads(upload_tables))
         return QueryResult(fields=fields, batches=batches, status=status, sql=translated.sql,
                            timings={"translate_ms": (t1 - t0) * 1e3, "first_batch_ms": (t2 - t1) * 1e3})
 
+    def _drop_uploads(self, tables: tuple[TableMeta, ...]) -> None:
+        if tables:
+            self.upload_store.drop(tables)
+
     def _stream(self, pool_cm, reader: _storage.ResultStream, first: pa.RecordBatch | None,
-                maxrec: int, status: ResultStatus) -> Iterator[pa.RecordBatch]:  # noqa: ANN001
+                maxrec: int, status: ResultStatus,
+                cleanup: Callable[[], None] | None = None) -> Iterator[pa.RecordBatch]:  # noqa: ANN001
         """Yield normalized batches until MAXREC rows; release the connection at the end."""
+        try:
+            yield from self._batches(pool_cm, reader, first, maxrec, status)
+        finally:
+            if cleanup is not None:
+                cleanup()
+
+    def _batches(self, pool_cm, reader: _storage.ResultStream, first: pa.RecordBatch | None,
+                 maxrec: int, status: ResultStatus) -> Iterator[pa.RecordBatch]:  # noqa: ANN001
         exc_info: tuple = (None, None, None)
         try:
             batch = first

@@ -48,18 +48,25 @@ class ConnectionPool:
         return conn
 
     @contextmanager
-    def connection(self) -> Iterator[object]:
+    def connection(self, statement_timeout_ms: int | None = None) -> Iterator[object]:
+        """A pooled connection; ``statement_timeout_ms`` overrides the pool's timeout while
+        it is held (async jobs run with their own execution duration)."""
         try:
             conn = self._idle.get_nowait()
         except queue.Empty:
             conn = self._open()
         healthy = True
         try:
+            if statement_timeout_ms is not None:
+                with conn.cursor() as cur:
+                    cur.execute(f"SET statement_timeout = {int(statement_timeout_ms)}")
             yield conn
         except BaseException:
             healthy = _recover(conn)
             raise
         finally:
+            if healthy and statement_timeout_ms is not None:
+                healthy = _reset_timeout(conn, self._timeout_ms)
             if healthy and self._idle.qsize() < self._size:
                 self._idle.put(conn)
             elif healthy:
@@ -71,6 +78,20 @@ class ConnectionPool:
                 self._idle.get_nowait().close()
             except queue.Empty:
                 return
+
+
+def _reset_timeout(conn, timeout_ms: int | None) -> bool:  # noqa: ANN001
+    try:
+        with conn.cursor() as cur:
+            cur.execute("RESET statement_timeout" if timeout_ms is None
+                        else f"SET statement_timeout = {int(timeout_ms)}")
+        return True
+    except Exception:  # noqa: BLE001 - a connection that cannot reset is dropped
+        try:
+            conn.close()
+        except Exception:  # noqa: BLE001
+            pass
+        return False
 
 
 def _recover(conn) -> bool:  # noqa: ANN001

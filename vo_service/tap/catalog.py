@@ -6,7 +6,7 @@ against and that result FIELDs take their units, UCDs and descriptions from.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,10 @@ class TableMeta:
     description: str | None = None
     utype: str | None = None
     table_index: int | None = None
+    db_schema: str | None = None
+    """PostgreSQL schema holding the table when it differs from ``schema_name`` (uploads)."""
+    db_table: str | None = None
+    """PostgreSQL table name when it differs from ``name`` (uploads get unique names)."""
 
     @property
     def name(self) -> str:
@@ -88,6 +92,16 @@ class Catalog:
     tables: tuple[TableMeta, ...]
     schemas: dict[str, str | None] = field(default_factory=dict)
     foreign_keys: tuple[ForeignKey, ...] = ()
+
+    def with_tables(self, extra: tuple[TableMeta, ...]) -> Catalog:
+        """This catalogue plus ``extra`` tables (a request's ``TAP_UPLOAD`` tables).
+
+        The shared catalogue stays untouched: each request that uploads gets its own copy,
+        so one user's uploads are never visible to another query.
+        """
+        if not extra:
+            return self
+        return replace(self, tables=self.tables + tuple(extra))
 
     def find_table(self, name: str, schema: str | None = None) -> TableMeta | None:
         """Resolve a table reference as ADQL does: case-insensitively unless delimited.

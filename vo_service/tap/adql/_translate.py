@@ -535,8 +535,8 @@ class _Translator:
                 hint = difflib.get_close_matches(shown, known, n=3)
                 extra = f"; did you mean {', '.join(hint)}?" if hint else ""
                 raise self.fail(f"Unknown table {shown!r}{extra}", node)
-            pg_table = _pg_name(meta.name)
-            pg_schema = _pg_name(meta.schema_name)
+            pg_table = meta.db_table or _pg_name(meta.name)
+            pg_schema = meta.db_schema or _pg_name(meta.schema_name)
             sql = exp.Table(this=_ident(pg_table), db=_ident(pg_schema))
             label, delimited = _catalog_name(meta.name)
             cols = []

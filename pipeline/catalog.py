@@ -1,0 +1,173 @@
+"""Object catalogs and training sets as the pipeline reads them, and the demo catalog it builds.
+
+An object catalog is a Parquet dataset: a directory of Parquet files (any depth, so a HATS
+catalog's ``Norder=*/Dir=*/Npix=*.parquet`` tree works as is), one pipeline task per file, with
+LSST Object columns: ``objectId``, ``coord_ra``, ``coord_dec``, ``<band>_cModelFlux`` and
+``<band>_cModelFluxErr`` in nJy.  A training set has the same flux columns and a redshift; or
+(for ``pzvo pipeline evaluate``) AB magnitudes ``u g r i z y``, optional ``u_err ... y_err``
+and ``redshift``.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.estimators.base import Photometry
+from pipeline.photometry import BANDS, flux_column, flux_err_column, mag_to_njy, njy_to_mag
+
+log = logging.getLogger(__name__)
+
+ID_COLUMN, RA_COLUMN, DEC_COLUMN = "objectId", "coord_ra", "coord_dec"
+FLUX_COLUMNS = [flux_column(b) for b in BANDS]
+FLUX_ERR_COLUMNS = [flux_err_column(b) for b in BANDS]
+OBJECT_COLUMNS = [ID_COLUMN, RA_COLUMN, DEC_COLUMN, *FLUX_COLUMNS, *FLUX_ERR_COLUMNS]
+HATS_METADATA = {"_metadata", "_common_metadata"}
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One input file and the output file it becomes."""
+
+    source: Path
+    relative: str  # path below the dataset root, the output keeps the same layout
+
+    @property
+    def key(self) -> str:
+        return self.relative.replace("/", "__")
+
+
+def list_partitions(root: Path) -> list[Partition]:
+    """Every Parquet file under ``root`` (or ``root`` itself when it is a file), sorted."""
+    root = Path(root)
+    if root.is_file():
+        return [Partition(root, root.name)]
+    files = sorted(p for p in root.rglob("*.parquet") if p.name not in HATS_METADATA and p.is_file())
+    if not files:
+        raise FileNotFoundError(f"no Parquet files under {root}")
+    return [Partition(p, p.relative_to(root).as_posix()) for p in files]
+
+
+def photometry_from_objects(table: pa.Table) -> Photometry:
+    """Fluxes (and errors when present) of an Object-like table."""
+    flux = np.column_stack([_f64(table, c) for c in FLUX_COLUMNS])
+    have_err = all(c in table.column_names for c in FLUX_ERR_COLUMNS)
+    err = np.column_stack([_f64(table, c) for c in FLUX_ERR_COLUMNS]) if have_err else None
+    return Photometry(flux, err)
+
+
+def photometry_from_magnitudes(table: pa.Table) -> Photometry:
+    """Fluxes from AB magnitude columns ``u ... y`` (and ``u_err ... y_err`` when all exist)."""
+    mags = np.column_stack([_f64(table, b) for b in BANDS])
+    flux = mag_to_njy(mags)
+    flux[~np.isfinite(mags)] = np.nan
+    if all(f"{b}_err" in table.column_names for b in BANDS):
+        errs = np.column_stack([_f64(table, f"{b}_err") for b in BANDS])
+        return Photometry(flux, flux * errs / 1.0857362047581294)
+    return Photometry(flux, None)
+
+
+def read_training_set(path: Path, redshift_column: str = "redshift") -> tuple[Photometry, np.ndarray]:
+    """A training set in either form (Object fluxes or magnitudes), with its redshifts."""
+    table = pq.read_table(path)
+    if redshift_column not in table.column_names:
+        raise ValueError(f"{path}: no redshift column {redshift_column!r}")
+    if all(c in table.column_names for c in FLUX_COLUMNS):
+        phot = photometry_from_objects(table)
+    elif all(b in table.column_names for b in BANDS):
+        phot = photometry_from_magnitudes(table)
+    else:
+        raise ValueError(f"{path}: needs the columns {FLUX_COLUMNS} or {list(BANDS)}")
+    z = _f64(table, redshift_column)
+    keep = np.isfinite(z)
+    return phot.take(keep), z[keep]
+
+
+def _f64(table: pa.Table, name: str) -> np.ndarray:
+    return table.column(name).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+
+
+# --- the demo catalog -----------------------------------------------------------------------
+
+DEMO_SEED = 20261125
+GOLD_I_LIMIT = 25.3
+
+
+def observe_lsst(mags: dict[str, np.ndarray], seed: int, years: float = 10.0) -> dict[str, np.ndarray]:
+    """Observed fluxes and errors (nJy) with photerr's LSST error model (Ivezic et al. 2019).
+
+    Output in flux ("maggy") so faint galaxies keep their zero or negative fluxes, as in the
+    Object catalog.
+    """
+    import pandas as pd
+    from photerr import LsstErrorModel
+
+    model = LsstErrorModel(nYrObs=years, outputType="maggy")
+    obs = model(pd.DataFrame({b: np.asarray(mags[b], float) for b in BANDS}), random_state=seed)
+    to_njy = 3631e9
+    out = {}
+    for b in BANDS:
+        out[flux_column(b)] = obs[b].to_numpy() * to_njy
+        out[flux_err_column(b)] = obs[f"{b}_err"].to_numpy() * to_njy
+    return out
+
+
+def demo_objects(source: Path, seed: int = DEMO_SEED, copies: int = 1) -> tuple[pa.Table, np.ndarray]:
+    """The shared Buzzard galaxies as an Object-like table (and their true redshifts).
+
+    ``copies`` > 1 repeats the catalogue with fresh noise and positions (new objectIds), to make
+    benchmark catalogues of any size from the same galaxies.
+    """
+    from ingest.demo import sky_positions  # the demo footprint, shared with pz.photoz_demo
+
+    cat = pq.read_table(source)
+    mags = {b: cat.column(b).to_numpy() for b in BANDS}
+    ids = cat.column("galaxy_id").to_numpy().astype(np.int64)
+    z = cat.column("redshift").to_numpy()
+    tables, redshifts = [], []
+    for copy in range(copies):
+        rng = np.random.default_rng(seed + copy)
+        ra, dec = sky_positions(len(ids), rng)
+        cols = {ID_COLUMN: ids + copy * 10_000_000, RA_COLUMN: ra, DEC_COLUMN: dec}
+        cols.update(observe_lsst(mags, seed + copy))
+        tables.append(pa.table(cols))
+        redshifts.append(z)
+    return pa.concat_tables(tables), np.concatenate(redshifts)
+
+
+def gold_mask(table: pa.Table) -> np.ndarray:
+    """LSST gold sample: observed i < 25.3."""
+    return np.nan_to_num(njy_to_mag(_f64(table, flux_column("i"))), nan=99.0) < GOLD_I_LIMIT
+
+
+def write_demo_catalog(source: Path, objects_dir: Path, training_path: Path, validation_path: Path,
+                       *, partitions: int = 8, seed: int = DEMO_SEED, train_fraction: float = 0.75,
+                       copies: int = 1) -> dict[str, int]:
+    """Write the demo object catalog (``partitions`` files) and the train/validation split.
+
+    The split is of the gold sample (i < 25.3), with a fixed seed: ``train_fraction`` for
+    training, the rest held out for the quality report.  Training and validation rows carry the
+    Object columns plus ``redshift``.
+    """
+    objects, z = demo_objects(source, seed, copies)
+    objects_dir.mkdir(parents=True, exist_ok=True)
+    bounds = np.linspace(0, objects.num_rows, partitions + 1).astype(int)
+    for p in range(partitions):
+        part = objects.slice(bounds[p], bounds[p + 1] - bounds[p])
+        pq.write_table(part, objects_dir / f"part-{p:04d}.parquet", row_group_size=100_000)
+    first = objects.slice(0, len(z) // copies)
+    gold = np.flatnonzero(gold_mask(first))
+    np.random.default_rng(seed).shuffle(gold)
+    n_train = int(train_fraction * gold.size)
+    labelled = first.append_column("redshift", pa.array(z[: first.num_rows]))
+    for path, rows in ((training_path, np.sort(gold[:n_train])), (validation_path, np.sort(gold[n_train:]))):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(labelled.take(rows), path)
+    counts = {"objects": objects.num_rows, "partitions": partitions, "training": n_train,
+              "validation": int(gold.size - n_train)}
+    log.info("wrote demo catalog", extra=counts)
+    return counts

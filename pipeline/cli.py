@@ -1,0 +1,101 @@
+"""``pzvo pipeline run|evaluate``: the pipeline's command-line front end (no logic of its own)."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the pzvo CLI builds its parser on every call: keep numpy/scipy/dask out of it
+    from pipeline.run import Progress
+
+
+class ProgressBar:
+    """tqdm progress bar over partitions, as a pipeline ProgressHook."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._bar: Any = None
+
+    def __call__(self, progress: "Progress") -> None:
+        if not self.enabled:
+            return
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=progress.total, unit="partition", desc="photo-z", file=sys.stderr)
+        self._bar.n = progress.done
+        self._bar.set_postfix(rows=progress.rows, refresh=False)
+        self._bar.refresh()
+        if progress.done >= progress.total:
+            self._bar.close()
+
+
+def add_subcommands(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001
+    """Add the ``pipeline`` command group to the ``pzvo`` parser."""
+    pipe = sub.add_parser("pipeline", help="the Dask photo-z pipeline")
+    actions = pipe.add_subparsers(dest="pipeline_command", required=True)
+    run = actions.add_parser("run", help="run a pipeline configuration (YAML)")
+    run.add_argument("config", type=Path)
+    run.add_argument("--scheduler", help="address of an existing Dask scheduler (default: a LocalCluster)")
+    run.add_argument("--workers", type=int, help="LocalCluster workers (default: one per core)")
+    run.add_argument("--no-publish", action="store_true", help="do not load the table into PostgreSQL")
+    run.add_argument("--no-progress", action="store_true")
+    run.set_defaults(func=cmd_run)
+    ev = actions.add_parser("evaluate", help="train on one file, print metrics on another as JSON")
+    ev.add_argument("--train", type=Path, required=True, help="Parquet: u g r i z y redshift [u_err ...]")
+    ev.add_argument("--test", type=Path, required=True)
+    ev.add_argument("--estimator", default="knn")
+    ev.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                    help="estimator parameter (YAML value), repeatable")
+    ev.set_defaults(func=cmd_evaluate)
+
+
+def cmd_run(args: argparse.Namespace, settings: Any) -> int:
+    from dataclasses import replace
+
+    from pipeline.config import load_config
+    from pipeline.run import run_pipeline
+
+    config = load_config(args.config)
+    if args.workers:
+        config = replace(config, workers=args.workers)
+    if args.no_publish:
+        config = replace(config, publish=False)
+    engine = None
+    if config.publish:
+        from vo_service.database import owner_engine
+
+        engine = owner_engine(settings)
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+    result = run_pipeline(config, scheduler=args.scheduler, engine=engine,
+                          progress=[ProgressBar(not args.no_progress)])
+    summary = {k: v for k, v in result.to_json().items() if k not in ("partition_seconds",)}
+    if result.quality:
+        summary["quality"] = {k: result.quality[k] for k in ("n", "sigma_mad", "bias", "outlier_fraction",
+                                                             "pit_max_deviation", "cde_loss")}
+    print(json.dumps(summary, indent=1, default=str))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace, settings: Any) -> int:
+    import yaml
+
+    from pipeline.catalog import read_training_set
+    from pipeline.estimators import make_estimator
+    from pipeline.quality import evaluate_columns
+
+    params = {}
+    for item in args.param:
+        key, _, value = item.partition("=")
+        params[key] = yaml.safe_load(value)
+    train_phot, train_z = read_training_set(args.train)
+    test_phot, test_z = read_training_set(args.test)
+    estimator = make_estimator(args.estimator, params).fit(train_phot, train_z)
+    report = evaluate_columns(estimator.estimate(test_phot), test_z)
+    report["estimator"] = estimator.describe()
+    report["errors_used"] = train_phot.flux_err is not None
+    print(json.dumps(report))
+    return 0

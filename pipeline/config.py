@@ -1,0 +1,100 @@
+"""The YAML configuration of a pipeline run (``pzvo pipeline run CONFIG.yaml``).
+
+Relative paths are relative to the project root, so a configuration means the same from any
+working directory.  ``docs/examples/pipeline_demo.yaml`` documents every key.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vo_service.config import PROJECT_ROOT
+
+
+class ConfigError(ValueError):
+    """A pipeline configuration is malformed."""
+
+
+@dataclass(frozen=True)
+class DemoInputs:
+    """Build the demo inputs from the shared Buzzard catalog when they are missing."""
+
+    source: Path
+    partitions: int = 8
+    seed: int = 20261125
+    train_fraction: float = 0.75
+    copies: int = 1
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    release: str
+    objects: Path
+    training: Path
+    output: Path
+    table_schema: str = "pz"
+    table_name: str = "photoz"
+    table_description: str | None = None
+    validation: Path | None = None
+    redshift_column: str = "redshift"
+    estimator: str = "knn"
+    estimator_params: dict[str, Any] = field(default_factory=dict)
+    scheduler: str | None = None
+    workers: int | None = None
+    processes: bool = True
+    publish: bool = False
+    publish_partitions: int = 16
+    publish_workers: int = 2
+    demo: DemoInputs | None = None
+
+    @property
+    def qualified_table(self) -> str:
+        return f"{self.table_schema}.{self.table_name}"
+
+
+def _path(value: Any, base: Path) -> Path:
+    path = Path(str(value))
+    return path if path.is_absolute() else (base / path).resolve()
+
+
+def parse_config(raw: dict[str, Any], base: Path = PROJECT_ROOT) -> PipelineConfig:
+    """A :class:`PipelineConfig` from the mapping a YAML file holds."""
+    for key in ("release", "objects", "training", "output"):
+        if key not in raw:
+            raise ConfigError(f"pipeline configuration lacks {key!r}")
+    est = raw.get("estimator") or {}
+    if isinstance(est, str):
+        est = {"name": est}
+    table = raw.get("table") or {}
+    dask = raw.get("dask") or {}
+    pub = raw.get("publish") or {}
+    if isinstance(pub, bool):
+        pub = {"enabled": pub}
+    demo = raw.get("demo")
+    return PipelineConfig(
+        release=str(raw["release"]), objects=_path(raw["objects"], base), training=_path(raw["training"], base),
+        output=_path(raw["output"], base),
+        validation=_path(raw["validation"], base) if raw.get("validation") else None,
+        redshift_column=raw.get("redshift_column", "redshift"),
+        table_schema=table.get("schema", "pz"), table_name=table.get("name", "photoz"),
+        table_description=table.get("description"),
+        estimator=est.get("name", "knn"), estimator_params=dict(est.get("params") or {}),
+        scheduler=dask.get("scheduler"), workers=dask.get("workers"), processes=bool(dask.get("processes", True)),
+        publish=bool(pub.get("enabled", False)), publish_partitions=int(pub.get("partitions", 16)),
+        publish_workers=int(pub.get("workers", 2)),
+        demo=None if not demo else DemoInputs(
+            source=_path(demo.get("source", "../shared/data/buzzard_ugrizy_80k.parquet"), base),
+            partitions=int(demo.get("partitions", 8)), seed=int(demo.get("seed", 20261125)),
+            train_fraction=float(demo.get("train_fraction", 0.75)), copies=int(demo.get("copies", 1))),
+    )
+
+
+def load_config(path: Path, base: Path = PROJECT_ROOT) -> PipelineConfig:
+    with Path(path).open() as fh:
+        raw = yaml.safe_load(fh)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: not a mapping")
+    return parse_config(raw, base)

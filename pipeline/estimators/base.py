@@ -1,0 +1,117 @@
+"""The interface every photo-z estimator of the pipeline implements.
+
+Small on purpose, so that a recipient's algorithm (or RAIL's, behind an adapter) plugs in: an
+estimator is trained once on a training set, then estimates partitions independently (so Dask
+can send one copy of the trained model to every worker and run partitions anywhere), and it
+declares its output columns and version (so the table description, the felis schema and the
+provenance record derive from the estimator, not from a hand-written list).
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import pyarrow as pa
+
+from pipeline.pdf import LEVELS
+from pipeline.photometry import BANDS
+
+
+@dataclass(frozen=True)
+class Photometry:
+    """Fluxes of n objects in the six LSST bands, in nJy, as the Object catalog gives them.
+
+    ``flux`` and ``flux_err`` are (n, 6) arrays in :data:`BANDS` order; ``flux_err`` is None
+    when the input has no errors (a magnitude file without ``<band>_err`` columns).  NaN flux
+    means "not measured".
+    """
+
+    flux: np.ndarray
+    flux_err: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.flux.ndim != 2 or self.flux.shape[1] != len(BANDS):
+            raise ValueError(f"flux must be (n, {len(BANDS)}), got {self.flux.shape}")
+
+    def __len__(self) -> int:
+        return self.flux.shape[0]
+
+    def take(self, index: np.ndarray) -> "Photometry":
+        return Photometry(self.flux[index], None if self.flux_err is None else self.flux_err[index])
+
+
+@dataclass(frozen=True)
+class OutputColumn:
+    """One column an estimator writes, described once for Parquet, TAP_SCHEMA and felis."""
+
+    name: str
+    arrow_type: pa.DataType
+    description: str
+    ucd: str | None = None
+    unit: str | None = None
+    principal: bool = False
+    indexed: bool = False
+
+    @property
+    def votable(self) -> tuple[str, str | None]:
+        """(VOTable datatype, arraysize)."""
+        t = self.arrow_type
+        if pa.types.is_fixed_size_list(t):
+            return _VOTABLE[t.value_type], str(t.list_size)
+        return _VOTABLE[t], None
+
+
+_VOTABLE = {pa.float32(): "float", pa.float64(): "double", pa.int64(): "long", pa.int32(): "int",
+            pa.int16(): "short", pa.bool_(): "boolean"}
+
+#: The columns of a PDF-producing estimator that follows the pipeline's conventions.
+PDF_COLUMNS = (
+    OutputColumn("z_phot", pa.float32(), "Photometric redshift point estimate: the median of the PDF.",
+                 "src.redshift.phot", principal=True, indexed=True),
+    OutputColumn("z_mode", pa.float32(), "Mode of the photo-z PDF.", "src.redshift.phot", principal=True),
+    OutputColumn("z_err", pa.float32(), "Half-width of the central 68 % interval of the photo-z PDF.",
+                 "stat.error;src.redshift.phot", principal=True),
+    OutputColumn("odds", pa.float32(), "Probability within 0.06(1+z) of the mode (BPZ odds).",
+                 "stat.likelihood;src.redshift.phot", principal=True),
+    OutputColumn("z_pdf", pa.list_(pa.float32(), len(LEVELS)),
+                 "Photo-z PDF as the redshifts at which its CDF reaches the quantile levels "
+                 + ", ".join(f"{q:g}" for q in LEVELS) + " (qp 'quant' parameterization).",
+                 "src.redshift.phot;stat.probability"),
+)
+
+
+class Estimator(ABC):
+    """A photo-z algorithm: ``fit`` once, then ``estimate`` any number of partitions.
+
+    Subclasses set :attr:`name` and :attr:`version` (bump the version whenever outputs change
+    for the same inputs: it is part of the provenance and of the resume fingerprint) and take
+    their parameters as keyword arguments, which :attr:`params` returns for the provenance.
+    A fitted estimator must pickle: it is broadcast to the Dask workers.
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[str]
+    columns: ClassVar[tuple[OutputColumn, ...]] = PDF_COLUMNS
+
+    def __init__(self, **params: Any) -> None:
+        self._params = dict(params)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self._params)
+
+    @abstractmethod
+    def fit(self, training: Photometry, redshift: np.ndarray) -> "Estimator":
+        """Train on objects with known redshift; returns self."""
+
+    @abstractmethod
+    def estimate(self, objects: Photometry) -> dict[str, np.ndarray]:
+        """Estimate one partition: a mapping from every name in :attr:`columns` to an array
+        (the PDF as an (n, len(LEVELS)) array)."""
+
+    def describe(self) -> dict[str, Any]:
+        """Name, version and parameters: what a provenance record of a run needs."""
+        return {"name": self.name, "version": self.version, "params": self.params}
+

@@ -1,0 +1,162 @@
+"""Publish a pipeline run's PZ table into PostgreSQL, partitioned for billions of rows.
+
+The table (described by the run's ``tap_schema/`` YAML) is hash-partitioned on ``object_id``:
+every partition holds a uniform share of objects whatever the id layout, point lookups by id
+prune to one partition, and each partition's indexes (primary key, pg_sphere GiST on the
+position, B-tree on ``z_phot``) stay small enough to build in parallel and to fit in memory.
+
+Steps, and why:
+
+1. An unpublished staging table ``<schema>__load.<name>`` with its partitions (no indexes yet:
+   building them after loading is several times faster than maintaining them during COPY).
+2. ``COPY`` in parallel: ``workers`` connections, each streaming its share of the Parquet files
+   (``ingest.copy.copy_batches``); PostgreSQL routes rows to partitions.  Several connections
+   cannot share one transaction, which is why loading happens in staging.
+3. Indexes per partition, in parallel (the expressions come from ``tap_schema.loader``).
+4. **One transaction** swaps the table in: drop the old table, move the staging table and its
+   partitions into the published schema, add the primary key and indexes on the parent (which
+   PostgreSQL attaches from the partitions' matching indexes instead of building anew), write
+   TAP_SCHEMA (``tap_schema.loader.publish_table``), and record the product
+   (:func:`record_product`, the single place where the registry and provenance of issues 4 and 5
+   plug in).  Readers see the old table or the new one, never a half-loaded one.
+5. ``VACUUM (ANALYZE)`` after the commit (``ingest.copy.vacuum_analyze``).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
+
+from ingest.copy import copy_batches, vacuum_analyze
+from tap_schema.loader import create_indexes_sql, create_table_sql, publish_table, qualified, quote_ident
+from tap_schema.model import TableDescription, load_table
+
+if TYPE_CHECKING:
+    from pipeline.run import RunResult
+
+log = logging.getLogger(__name__)
+
+PARTITION_KEY = "object_id"
+
+
+def staging_schema(desc: TableDescription) -> str:
+    return f"{desc.schema}__load"
+
+
+def partition_name(desc: TableDescription, i: int) -> str:
+    return f"{desc.name}_p{i:03d}"
+
+
+def postgres_array_text(column: pa.Array) -> pa.Array:
+    """A list column as PostgreSQL array literals (``{0.1,0.2}``), vectorized in Arrow.
+
+    pyarrow's CSV writer cannot write list columns, and COPY's CSV form takes an array as its
+    text literal.
+    """
+    strings = pc.cast(column, pa.list_(pa.string()))
+    joined = pc.binary_join(strings, ",")
+    return pc.binary_join_element_wise("{", joined, "}", "")
+
+
+def _copy_batches(files: list[Path], batch_rows: int = 100_000):  # noqa: ANN202 - generator
+    for path in files:
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
+            arrays = [postgres_array_text(col) if pa.types.is_fixed_size_list(col.type)
+                      or pa.types.is_list(col.type) else col for col in batch.columns]
+            yield pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
+
+
+def _load_files(engine: Engine, table: str, files: list[Path]) -> int:
+    raw = engine.raw_connection()
+    try:
+        rows = copy_batches(raw.driver_connection, table, _copy_batches(files))
+        raw.commit()
+        return rows
+    finally:
+        raw.close()
+
+
+def _index_partition(engine: Engine, part: TableDescription) -> None:
+    """The primary key and the description's indexes of one partition (the parent's ALTER
+    TABLE / CREATE INDEX later attach these instead of building them again)."""
+    stmts = [f"ALTER TABLE {qualified(part)} ADD PRIMARY KEY ({quote_ident(PARTITION_KEY)})",
+             *create_indexes_sql(part)]
+    with engine.begin() as conn:
+        for stmt in stmts:
+            conn.execute(text(stmt))
+
+
+def record_product(conn: Connection, desc: TableDescription, result: "RunResult | None") -> None:
+    """Register the published table as a product with its provenance, in the swap transaction.
+
+    The integration point for issue 5 (product registry) and issue 4 (provenance): it runs in
+    the transaction that publishes the table, so the product record and the table appear
+    together.  What it must record is all in ``result`` (see ``RunResult.to_json``): estimator
+    name, version and parameters, the training set (path and SHA-256), the object catalog,
+    the release, the run fingerprint, row count, and the quality report (validation-results
+    product).  Until those APIs exist it only logs.
+    """
+    log.info("product ready for registration",
+             extra={"table": desc.qualified_name,
+                    "release": None if result is None else result.release,
+                    "estimator": None if result is None else result.estimator,
+                    "fingerprint": None if result is None else result.fingerprint})
+
+
+def publish_table_files(engine: Engine, desc: TableDescription, files: list[Path], *, partitions: int = 16,
+                        workers: int = 2, result: "RunResult | None" = None) -> dict[str, Any]:
+    """Load Parquet files into the partitioned table ``desc`` and publish it (steps 1-5 above)."""
+    started = time.perf_counter()
+    if desc.primary_key != (PARTITION_KEY,):
+        raise ValueError(f"{desc.qualified_name}: the partitioned load needs primary key ({PARTITION_KEY})")
+    stage = replace(desc, schema=staging_schema(desc), primary_key=())
+    parts = [replace(desc, schema=stage.schema, name=partition_name(desc, i)) for i in range(partitions)]
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(stage.schema)}"))
+        conn.execute(text(f"DROP TABLE IF EXISTS {qualified(stage)} CASCADE"))
+        create = create_table_sql(stage)[-1] + f" PARTITION BY HASH ({quote_ident(PARTITION_KEY)})"
+        conn.execute(text(create))
+        for i, part in enumerate(parts):
+            conn.execute(text(f"CREATE TABLE {qualified(part)} PARTITION OF {qualified(stage)} "
+                              f"FOR VALUES WITH (MODULUS {partitions}, REMAINDER {i})"))
+    shares = [files[w::workers] for w in range(workers)]
+    with ThreadPoolExecutor(workers) as pool:
+        rows = sum(pool.map(lambda share: _load_files(engine, qualified(stage), share), shares))
+    loaded = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(lambda part: _index_partition(engine, part), parts))
+    indexed = time.perf_counter()
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP TABLE IF EXISTS {qualified(desc)} CASCADE"))
+        conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(desc.schema)}"))
+        for table in (stage, *parts):
+            conn.execute(text(f"ALTER TABLE {qualified(table)} SET SCHEMA {quote_ident(desc.schema)}"))
+        conn.execute(text(f"ALTER TABLE {qualified(desc)} ADD PRIMARY KEY ({quote_ident(PARTITION_KEY)})"))
+        for stmt in create_indexes_sql(desc):
+            conn.execute(text(stmt))
+        publish_table(conn, desc)
+        record_product(conn, desc, result)
+    vacuum_analyze(engine, qualified(desc))
+    timings = {"table": desc.qualified_name, "rows": rows, "partitions": partitions, "workers": workers,
+               "copy_seconds": round(loaded - started, 3), "index_seconds": round(indexed - loaded, 3),
+               "seconds": round(time.perf_counter() - started, 3)}
+    log.info("published table", extra=timings)
+    return timings
+
+
+def publish_run(engine: Engine, result: "RunResult", *, partitions: int = 16, workers: int = 2) -> dict[str, Any]:
+    """Publish a finished run's table from its output directory."""
+    if result.table_yaml is None:
+        raise ValueError("the run has no table description")
+    desc = load_table(result.table_yaml)
+    files = sorted(result.data_dir.rglob("*.parquet"))
+    return publish_table_files(engine, desc, files, partitions=partitions, workers=workers, result=result)

@@ -1,0 +1,333 @@
+"""Run a photo-z estimator over a whole object catalog with Dask.
+
+One Dask task per input Parquet file, each writing one output Parquet file with the same
+relative path, so the work scales from this machine's ``LocalCluster`` (one single-threaded
+worker process per core) to any cluster given by its scheduler address, without code changes.
+The trained estimator is scattered once to every worker (``broadcast=True``) and tasks take the
+future, so a model is not pickled into every task.
+
+Resuming: an output file is written under a temporary name and renamed when complete, and it
+carries the run's fingerprint (estimator name, version, parameters, training set digest,
+release) in its Parquet metadata.  A rerun skips every partition whose output exists with the
+same fingerprint, so a killed run loses at most the partitions in flight, and a changed
+estimator or training set recomputes everything.
+
+Progress goes to hooks (:data:`ProgressHook`): the CLI's progress bar and the job record
+(``run.json`` in the output directory, rewritten after every partition), which is where the
+registry's job/product record will read it from.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.catalog import (DEC_COLUMN, FLUX_COLUMNS, FLUX_ERR_COLUMNS, ID_COLUMN, RA_COLUMN, Partition,
+                              list_partitions, photometry_from_objects, read_training_set, write_demo_catalog)
+from pipeline.config import PipelineConfig
+from pipeline.estimators import Estimator, make_estimator
+from pipeline.schema import arrow_schema, table_description, write_descriptions
+
+log = logging.getLogger(__name__)
+
+FINGERPRINT_KEY = b"pzvo.fingerprint"
+JOB_RECORD = "run.json"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One step of a run: ``done`` of ``total`` partitions finished (skipped ones included)."""
+
+    done: int
+    total: int
+    rows: int
+    partition: str | None = None
+    skipped: bool = False
+
+
+ProgressHook = Callable[[Progress], None]
+
+
+@dataclass
+class RunResult:
+    """What a run produced: the manifest a product registration and provenance record need."""
+
+    release: str
+    output_dir: Path
+    data_dir: Path
+    estimator: dict[str, Any]
+    fingerprint: str
+    inputs: dict[str, Any]
+    partitions: int
+    computed: int
+    skipped: int
+    rows: int
+    seconds: float
+    table_yaml: Path | None = None
+    felis_yaml: Path | None = None
+    quality: dict[str, Any] | None = None
+    published: dict[str, Any] | None = None
+    partition_seconds: list[float] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in out.items()}
+
+
+# --- the task ----------------------------------------------------------------------------------
+
+def estimate_partition(estimator: Estimator, source: str, target: str,
+                       schema: pa.Schema) -> dict[str, Any]:
+    """Read one input file, estimate, write one output file atomically (the Dask task)."""
+    started, cpu_started = time.perf_counter(), time.thread_time()
+    have = set(pq.read_schema(source).names)
+    wanted = [ID_COLUMN, RA_COLUMN, DEC_COLUMN, *FLUX_COLUMNS] + [c for c in FLUX_ERR_COLUMNS if c in have]
+    # One thread per task: Dask runs one task per core, and Arrow's own thread pool on top of it
+    # oversubscribed the cores (2 workers ran slower than 1 on this 2-core machine).
+    table = pq.read_table(source, columns=wanted, use_threads=False)
+    columns = estimator.estimate(photometry_from_objects(table))
+    arrays: list[pa.Array] = [table.column(ID_COLUMN).combine_chunks().cast(pa.int64()),
+                              table.column(RA_COLUMN).combine_chunks().cast(pa.float64()),
+                              table.column(DEC_COLUMN).combine_chunks().cast(pa.float64())]
+    for fld in list(schema)[3:]:
+        values = np.asarray(columns[fld.name])
+        if pa.types.is_fixed_size_list(fld.type):
+            flat = pa.array(np.ascontiguousarray(values, dtype=np.float32).ravel(), fld.type.value_type)
+            arrays.append(pa.FixedSizeListArray.from_arrays(flat, fld.type.list_size))
+        else:
+            arrays.append(pa.array(values, fld.type))
+    out = pa.Table.from_arrays(arrays, schema=schema)
+    target_path = Path(target)
+    target_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target_path.with_name(target_path.name + f".tmp-{os.getpid()}")
+    pq.write_table(out, tmp, compression="zstd", row_group_size=256 * 1024)
+    os.replace(tmp, target_path)
+    return {"rows": out.num_rows, "seconds": time.perf_counter() - started,
+            "cpu_seconds": time.thread_time() - cpu_started}
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def run_fingerprint(estimator: Estimator, training_digest: str, release: str) -> str:
+    text = json.dumps({"estimator": estimator.describe(), "training": training_digest, "release": release},
+                      sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def output_path(data_dir: Path, part: Partition) -> Path:
+    return data_dir / part.relative
+
+
+def is_finished(path: Path, fingerprint: str) -> bool:
+    """True when ``path`` is a complete output of a run with this fingerprint."""
+    if not path.exists():
+        return False
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except (OSError, pa.ArrowInvalid):
+        return False
+    return meta.get(FINGERPRINT_KEY, b"").decode() == fingerprint
+
+
+class JobRecord:
+    """The run's job record as a JSON file, updated as partitions finish (a ProgressHook).
+
+    The product registry (issue 5) will keep this record in its database; until then the file
+    is the record, and :meth:`__call__` is the one place that would write there too.
+    """
+
+    def __init__(self, path: Path, base: dict[str, Any]) -> None:
+        self.path = path
+        self.record = {**base, "phase": "EXECUTING", "done": 0, "total": None, "rows": 0,
+                       "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        self._last_write = 0.0
+        self._write()
+
+    def __call__(self, progress: Progress) -> None:
+        self.record.update(done=progress.done, total=progress.total, rows=progress.rows)
+        now = time.monotonic()
+        if progress.done == progress.total or now - self._last_write > 0.5:
+            self._write()
+            self._last_write = now
+
+    def finish(self, phase: str, **extra: Any) -> None:
+        self.record.update(phase=phase, finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **extra)
+        self._write()
+
+    def _write(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.record, indent=1, default=str))
+        os.replace(tmp, self.path)
+
+
+def prepare_demo_inputs(config: PipelineConfig) -> None:
+    """Build the demo catalog when the configuration asks for it and the inputs are missing."""
+    demo = config.demo
+    if demo is None:
+        return
+    have_objects = config.objects.exists() and any(config.objects.rglob("*.parquet"))
+    have_sets = config.training.exists() and (config.validation is None or config.validation.exists())
+    if have_objects and have_sets:
+        return
+    validation = config.validation or config.training.with_name("validation.parquet")
+    write_demo_catalog(demo.source, config.objects, config.training, validation, partitions=demo.partitions,
+                       seed=demo.seed, train_fraction=demo.train_fraction, copies=demo.copies)
+
+
+def train(config: PipelineConfig) -> tuple[Estimator, str]:
+    """The fitted estimator and the training set's digest."""
+    phot, z = read_training_set(config.training, config.redshift_column)
+    estimator = make_estimator(config.estimator, config.estimator_params)
+    estimator.fit(phot, z)
+    return estimator, file_digest(config.training)
+
+
+def _open_client(config: PipelineConfig, scheduler: str | None):  # noqa: ANN202 - (Client, closer)
+    from dask.distributed import Client, LocalCluster
+
+    address = scheduler or config.scheduler
+    if address:
+        client = Client(address)
+        return client, client.close
+    n = config.workers or os.cpu_count() or 1
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=config.processes,
+                           dashboard_address=None, silence_logs=logging.WARNING)
+    client = Client(cluster)
+
+    def close() -> None:
+        client.close()
+        cluster.close()
+
+    return client, close
+
+
+def estimate_catalog(estimator: Estimator, partitions: Sequence[Partition], data_dir: Path,
+                     fingerprint: str, *, client: Any,
+                     hooks: Sequence[ProgressHook] = ()) -> tuple[int, int, list[dict[str, Any]]]:
+    """Run the unfinished partitions on ``client``; returns (computed, rows, per-task results:
+    rows, wall seconds and CPU seconds of each task)."""
+    from dask.distributed import as_completed
+
+    schema = arrow_schema(estimator, metadata={FINGERPRINT_KEY: fingerprint.encode()})
+    todo = [p for p in partitions if not is_finished(output_path(data_dir, p), fingerprint)]
+    done, rows = len(partitions) - len(todo), 0
+    for hook in hooks:
+        hook(Progress(done, len(partitions), 0, skipped=True))
+    if done:
+        log.info("resuming: partitions already done", extra={"skipped": done, "todo": len(todo)})
+    if not todo:
+        return 0, 0, []
+    model = client.scatter(estimator, broadcast=True)
+    token = uuid.uuid4().hex[:8]  # task keys unique per call: a reused key would return old results
+    futures = {client.submit(estimate_partition, model, str(p.source), str(output_path(data_dir, p)), schema,
+                             key=f"pz-estimate-{p.key}-{token}", pure=False): p for p in todo}
+    results = []
+    for future in as_completed(futures):
+        part = futures[future]
+        result = future.result()
+        done += 1
+        rows += result["rows"]
+        results.append(result)
+        log.debug("partition done", extra={"partition": part.relative, **result})
+        for hook in hooks:
+            hook(Progress(done, len(partitions), rows, part.relative))
+    return len(todo), rows, results
+
+
+def run_pipeline(config: PipelineConfig, *, scheduler: str | None = None,
+                 progress: Sequence[ProgressHook] = (), client: Any = None, engine: Any = None) -> RunResult:
+    """Train, estimate every partition, describe the table, report quality, publish if asked.
+
+    ``client`` reuses a Dask client (tests, notebooks); otherwise one is opened from
+    ``scheduler`` (or the configuration's) or a new ``LocalCluster``, and closed at the end.
+    ``engine`` (SQLAlchemy, owner role) is where ``publish`` loads the table; by default the
+    configured database.
+    """
+    started = time.perf_counter()
+    prepare_demo_inputs(config)
+    estimator, training_digest = train(config)
+    fingerprint = run_fingerprint(estimator, training_digest, config.release)
+    partitions = list_partitions(config.objects)
+    data_dir = config.output / "data"
+    inputs = {"objects": str(config.objects), "training": str(config.training),
+              "training_sha256": training_digest,
+              "validation": str(config.validation) if config.validation else None}
+    record = JobRecord(config.output / JOB_RECORD, {"release": config.release, "estimator": estimator.describe(),
+                                                    "fingerprint": fingerprint, "inputs": inputs,
+                                                    "table": config.qualified_table})
+    log.info("pipeline run", extra={"release": config.release, "estimator": estimator.name,
+                                    "partitions": len(partitions), "fingerprint": fingerprint})
+    closer = None
+    try:
+        if client is None:
+            client, closer = _open_client(config, scheduler)
+        computed, _, tasks = estimate_catalog(estimator, partitions, data_dir, fingerprint, client=client,
+                                                hooks=[record, *progress])
+    except BaseException as exc:
+        record.finish("ERROR", error=repr(exc))
+        raise
+    finally:
+        if closer is not None:
+            closer()
+    total_rows = sum(pq.read_metadata(output_path(data_dir, p)).num_rows for p in partitions)
+    result = RunResult(release=config.release, output_dir=config.output, data_dir=data_dir,
+                       estimator=estimator.describe(), fingerprint=fingerprint, inputs=inputs,
+                       partitions=len(partitions), computed=computed, skipped=len(partitions) - computed,
+                       rows=total_rows, seconds=0.0,
+                       partition_seconds=[round(t["seconds"], 4) for t in tasks])
+    raw = table_description(estimator, schema=config.table_schema, name=config.table_name,
+                            release=config.release, description=config.table_description, rows=total_rows)
+    result.table_yaml, result.felis_yaml = write_descriptions(config.output, raw)
+    if config.validation is not None and config.validation.exists():
+        result.quality = validate(estimator, config)
+    if config.publish:
+        from pipeline.publish import publish_run
+
+        if engine is None:
+            from vo_service.config import load_settings
+            from vo_service.database import owner_engine
+
+            engine = owner_engine(load_settings())
+        result.published = publish_run(engine, result, partitions=config.publish_partitions,
+                                       workers=config.publish_workers)
+    result.seconds = round(time.perf_counter() - started, 3)
+    record.finish("COMPLETED", rows=total_rows, computed=computed, skipped=result.skipped,
+                  seconds=result.seconds, quality=result.quality, published=result.published)
+    (config.output / "manifest.json").write_text(json.dumps(result.to_json(), indent=1, default=str))
+    log.info("pipeline finished", extra={"rows": total_rows, "computed": computed, "skipped": result.skipped,
+                                         "seconds": result.seconds})
+    return result
+
+
+def validate(estimator: Estimator, config: PipelineConfig) -> dict[str, Any]:
+    """The quality report on the held-out validation set, written under ``quality/``."""
+    from pipeline.quality import evaluate_columns, write_quality_report
+
+    phot, z = read_training_set(config.validation, config.redshift_column)
+    columns = estimator.estimate(phot)
+    report = evaluate_columns(columns, z)
+    report["estimator"] = estimator.describe()
+    report["validation"] = str(config.validation)
+    paths = write_quality_report(config.output / "quality", report, columns, z)
+    report["files"] = [str(p) for p in paths]
+    return report

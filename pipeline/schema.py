@@ -1,0 +1,123 @@
+"""The PZ table's description, written once from the estimator's declared columns.
+
+Two files come out of every run, next to the Parquet dataset: ``<schema>.<table>.yaml`` in the
+``tap_schema/`` YAML form (what ``tap_schema.loader`` publishes into TAP_SCHEMA) and
+``<schema>.<table>.felis.yaml``, the same table as a Rubin felis schema, validated with
+``lsst-felis``'s own data model, so the Rubin Science Platform can federate the same table.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import yaml
+
+from pipeline.estimators.base import Estimator, OutputColumn
+from pipeline.pdf import LEVELS
+
+ID_COLUMNS = (
+    OutputColumn("object_id", pa.int64(), "LSST Object identifier (objectId of the Object catalog).",
+                 "meta.id;meta.main", principal=True, indexed=True),
+    OutputColumn("ra", pa.float64(), "Right ascension (ICRS), coord_ra of the Object catalog.",
+                 "pos.eq.ra;meta.main", unit="deg", principal=True, indexed=True),
+    OutputColumn("dec", pa.float64(), "Declination (ICRS), coord_dec of the Object catalog.",
+                 "pos.eq.dec;meta.main", unit="deg", principal=True, indexed=True),
+)
+
+#: felis datatypes for the VOTable datatypes the pipeline writes.
+_FELIS_TYPES = {"long": "long", "int": "int", "short": "short", "double": "double", "float": "float",
+                "boolean": "boolean"}
+
+
+def output_columns(estimator: Estimator) -> tuple[OutputColumn, ...]:
+    return ID_COLUMNS + tuple(estimator.columns)
+
+
+def arrow_schema(estimator: Estimator, metadata: dict[str, str] | None = None) -> pa.Schema:
+    fields = [pa.field(c.name, c.arrow_type, nullable=c.name != "object_id") for c in output_columns(estimator)]
+    return pa.schema(fields, metadata=metadata)
+
+
+def table_description(estimator: Estimator, *, schema: str, name: str, release: str,
+                      description: str | None = None, rows: int | None = None) -> dict[str, Any]:
+    """The ``tap_schema/`` YAML mapping of the PZ table."""
+    text = description or (
+        f"Photometric redshifts of the LSST Object catalog for release {release}, computed by the "
+        f"pzvo pipeline with the {estimator.name} estimator version {estimator.version}. PDFs are "
+        f"stored as quantiles (z_pdf) at the levels {', '.join(f'{q:g}' for q in LEVELS)}.")
+    columns = []
+    for col in output_columns(estimator):
+        datatype, arraysize = col.votable
+        entry: dict[str, Any] = {"name": col.name, "datatype": datatype, "description": col.description}
+        for key in ("unit", "ucd"):
+            if getattr(col, key):
+                entry[key] = getattr(col, key)
+        if arraysize:
+            entry["arraysize"] = arraysize
+            entry["pg_type"] = "real[]" if datatype == "float" else "double precision[]"
+        if col.principal:
+            entry["principal"] = True
+        if col.indexed:
+            entry["indexed"] = True
+        if col.name == "object_id":
+            entry["nullable"] = False
+        columns.append(entry)
+    raw: dict[str, Any] = {
+        "schema": schema, "name": name, "description": text, "primary_key": ["object_id"],
+        "position": {"ra": "ra", "dec": "dec"}, "columns": columns,
+        "x_estimator": estimator.describe(), "x_release": release,
+        "x_pdf": {"parameterization": "qp.quant", "quants": [float(q) for q in LEVELS], "column": "z_pdf"},
+    }
+    if rows is not None:
+        raw["x_rows"] = int(rows)
+    return raw
+
+
+def to_felis(raw: dict[str, Any]) -> dict[str, Any]:
+    """The table description as a felis schema document (one schema, one table)."""
+    schema, table = raw["schema"], raw["name"]
+    tid = f"#{table}"
+    columns = []
+    for i, col in enumerate(raw["columns"]):
+        entry: dict[str, Any] = {"name": col["name"], "@id": f"{tid}.{col['name']}",
+                                 "datatype": _FELIS_TYPES[col["datatype"]],
+                                 "description": col["description"], "nullable": col.get("nullable", True),
+                                 "tap:principal": int(bool(col.get("principal"))), "tap:column_index": i + 1}
+        if col.get("unit"):
+            entry["ivoa:unit"] = col["unit"]
+        if col.get("ucd"):
+            entry["ivoa:ucd"] = col["ucd"]
+        if col.get("arraysize"):
+            entry["votable:arraysize"] = col["arraysize"]
+            entry["postgresql:datatype"] = col["pg_type"].upper().replace("[]", "[]")
+        columns.append(entry)
+    indexes = [{"name": f"{table}_{c['name']}_idx", "@id": f"#{table}_{c['name']}_idx",
+                "columns": [f"{tid}.{c['name']}"]}
+               for c in raw["columns"] if c.get("indexed") and c["name"] not in raw["primary_key"]]
+    return {
+        "name": schema, "@id": f"#{schema}", "version": str(raw.get("x_release", "")) or None,
+        "description": f"pzvo photo-z products ({raw.get('x_release', '')}).",
+        "tables": [{"name": table, "@id": tid, "description": raw["description"],
+                    "primaryKey": [f"{tid}.{k}" for k in raw["primary_key"]],
+                    "tap:table_index": 1, "columns": columns, "indexes": indexes}],
+    }
+
+
+def validate_felis(document: dict[str, Any]) -> None:
+    """Validate with lsst-felis's data model (what ``felis validate`` runs); raises on error."""
+    from felis.datamodel import Schema
+
+    Schema.model_validate(document)
+
+
+def write_descriptions(out_dir: Path, raw: dict[str, Any]) -> tuple[Path, Path]:
+    """Write the tap_schema YAML and the validated felis YAML; returns their paths."""
+    qualified = f"{raw['schema']}.{raw['name']}"
+    tap_path = out_dir / f"{qualified}.yaml"
+    felis_path = out_dir / f"{qualified}.felis.yaml"
+    felis_doc = {k: v for k, v in to_felis(raw).items() if v is not None}
+    validate_felis(felis_doc)
+    tap_path.write_text(yaml.safe_dump(raw, sort_keys=False, width=100))
+    felis_path.write_text(yaml.safe_dump(felis_doc, sort_keys=False, width=100))
+    return tap_path, felis_path

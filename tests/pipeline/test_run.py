@@ -1,0 +1,112 @@
+"""End to end: Parquet object files -> Dask -> Parquet + YAML + felis -> PostgreSQL -> TAP_SCHEMA."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from sqlalchemy import text
+
+from pipeline.config import parse_config
+from pipeline.pdf import LEVELS
+from pipeline.photometry import njy_to_mag
+from pipeline.run import is_finished, run_pipeline
+from tap_schema.model import load_table
+from vo_service.database import owner_engine
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def config(inputs: dict[str, Path], out: Path, **over: object):  # noqa: ANN201
+    raw = {"release": "test-1", "objects": str(inputs["objects"]), "training": str(inputs["training"]),
+           "validation": str(inputs["validation"]), "output": str(out),
+           "table": {"schema": "pz", "name": over.pop("table", "photoz_pipeline_test")},
+           "estimator": over.pop("estimator", {"name": "knn"}), "dask": over.pop("dask", {"workers": 2}),
+           "publish": over.pop("publish", {"enabled": False})}
+    raw.update(over)
+    return parse_config(raw)
+
+
+@pytest.fixture(scope="module")
+def knn_run(demo_inputs: dict[str, Path], database, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN001, ANN201
+    """The default estimator over the 8 demo files on a 2-worker LocalCluster, published."""
+    out = tmp_path_factory.mktemp("knn-run")
+    cfg = config(demo_inputs, out, publish={"enabled": True, "partitions": 4, "workers": 2})
+    return run_pipeline(cfg, engine=owner_engine(database))
+
+
+def test_one_output_file_per_input_file(knn_run, demo_inputs) -> None:  # noqa: ANN001
+    inputs = sorted(p.name for p in demo_inputs["objects"].glob("*.parquet"))
+    outputs = sorted(p.name for p in knn_run.data_dir.glob("*.parquet"))
+    assert inputs == outputs and knn_run.computed == 8 and knn_run.rows == 80_000
+    table = pq.read_table(knn_run.data_dir / outputs[0])
+    assert table.column_names == ["object_id", "ra", "dec", "z_phot", "z_mode", "z_err", "odds", "z_pdf"]
+    assert table.schema.field("z_pdf").type.list_size == LEVELS.size
+    source = pq.read_table(demo_inputs["objects"] / outputs[0], columns=["objectId"])
+    assert table.column("object_id").equals(source.column("objectId"))
+
+
+def test_quality_report_written(knn_run) -> None:  # noqa: ANN001
+    q = knn_run.quality
+    assert q["n"] > 10_000 and q["sigma_mad"] < 0.03 and q["outlier_fraction"] < 0.06
+    assert {"pit_histogram", "cde_loss"} <= set(q)
+    assert all(Path(f).exists() for f in q["files"])
+
+
+def test_job_record_completed(knn_run) -> None:  # noqa: ANN001
+    record = json.loads((knn_run.output_dir / "run.json").read_text())
+    assert record["phase"] == "COMPLETED" and record["done"] == record["total"] == 8
+    assert record["estimator"]["name"] == "knn" and record["inputs"]["training_sha256"]
+
+
+def test_felis_schema_validates_with_felis_cli(knn_run) -> None:  # noqa: ANN001
+    proc = subprocess.run([str(VENV_BIN / "felis"), "validate", str(knn_run.felis_yaml)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_published_partitioned_table(knn_run, database) -> None:  # noqa: ANN001
+    engine = owner_engine(database)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM pz.photoz_pipeline_test")).scalar() == 80_000
+        parts = conn.execute(text("SELECT count(*) FROM pg_inherits WHERE inhparent = "
+                                  "'pz.photoz_pipeline_test'::regclass")).scalar()
+        assert parts == 4
+        cols = conn.execute(text("SELECT column_name FROM tap_schema.columns WHERE table_name = "
+                                 "'pz.photoz_pipeline_test' ORDER BY column_index")).scalars().all()
+        assert cols == ["object_id", "ra", "dec", "z_phot", "z_mode", "z_err", "odds", "z_pdf"]
+        row = conn.execute(text("SELECT object_id, z_phot, z_pdf FROM pz.photoz_pipeline_test "
+                                "ORDER BY object_id LIMIT 1")).one()
+        idx = conn.execute(text("SELECT count(*) FROM pg_indexes WHERE schemaname = 'pz' AND "
+                                "indexname LIKE 'photoz_pipeline_test_p00%_pos_idx'")).scalar()
+        assert idx == 4
+    parquet = pq.read_table(knn_run.data_dir).to_pandas().set_index("object_id")
+    assert row.z_phot == pytest.approx(parquet.loc[row.object_id, "z_phot"], rel=1e-6)
+    np.testing.assert_allclose(row.z_pdf, parquet.loc[row.object_id, "z_pdf"], rtol=1e-6)
+
+
+def test_cone_query_uses_partition_gist(database) -> None:  # noqa: ANN001
+    with owner_engine(database).connect() as conn:
+        plan = "\n".join(conn.execute(text(
+            "EXPLAIN SELECT object_id FROM pz.photoz_pipeline_test WHERE spoint(radians(ra), radians(dec)) "
+            "@ scircle(spoint(radians(60), radians(-32)), radians(0.2))")).scalars())
+    assert "_pos_idx" in plan
+
+
+def test_toy_known_answer_end_to_end(demo_inputs, database, tmp_path) -> None:  # noqa: ANN001
+    """Toy estimator, threads instead of processes, published: every row checkable by hand."""
+    cfg = config(demo_inputs, tmp_path, table="photoz_pipeline_toy", estimator={"name": "toy"},
+                 dask={"workers": 2, "processes": False}, publish={"enabled": True, "partitions": 2},
+                 validation=None)
+    result = run_pipeline(cfg, engine=owner_engine(database))
+    objects = pq.read_table(demo_inputs["objects"]).to_pandas().set_index("objectId")
+    expected = np.maximum(0.5 + 0.2 * (np.nan_to_num(njy_to_mag(objects["i_cModelFlux"].to_numpy()), nan=30) - 22),
+                          0).astype(np.float32)
+    with owner_engine(database).connect() as conn:
+        got = dict(conn.execute(text("SELECT object_id, z_phot FROM pz.photoz_pipeline_toy")).all())
+    assert len(got) == 80_000 == result.rows
+    np.testing.assert_allclose([got[i] for i in objects.index], expected, rtol=1e-6)

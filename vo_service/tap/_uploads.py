@@ -1,0 +1,327 @@
+"""Table uploads (TAP 1.1 section 2.5.1, DALI ``UPLOAD``): VOTables that queries see as
+``TAP_UPLOAD.<name>``.
+
+The request side lives here: parsing ``UPLOAD=name,param:part`` (and ``name,URL`` for URLs an
+administrator allowed), enforcing the size and row limits, and turning the VOTable into an
+Arrow table whose column types follow its FIELDs.  The database side (an UNLOGGED table in the
+``tap_upload`` schema written by the owner role, readable by ``pzvo_reader``, dropped when the
+query or job ends) is :class:`UploadStore`; ``docs/async.md`` explains why the table is
+created by the owner rather than inside the read-only query session.
+
+astropy.io.votable parses the document: it understands every serialization (TABLEDATA,
+BINARY, BINARY2, FITS) and the null conventions of each, which is exactly what a homemade
+parser would get wrong; parsing is not on the hot path (10,000 rows take about 20 ms).
+"""
+from __future__ import annotations
+
+import io
+import re
+import secrets
+import time
+import urllib.request
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import BinaryIO
+
+import numpy as np
+import pyarrow as pa
+
+from vo_service.tap._exceptions import UsageError
+from vo_service.tap.catalog import ColumnMeta, TableMeta
+
+#: PostgreSQL schema that holds upload tables (created by migration 0005).
+UPLOAD_SCHEMA = "tap_upload"
+#: The schema name queries use (TAP 1.1).
+ADQL_SCHEMA = "TAP_UPLOAD"
+
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
+_REGULAR = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+#: VOTable datatype -> (Arrow type, PostgreSQL type) of the uploaded column.
+_TYPES: dict[str, tuple[pa.DataType, str]] = {
+    "boolean": (pa.bool_(), "boolean"),
+    "unsignedByte": (pa.int16(), "smallint"),
+    "short": (pa.int16(), "smallint"),
+    "int": (pa.int32(), "integer"),
+    "long": (pa.int64(), "bigint"),
+    "float": (pa.float32(), "real"),
+    "double": (pa.float64(), "double precision"),
+    "char": (pa.string(), "text"),
+    "unicodeChar": (pa.string(), "text"),
+}
+
+
+class UploadError(UsageError):
+    """An upload the service cannot take (bad UPLOAD value, unreadable VOTable, a limit)."""
+
+
+@dataclass(frozen=True)
+class UploadSpec:
+    """One item of the UPLOAD parameter: the table name and where its VOTable comes from."""
+
+    name: str
+    source: str
+
+    @property
+    def part(self) -> str | None:
+        """The multipart field name for ``param:`` sources, else None."""
+        return self.source[len("param:"):] if self.source.startswith("param:") else None
+
+    def __str__(self) -> str:
+        return f"{self.name},{self.source}"
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    max_bytes: int
+    max_rows: int
+    url_prefixes: tuple[str, ...] = ()
+
+    @classmethod
+    def from_settings(cls, settings) -> UploadLimits:  # noqa: ANN001 - Settings
+        prefixes = tuple(p.strip() for p in settings.upload_url_prefixes.split(",") if p.strip())
+        return cls(settings.upload_max_bytes, settings.upload_max_rows, prefixes)
+
+
+@dataclass(frozen=True)
+class UploadTable:
+    """A parsed upload: column descriptions, PostgreSQL column types and the data."""
+
+    name: str
+    columns: tuple[ColumnMeta, ...]
+    pg_types: tuple[str, ...]
+    data: pa.Table
+
+
+def parse_upload_param(values: Iterable[str]) -> tuple[UploadSpec, ...]:
+    """Split UPLOAD values (``name,uri`` pairs, several joined by ``;``) into specs."""
+    specs: list[UploadSpec] = []
+    for value in values:
+        for item in value.split(";"):
+            if not item.strip():
+                continue
+            name, sep, source = item.strip().partition(",")
+            name, source = name.strip(), source.strip()
+            if not sep or not source:
+                raise UploadError(f"UPLOAD={item!r} is not 'name,param:part' or 'name,URL'.")
+            if not _NAME.match(name):
+                raise UploadError(f"Upload table name {name!r} is not a valid ADQL name (a letter, "
+                                  "then letters, digits or _; at most 63 characters).")
+            if any(s.name.lower() == name.lower() for s in specs):
+                raise UploadError(f"Upload table name {name!r} is given twice.")
+            if not (source.startswith("param:") or re.match(r"^https?://", source, re.I)):
+                raise UploadError(f"UPLOAD source {source!r} must be param:<part> (a multipart "
+                                  "file) or an http(s) URL.")
+            specs.append(UploadSpec(name, source))
+    return tuple(specs)
+
+
+def _read_limited(stream: BinaryIO, limits: UploadLimits, name: str) -> bytes:
+    data = stream.read(limits.max_bytes + 1)
+    if len(data) > limits.max_bytes:
+        raise UploadError(f"Upload {name!r} is larger than the limit of {limits.max_bytes} bytes.")
+    return data
+
+
+def _fetch(url: str, limits: UploadLimits, name: str) -> bytes:
+    """Fetch an upload by URL, only below a prefix the administrator allowed."""
+    if not any(url.startswith(prefix) for prefix in limits.url_prefixes):
+        raise UploadError(f"UPLOAD by URL is not allowed for {url!r}: this service fetches only "
+                          "from URLs its administrator allowed; send the table inline "
+                          "(UPLOAD=name,param:part with a multipart POST) instead.")
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - allow-listed
+            return _read_limited(response, limits, name)
+    except UploadError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any fetch failure is the user's to fix
+        raise UploadError(f"Could not fetch upload {name!r} from {url}: {exc}") from exc
+
+
+def collect_uploads(specs: Sequence[UploadSpec], files: Mapping[str, BinaryIO],
+                    limits: UploadLimits) -> list[tuple[UploadSpec, bytes]]:
+    """The raw VOTable bytes of every upload, size limit enforced."""
+    found: list[tuple[UploadSpec, bytes]] = []
+    total = 0
+    for spec in specs:
+        if spec.part is not None:
+            stream = files.get(spec.part)
+            if stream is None:
+                raise UploadError(f"UPLOAD={spec} names the multipart part {spec.part!r}, which "
+                                  "the request does not contain (send it as a file in a "
+                                  "multipart/form-data POST).")
+            data = _read_limited(stream, limits, spec.name)
+        else:
+            data = _fetch(spec.source, limits, spec.name)
+        total += len(data)
+        if total > limits.max_bytes:
+            raise UploadError(f"The uploads together are larger than the limit of "
+                              f"{limits.max_bytes} bytes.")
+        found.append((spec, data))
+    return found
+
+
+def _adql_column_name(name: str) -> str:
+    """The column's name in the catalogue: delimited when it is not a regular identifier."""
+    from vo_service.tap.adql._features import RESERVED_WORDS  # local: avoid an import cycle
+
+    if _REGULAR.match(name) and name.upper() not in RESERVED_WORDS:
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
+def read_votable(name: str, data: bytes, limits: UploadLimits) -> UploadTable:
+    """Parse an uploaded VOTable into typed columns; raise :class:`UploadError` if unusable."""
+    from astropy.io.votable import parse
+    from astropy.io.votable.exceptions import VOWarning
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", VOWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            document = parse(io.BytesIO(data), verify="ignore")
+            table = document.get_first_table()
+    except Exception as exc:  # noqa: BLE001 - astropy raises many types for bad documents
+        raise UploadError(f"Upload {name!r} is not a readable VOTable: {exc}") from exc
+    rows = len(table.array)
+    if rows > limits.max_rows:
+        raise UploadError(f"Upload {name!r} has {rows} rows; the limit is {limits.max_rows}.")
+    if not table.fields:
+        raise UploadError(f"Upload {name!r} has no columns.")
+    columns: list[ColumnMeta] = []
+    pg_types: list[str] = []
+    arrays: list[pa.Array] = []
+    seen: set[str] = set()
+    for index, fld in enumerate(table.fields):
+        col_name = fld.name or fld.ID or f"col{index + 1}"
+        if len(col_name.encode()) > 63:
+            raise UploadError(f"Column name {col_name[:20]!r}... of upload {name!r} is longer "
+                              "than 63 bytes.")
+        if col_name.lower() in seen:
+            raise UploadError(f"Upload {name!r} has two columns named {col_name!r}.")
+        seen.add(col_name.lower())
+        datatype = fld.datatype
+        arraysize = fld.arraysize
+        if datatype not in _TYPES or (arraysize not in (None, "1") and datatype not in
+                                      ("char", "unicodeChar")):
+            shown = f"{datatype}[{arraysize}]" if arraysize else datatype
+            raise UploadError(f"Column {col_name!r} of upload {name!r} has type {shown}; uploads "
+                              "take scalar boolean, short, int, long, float, double, "
+                              "unsignedByte and char/unicodeChar strings.")
+        arrow_type, pg_type = _TYPES[datatype]
+        arrays.append(_column_array(table.array[table.array.dtype.names[index]], arrow_type))
+        columns.append(ColumnMeta(
+            name=_adql_column_name(col_name), datatype=datatype,
+            arraysize=None if arraysize == "1" else arraysize, xtype=fld.xtype, unit=str(fld.unit) if fld.unit else None,
+            ucd=fld.ucd, utype=fld.utype,
+            description=str(fld.description) if fld.description else None,
+            column_index=index + 1))
+        pg_types.append(pg_type)
+    arrow = pa.table(arrays, names=[f"c{i}" for i in range(len(arrays))])
+    return UploadTable(name=name, columns=tuple(columns), pg_types=tuple(pg_types), data=arrow)
+
+
+def _column_array(column: np.ndarray, arrow_type: pa.DataType) -> pa.Array:
+    mask = np.ma.getmaskarray(column)
+    values = np.ma.getdata(column)
+    if pa.types.is_string(arrow_type):
+        out = []
+        for value, masked in zip(values.tolist(), mask.tolist(), strict=True):
+            if masked or value is None:
+                out.append(None)
+            elif isinstance(value, bytes):
+                out.append(value.decode("utf-8", "replace"))
+            else:
+                out.append(str(value))
+        return pa.array(out, type=pa.string())
+    if values.dtype.kind == "O":
+        return pa.array([None if m else v for v, m in zip(values.tolist(), mask.tolist(),
+                                                          strict=True)], type=arrow_type)
+    return pa.array(np.asarray(values).astype(arrow_type.to_pandas_dtype(), copy=False),
+                    mask=mask if mask.any() else None, type=arrow_type)
+
+
+def upload_table_name() -> str:
+    """A unique PostgreSQL name that also says when it was made (for the orphan reaper)."""
+    return f"u{int(time.time())}_{secrets.token_hex(6)}"
+
+
+class UploadStore:
+    """Creates and drops upload tables as the owner role, on ADBC connections.
+
+    The owner writes the rows (binary COPY through ADBC's bulk ingest) into an UNLOGGED table
+    of ``tap_upload``, whose tables ``pzvo_reader`` may SELECT (default privileges from
+    migration 0005); the user's query then runs, unchanged, on a read-only reader session.
+    """
+
+    def __init__(self, owner_url: str) -> None:
+        from vo_service.tap._storage import ConnectionPool
+
+        self._pool = ConnectionPool(owner_url, size=2)
+
+    @classmethod
+    def from_settings(cls, settings) -> UploadStore:  # noqa: ANN001 - Settings
+        from sqlalchemy.engine import make_url
+
+        url = make_url(settings.owner_url()).set(drivername="postgresql")
+        return cls(url.render_as_string(hide_password=False))
+
+    def load(self, uploads: Sequence[UploadTable]) -> list[TableMeta]:
+        """Create one table per upload; return catalogue entries pointing at them."""
+        from vo_service.tap.adql._translate import _ident  # same quoting as the translator
+
+        created: list[TableMeta] = []
+        try:
+            with self._pool.connection() as conn:
+                for upload in uploads:
+                    db_table = upload_table_name()
+                    cols = ", ".join(f"{_ident(f'c{i}').sql(dialect='postgres')} {pg_type}"
+                                     for i, pg_type in enumerate(upload.pg_types))
+                    with conn.cursor() as cur:
+                        cur.execute(f"CREATE UNLOGGED TABLE {UPLOAD_SCHEMA}.{db_table} ({cols})")
+                    created.append(TableMeta(
+                        schema_name=ADQL_SCHEMA, table_name=f"{ADQL_SCHEMA}.{upload.name}",
+                        columns=tuple(replace(c, db_name=f"c{i}")
+                                      for i, c in enumerate(upload.columns)),
+                        description="Uploaded table", db_schema=UPLOAD_SCHEMA,
+                        db_table=db_table))
+                    with conn.cursor() as cur:
+                        if upload.data.num_rows:
+                            cur.adbc_ingest(db_table, upload.data, mode="append",
+                                            db_schema_name=UPLOAD_SCHEMA)
+                        cur.execute(f"ANALYZE {UPLOAD_SCHEMA}.{db_table}")
+        except BaseException:
+            self.drop(created)
+            raise
+        return created
+
+    def drop(self, tables: Iterable[TableMeta]) -> None:
+        """Drop upload tables (after the query or job); never raises."""
+        names = [t.db_table for t in tables if t.db_table]
+        if not names:
+            return
+        try:
+            with self._pool.connection() as conn, conn.cursor() as cur:
+                cur.execute("DROP TABLE IF EXISTS "
+                            + ", ".join(f"{UPLOAD_SCHEMA}.{n}" for n in names))
+        except Exception:  # noqa: BLE001 - the reaper drops what is left behind
+            import logging
+
+            logging.getLogger(__name__).warning("could not drop upload tables",
+                                                extra={"tables": names}, exc_info=True)
+
+    def drop_older_than(self, seconds: float) -> int:
+        """Drop orphaned upload tables (a process died mid-query); returns how many."""
+        cutoff = int(time.time() - seconds)
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            cur.execute(f"SELECT tablename FROM pg_tables WHERE schemaname = '{UPLOAD_SCHEMA}'")
+            old = [n for (n,) in cur.fetchall()
+                   if (m := re.match(r"^u(\d+)_", n)) and int(m.group(1)) < cutoff]
+            if old:
+                cur.execute("DROP TABLE IF EXISTS "
+                            + ", ".join(f"{UPLOAD_SCHEMA}.{n}" for n in old))
+        return len(old)
+
+    def close(self) -> None:
+        self._pool.close()

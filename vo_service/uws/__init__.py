@@ -1,0 +1,16 @@
+"""Async TAP: UWS 1.1 jobs stored in PostgreSQL and run by ``pzvo worker`` processes.
+
+``_models`` (phases, the job record), ``_storage`` (the ``uws.jobs`` table and the claim/lease
+protocol), ``_service`` (life cycle and access rules, no Flask), ``_handlers`` (HTTP at
+``/tap/async``), ``_worker`` (execution, heartbeats, the reaper).  See ``docs/async.md``.
+"""
+from vo_service.uws._exceptions import (InvalidPhaseError, JobNotFoundError, ParameterError,
+                                        PermissionDeniedError, QuotaExceededError, UwsError)
+from vo_service.uws._models import ExecutionPhase, Job
+from vo_service.uws._service import UwsService
+from vo_service.uws._storage import JobStore
+from vo_service.uws._worker import Worker, build_worker
+
+__all__ = ["ExecutionPhase", "InvalidPhaseError", "Job", "JobNotFoundError", "JobStore",
+           "ParameterError", "PermissionDeniedError", "QuotaExceededError", "UwsError",
+           "UwsService", "Worker", "build_worker"]

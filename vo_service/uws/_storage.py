@@ -1,0 +1,219 @@
+"""The ``uws.jobs`` table: every read and write of job state, and the claim/lease protocol.
+
+Workers claim jobs with ``SELECT ... FOR UPDATE SKIP LOCKED`` inside one UPDATE, so two
+workers never get the same job and a claim never waits behind another worker's lock.  A
+claimed job carries the worker's name and a heartbeat; every state change a worker makes is
+conditional on ``phase = 'EXECUTING' AND worker = <itself>``, so a worker whose job was
+aborted, deleted or taken back (lease expired) cannot overwrite what happened meanwhile.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine, RowMapping
+
+from vo_service.uws._models import ExecutionPhase, Job
+
+_COLUMNS = ("job_id, owner, run_id, phase, parameters, execution_duration, destruction, "
+            "creation_time, queued_at, start_time, end_time, worker, heartbeat_at, attempts, "
+            "progress, error_type, error_message, result_path, result_mime, result_size, "
+            "result_rows, overflow")
+
+
+def _job(row: RowMapping) -> Job:
+    params = row["parameters"]
+    if isinstance(params, str):
+        params = json.loads(params)
+    return Job(
+        job_id=row["job_id"], owner=row["owner"], run_id=row["run_id"],
+        phase=ExecutionPhase(row["phase"]), parameters=[(n, v) for n, v in params],
+        execution_duration=row["execution_duration"], destruction=row["destruction"],
+        creation_time=row["creation_time"], queued_at=row["queued_at"],
+        start_time=row["start_time"], end_time=row["end_time"], worker=row["worker"],
+        heartbeat_at=row["heartbeat_at"], attempts=row["attempts"], progress=row["progress"],
+        error_type=row["error_type"], error_message=row["error_message"],
+        result_path=row["result_path"], result_mime=row["result_mime"],
+        result_size=row["result_size"], result_rows=row["result_rows"], overflow=row["overflow"])
+
+
+class JobStore:
+    """Job records in PostgreSQL, written by the owner role (web processes and workers)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- web side ------------------------------------------------------------------------------
+    def insert(self, job: Job) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO uws.jobs (job_id, owner, run_id, phase, parameters, "
+                "execution_duration, destruction, creation_time, queued_at) VALUES (:id, :owner, "
+                ":run_id, :phase, CAST(:params AS jsonb), :duration, :destruction, :created, "
+                ":queued_at)"),
+                {"id": job.job_id, "owner": job.owner, "run_id": job.run_id,
+                 "phase": job.phase.value, "params": json.dumps(job.parameters),
+                 "duration": job.execution_duration, "destruction": job.destruction,
+                 "created": job.creation_time, "queued_at": job.queued_at})
+
+    def get(self, job_id: str) -> Job | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(text(f"SELECT {_COLUMNS} FROM uws.jobs WHERE job_id = :id"),
+                               {"id": job_id}).mappings().first()
+        return _job(row) if row else None
+
+    def phase(self, job_id: str) -> ExecutionPhase | None:
+        with self.engine.connect() as conn:
+            value = conn.execute(text("SELECT phase FROM uws.jobs WHERE job_id = :id"),
+                                 {"id": job_id}).scalar()
+        return ExecutionPhase(value) if value else None
+
+    def list(self, owner: str, *, phases: Iterable[str] = (), after: dt.datetime | None = None,
+             last: int | None = None) -> list[Job]:
+        """Jobs of ``owner`` (never anonymous ones), filtered as UWS 1.1 section 2.2.2.1 says."""
+        clauses = ["owner = :owner"]
+        args: dict[str, object] = {"owner": owner}
+        phases = list(phases)
+        if phases:
+            clauses.append("phase = ANY(:phases)")
+            args["phases"] = phases
+        else:
+            clauses.append("phase <> 'ARCHIVED'")
+        if after is not None:
+            clauses.append("date_trunc('milliseconds', creation_time) > :after")  # as shown
+            args["after"] = after
+        sql = f"SELECT {_COLUMNS} FROM uws.jobs WHERE {' AND '.join(clauses)}"
+        if last is not None:
+            sql += " ORDER BY creation_time DESC LIMIT :last"
+            args["last"] = last
+        else:
+            sql += " ORDER BY creation_time"
+        with self.engine.connect() as conn:
+            return [_job(r) for r in conn.execute(text(sql), args).mappings()]
+
+    def count_active(self, owner: str | None) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(text(
+                "SELECT count(*) FROM uws.jobs WHERE owner IS NOT DISTINCT FROM :owner "
+                "AND phase IN ('QUEUED', 'EXECUTING')"), {"owner": owner}).scalar_one()
+
+    def update(self, job_id: str, *, only_in: Iterable[ExecutionPhase] | None = None,
+               **values: object) -> Job | None:
+        """Set columns of a job; with ``only_in``, only while it is in one of those phases.
+
+        Returns the updated job, or None when it does not exist or was in another phase.
+        """
+        sets = []
+        args: dict[str, object] = {"id": job_id}
+        for name, value in values.items():
+            if name == "parameters":
+                sets.append("parameters = CAST(:parameters AS jsonb)")
+                args["parameters"] = json.dumps(value)
+            elif value == "now()":
+                sets.append(f"{name} = now()")
+            else:
+                sets.append(f"{name} = :{name}")
+                args[name] = value.value if isinstance(value, ExecutionPhase) else value
+        where = "job_id = :id"
+        if only_in is not None:
+            where += " AND phase = ANY(:only_in)"
+            args["only_in"] = [p.value for p in only_in]
+        with self.engine.begin() as conn:
+            row = conn.execute(text(f"UPDATE uws.jobs SET {', '.join(sets)} WHERE {where} "
+                                    f"RETURNING {_COLUMNS}"), args).mappings().first()
+        return _job(row) if row else None
+
+    def queue(self, job_id: str, owner: str | None, max_active: int) -> tuple[Job | None, bool]:
+        """PENDING/HELD -> QUEUED unless the owner's quota is full; (job, quota_full).
+
+        The owner's count and the change happen in one transaction under an advisory lock
+        per owner, so two concurrent RUNs cannot both take the last place.
+        """
+        with self.engine.begin() as conn:
+            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('uws:' || coalesce(:o, '')))"),
+                         {"o": owner})
+            active = conn.execute(text(
+                "SELECT count(*) FROM uws.jobs WHERE owner IS NOT DISTINCT FROM :owner "
+                "AND phase IN ('QUEUED', 'EXECUTING')"), {"owner": owner}).scalar_one()
+            if active >= max_active:
+                return None, True
+            row = conn.execute(text(
+                f"UPDATE uws.jobs SET phase = 'QUEUED', queued_at = now() WHERE job_id = :id "
+                f"AND phase IN ('PENDING', 'HELD') RETURNING {_COLUMNS}"),
+                {"id": job_id}).mappings().first()
+        return (_job(row) if row else None), False
+
+    def delete(self, job_id: str) -> Job | None:
+        with self.engine.begin() as conn:
+            row = conn.execute(text(f"DELETE FROM uws.jobs WHERE job_id = :id RETURNING {_COLUMNS}"),
+                               {"id": job_id}).mappings().first()
+        return _job(row) if row else None
+
+    # -- worker side ---------------------------------------------------------------------------
+    def claim_next(self, worker: str) -> Job | None:
+        """Take the oldest QUEUED job for ``worker``; None when the queue is empty."""
+        with self.engine.begin() as conn:
+            row = conn.execute(text(
+                f"UPDATE uws.jobs SET phase = 'EXECUTING', worker = :w, start_time = now(), "
+                f"heartbeat_at = now(), attempts = attempts + 1, progress = NULL "
+                f"WHERE job_id = (SELECT job_id FROM uws.jobs WHERE phase = 'QUEUED' "
+                f"ORDER BY queued_at, job_id LIMIT 1 FOR UPDATE SKIP LOCKED) "
+                f"RETURNING {_COLUMNS}"), {"w": worker}).mappings().first()
+        return _job(row) if row else None
+
+    def heartbeat(self, job_id: str, worker: str, progress: str | None = None) -> bool:
+        """Renew the lease; False when the job is no longer this worker's running job
+        (aborted, deleted, or taken back), which tells the worker to cancel it."""
+        with self.engine.begin() as conn:
+            row = conn.execute(text(
+                "UPDATE uws.jobs SET heartbeat_at = now(), progress = coalesce(:p, progress) "
+                "WHERE job_id = :id AND worker = :w AND phase = 'EXECUTING' RETURNING 1"),
+                {"id": job_id, "w": worker, "p": progress}).first()
+        return row is not None
+
+    def finish(self, job_id: str, worker: str, phase: ExecutionPhase, **values: object) -> bool:
+        """Record the end of a run, only if the job is still this worker's running job."""
+        sets = ["phase = :phase", "end_time = now()"]
+        args: dict[str, object] = {"id": job_id, "w": worker, "phase": phase.value}
+        for name, value in values.items():
+            sets.append(f"{name} = :{name}")
+            args[name] = value
+        with self.engine.begin() as conn:
+            row = conn.execute(text(
+                f"UPDATE uws.jobs SET {', '.join(sets)} WHERE job_id = :id AND worker = :w "
+                f"AND phase = 'EXECUTING' RETURNING 1"), args).first()
+        return row is not None
+
+    def reclaim_stale(self, lease_s: float, max_attempts: int) -> list[tuple[str, str]]:
+        """Jobs whose worker stopped sending heartbeats go back to the queue, or to ERROR
+        after ``max_attempts`` starts; returns (job_id, new phase) pairs."""
+        with self.engine.begin() as conn:
+            rows = conn.execute(text(
+                "UPDATE uws.jobs SET "
+                "phase = CASE WHEN attempts >= :max THEN 'ERROR' ELSE 'QUEUED' END, "
+                "queued_at = CASE WHEN attempts >= :max THEN queued_at ELSE now() END, "
+                "end_time = CASE WHEN attempts >= :max THEN now() ELSE NULL END, "
+                "error_type = CASE WHEN attempts >= :max THEN 'transient' END, "
+                "error_message = CASE WHEN attempts >= :max THEN "
+                "  'The worker running this job stopped (' || coalesce(worker, '?') || ') ' || "
+                "  attempts || ' times; the job was not retried again. Submit it anew.' END, "
+                "start_time = CASE WHEN attempts >= :max THEN start_time END, "
+                "progress = CASE WHEN attempts >= :max THEN progress ELSE "
+                "  'requeued: worker ' || coalesce(worker, '?') || ' stopped' END, "
+                "worker = NULL "
+                "WHERE phase = 'EXECUTING' AND heartbeat_at < now() - make_interval(secs => :lease) "
+                "RETURNING job_id, phase"), {"max": max_attempts, "lease": lease_s}).all()
+        return [(r[0], r[1]) for r in rows]
+
+    def destroy_expired(self) -> list[Job]:
+        """Delete the records of jobs past their destruction time; the caller removes files."""
+        with self.engine.begin() as conn:
+            rows = conn.execute(text(
+                f"DELETE FROM uws.jobs WHERE destruction <= now() RETURNING {_COLUMNS}")).mappings()
+            return [_job(r) for r in rows]
+
+    def job_ids(self) -> set[str]:
+        with self.engine.connect() as conn:
+            return {r[0] for r in conn.execute(text("SELECT job_id FROM uws.jobs"))}

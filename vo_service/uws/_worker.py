@@ -1,0 +1,301 @@
+"""The job runner behind ``pzvo worker``: claims queued jobs, runs them, reaps the rest.
+
+Each worker process runs ``uws_worker_threads`` job threads and one reaper thread.
+
+A job thread claims the oldest QUEUED job (``JobStore.claim_next``), runs it through the same
+:class:`~vo_service.tap._service.TapService` and encoders as sync TAP (so both give identical
+results), writes the encoded result to ``var/uws/<db>/<job>/result.<ext>`` and records it.  While
+the query runs, a heartbeat renews the job's lease every ``uws_heartbeat_s`` and notices when
+the job was aborted or deleted, or ran past its execution duration; then it cancels the query
+on its connection (``adbc_cancel``, PostgreSQL's cancel request).  The statement timeout of
+the session is set to the execution duration as a backstop.
+
+The reaper (every few seconds, in every worker; the statements are idempotent) takes back
+EXECUTING jobs whose lease expired because their worker died (back to QUEUED, or to ERROR
+after ``uws_max_attempts`` starts), destroys jobs past their destruction time with their
+files, and drops upload tables that a dead process left behind.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+from vo_service import __version__
+from vo_service.config import Settings
+from vo_service.tap._exceptions import QueryTimeoutError, TapError
+from vo_service.tap._params import parse_query_params
+from vo_service.tap._service import TapService
+from vo_service.tap._uploads import UploadLimits, read_votable
+from vo_service.uws._models import ExecutionPhase, Job
+from vo_service.uws._service import job_dir, jobs_root, utcnow
+from vo_service.uws._storage import JobStore
+
+log = logging.getLogger("vo_service.uws.worker")
+
+#: Seconds between reaper runs.
+REAP_INTERVAL_S = 5.0
+#: Seconds an idle job thread sleeps before looking at the queue again.
+IDLE_POLL_S = 0.25
+
+
+class _JobCancelled(Exception):
+    """The job was aborted, deleted or taken back, or ran past its execution duration."""
+
+
+class _Cancel:
+    """Shared between a job thread and its heartbeat: the connection and why to stop."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.conn: object | None = None
+        self.gone = False
+        self.timed_out = False
+        self.done = threading.Event()
+
+    @property
+    def requested(self) -> bool:
+        return self.gone or self.timed_out
+
+    def attach(self, conn: object) -> None:
+        with self.lock:
+            self.conn = conn
+            if self.requested:
+                raise _JobCancelled()
+
+    def request(self, *, gone: bool = False, timed_out: bool = False) -> None:
+        with self.lock:
+            self.gone |= gone
+            self.timed_out |= timed_out
+            if self.conn is not None and not self.done.is_set():
+                try:
+                    self.conn.adbc_cancel()  # type: ignore[attr-defined]
+                except Exception:  # noqa: BLE001 - the statement timeout is the backstop
+                    log.warning("could not cancel a running query", exc_info=True)
+
+
+class Worker:
+    """Runs async TAP jobs; see the module docstring."""
+
+    def __init__(self, *, settings: Settings, store: JobStore, tap: TapService,
+                 name: str | None = None, threads: int | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.tap = tap
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self.threads = threads if threads is not None else settings.uws_worker_threads
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # -- life cycle ----------------------------------------------------------------------------
+    def start(self) -> None:
+        for index in range(self.threads):
+            thread = threading.Thread(target=self._job_loop, args=(f"{self.name}/{index}",),
+                                      name=f"uws-job-{index}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        reaper = threading.Thread(target=self._reap_loop, name="uws-reaper", daemon=True)
+        reaper.start()
+        self._threads.append(reaper)
+        log.info("worker started", extra={"worker": self.name, "threads": self.threads})
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop claiming; running jobs finish (or their lease expires and they are requeued)."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads.clear()
+
+    def wait(self) -> None:
+        while not self._stop.wait(1.0):
+            pass
+
+    # -- job threads ---------------------------------------------------------------------------
+    def _job_loop(self, worker_name: str) -> None:
+        while not self._stop.is_set():
+            try:
+                ran = self.run_one(worker_name)
+            except Exception:  # noqa: BLE001 - the database may be down; keep trying
+                log.exception("claiming a job failed", extra={"worker": worker_name})
+                ran = False
+                self._stop.wait(2.0)
+            if not ran:
+                self._stop.wait(IDLE_POLL_S)
+
+    def run_one(self, worker_name: str | None = None) -> bool:
+        """Claim and run one job; False when the queue was empty."""
+        worker_name = worker_name or self.name
+        job = self.store.claim_next(worker_name)
+        if job is None:
+            return False
+        self.execute(job, worker_name)
+        return True
+
+    def execute(self, job: Job, worker_name: str) -> None:
+        """Run a claimed job to COMPLETED or ERROR (unless it was aborted or deleted meanwhile)."""
+        started = time.perf_counter()
+        cancel = _Cancel()
+        status_box: list = []
+        heartbeat = threading.Thread(target=self._heartbeat,
+                                     args=(job, worker_name, cancel, status_box, started),
+                                     name=f"uws-heartbeat-{job.job_id}", daemon=True)
+        folder = job_dir(self.settings, job.job_id)
+        partial: Path | None = None
+        outcome: dict[str, object] = {"phase": "ERROR"}
+        try:
+            heartbeat.start()
+            params = parse_query_params(job.parameter_map(),
+                                        maxrec_default=self.settings.maxrec_default,
+                                        maxrec_limit=self.settings.maxrec_limit)
+            limits = UploadLimits.from_settings(self.settings)
+            uploads = [read_votable(spec.name, (folder / f"upload-{spec.name}.vot").read_bytes(),
+                                    limits) for spec in params.uploads]
+            result = self.tap.run(params, uploads=uploads,
+                                  statement_timeout_ms=job.execution_duration * 1000,
+                                  on_connection=cancel.attach)
+            status_box.append(result.status)
+            infos = {"QUERY": params.query, "LANG": params.lang,
+                     "REQUEST_DATE": utcnow().isoformat(timespec="seconds"),
+                     "SERVER_SOFTWARE": f"pzvo {__version__}", "JOB_ID": job.job_id}
+            folder.mkdir(parents=True, exist_ok=True)
+            final = folder / f"result.{params.format.extension}"
+            partial = final.with_name(final.name + ".part")
+            size = 0
+            try:
+                with partial.open("wb") as fh:
+                    for chunk in params.format.encode(result.fields, result.batches, result.status,
+                                                      infos=infos):
+                        fh.write(chunk)
+                        size += len(chunk)
+                        if cancel.requested:
+                            raise _JobCancelled()
+            finally:
+                result.batches.close()  # type: ignore[attr-defined] - releases connection, uploads
+            if cancel.requested:
+                raise _JobCancelled()
+            if result.status.error:
+                raise TapError(result.status.error)
+            os.replace(partial, final)
+            partial = None
+            outcome = {"phase": "COMPLETED", "rows": result.status.rows, "bytes": size,
+                       "overflow": result.status.overflow}
+            if not self.store.finish(job.job_id, worker_name, ExecutionPhase.COMPLETED,
+                                     result_path=str(final), result_mime=params.format.mime_type,
+                                     result_size=size, result_rows=result.status.rows,
+                                     overflow=result.status.overflow,
+                                     progress=f"{result.status.rows} rows"):
+                outcome["phase"] = "gone"
+        except (TapError, _JobCancelled, OSError) as exc:
+            outcome = self._fail(job, worker_name, cancel, exc)
+        except Exception as exc:  # noqa: BLE001 - whatever happens, the job must end
+            log.exception("job failed unexpectedly", extra={"job_id": job.job_id})
+            outcome = self._fail(job, worker_name, cancel, exc)
+        finally:
+            cancel.done.set()
+            heartbeat.join(5.0)
+            if partial is not None:
+                partial.unlink(missing_ok=True)
+            if outcome.get("phase") == "gone" or (cancel.gone and self.store.phase(job.job_id) is None):
+                shutil.rmtree(folder, ignore_errors=True)  # deleted while it ran
+            queued = job.queued_at or job.start_time
+            log.info("job", extra={
+                "job_id": job.job_id, "owner": job.owner, "worker": worker_name,
+                "attempt": job.attempts, "run_ms": round((time.perf_counter() - started) * 1e3, 1),
+                "queue_ms": round((job.start_time - queued).total_seconds() * 1e3, 1)
+                if queued and job.start_time else None, **outcome})
+
+    def _fail(self, job: Job, worker_name: str, cancel: _Cancel,
+              exc: BaseException) -> dict[str, object]:
+        if cancel.gone:
+            return {"phase": "gone", "reason": "aborted, deleted or taken back"}
+        if cancel.timed_out or isinstance(exc, QueryTimeoutError):
+            message = (f"The job ran longer than its execution duration of "
+                       f"{job.execution_duration} s and was cancelled. Ask for a longer "
+                       f"EXECUTIONDURATION (up to {self.settings.uws_max_execution_duration_s} s) "
+                       "or narrow the query.")
+        elif isinstance(exc, TapError):
+            message = exc.message
+        elif isinstance(exc, OSError):
+            message = f"The job's files could not be written or read: {exc}"
+        else:
+            message = f"Internal error ({type(exc).__name__}); the service log has details."
+        self.store.finish(job.job_id, worker_name, ExecutionPhase.ERROR, error_type="fatal",
+                          error_message=message)
+        return {"phase": "ERROR", "error": message}
+
+    def _heartbeat(self, job: Job, worker_name: str, cancel: _Cancel, status_box: list,
+                   started: float) -> None:
+        interval = self.settings.uws_heartbeat_s
+        while not cancel.done.wait(interval):
+            rows = status_box[0].rows if status_box else None
+            try:
+                alive = self.store.heartbeat(job.job_id, worker_name,
+                                             progress=f"{rows} rows" if rows is not None else None)
+            except Exception:  # noqa: BLE001 - lease expiry takes over if this keeps failing
+                log.warning("heartbeat failed", extra={"job_id": job.job_id}, exc_info=True)
+                continue
+            if not alive:
+                cancel.request(gone=True)
+            elif time.perf_counter() - started > job.execution_duration:
+                cancel.request(timed_out=True)
+
+    # -- reaper --------------------------------------------------------------------------------
+    def _reap_loop(self) -> None:
+        while not self._stop.wait(REAP_INTERVAL_S):
+            try:
+                self.reap()
+            except Exception:  # noqa: BLE001 - try again next round
+                log.warning("reaper round failed", exc_info=True)
+
+    def reap(self) -> dict[str, int]:
+        """One round: take back jobs of dead workers, destroy expired jobs, drop orphans."""
+        reclaimed = self.store.reclaim_stale(self.settings.uws_lease_s,
+                                             self.settings.uws_max_attempts)
+        for job_id, phase in reclaimed:
+            log.warning("job taken back from a dead worker",
+                        extra={"job_id": job_id, "new_phase": phase})
+        destroyed = self.store.destroy_expired()
+        for job in destroyed:
+            shutil.rmtree(job_dir(self.settings, job.job_id), ignore_errors=True)
+            log.info("job destroyed", extra={"job_id": job.job_id, "owner": job.owner,
+                                             "destruction": job.destruction.isoformat()})
+        orphans = self.tap.upload_store.drop_older_than(
+            self.settings.uws_max_execution_duration_s + self.settings.query_timeout_s + 600)
+        stale_dirs = self._remove_orphan_dirs()
+        return {"reclaimed": len(reclaimed), "destroyed": len(destroyed),
+                "orphan_uploads": orphans, "orphan_dirs": stale_dirs}
+
+    def _remove_orphan_dirs(self, min_age_s: float = 3600) -> int:
+        """Job folders without a job record (a crash between writing uploads and the insert)."""
+        root = jobs_root(self.settings)
+        if not root.exists():
+            return 0
+        cutoff = time.time() - min_age_s
+        candidates = [p for p in root.iterdir() if p.is_dir() and p.stat().st_mtime < cutoff]
+        if not candidates:
+            return 0
+        known = self.store.job_ids()
+        removed = 0
+        for path in candidates:
+            if path.name not in known:
+                shutil.rmtree(path, ignore_errors=True)
+                removed += 1
+        return removed
+
+
+def build_worker(settings: Settings, *, threads: int | None = None,
+                 name: str | None = None) -> Worker:
+    """A worker with its own read-only pool and owner engine (one per process)."""
+    from vo_service.database import owner_engine
+    from vo_service.tap._storage import ConnectionPool
+
+    threads = threads if threads is not None else settings.uws_worker_threads
+    pool = ConnectionPool(settings.query_url(), size=max(1, threads),
+                          statement_timeout_ms=int(settings.query_timeout_s * 1000))
+    tap = TapService(settings=settings, pool=pool)
+    return Worker(settings=settings, store=JobStore(owner_engine(settings)), tap=tap,
+                  name=name, threads=threads)
