@@ -55,6 +55,11 @@ def create_indexes_sql(desc: TableDescription) -> list[str]:
     return stmts
 
 
+def _fixed_size(arraysize: str | None) -> int | None:
+    """TAP 1.1's deprecated ``size`` must agree with a fixed ``arraysize`` (taplint checks it)."""
+    return int(arraysize) if arraysize and arraysize.isdigit() else None
+
+
 def publish_schema(conn: Connection, name: str, description: str | None) -> None:
     conn.execute(text(
         "INSERT INTO tap_schema.schemas (schema_name, description, schema_index) "
@@ -72,9 +77,17 @@ def unpublish_table(conn: Connection, qualified_name: str) -> None:
     conn.execute(text("DELETE FROM tap_schema.tables WHERE table_name = :t"), {"t": qualified_name})
 
 
+READER_ROLE = "pzvo_reader"
+
+
 def publish_table(conn: Connection, desc: TableDescription, table_index: int | None = None) -> None:
-    """Write (or rewrite) a table's rows in TAP_SCHEMA within the caller's transaction."""
+    """Write (or rewrite) a table's rows in TAP_SCHEMA within the caller's transaction, and let
+    the query role read it: published means queryable, whichever path created the table (a
+    table moved in with ``SET SCHEMA`` gets no default privileges)."""
     publish_schema(conn, desc.schema, desc.schema_description)
+    if conn.execute(text("SELECT to_regclass(:t)"), {"t": qualified(desc)}).scalar() is not None:
+        conn.execute(text(f"GRANT USAGE ON SCHEMA {quote_ident(desc.schema)} TO {READER_ROLE}"))
+        conn.execute(text(f"GRANT SELECT ON {qualified(desc)} TO {READER_ROLE}"))
     unpublish_table(conn, desc.qualified_name)
     conn.execute(text(
         "INSERT INTO tap_schema.tables (schema_name, table_name, table_type, utype, description, "
@@ -88,7 +101,8 @@ def publish_table(conn: Connection, desc: TableDescription, table_index: int | N
         "datatype, arraysize, xtype, size, principal, indexed, std, column_index) VALUES "
         "(:t, :n, :utype, :ucd, :unit, :d, :dt, :a, :x, :size, :p, :ix, :std, :ci)"),
         [{"t": desc.qualified_name, "n": c.name, "utype": c.utype, "ucd": c.ucd, "unit": c.unit,
-          "d": c.description, "dt": c.datatype, "a": c.arraysize, "x": c.xtype, "size": c.size,
+          "d": c.description, "dt": c.datatype, "a": c.arraysize, "x": c.xtype,
+          "size": c.size if c.size is not None else _fixed_size(c.arraysize),
           "p": int(c.principal), "ix": int(c.indexed or c.name in indexed), "std": int(c.std),
           "ci": i + 1} for i, c in enumerate(desc.columns)])
     for fk in desc.foreign_keys:

@@ -9,9 +9,9 @@ from alembic.config import Config
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.engine import Engine
 
+from tap_schema.loader import READER_ROLE
 from vo_service.config import Settings
 
-READER_ROLE = "pzvo_reader"
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
@@ -37,7 +37,7 @@ def alembic_config(settings: Settings) -> Config:
     return cfg
 
 
-def migrate(settings: Settings, revision: str = "heads") -> None:
+def migrate(settings: Settings, revision: str = "head") -> None:
     """Apply Alembic migrations, then give the reader role its login and safety settings."""
     engine = owner_engine(settings)
     cfg = alembic_config(settings)

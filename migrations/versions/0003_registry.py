@@ -1,7 +1,7 @@
 """Users and tokens (auth), and the product registry.
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-25
 """
 from alembic import op
@@ -10,7 +10,7 @@ from tap_schema.loader import publish_table
 from tap_schema.model import load_table
 
 revision = "0003"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 

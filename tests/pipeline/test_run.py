@@ -31,12 +31,23 @@ def config(inputs: dict[str, Path], out: Path, **over: object):  # noqa: ANN201
     return parse_config(raw)
 
 
+def drop_published(database, *tables: str) -> None:  # noqa: ANN001
+    """Remove what a test published (table and TAP_SCHEMA rows), so later tests see none of it."""
+    from tap_schema.loader import unpublish_table
+
+    with owner_engine(database).begin() as conn:
+        for table in tables:
+            unpublish_table(conn, table)
+            conn.execute(text(f"DROP TABLE IF EXISTS {table} CASCADE"))
+
+
 @pytest.fixture(scope="module")
 def knn_run(demo_inputs: dict[str, Path], database, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN001, ANN201
     """The default estimator over the 8 demo files on a 2-worker LocalCluster, published."""
     out = tmp_path_factory.mktemp("knn-run")
     cfg = config(demo_inputs, out, publish={"enabled": True, "partitions": 4, "workers": 2})
-    return run_pipeline(cfg, engine=owner_engine(database))
+    yield run_pipeline(cfg, engine=owner_engine(database))
+    drop_published(database, "pz.photoz_pipeline_test")
 
 
 def test_one_output_file_per_input_file(knn_run, demo_inputs) -> None:  # noqa: ANN001
@@ -106,7 +117,10 @@ def test_toy_known_answer_end_to_end(demo_inputs, database, tmp_path) -> None:  
     objects = pq.read_table(demo_inputs["objects"]).to_pandas().set_index("objectId")
     expected = np.maximum(0.5 + 0.2 * (np.nan_to_num(njy_to_mag(objects["i_cModelFlux"].to_numpy()), nan=30) - 22),
                           0).astype(np.float32)
-    with owner_engine(database).connect() as conn:
-        got = dict(conn.execute(text("SELECT object_id, z_phot FROM pz.photoz_pipeline_toy")).all())
+    try:
+        with owner_engine(database).connect() as conn:
+            got = dict(conn.execute(text("SELECT object_id, z_phot FROM pz.photoz_pipeline_toy")).all())
+    finally:
+        drop_published(database, "pz.photoz_pipeline_toy")
     assert len(got) == 80_000 == result.rows
     np.testing.assert_allclose([got[i] for i in objects.index], expected, rtol=1e-6)

@@ -1,13 +1,13 @@
 """Async TAP: the UWS job table and the schema that holds uploaded tables.
 
-Revision ID: 0005
-Revises: 0001
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-11-26
 """
 from alembic import op
 
-revision = "0005"
-down_revision = "0001"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
