@@ -23,6 +23,8 @@ Steps, and why:
 """
 from __future__ import annotations
 
+import hashlib
+
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -95,21 +97,95 @@ def _index_partition(engine: Engine, part: TableDescription) -> None:
             conn.execute(text(stmt))
 
 
-def record_product(conn: Connection, desc: TableDescription, result: "RunResult | None") -> None:
-    """Register the published table as a product with its provenance, in the swap transaction.
+def record_product(conn: Connection, desc: TableDescription, result: "RunResult | None",
+                   storage_dir: Path | None = None) -> None:
+    """Record the published table's provenance and register it as a PZ-table product, in the
+    transaction that publishes the table (all three appear together or not at all).
 
-    The integration point for issue 5 (product registry) and issue 4 (provenance): it runs in
-    the transaction that publishes the table, so the product record and the table appear
-    together.  What it must record is all in ``result`` (see ``RunResult.to_json``): estimator
-    name, version and parameters, the training set (path and SHA-256), the object catalog,
-    the release, the run fingerprint, row count, and the quality report (validation-results
-    product).  Until those APIs exist it only logs.
+    The activity uses the training set (a file entity, by checksum) and the object catalog (a
+    collection of its Parquet files), carries the estimator's name, version and parameters, the
+    release and the run fingerprint, and generates the table entity (a new version when the
+    table is republished; the old one is invalidated).
     """
-    log.info("product ready for registration",
-             extra={"table": desc.qualified_name,
-                    "release": None if result is None else result.release,
-                    "estimator": None if result is None else result.estimator,
-                    "fingerprint": None if result is None else result.fingerprint})
+    if result is None:
+        log.info("published without a run record: no product registered", extra={"table": desc.qualified_name})
+        return
+    from vo_service.auth import User
+    from vo_service.config import load_settings
+    from vo_service.products import ProductRegistry
+    from vo_service.provenance import (TABLE_TYPE, ActivityDescription, collection_entity,
+                                       collection_entity_id, file_entity, next_entity_version,
+                                       record_activity, table_entity_id, user_agent)
+
+    est = result.estimator
+    method = ActivityDescription(
+        id=f"pzvo:activitydescription/pz-pipeline/{est['name']}/{est['version']}",
+        name=f"photo-z pipeline, estimator {est['name']}", version=str(est["version"]),
+        type="estimation", subtype="photo-z",
+        description="Dask photo-z pipeline over an object catalog (pipeline/run.py); the estimator is "
+                    f"{est['name']} {est['version']}.")
+    objects = Path(result.inputs["objects"])
+    files = sorted(objects.glob("*.parquet")) if objects.is_dir() else [objects]
+    digest = hashlib.sha256("\n".join(f"{f.name}:{f.stat().st_size}" for f in files).encode()).hexdigest()[:16]
+    catalog = collection_entity(collection_entity_id(f"object-catalog-{digest}"),
+                                name=f"object catalog {objects.name} ({len(files)} files)",
+                                location=str(objects))
+    training = file_entity(Path(result.inputs["training"]), name=Path(result.inputs["training"]).name)
+    params = {"release": result.release, "fingerprint": result.fingerprint, "estimator": est["name"],
+              "estimator_version": est["version"], **{f"param_{k}": v for k, v in (est.get("params") or {}).items()}}
+    with record_activity(conn, name=f"photo-z {est['name']} for {result.release}", description=method,
+                         parameters=params, agent=user_agent(),
+                         used=[(training, "training set"), (catalog, "object catalog")]) as act:
+        entity_id, older = next_entity_version(conn, table_entity_id(desc.qualified_name))
+        for old in older:
+            act.invalidate(old, role="replaced table")
+        act.generate(entity_id, name=desc.qualified_name, type=TABLE_TYPE, location=desc.qualified_name,
+                     role="PZ table", derived_from=[training.id, catalog.id],
+                     comment=f"{result.rows} rows, release {result.release}")
+        roles = {"object_id": "id", "ra": "ra", "dec": "dec", "z_phot": "photoz", "z_err": "photoz_err",
+                 "odds": "odds"}
+        registry = ProductRegistry(engine=conn.engine,
+                                   storage_dir=storage_dir or load_settings().var_dir / "products")
+        conn.execute(text("INSERT INTO registry.users (name, is_admin) VALUES ('pzvo', true) "
+                          "ON CONFLICT (name) DO NOTHING"))
+        registry.register_table(conn, name=desc.name, product_type="pztable", desc=desc, rows=result.rows,
+                                owner=User("pzvo", is_admin=True), roles=roles, data_file=result.table_yaml,
+                                release=result.release, official=True,
+                                pz_code=f"{est['name']} {est['version']}")
+    log.info("product registered", extra={"table": desc.qualified_name, "entity": entity_id})
+
+
+def register_quality_report(engine: Engine, result: "RunResult", table_name: str,
+                            storage_dir: Path | None = None) -> str:
+    """Register the quality report as a validation-results product (``<table>_quality``).
+
+    Its table holds the per-object estimates on the held-out validation set (z_true, z_phot,
+    z_err, odds), queryable by ADQL; quality.json and the plots are its auxiliary files.
+    Returns the product name.
+    """
+    from vo_service.auth import User
+    from vo_service.config import load_settings
+    from vo_service.products import ProductRegistry, RegistrationRequest
+
+    quality = result.quality or {}
+    per_object = Path(quality["per_object"])
+    name = f"{table_name}_quality"[:40]
+    est = result.estimator
+    request = RegistrationRequest(
+        name=name, product_type="validationresults", main_file=per_object,
+        main_file_name=per_object.name, release=result.release, official=True,
+        display_name=f"Quality of {table_name} ({est['name']} {est['version']})",
+        description=(f"Held-out validation of {est['name']} {est['version']} for release {result.release}: "
+                     f"sigma_MAD {quality.get('sigma_mad', float('nan')):.4f}, bias "
+                     f"{quality.get('bias', float('nan')):.4f}, outlier fraction "
+                     f"{quality.get('outlier_fraction', float('nan')):.4f}."),
+        pz_code=f"{est['name']} {est['version']}",
+        columns={"z_true": {"role": "redshift"}, "z_phot": {"role": "photoz"},
+                 "z_err": {"role": "photoz_err"}, "odds": {"role": "odds"}},
+        auxiliary_files=[(Path(f), Path(f).name) for f in quality.get("files", [])])
+    registry = ProductRegistry(engine=engine, storage_dir=storage_dir or load_settings().var_dir / "products")
+    registry.register(request, User("pzvo", is_admin=True))
+    return name
 
 
 def publish_table_files(engine: Engine, desc: TableDescription, files: list[Path], *, partitions: int = 16,

@@ -310,6 +310,10 @@ def run_pipeline(config: PipelineConfig, *, scheduler: str | None = None,
             engine = owner_engine(load_settings())
         result.published = publish_run(engine, result, partitions=config.publish_partitions,
                                        workers=config.publish_workers)
+        if result.quality and result.quality.get("per_object"):
+            from pipeline.publish import register_quality_report
+
+            result.quality["product"] = register_quality_report(engine, result, config.table_name)
     result.seconds = round(time.perf_counter() - started, 3)
     record.finish("COMPLETED", rows=total_rows, computed=computed, skipped=result.skipped,
                   seconds=result.seconds, quality=result.quality, published=result.published)
@@ -329,5 +333,10 @@ def validate(estimator: Estimator, config: PipelineConfig) -> dict[str, Any]:
     report["estimator"] = estimator.describe()
     report["validation"] = str(config.validation)
     paths = write_quality_report(config.output / "quality", report, columns, z)
+    per_object = config.output / "quality" / "validation_results.parquet"
+    pq.write_table(pa.table({"z_true": np.asarray(z, float),
+                             **{k: np.asarray(columns[k]) for k in ("z_phot", "z_err", "odds") if k in columns}}),
+                   per_object)
     report["files"] = [str(p) for p in paths]
+    report["per_object"] = str(per_object)
     return report

@@ -32,13 +32,14 @@ def config(inputs: dict[str, Path], out: Path, **over: object):  # noqa: ANN201
 
 
 def drop_published(database, *tables: str) -> None:  # noqa: ANN001
-    """Remove what a test published (table and TAP_SCHEMA rows), so later tests see none of it."""
-    from tap_schema.loader import unpublish_table
+    """Delete the products a test published (table, TAP_SCHEMA rows; provenance stays)."""
+    from vo_service.auth import User
+    from vo_service.products import ProductRegistry
 
-    with owner_engine(database).begin() as conn:
-        for table in tables:
-            unpublish_table(conn, table)
-            conn.execute(text(f"DROP TABLE IF EXISTS {table} CASCADE"))
+    registry = ProductRegistry(engine=owner_engine(database), storage_dir=database.var_dir / "products")
+    for table in tables:
+        for version in registry.versions(table.split(".", 1)[1]):
+            registry.delete(table.split(".", 1)[1], version, User("pzvo", is_admin=True))
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,7 @@ def knn_run(demo_inputs: dict[str, Path], database, tmp_path_factory: pytest.Tem
     out = tmp_path_factory.mktemp("knn-run")
     cfg = config(demo_inputs, out, publish={"enabled": True, "partitions": 4, "workers": 2})
     yield run_pipeline(cfg, engine=owner_engine(database))
-    drop_published(database, "pz.photoz_pipeline_test")
+    drop_published(database, "pz.photoz_pipeline_test", "pz.photoz_pipeline_test_quality")
 
 
 def test_one_output_file_per_input_file(knn_run, demo_inputs) -> None:  # noqa: ANN001
@@ -124,3 +125,33 @@ def test_toy_known_answer_end_to_end(demo_inputs, database, tmp_path) -> None:  
         drop_published(database, "pz.photoz_pipeline_toy")
     assert len(got) == 80_000 == result.rows
     np.testing.assert_allclose([got[i] for i in objects.index], expected, rtol=1e-6)
+
+
+def test_published_table_is_a_product_with_provenance(knn_run, database) -> None:  # noqa: ANN001
+    from vo_service.products import ProductRegistry
+
+    product = ProductRegistry(engine=owner_engine(database), storage_dir=database.var_dir / "products") \
+        .get("photoz_pipeline_test", user=None)
+    assert product.product_type == "pztable" and product.release == "test-1" and product.official
+    assert product.row_count == 80_000 and product.pz_code.startswith("knn")
+    roles = {c.name: c.role for c in product.columns}
+    assert roles["z_phot"] == "photoz" and roles["object_id"] == "id"
+    with owner_engine(database).connect() as conn:
+        used = conn.execute(text(
+            "SELECT u.role FROM provenance.used u JOIN provenance.wasgeneratedby g "
+            "ON g.activity_id = u.activity_id WHERE split_part(g.entity_id, '@', 1) = 'pzvo:table/pz.photoz_pipeline_test'")).scalars().all()
+        params = dict(conn.execute(text(
+            "SELECT p.name, p.param_value FROM provenance.parameter p JOIN provenance.wasgeneratedby g "
+            "ON g.activity_id = p.activity_id WHERE split_part(g.entity_id, '@', 1) = 'pzvo:table/pz.photoz_pipeline_test'")).all())
+    assert set(used) == {"training set", "object catalog"}
+    assert params["estimator"] == "knn" and params["release"] == "test-1"
+
+
+def test_quality_report_is_a_validation_results_product(knn_run, database) -> None:  # noqa: ANN001
+    from vo_service.products import ProductRegistry
+
+    product = ProductRegistry(engine=owner_engine(database), storage_dir=database.var_dir / "products") \
+        .get("photoz_pipeline_test_quality", user=None)
+    assert product.product_type == "validationresults" and product.row_count == knn_run.quality["n"]
+    assert {f.role for f in product.files} == {"main", "auxiliary"}
+    assert "sigma_MAD" in product.description
