@@ -35,7 +35,8 @@ def median_ms(samples: list[float]) -> float:
 
 
 @contextmanager
-def gunicorn_service(port: int = 8765, workers: int = 2, env: dict[str, str] | None = None) -> Iterator[str]:
+def gunicorn_service(port: int = 8765, workers: int = 2, env: dict[str, str] | None = None,
+                     start_timeout: float = 60) -> Iterator[str]:
     """The service as `make run` serves it, on a loopback port, for the duration of a benchmark."""
     gunicorn = Path(sys.executable).parent / "gunicorn"
     full_env = dict(os.environ, PZVO_LOG_LEVEL="WARNING", PZVO_MAXREC_LIMIT="2000000",
@@ -46,10 +47,10 @@ def gunicorn_service(port: int = 8765, workers: int = 2, env: dict[str, str] | N
                             cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + start_timeout
         while True:
             try:
-                if requests.get(url + "/tap/availability", timeout=2).ok:
+                if requests.get(url + "/tap/availability", timeout=10).ok:
                     break
             except requests.ConnectionError:
                 pass

@@ -27,12 +27,8 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -41,7 +37,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ROOT, machine, median_ms  # noqa: E402
+from _common import gunicorn_service, machine, median_ms  # noqa: E402
 
 from vo_service.config import load_settings  # noqa: E402
 
@@ -133,34 +129,6 @@ def build(settings) -> dict[str, float]:  # noqa: ANN001
     return timings
 
 
-@contextmanager
-def provenance_service(port: int = 8767) -> Iterator[str]:
-    """The service under gunicorn as `make run` serves it (2 gthread workers), on the benchmark
-    database, with public reads; waits on /prov itself, patiently, as the machine may be busy."""
-    env = dict(os.environ, PZVO_LOG_LEVEL="WARNING", PZVO_PUBLIC_READ="true", PZVO_DB_NAME=DB_NAME)
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "vo_service.wsgi:app",
-                             "--bind", f"127.0.0.1:{port}", "--workers", "2", "--worker-class",
-                             "gthread", "--threads", "4", "--log-level", "warning"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if requests.get(url + "/prov", params={"ID": deep_entity(), "DEPTH": 0},
-                                timeout=30).ok:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("the service did not start")
-            time.sleep(0.3)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
 def deep_entity() -> str:
     """The first output of the last activity of lineage 0."""
     return f"pzvo:bench/e{(LINEAGE - 1) * PER_ACTIVITY}"
@@ -198,7 +166,7 @@ def measure(settings, repeat: int) -> dict[str, object]:  # noqa: ANN001
         "entity": deep_entity(), "nodes": graph.node_count, "relations": relations,
         "prov_json_bytes": len(body), **{k: median_ms(v) for k, v in samples.items()}}
 
-    with provenance_service() as url:
+    with gunicorn_service(port=8767, env={"PZVO_DB_NAME": DB_NAME}, start_timeout=120) as url:
         params = {"ID": deep_entity(), "DEPTH": "ALL", "DIRECTION": "BACK",
                   "RESPONSEFORMAT": "PROV-JSON"}
         http = []

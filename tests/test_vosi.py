@@ -4,7 +4,6 @@ from __future__ import annotations
 import io
 import xml.etree.ElementTree as ET
 
-import pytest
 import requests
 from astropy.io.votable import parse_single_table
 

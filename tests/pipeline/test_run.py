@@ -14,8 +14,7 @@ from sqlalchemy import text
 from pipeline.config import parse_config
 from pipeline.pdf import LEVELS
 from pipeline.photometry import njy_to_mag
-from pipeline.run import is_finished, run_pipeline
-from tap_schema.model import load_table
+from pipeline.run import run_pipeline
 from vo_service.database import owner_engine
 
 VENV_BIN = Path(sys.executable).parent

@@ -34,13 +34,11 @@ def dali_error(message: str, status: int) -> Response:
     return Response(error_document(message), status=status, mimetype=VOTABLE_MIME)
 
 
-@tap.errorhandler(TapError)
-def _tap_error(exc: TapError) -> Response:
+def _domain_error(exc: TapError) -> Response:
     g.log_extra = {**getattr(g, "log_extra", {}), "error": exc.message}
     return dali_error(exc.message, exc.http_status)
 
 
-@tap.errorhandler(AuthError)
 def _auth_error(exc: AuthError) -> Response:
     response = dali_error(exc.message, exc.http_status)
     if exc.http_status == 401:
@@ -48,15 +46,29 @@ def _auth_error(exc: AuthError) -> Response:
     return response
 
 
-@tap.errorhandler(HTTPException)
 def _http_error(exc: HTTPException) -> Response:
     return dali_error(f"{exc.name}: {exc.description}", exc.code or 500)
 
 
-@tap.errorhandler(Exception)
 def _unexpected(exc: Exception) -> Response:
-    log.exception("unexpected error in TAP request")
+    log.exception("unexpected error in a TAP request")
     return dali_error(f"Internal error ({type(exc).__name__}); the service log has details.", 500)
+
+
+def install_dali_errors(blueprint: Blueprint, *domain_errors: type[Exception]) -> None:
+    """Answer everything a TAP-family blueprint can raise with a DALI error document.
+
+    ``domain_errors`` carry ``message`` and ``http_status``; authentication errors add the
+    ``WWW-Authenticate`` challenge; anything unexpected is logged and becomes a 500.
+    """
+    for cls in domain_errors:
+        blueprint.register_error_handler(cls, _domain_error)
+    blueprint.register_error_handler(AuthError, _auth_error)
+    blueprint.register_error_handler(HTTPException, _http_error)
+    blueprint.register_error_handler(Exception, _unexpected)
+
+
+install_dali_errors(tap, TapError)
 
 
 def request_files() -> dict[str, BinaryIO]:

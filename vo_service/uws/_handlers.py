@@ -8,12 +8,10 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Response, current_app, g, redirect, render_template, request
-from werkzeug.exceptions import HTTPException
 
-from vo_service.auth import AuthError
 from vo_service.auth.web import current_reader
 from vo_service.tap._exceptions import TapError
-from vo_service.tap._handlers import dali_error, request_files
+from vo_service.tap._handlers import dali_error, install_dali_errors, request_files
 from vo_service.tap._params import merge_params
 from vo_service.uws._exceptions import UwsError
 from vo_service.uws._models import Job
@@ -55,30 +53,7 @@ def _job_document(job: Job) -> Response:
                                     time=format_time), mimetype=XML)
 
 
-@uws.errorhandler(UwsError)
-@uws.errorhandler(TapError)
-def _domain_error(exc: UwsError | TapError) -> Response:
-    g.log_extra = {**getattr(g, "log_extra", {}), "error": exc.message}
-    return dali_error(exc.message, exc.http_status)
-
-
-@uws.errorhandler(AuthError)
-def _auth_error(exc: AuthError) -> Response:
-    response = dali_error(exc.message, exc.http_status)
-    if exc.http_status == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="pzvo"'
-    return response
-
-
-@uws.errorhandler(HTTPException)
-def _http_error(exc: HTTPException) -> Response:
-    return dali_error(f"{exc.name}: {exc.description}", exc.code or 500)
-
-
-@uws.errorhandler(Exception)
-def _unexpected(exc: Exception) -> Response:
-    log.exception("unexpected error in a UWS request")
-    return dali_error(f"Internal error ({type(exc).__name__}); the service log has details.", 500)
+install_dali_errors(uws, UwsError, TapError)
 
 
 # -- the job list ----------------------------------------------------------------------------
