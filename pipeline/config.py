@@ -49,6 +49,8 @@ class PipelineConfig:
     publish_partitions: int = 16
     publish_workers: int = 2
     demo: DemoInputs | None = None
+    training_product: str | None = None
+    """``product:<name>[@<version>]``: a registered training set, resolved when the run starts."""
 
     @property
     def qualified_table(self) -> str:
@@ -74,8 +76,11 @@ def parse_config(raw: dict[str, Any], base: Path = PROJECT_ROOT) -> PipelineConf
     if isinstance(pub, bool):
         pub = {"enabled": pub}
     demo = raw.get("demo")
+    training_product = str(raw["training"]) if str(raw["training"]).startswith("product:") else None
     return PipelineConfig(
-        release=str(raw["release"]), objects=_path(raw["objects"], base), training=_path(raw["training"], base),
+        release=str(raw["release"]), objects=_path(raw["objects"], base),
+        training=Path() if training_product else _path(raw["training"], base),
+        training_product=training_product,
         output=_path(raw["output"], base),
         validation=_path(raw["validation"], base) if raw.get("validation") else None,
         redshift_column=raw.get("redshift_column", "redshift"),

@@ -130,7 +130,9 @@ def record_product(conn: Connection, desc: TableDescription, result: "RunResult 
     catalog = collection_entity(collection_entity_id(f"object-catalog-{digest}"),
                                 name=f"object catalog {objects.name} ({len(files)} files)",
                                 location=str(objects))
-    training = file_entity(Path(result.inputs["training"]), name=Path(result.inputs["training"]).name)
+    training = result.inputs.get("training_entity") or file_entity(
+        Path(result.inputs["training"]), name=Path(result.inputs["training"]).name)
+    training_id = training if isinstance(training, str) else training.id
     params = {"release": result.release, "fingerprint": result.fingerprint, "estimator": est["name"],
               "estimator_version": est["version"], **{f"param_{k}": v for k, v in (est.get("params") or {}).items()}}
     with record_activity(conn, name=f"photo-z {est['name']} for {result.release}", description=method,
@@ -140,7 +142,7 @@ def record_product(conn: Connection, desc: TableDescription, result: "RunResult 
         for old in older:
             act.invalidate(old, role="replaced table")
         act.generate(entity_id, name=desc.qualified_name, type=TABLE_TYPE, location=desc.qualified_name,
-                     role="PZ table", derived_from=[training.id, catalog.id],
+                     role="PZ table", derived_from=[training_id, catalog.id],
                      comment=f"{result.rows} rows, release {result.release}")
         roles = {"object_id": "id", "ra": "ra", "dec": "dec", "z_phot": "photoz", "z_err": "photoz_err",
                  "odds": "odds"}

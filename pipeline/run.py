@@ -194,6 +194,21 @@ def prepare_demo_inputs(config: PipelineConfig) -> None:
                        seed=demo.seed, train_fraction=demo.train_fraction, copies=demo.copies)
 
 
+def _resolve_training(config: PipelineConfig, engine: Any) -> tuple[PipelineConfig, str]:
+    """Export a training-set product to Parquet; return the updated config and its entity."""
+    from dataclasses import replace
+
+    from pipeline.training import resolve_training_product
+    from vo_service.config import load_settings
+    from vo_service.database import owner_engine
+
+    settings = load_settings()
+    found = resolve_training_product(engine or owner_engine(settings), config.training_product,
+                                     config.output / "training", settings.var_dir / "products")
+    log.info("training set from a product", extra={"product": found.label, "file": str(found.path)})
+    return replace(config, training=found.path, redshift_column=found.redshift_column), found.entity_id
+
+
 def train(config: PipelineConfig) -> tuple[Estimator, str]:
     """The fitted estimator and the training set's digest."""
     phot, z = read_training_set(config.training, config.redshift_column)
@@ -265,12 +280,16 @@ def run_pipeline(config: PipelineConfig, *, scheduler: str | None = None,
     """
     started = time.perf_counter()
     prepare_demo_inputs(config)
+    training_entity = None
+    if config.training_product:
+        config, training_entity = _resolve_training(config, engine)
     estimator, training_digest = train(config)
     fingerprint = run_fingerprint(estimator, training_digest, config.release)
     partitions = list_partitions(config.objects)
     data_dir = config.output / "data"
     inputs = {"objects": str(config.objects), "training": str(config.training),
-              "training_sha256": training_digest,
+              "training_sha256": training_digest, "training_product": config.training_product,
+              "training_entity": training_entity,
               "validation": str(config.validation) if config.validation else None}
     record = JobRecord(config.output / JOB_RECORD, {"release": config.release, "estimator": estimator.describe(),
                                                     "fingerprint": fingerprint, "inputs": inputs,

@@ -154,3 +154,33 @@ def test_quality_report_is_a_validation_results_product(knn_run, database) -> No
     assert product.product_type == "validationresults" and product.row_count == knn_run.quality["n"]
     assert {f.role for f in product.files} == {"main", "auxiliary"}
     assert "sigma_MAD" in product.description
+
+
+def test_training_set_can_be_a_registered_product(demo_inputs, database, tmp_path) -> None:  # noqa: ANN001
+    """``training: product:<name>`` trains on the product's table and links it in provenance."""
+    import uuid
+
+    from vo_service.auth import User
+    from vo_service.products import ProductRegistry, RegistrationRequest
+
+    registry = ProductRegistry(engine=owner_engine(database), storage_dir=database.var_dir / "products")
+    name = f"train_{uuid.uuid4().hex[:8]}"
+    training = demo_inputs["training"]
+    product = registry.register(RegistrationRequest(
+        name=name, product_type="trainingset", main_file=training, main_file_name=training.name,
+        columns={"redshift": {"role": "redshift"}}), User("pzvo", is_admin=True))
+    table = f"photoz_from_{name}"
+    cfg = config(demo_inputs, tmp_path, table=table, estimator={"name": "toy"}, validation=None,
+                 dask={"workers": 2, "processes": False}, publish={"enabled": True, "partitions": 2},
+                 training=f"product:{name}")
+    try:
+        result = run_pipeline(cfg, engine=owner_engine(database))
+        assert result.inputs["training_product"] == f"product:{name}"
+        with owner_engine(database).connect() as conn:
+            used = conn.execute(text(
+                "SELECT u.entity_id FROM provenance.used u JOIN provenance.wasgeneratedby g "
+                "ON g.activity_id = u.activity_id WHERE g.entity_id = :e AND u.role = 'training set'"),
+                {"e": f"pzvo:table/pz.{table}"}).scalars().all()
+        assert used == [product.entity_id]
+    finally:
+        drop_published(database, f"pz.{table}", f"pz.{name}_v1")
