@@ -392,3 +392,14 @@ def test_destruction_destroys_job_and_files(tap_url: str, worker, database) -> N
     worker.reap()
     assert requests.get(job_url, timeout=10).status_code == 404
     assert not job_dir(database, job_id).exists()
+
+
+def test_job_document_reports_progress_and_attempts_in_job_info(tap_url, worker, uws_schema) -> None:  # noqa: ANN001
+    job_url = create(tap_url, "SELECT TOP 5000 object_id FROM bench.photoz", PHASE="RUN")
+    assert wait_final(job_url) == "COMPLETED"
+    doc = valid(uws_schema, requests.get(job_url, timeout=30).content)
+    info = doc.find("{http://www.ivoa.net/xml/UWS/v1.0}jobInfo")
+    assert info is not None
+    assert info.findtext("{urn:pzvo:uws}progress") == "5000 rows"
+    assert info.findtext("{urn:pzvo:uws}attempts") == "1"
+    requests.delete(job_url, timeout=30)
