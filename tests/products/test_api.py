@@ -204,6 +204,8 @@ def test_registration_records_provenance_and_deletion_invalidates(api, server, u
     activity = next(iter(graph["activity"].values()))
     assert f"register {name} v1" in json.dumps(activity)
     assert f"pzvo:user/{user[0]}" in graph["agent"]
+    page = requests.get(f"{server.url}/provenance/{entity}")
+    assert page.status_code == 200 and f"/products/{name}?version=1" in page.text
     requests.delete(f"{api}/products/{name}", headers=user[1]).raise_for_status()
     after = requests.get(f"{server.url}/prov", params={"ID": entity, "DIRECTION": "FORTH",
                                                        "RESPONSEFORMAT": "PROV-JSON"}).json()

@@ -147,7 +147,7 @@ class ProductRegistry:
                                  {"rows": rows, "t": table_name, "id": product_id})
                     if table_name:
                         act.generate(table_entity_id(table_name), name=table_name, type=PROV_TABLE_TYPE,
-                                     location=f"/products/{request.name}?version={version}",
+                                     location=table_name,
                                      role="product table", derived_from=[source.id],
                                      comment=f"{ptype.label} {request.name} v{version}, {rows} rows")
                     self._step("provenance")
@@ -347,6 +347,13 @@ class ProductRegistry:
                 f"SELECT p.*, NULL AS latest_version FROM registry.products p WHERE {clause} "
                 "ORDER BY p.updated_at DESC, p.id DESC LIMIT :limit OFFSET :offset"), params).mappings().all()
         return [_product(r) for r in rows], int(total)
+
+    def find_by_table(self, table_name: str) -> Product | None:
+        """The live product whose table this is, if any (provenance pages link to it)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(text("SELECT name, version FROM registry.products WHERE table_name = :t "
+                                    "AND status <> 'deleted'"), {"t": table_name}).first()
+        return self.get(row[0], row[1], user=None) if row else None
 
     def versions(self, name: str) -> list[int]:
         """The live versions of a product, newest first."""

@@ -163,6 +163,10 @@ def page(record_id: str) -> str:
         product = {"table": loc, "metadata": f"/tap/tables/{loc}",
                    "query": "/tap/sync?" + urlencode({"REQUEST": "doQuery", "LANG": "ADQL",
                                                       "QUERY": f"SELECT TOP 100 * FROM {loc}"})}
+        registered = current_app.extensions["pzvo.products"].find_by_table(loc)
+        if registered is not None:
+            product["page"] = f"/products/{registered.name}?version={registered.version}"
+            product["label"] = f"{registered.display_name} (v{registered.version})"
     g.log_extra = {"ids": [record_id], "nodes": graph.node_count}
     return render_template(
         "provenance.html", record_id=record_id, centre=centre, svg=Markup(svg), drawn=drawn,
