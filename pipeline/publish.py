@@ -10,7 +10,7 @@ Steps, and why:
 1. An unpublished staging table ``<schema>__load.<name>`` with its partitions (no indexes yet:
    building them after loading is several times faster than maintaining them during COPY).
 2. ``COPY`` in parallel: ``workers`` connections, each streaming its share of the Parquet files
-   (``ingest.copy.copy_batches``); PostgreSQL routes rows to partitions.  Several connections
+   (``ingest.load.copy_arrow``, binary COPY); PostgreSQL routes rows to partitions.  Several connections
    cannot share one transaction, which is why loading happens in staging.
 3. Indexes per partition, in parallel (the expressions come from ``tap_schema.loader``).
 4. **One transaction** swaps the table in: drop the old table, move the staging table and its
@@ -27,18 +27,20 @@ import hashlib
 
 import logging
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
-from ingest.copy import copy_batches, vacuum_analyze
+from ingest.columns import ColumnSpec
+from ingest.copy import vacuum_analyze
+from ingest.load import copy_arrow
 from tap_schema.loader import create_indexes_sql, create_table_sql, publish_table, qualified, quote_ident
 from tap_schema.model import TableDescription, load_table
 
@@ -58,33 +60,19 @@ def partition_name(desc: TableDescription, i: int) -> str:
     return f"{desc.name}_p{i:03d}"
 
 
-def postgres_array_text(column: pa.Array) -> pa.Array:
-    """A list column as PostgreSQL array literals (``{0.1,0.2}``), vectorized in Arrow.
-
-    pyarrow's CSV writer cannot write list columns, and COPY's CSV form takes an array as its
-    text literal.
-    """
-    strings = pc.cast(column, pa.list_(pa.string()))
-    joined = pc.binary_join(strings, ",")
-    return pc.binary_join_element_wise("{", joined, "}", "")
-
-
-def _copy_batches(files: list[Path], batch_rows: int = 100_000):  # noqa: ANN202 - generator
+def _batches(files: list[Path], batch_rows: int = 100_000) -> Iterator[pa.RecordBatch]:
     for path in files:
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
-            arrays = [postgres_array_text(col) if pa.types.is_fixed_size_list(col.type)
-                      or pa.types.is_list(col.type) else col for col in batch.columns]
-            yield pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
+        yield from pq.ParquetFile(path).iter_batches(batch_size=batch_rows)
 
 
 def _load_files(engine: Engine, table: str, files: list[Path]) -> int:
-    raw = engine.raw_connection()
-    try:
-        rows = copy_batches(raw.driver_connection, table, _copy_batches(files))
-        raw.commit()
-        return rows
-    finally:
-        raw.close()
+    """Binary COPY of some output files into the staging table (one connection of several);
+    pgpq encodes the fixed-size PDF lists as PostgreSQL ``real[]`` directly."""
+    schema = pq.read_schema(files[0])
+    specs = [ColumnSpec(name=f.name, original_name=f.name, arrow_type=f.type, pg_type="", datatype="")
+             for f in schema]
+    with engine.begin() as conn:
+        return copy_arrow(conn, table, specs, _batches(files))
 
 
 def _index_partition(engine: Engine, part: TableDescription) -> None:
