@@ -4,7 +4,9 @@
 - Quality: the shared 80,000 Buzzard galaxies with photerr LSST 10-year errors (fixed seed),
   gold sample i < 25.3, fixed-seed 75/25 train/test split (pipeline.catalog.write_demo_catalog):
   the default estimator against scikit-learn's KNeighborsRegressor with the same k and the same
-  (standardized, weighted) features, side by side in the same process.
+  (standardized, weighted) features, side by side in the same process; the ``mlp`` estimator
+  on the same split; and both pooled over a 4-fold cross-validation of the whole gold sample
+  (fold 0 = the fixed split's test set; 41,349 galaxies, so the PIT histogram's noise is halved).
 - Throughput end to end (read Parquet, estimate with PDF, write Parquet): ``--copies`` x 80,000
   objects (fresh noise per copy) in 100,000-row files, through ``pipeline.run.estimate_catalog``
   on a LocalCluster of 1 and then 2 single-threaded worker processes; best of ``--repeat``
@@ -23,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -67,7 +70,59 @@ def quality_and_sklearn(train: Path, test: Path, repeat: int) -> dict:
             sk_times.append(time.perf_counter() - t0)
     sk = point_metrics(zsk, zte)
     sk["objects_per_s"] = len(te) / statistics.median(sk_times)
-    return {"knn": ours, "sklearn": sk}
+    result = {"knn": ours, "sklearn": sk, "knn_cv": cross_validated("knn", tr, ztr, te, zte)}
+    # The alternative neural-network estimator on the same split (quality and in-memory speed).
+    from threadpoolctl import threadpool_limits as limits
+
+    with limits(2):  # training on the machine's 2 cores, as the goal states
+        t0 = time.perf_counter()
+        mlp = make_estimator("mlp").fit(tr, ztr)
+        fit_s = time.perf_counter() - t0
+    mlp_times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        cols = mlp.estimate(te)
+        mlp_times.append(time.perf_counter() - t0)
+    result["mlp"] = evaluate_columns(cols, zte)
+    result["mlp"]["objects_per_s"] = len(te) / statistics.median(mlp_times)
+    result["mlp"]["fit_seconds"] = fit_s
+    with limits(2):
+        result["mlp_cv"] = cross_validated("mlp", tr, ztr, te, zte)
+    return result
+
+
+def cross_validated(name: str, tr, ztr, te, zte, folds: int = 4, params: dict | None = None) -> dict:  # noqa: ANN001
+    """Metrics pooled over ``folds``-fold cross-validation of the whole gold sample.
+
+    Fold 0 is the benchmark's own test set (trained on its training set); the training set is
+    cut into folds - 1 more folds with a fixed seed, each estimated by a model trained on the
+    other galaxies (the test set included), so every gold galaxy is estimated once by a model
+    that never saw it, with a training set of the same size. Pooling 4x more test galaxies
+    shrinks the Poisson noise of the PIT histogram (3 % per bin on 10,338 galaxies, 1.6 % on
+    41,349); ``pit_max_deviation_flat_p95`` is the 95th percentile of the statistic for a
+    perfectly flat PIT with that many galaxies (multinomial draws), the noise floor to compare
+    with.
+    """
+    from pipeline.estimators.base import Photometry
+    from pipeline.quality import PIT_BINS
+
+    flux = np.vstack([te.flux, tr.flux])
+    err = None if te.flux_err is None or tr.flux_err is None else np.vstack([te.flux_err, tr.flux_err])
+    everything, z = Photometry(flux, err), np.concatenate([zte, ztr])
+    fold = np.zeros(len(z), dtype=np.int64)
+    fold[len(zte):] = 1 + np.random.default_rng(20261125).permutation(len(ztr)) % (folds - 1)
+    columns: dict[str, np.ndarray] = {}
+    for f in range(folds):
+        out, held = fold != f, fold == f
+        cols = make_estimator(name, params).fit(everything.take(out), z[out]).estimate(everything.take(held))
+        for key, values in cols.items():
+            columns.setdefault(key, np.empty((len(z),) + values.shape[1:], values.dtype))[held] = values
+    report = evaluate_columns(columns, z)
+    draws = np.random.default_rng(1).multinomial(len(z), np.full(PIT_BINS, 1 / PIT_BINS), size=4000)
+    dev = np.abs(draws / (len(z) / PIT_BINS) - 1).max(axis=1)
+    report["pit_max_deviation_flat_p95"] = float(np.quantile(dev, 0.95))
+    report["folds"] = folds
+    return report
 
 
 def throughput(objects: Path, training: Path, workers: int, repeat: int) -> dict:
@@ -125,7 +180,16 @@ def main() -> int:
     s = q["sklearn"]
     print(f"| sklearn KNeighborsRegressor (k=20) | {s['sigma_mad']:.4f} | {s['bias']:+.4f} | "
           f"{100 * s['outlier_fraction']:.2f} % | - | - | {s['objects_per_s']:,.0f} |")
-    print(f"test objects: {k['n']}; PIT histogram: {k['pit_histogram']}")
+    m = q["mlp"]
+    print(f"| pzvo mlp (not the default) | {m['sigma_mad']:.4f} | {m['bias']:+.4f} | {100 * m['outlier_fraction']:.2f} % | "
+          f"{100 * m['pit_max_deviation']:.1f} % | {m['cde_loss']:.2f} | {m['objects_per_s']:,.0f} |")
+    print(f"test objects: {k['n']}; PIT histogram: {k['pit_histogram']}; mlp training {m['fit_seconds']:.1f} s on 2 cores")
+    for name in ("knn", "mlp"):
+        cv = q[f"{name}_cv"]
+        print(f"{name}, {cv['folds']}-fold cross-validation pooled over {cv['n']:,} gold galaxies: "
+              f"sigma_MAD {cv['sigma_mad']:.4f}, outliers {100 * cv['outlier_fraction']:.2f} %, PIT max deviation {100 * cv['pit_max_deviation']:.1f} % "
+              f"(flat PIT, 95th percentile: {100 * cv['pit_max_deviation_flat_p95']:.1f} %), "
+              f"histogram {cv['pit_histogram']}")
     for sc in result["scaling"]:
         print(f"end to end, {sc['workers']} worker(s): {sc['objects_per_s']:,.0f} objects/s wall "
               f"(best of {len(sc['runs'])}: {', '.join(f'{r:,.0f}' for r in sc['runs'])}; {sc['rows']:,} objects), "

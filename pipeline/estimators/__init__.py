@@ -1,6 +1,6 @@
 """Photo-z estimators behind one interface (:class:`Estimator`), looked up by name.
 
-Built in: ``knn`` (the default), ``cells`` (k-means colour cells) and ``toy`` (closed-form, for
+Built in: ``knn`` (the default), ``mlp`` (a small neural network over redshift bins), ``cells`` (k-means colour cells) and ``toy`` (closed-form, for
 tests).  Another package adds its own with :func:`register`, or a configuration names a class
 as ``module:Class``.
 """
@@ -12,10 +12,12 @@ from typing import Any
 from pipeline.estimators.base import Estimator, OutputColumn, Photometry
 from pipeline.estimators.cells import ColourCellEstimator
 from pipeline.estimators.knn import NearestNeighbourEstimator
+from pipeline.estimators.mlp import NeuralNetworkEstimator
 from pipeline.estimators.toy import LinearToyEstimator
 
 ESTIMATORS: dict[str, type[Estimator]] = {
-    cls.name: cls for cls in (NearestNeighbourEstimator, ColourCellEstimator, LinearToyEstimator)
+    cls.name: cls for cls in (NearestNeighbourEstimator, NeuralNetworkEstimator, ColourCellEstimator,
+                               LinearToyEstimator)
 }
 DEFAULT_ESTIMATOR = NearestNeighbourEstimator.name
 

@@ -1,0 +1,66 @@
+"""The neural-network estimator (``mlp``): known answers on constructed data and PDFs."""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+
+from pipeline.estimators import Photometry, make_estimator
+from pipeline.pdf import LEVELS, MEDIAN_INDEX
+from pipeline.photometry import mag_to_njy
+
+
+def photometry(mags: np.ndarray) -> Photometry:
+    return Photometry(mag_to_njy(np.asarray(mags, float)))
+
+
+def _populations(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Blue galaxies at z ~ 0.3 and red ones at z ~ 1.2, well apart in colour."""
+    blue = 22 + rng.normal(0, 0.02, (n, 6)) + np.linspace(0.0, -0.5, 6)
+    red = 22 + rng.normal(0, 0.02, (n, 6)) + np.linspace(2.5, 0.0, 6)
+    z = np.concatenate([rng.normal(0.3, 0.03, n), rng.normal(1.2, 0.03, n)])
+    return np.vstack([blue, red]), z
+
+
+def _fitted(rng: np.random.Generator):  # noqa: ANN202
+    mags, z = _populations(300, rng)
+    return make_estimator("mlp", {"hidden": (32,), "max_iter": 200, "early_stopping": False}).fit(photometry(mags), z)
+
+
+def test_constructed_populations_known_answer_and_pickle() -> None:
+    rng = np.random.default_rng(1)
+    est = _fitted(rng)
+    test_mags, _ = _populations(20, rng)
+    centre = np.repeat([0.3, 1.2], 20)  # the colours carry the population, not the scatter within
+    out = pickle.loads(pickle.dumps(est)).estimate(photometry(test_mags))
+    assert set(out) == {c.name for c in est.columns}
+    np.testing.assert_allclose(out["z_phot"], centre, atol=0.05)
+    np.testing.assert_allclose(out["z_mode"], centre, atol=0.05)
+    assert np.all(out["odds"] > 0.8) and np.all(out["z_err"] < 0.1)
+    assert out["z_pdf"].shape == (40, LEVELS.size) and out["z_pdf"].dtype == np.float32
+    assert np.all(np.diff(out["z_pdf"], axis=1) >= 0)
+
+
+def test_point_estimate_median_unless_another_window_is_more_probable() -> None:
+    est = _fitted(np.random.default_rng(3))
+    est.edges = np.arange(101) * 0.025  # bins up to z = 2.5 (the training set stops at 1.25)
+    est._prepare_candidates()
+    centres = 0.5 * (est.edges[1:] + est.edges[:-1])
+    p = np.zeros((2, centres.size), dtype=np.float32)
+    p[0, np.argmin(np.abs(centres - 0.8))] = 1.0  # unimodal: z_phot is the median
+    # 0.4 at 0.3, 0.3 at 1.0 and 0.3 at 2.0: the median (in the 1.0 bin) is an outlier for the
+    # 0.6 of the probability away from 1.0, the window around 0.3 holds more (0.4).
+    for z, w in ((0.3, 0.4), (1.0, 0.3), (2.0, 0.3)):
+        p[1, np.argmin(np.abs(centres - z))] = w
+    out = est.summarize(p)
+    assert out["z_phot"][0] == out["z_pdf"][0, MEDIAN_INDEX]
+    assert abs(out["z_pdf"][1, MEDIAN_INDEX] - 1.0) < 0.03
+    assert abs(out["z_phot"][1] - 0.3) <= 0.15 * 1.3 + 1e-6
+    assert abs(out["z_mode"][1] - 0.3) < 0.03
+
+
+def test_params_and_schema() -> None:
+    est = make_estimator("mlp", {"tolerance": 0.02})
+    assert est.params["tolerance"] == 0.02 and est.describe()["name"] == "mlp"
+    assert [c.name for c in est.columns] == ["z_phot", "z_mode", "z_err", "odds", "z_pdf"]
+    assert "median of the PDF" in est.columns[0].description
