@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline.estimators import DEFAULT_ESTIMATOR
+
 if TYPE_CHECKING:  # the pzvo CLI builds its parser on every call: keep numpy/scipy/dask out of it
     from pipeline.run import Progress
 
@@ -47,7 +49,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001
     ev = actions.add_parser("evaluate", help="train on one file, print metrics on another as JSON")
     ev.add_argument("--train", type=Path, required=True, help="Parquet: u g r i z y redshift [u_err ...]")
     ev.add_argument("--test", type=Path, required=True)
-    ev.add_argument("--estimator", default="knn")
+    ev.add_argument("--estimator", default=DEFAULT_ESTIMATOR)
     ev.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                     help="estimator parameter (YAML value), repeatable")
     ev.set_defaults(func=cmd_evaluate)

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from pipeline.estimators import DEFAULT_ESTIMATOR
 from vo_service.config import PROJECT_ROOT
 
 
@@ -40,7 +41,7 @@ class PipelineConfig:
     table_description: str | None = None
     validation: Path | None = None
     redshift_column: str = "redshift"
-    estimator: str = "knn"
+    estimator: str = DEFAULT_ESTIMATOR
     estimator_params: dict[str, Any] = field(default_factory=dict)
     scheduler: str | None = None
     workers: int | None = None
@@ -86,7 +87,7 @@ def parse_config(raw: dict[str, Any], base: Path = PROJECT_ROOT) -> PipelineConf
         redshift_column=raw.get("redshift_column", "redshift"),
         table_schema=table.get("schema", "pz"), table_name=table.get("name", "photoz"),
         table_description=table.get("description"),
-        estimator=est.get("name", "knn"), estimator_params=dict(est.get("params") or {}),
+        estimator=est.get("name", DEFAULT_ESTIMATOR), estimator_params=dict(est.get("params") or {}),
         scheduler=dask.get("scheduler"), workers=dask.get("workers"), processes=bool(dask.get("processes", True)),
         publish=bool(pub.get("enabled", False)), publish_partitions=int(pub.get("partitions", 16)),
         publish_workers=int(pub.get("workers", 2)),
