@@ -87,9 +87,39 @@ class RunResult:
 
 # --- the task ----------------------------------------------------------------------------------
 
+#: glibc mallopt parameters: M_TRIM_THRESHOLD, M_MMAP_THRESHOLD.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_malloc_tuned = False
+
+
+def keep_freed_memory() -> None:
+    """Let this process reuse freed blocks instead of returning them to the OS at once.
+
+    Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which also freezes glibc's
+    mmap threshold at 128 kB: every larger array is mapped and unmapped again, so the megabyte
+    temporaries of an estimator cost fresh page faults on every block (``mlp``, end to end on one
+    worker: 66,000 objects/s instead of 120,000).  Raising both thresholds (64 MB for mmap,
+    256 MB kept free at most) restores the speed; memory is still returned past 256 MB.  No-op
+    where glibc's ``mallopt`` is missing.  Once per process.
+    """
+    global _malloc_tuned
+    if _malloc_tuned:
+        return
+    _malloc_tuned = True
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(_M_MMAP_THRESHOLD, 64 << 20)
+        libc.mallopt(_M_TRIM_THRESHOLD, 256 << 20)
+    except (OSError, AttributeError):
+        log.debug("mallopt unavailable: malloc left as it is")
+
+
 def estimate_partition(estimator: Estimator, source: str, target: str,
                        schema: pa.Schema) -> dict[str, Any]:
     """Read one input file, estimate, write one output file atomically (the Dask task)."""
+    keep_freed_memory()
     started, cpu_started = time.perf_counter(), time.thread_time()
     have = set(pq.read_schema(source).names)
     wanted = [ID_COLUMN, RA_COLUMN, DEC_COLUMN, *FLUX_COLUMNS] + [c for c in FLUX_ERR_COLUMNS if c in have]

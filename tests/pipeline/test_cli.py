@@ -32,7 +32,7 @@ def test_evaluate_prints_metrics(demo_inputs: dict[str, Path], tmp_path: Path, e
     train = magnitude_file(demo_inputs["training"], tmp_path / "train.parquet", errors)
     test = magnitude_file(demo_inputs["validation"], tmp_path / "test.parquet", errors)
     proc = subprocess.run([str(VENV_BIN / "pzvo"), "pipeline", "evaluate", "--train", str(train),
-                           "--test", str(test)], capture_output=True, text=True, timeout=120)
+                           "--test", str(test)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(proc.stdout)
     assert {"n", "sigma_mad", "bias", "outlier_fraction"} <= set(report)

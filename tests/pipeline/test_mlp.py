@@ -63,4 +63,54 @@ def test_params_and_schema() -> None:
     est = make_estimator("mlp", {"tolerance": 0.02})
     assert est.params["tolerance"] == 0.02 and est.describe()["name"] == "mlp"
     assert [c.name for c in est.columns] == ["z_phot", "z_mode", "z_err", "odds", "z_pdf"]
-    assert "median of the PDF" in est.columns[0].description
+    assert "median of the PDF" in est.columns[0].description and "0.02 more" in est.columns[0].description
+
+
+def test_members_are_pooled_as_a_normalized_product() -> None:
+    rng = np.random.default_rng(5)
+    mags, z = _populations(300, rng)
+    est = make_estimator("mlp", {"hidden": (16,), "members": 2, "max_iter": 100, "early_stopping": False,
+                                 "refit": False}).fit(photometry(mags), z)
+    from pipeline.estimators.mlp import magnitude_colour_features
+
+    x = (magnitude_colour_features(photometry(mags[::50]), est.softening) - est._mean) / est._std
+    pooled, nets = est._forward(x).astype(np.float64), est._nets
+    single = []
+    for net in nets:
+        est._nets = [net]
+        single.append(est._forward(x).astype(np.float64))
+    est._nets = nets
+    product = np.sqrt(single[0] * single[1])
+    product /= product.sum(axis=1, keepdims=True)
+    keep = (pooled > 1e-3) & (product > 1e-3)
+    np.testing.assert_allclose(pooled[keep], product[keep], rtol=1e-3)
+    assert not np.allclose(single[0], single[1], atol=1e-3)  # the members differ
+
+
+def test_pit_map_flattens_a_known_distortion() -> None:
+    from pipeline.estimators.mlp import NeuralNetworkEstimator
+
+    rng = np.random.default_rng(7)
+    # Mild distortions (PDFs 10 % too wide, too narrow, biased) from 20,000 galaxies,
+    # and a strong one the sines cannot follow (the raw quantiles then), from a large sample.
+    for a, b, n, atol in ((1.15, 1.15, 20_000, 0.01), (0.87, 0.87, 20_000, 0.01), (1.1, 1.0, 20_000, 0.01),
+                          (2.0, 2.0, 200_000, 0.003)):
+        pit = rng.beta(a, b, n)
+        levels = NeuralNetworkEstimator._pit_map(pit)
+        assert levels[0] == 0.0 and levels[-1] == 1.0 and np.all(np.diff(levels) > 0)
+        fresh = rng.beta(a, b, 400_000)  # the map must flatten new draws, not just its own sample
+        below = np.array([np.mean(fresh <= level) for level in levels])
+        np.testing.assert_allclose(below, LEVELS, atol=atol)
+        assert np.max(np.abs(below - LEVELS)) < 0.5 * np.max(np.abs(np.quantile(fresh, LEVELS) - LEVELS))
+
+
+def test_refit_retrains_members_on_all_galaxies() -> None:
+    rng = np.random.default_rng(9)
+    mags, z = _populations(300, rng)
+    params = {"hidden": (16,), "members": 2, "max_iter": 60, "early_stopping": False}
+    held = make_estimator("mlp", {**params, "refit": False}).fit(photometry(mags), z)
+    refit = make_estimator("mlp", params).fit(photometry(mags), z)
+    assert held.epochs == refit.epochs and refit.params["refit"] is True
+    np.testing.assert_array_equal(held._raw_levels, refit._raw_levels)  # calibrated before refitting
+    assert not np.allclose(held._nets[0][0][0], refit._nets[0][0][0])
+    assert all(net[3] <= epochs for net, epochs in zip(refit._nets, refit.epochs))

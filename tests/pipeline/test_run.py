@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from pipeline.config import parse_config
+from pipeline.estimators import DEFAULT_ESTIMATOR
 from pipeline.pdf import LEVELS
 from pipeline.photometry import njy_to_mag
 from pipeline.run import run_pipeline
@@ -24,7 +25,7 @@ def config(inputs: dict[str, Path], out: Path, **over: object):  # noqa: ANN201
     raw = {"release": "test-1", "objects": str(inputs["objects"]), "training": str(inputs["training"]),
            "validation": str(inputs["validation"]), "output": str(out),
            "table": {"schema": "pz", "name": over.pop("table", "photoz_pipeline_test")},
-           "estimator": over.pop("estimator", {"name": "knn"}), "dask": over.pop("dask", {"workers": 2}),
+           "estimator": over.pop("estimator", {}), "dask": over.pop("dask", {"workers": 2}),
            "publish": over.pop("publish", {"enabled": False})}
     raw.update(over)
     return parse_config(raw)
@@ -42,45 +43,45 @@ def drop_published(database, *tables: str) -> None:  # noqa: ANN001
 
 
 @pytest.fixture(scope="module")
-def knn_run(demo_inputs: dict[str, Path], database, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN001, ANN201
+def default_run(demo_inputs: dict[str, Path], database, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN001, ANN201
     """The default estimator over the 8 demo files on a 2-worker LocalCluster, published."""
-    out = tmp_path_factory.mktemp("knn-run")
+    out = tmp_path_factory.mktemp("default-run")
     cfg = config(demo_inputs, out, publish={"enabled": True, "partitions": 4, "workers": 2})
     yield run_pipeline(cfg, engine=owner_engine(database))
     drop_published(database, "pz.photoz_pipeline_test", "pz.photoz_pipeline_test_quality")
 
 
-def test_one_output_file_per_input_file(knn_run, demo_inputs) -> None:  # noqa: ANN001
+def test_one_output_file_per_input_file(default_run, demo_inputs) -> None:  # noqa: ANN001
     inputs = sorted(p.name for p in demo_inputs["objects"].glob("*.parquet"))
-    outputs = sorted(p.name for p in knn_run.data_dir.glob("*.parquet"))
-    assert inputs == outputs and knn_run.computed == 8 and knn_run.rows == 80_000
-    table = pq.read_table(knn_run.data_dir / outputs[0])
+    outputs = sorted(p.name for p in default_run.data_dir.glob("*.parquet"))
+    assert inputs == outputs and default_run.computed == 8 and default_run.rows == 80_000
+    table = pq.read_table(default_run.data_dir / outputs[0])
     assert table.column_names == ["object_id", "ra", "dec", "z_phot", "z_mode", "z_err", "odds", "z_pdf"]
     assert table.schema.field("z_pdf").type.list_size == LEVELS.size
     source = pq.read_table(demo_inputs["objects"] / outputs[0], columns=["objectId"])
     assert table.column("object_id").equals(source.column("objectId"))
 
 
-def test_quality_report_written(knn_run) -> None:  # noqa: ANN001
-    q = knn_run.quality
+def test_quality_report_written(default_run) -> None:  # noqa: ANN001
+    q = default_run.quality
     assert q["n"] > 10_000 and q["sigma_mad"] < 0.03 and q["outlier_fraction"] < 0.06
     assert {"pit_histogram", "cde_loss"} <= set(q)
     assert all(Path(f).exists() for f in q["files"])
 
 
-def test_job_record_completed(knn_run) -> None:  # noqa: ANN001
-    record = json.loads((knn_run.output_dir / "run.json").read_text())
+def test_job_record_completed(default_run) -> None:  # noqa: ANN001
+    record = json.loads((default_run.output_dir / "run.json").read_text())
     assert record["phase"] == "COMPLETED" and record["done"] == record["total"] == 8
-    assert record["estimator"]["name"] == "knn" and record["inputs"]["training_sha256"]
+    assert record["estimator"]["name"] == DEFAULT_ESTIMATOR and record["inputs"]["training_sha256"]
 
 
-def test_felis_schema_validates_with_felis_cli(knn_run) -> None:  # noqa: ANN001
-    proc = subprocess.run([str(VENV_BIN / "felis"), "validate", str(knn_run.felis_yaml)],
+def test_felis_schema_validates_with_felis_cli(default_run) -> None:  # noqa: ANN001
+    proc = subprocess.run([str(VENV_BIN / "felis"), "validate", str(default_run.felis_yaml)],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
 
 
-def test_published_partitioned_table(knn_run, database) -> None:  # noqa: ANN001
+def test_published_partitioned_table(default_run, database) -> None:  # noqa: ANN001
     engine = owner_engine(database)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM pz.photoz_pipeline_test")).scalar() == 80_000
@@ -95,7 +96,7 @@ def test_published_partitioned_table(knn_run, database) -> None:  # noqa: ANN001
         idx = conn.execute(text("SELECT count(*) FROM pg_indexes WHERE schemaname = 'pz' AND "
                                 "indexname LIKE 'photoz_pipeline_test_p00%_pos_idx'")).scalar()
         assert idx == 4
-    parquet = pq.read_table(knn_run.data_dir).to_pandas().set_index("object_id")
+    parquet = pq.read_table(default_run.data_dir).to_pandas().set_index("object_id")
     assert row.z_phot == pytest.approx(parquet.loc[row.object_id, "z_phot"], rel=1e-6)
     np.testing.assert_allclose(row.z_pdf, parquet.loc[row.object_id, "z_pdf"], rtol=1e-6)
 
@@ -126,13 +127,13 @@ def test_toy_known_answer_end_to_end(demo_inputs, database, tmp_path) -> None:  
     np.testing.assert_allclose([got[i] for i in objects.index], expected, rtol=1e-6)
 
 
-def test_published_table_is_a_product_with_provenance(knn_run, database) -> None:  # noqa: ANN001
+def test_published_table_is_a_product_with_provenance(default_run, database) -> None:  # noqa: ANN001
     from vo_service.products import ProductRegistry
 
     product = ProductRegistry(engine=owner_engine(database), storage_dir=database.var_dir / "products") \
         .get("photoz_pipeline_test", user=None)
     assert product.product_type == "pztable" and product.release == "test-1" and product.official
-    assert product.row_count == 80_000 and product.pz_code.startswith("knn")
+    assert product.row_count == 80_000 and product.pz_code.startswith(DEFAULT_ESTIMATOR)
     roles = {c.name: c.role for c in product.columns}
     assert roles["z_phot"] == "photoz" and roles["object_id"] == "id"
     with owner_engine(database).connect() as conn:
@@ -143,15 +144,15 @@ def test_published_table_is_a_product_with_provenance(knn_run, database) -> None
             "SELECT p.name, p.param_value FROM provenance.parameter p JOIN provenance.wasgeneratedby g "
             "ON g.activity_id = p.activity_id WHERE split_part(g.entity_id, '@', 1) = 'pzvo:table/pz.photoz_pipeline_test'")).all())
     assert set(used) == {"training set", "object catalog"}
-    assert params["estimator"] == "knn" and params["release"] == "test-1"
+    assert params["estimator"] == DEFAULT_ESTIMATOR and params["release"] == "test-1"
 
 
-def test_quality_report_is_a_validation_results_product(knn_run, database) -> None:  # noqa: ANN001
+def test_quality_report_is_a_validation_results_product(default_run, database) -> None:  # noqa: ANN001
     from vo_service.products import ProductRegistry
 
     product = ProductRegistry(engine=owner_engine(database), storage_dir=database.var_dir / "products") \
         .get("photoz_pipeline_test_quality", user=None)
-    assert product.product_type == "validationresults" and product.row_count == knn_run.quality["n"]
+    assert product.product_type == "validationresults" and product.row_count == default_run.quality["n"]
     assert {f.role for f in product.files} == {"main", "auxiliary"}
     assert "sigma_MAD" in product.description
 
