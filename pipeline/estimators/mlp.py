@@ -63,7 +63,9 @@ MAP_TERMS = 4
 #: Spacing of the candidate redshifts for the outlier-aware point estimate.
 CANDIDATE_STEP = 0.01
 
+
 def z_phot_description(tolerance: float) -> str:
+    """The ``z_phot`` column's description, with the estimator's own tolerance."""
     return ("Photometric redshift point estimate: the median of the PDF, or, when the PDF puts at least "
             f"{tolerance:g} more probability within |dz|/(1+z) <= 0.15 of another redshift, the redshift "
             "closest to the median that does (fewer catastrophic outliers).")
