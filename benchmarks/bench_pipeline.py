@@ -168,12 +168,11 @@ def main() -> int:
                            partitions=max(1, args.copies * 80_000 // 100_000), copies=args.copies)
     result = {"machine": machine(), "quality": quality_and_sklearn(qdir / "training.parquet",
                                                                    qdir / "validation.parquet", args.repeat)}
-    tr, ztr = read_training_set(qdir / "training.parquet")
-    result["scaling"]: dict[str, list] = {}
+    result["scaling"] = {}
     for name in args.estimators.split(","):
         if name not in FITTED:
             with threadpool_limits(2):  # training on the machine's 2 cores
-                FITTED[name] = make_estimator(name).fit(tr, ztr)
+                FITTED[name] = make_estimator(name).fit(*read_training_set(qdir / "training.parquet"))
         est = FITTED[name]
         result["scaling"][name] = [throughput(tdir / "objects", qdir / "training.parquet", est, w, args.repeat)
                                    for w in (1, 2)]

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.pdf import LEVELS
-from pipeline.photometry import BANDS
+from pipeline.photometry import BANDS, FLUX_SIGMA_10YR, asinh_magnitude
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,19 @@ class Photometry:
 
     def take(self, index: np.ndarray) -> "Photometry":
         return Photometry(self.flux[index], None if self.flux_err is None else self.flux_err[index])
+
+    def softening(self) -> np.ndarray:
+        """Per-band asinh softening (nJy): the median positive flux error, the data's own noise
+        level, or LSST's 10-year 1-sigma depth where there are no errors."""
+        depth = np.array([FLUX_SIGMA_10YR[b] for b in BANDS])
+        if self.flux_err is None:
+            return depth
+        soft = np.nanmedian(np.where(self.flux_err > 0, self.flux_err, np.nan), axis=0)
+        return np.where(np.isfinite(soft), soft, depth)
+
+    def asinh_magnitudes(self, softening: np.ndarray) -> np.ndarray:
+        """(n, 6) asinh magnitudes: finite for zero and negative fluxes."""
+        return np.column_stack([asinh_magnitude(self.flux[:, j], softening[j]) for j in range(len(BANDS))])
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import numpy as np
 
 from pipeline.estimators.base import Estimator, Photometry
 from pipeline.pdf import HI68_INDEX, LEVELS, LO68_INDEX, MEDIAN_INDEX, cdf_at, quantiles_from_knots
-from pipeline.photometry import BANDS, FLUX_SIGMA_10YR, asinh_magnitude
+from pipeline.photometry import BANDS
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ ODDS_HALF_WIDTH = 0.06
 
 def colour_magnitude_features(phot: Photometry, softening: np.ndarray) -> np.ndarray:
     """(n, 6) float64: adjacent asinh colours and the i asinh magnitude."""
-    mags = np.column_stack([asinh_magnitude(phot.flux[:, j], softening[j]) for j in range(len(BANDS))])
+    mags = phot.asinh_magnitudes(softening)
     return np.column_stack([mags[:, :-1] - mags[:, 1:], mags[:, BANDS.index("i")]])
 
 
@@ -88,14 +88,9 @@ class NearestNeighbourEstimator(Estimator):
     # -- training ------------------------------------------------------------------------------
     def fit(self, training: Photometry, redshift: np.ndarray) -> "NearestNeighbourEstimator":
         started = time.perf_counter()
-        if training.flux_err is not None:
-            # The data's own noise level is the right asinh softening (and the only use of
-            # per-object errors a KD-tree metric allows without losing its speed).
-            soft = np.nanmedian(np.where(training.flux_err > 0, training.flux_err, np.nan), axis=0)
-            soft = np.where(np.isfinite(soft), soft, [FLUX_SIGMA_10YR[b] for b in BANDS])
-        else:
-            soft = np.array([FLUX_SIGMA_10YR[b] for b in BANDS])
-        self.softening = soft
+        # The data's own noise level is the right asinh softening (and the only use of
+        # per-object errors a KD-tree metric allows without losing its speed).
+        self.softening = soft = training.softening()
         x = colour_magnitude_features(training, soft)
         self._mean, self._std = x.mean(axis=0), x.std(axis=0)
         self._std[self._std == 0] = 1.0

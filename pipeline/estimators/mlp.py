@@ -49,7 +49,6 @@ import numpy as np
 from pipeline.estimators.base import PDF_COLUMNS, Estimator, Photometry
 from pipeline.estimators.knn import ODDS_HALF_WIDTH
 from pipeline.pdf import HI68_INDEX, LEVELS, LO68_INDEX, MEDIAN_INDEX, cdf_at
-from pipeline.photometry import BANDS, FLUX_SIGMA_10YR, asinh_magnitude
 from pipeline.quality import OUTLIER_LIMIT
 
 log = logging.getLogger(__name__)
@@ -73,7 +72,7 @@ def z_phot_description(tolerance: float) -> str:
 
 def magnitude_colour_features(phot: Photometry, softening: np.ndarray) -> np.ndarray:
     """(n, 11) float64: the six asinh magnitudes and the five adjacent asinh colours."""
-    mags = np.column_stack([asinh_magnitude(phot.flux[:, j], softening[j]) for j in range(len(BANDS))])
+    mags = phot.asinh_magnitudes(softening)
     return np.column_stack([mags, mags[:, :-1] - mags[:, 1:]])
 
 
@@ -107,12 +106,7 @@ class NeuralNetworkEstimator(Estimator):
     # -- training ------------------------------------------------------------------------------
     def fit(self, training: Photometry, redshift: np.ndarray) -> "NeuralNetworkEstimator":
         started = time.perf_counter()
-        if training.flux_err is not None:
-            soft = np.nanmedian(np.where(training.flux_err > 0, training.flux_err, np.nan), axis=0)
-            soft = np.where(np.isfinite(soft), soft, [FLUX_SIGMA_10YR[b] for b in BANDS])
-        else:
-            soft = np.array([FLUX_SIGMA_10YR[b] for b in BANDS])
-        self.softening = soft
+        self.softening = soft = training.softening()
         z = np.asarray(redshift, dtype=np.float64)
         x = magnitude_colour_features(training, soft)
         self._mean, self._std = x.mean(axis=0), x.std(axis=0)
