@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -40,10 +41,15 @@ class Browser:
     def __init__(self, executable: str) -> None:
         self._profile = tempfile.TemporaryDirectory(prefix="pzvo-chromium-", ignore_cleanup_errors=True)
         self.port = _free_port()
+        # Chromium's singleton socket directory goes to TMPDIR and outlives a terminated browser:
+        # inside the profile, it is removed with it.
+        scratch = os.path.join(self._profile.name, "tmp")
+        os.mkdir(scratch)
         self.proc = subprocess.Popen(
             [executable, *CHROMIUM_FLAGS, f"--user-data-dir={self._profile.name}",
              f"--remote-debugging-port={self.port}", "--remote-debugging-address=127.0.0.1",
-             "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env={**os.environ, "TMPDIR": scratch})
         self._id = 0
         self.ws = websocket.create_connection(self._page_ws_url(), timeout=30,
                                               suppress_origin=True)
