@@ -2,7 +2,8 @@
 
 Built in: ``mlp`` (the default: an ensemble of small neural networks over redshift bins),
 ``knn`` (nearest neighbours in colour-magnitude space, the fastest), ``cells`` (k-means colour
-cells) and ``toy`` (closed-form, for tests); docs/pipeline.md compares them.  Another package
+cells), ``rail`` (any RAIL informer/estimator pair, with the optional ``[rail]`` extra) and
+``toy`` (closed-form, for tests); docs/pipeline.md compares them.  Another package
 adds its own with :func:`register`, or a configuration names a class as ``module:Class``.
 """
 from __future__ import annotations
@@ -14,11 +15,12 @@ from pipeline.estimators.base import Estimator, OutputColumn, Photometry
 from pipeline.estimators.cells import ColourCellEstimator
 from pipeline.estimators.knn import NearestNeighbourEstimator
 from pipeline.estimators.mlp import NeuralNetworkEstimator
+from pipeline.estimators.rail import RailEstimator
 from pipeline.estimators.toy import LinearToyEstimator
 
 ESTIMATORS: dict[str, type[Estimator]] = {
     cls.name: cls for cls in (NearestNeighbourEstimator, NeuralNetworkEstimator, ColourCellEstimator,
-                               LinearToyEstimator)
+                               RailEstimator, LinearToyEstimator)
 }
 #: The one that meets the quality goals (docs/performance.md); ``knn`` is 2x faster.
 DEFAULT_ESTIMATOR = NeuralNetworkEstimator.name
