@@ -22,6 +22,7 @@ algorithm packages work once installed.  The default pair is RAIL's ``KNearNeigh
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import pkgutil
@@ -50,10 +51,17 @@ ZMAX_MARGIN = 0.3
 _POGSON = 2.5 / np.log(10.0)
 
 
+def _render(_logger: Any, _method: str, event: dict[str, Any]) -> str:
+    """structlog's event as one plain message: the text, then any key=value pairs."""
+    text = str(event.pop("event", ""))
+    return " ".join([text, *(f"{key}={value}" for key, value in event.items())])
+
+
 class RailNotInstalled(RuntimeError):
     """The ``rail`` estimator needs the optional RAIL packages."""
 
 
+@functools.lru_cache(maxsize=None)
 def rail_class(name: str) -> type:
     """A RAIL stage class from ``module:Class`` or a bare class name found among the installed
     ``rail.estimation.algos`` modules (so ``KNearNeighInformer`` is enough)."""
@@ -115,16 +123,17 @@ class RailEstimator(Estimator):
         self.model: Any = None
         self.stage_config: dict[str, Any] = {}
 
-    def _stage(self, cls: type, label: str, **kwargs: Any) -> Any:
+    def _stage(self, cls: type, label: str, level: int = logging.INFO, **kwargs: Any) -> Any:
         """A RAIL stage that returns its outputs instead of writing files, logging through
-        :mod:`logging` instead of printing (RAIL's structlog default writes to stdout)."""
+        :mod:`logging` (logger ``rail.<Stage>``, from ``level`` up) instead of printing to
+        stdout as RAIL's structlog default does."""
         import structlog
 
         stage = cls.make_stage(name=f"pzvo_{label}", output_mode="return", hdf5_groupname="",
                                **self.stage_config, **kwargs)
         stage.log = structlog.wrap_logger(logging.getLogger(f"rail.{cls.__name__}"),
-                                          wrapper_class=structlog.stdlib.BoundLogger,
-                                          processors=[structlog.processors.KeyValueRenderer(key_order=["event"])])
+                                          wrapper_class=structlog.make_filtering_bound_logger(level),
+                                          processors=[_render])
         return stage
 
     def fit(self, training: Photometry, redshift: np.ndarray) -> "RailEstimator":
@@ -133,10 +142,10 @@ class RailEstimator(Estimator):
         z = np.asarray(redshift, dtype=np.float64)
         depth = AB_NJY_ZEROPOINT - 2.5 * np.log10(training.softening())
         zmax = max(RAIL_ZMAX, float(np.ceil(z.max() * 10.0) / 10.0) + ZMAX_MARGIN if z.size else 0.0)
+        limits = {f"mag_{b}_lsst": float(m) for b, m in zip(BANDS, depth)}
         self.stage_config = {"zmin": 0.0, "zmax": zmax, "nzbins": int(round(zmax / 0.01)) + 1,
-                             "nondetect_val": NONDETECT,
-                             "mag_limits": {f"mag_{b}_lsst": float(m) for b, m in zip(BANDS, depth)},
-                             **self.config}
+                             "nondetect_val": NONDETECT, **self.config,
+                             "mag_limits": {**limits, **self.config.get("mag_limits", {})}}
         table = rail_magnitudes(training, self.stage_config["mag_limits"])
         table[self.stage_config.get("redshift_col", "redshift")] = z
         informer = self._stage(informer_cls, "inform")
@@ -157,7 +166,8 @@ class RailEstimator(Estimator):
             raise RuntimeError("rail: estimate() before fit()")
         if len(objects) == 0:
             return _columns(np.empty((0, LEVELS.size)), np.empty(0))
-        stage = self._stage(rail_class(self.estimator), "estimate", model=self.model)
+        # RAIL logs four lines per call: kept for warnings, one partition is one call.
+        stage = self._stage(rail_class(self.estimator), "estimate", logging.WARNING, model=self.model)
         ensemble = stage.estimate(rail_magnitudes(objects, self.stage_config["mag_limits"])).data
         zmin, zmax = self.stage_config["zmin"], self.stage_config["zmax"]
         locs = np.asarray(ensemble.ppf(np.clip(LEVELS, TAIL, 1.0 - TAIL)), dtype=np.float64)

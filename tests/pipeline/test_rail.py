@@ -113,3 +113,17 @@ def test_pipeline_run_with_rail_end_to_end(demo_inputs: dict[str, Path], tmp_pat
     assert np.all(np.diff(np.stack(table["z_pdf"].to_numpy()), axis=1) >= 0)
     quality = json.loads((out / "quality" / "quality.json").read_text())
     assert 0.015 < quality["sigma_mad"] < 0.04 and quality["outlier_fraction"] < 0.1
+
+
+def test_configured_limits_override_the_training_depths_band_by_band() -> None:
+    """A u-band limit of 20 makes every u magnitude (22-24.5) a non-detection; the other bands
+    keep the training set's own 1-sigma depths."""
+    rng = np.random.default_rng(5)
+    mags, z = _two_populations(200, rng)
+    phot = Photometry(mag_to_njy(mags))
+    est = make_estimator("rail", {"config": {**FIXED, "mag_limits": {"mag_u_lsst": 20.0}}}).fit(phot, z)
+    limits = est.stage_config["mag_limits"]
+    assert limits["mag_u_lsst"] == 20.0 and set(limits) == {f"mag_{b}_lsst" for b in BANDS}
+    assert limits["mag_i_lsst"] == pytest.approx(31.4 - 2.5 * np.log10(phot.softening()[BANDS.index("i")]))
+    table = rail_magnitudes(phot, limits)
+    assert np.all(table["mag_u_lsst"] == NONDETECT) and np.all(table["mag_i_lsst"] < 24)
