@@ -37,6 +37,7 @@ from pipeline.catalog import (DEC_COLUMN, FLUX_COLUMNS, FLUX_ERR_COLUMNS, ID_COL
                               list_partitions, photometry_from_objects, read_training_set, write_demo_catalog)
 from pipeline.config import PipelineConfig
 from pipeline.estimators import Estimator, make_estimator
+from pipeline.hats_catalog import is_hats_catalog, write_hats_metadata
 from pipeline.schema import arrow_schema, table_description, write_descriptions
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ class RunResult:
     felis_yaml: Path | None = None
     quality: dict[str, Any] | None = None
     published: dict[str, Any] | None = None
+    hats: dict[str, Any] | None = None  # the output as a HATS catalog, when the input is one
     partition_seconds: list[float] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -347,6 +349,10 @@ def run_pipeline(config: PipelineConfig, *, scheduler: str | None = None,
     raw = table_description(estimator, schema=config.table_schema, name=config.table_name,
                             release=config.release, description=config.table_description, rows=total_rows)
     result.table_yaml, result.felis_yaml = write_descriptions(config.output, raw)
+    if is_hats_catalog(config.objects):
+        result.hats = write_hats_metadata(config.objects, data_dir, name=config.table_name,
+                                          extra={"pzvo_release": config.release, "pzvo_estimator": estimator.name,
+                                                 "pzvo_estimator_version": estimator.version})
     if config.validation is not None and config.validation.exists():
         result.quality = validate(estimator, config)
     if config.publish:
