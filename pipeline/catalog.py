@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.estimators.base import Photometry
+from pipeline.hats_catalog import is_hats_catalog
 from pipeline.photometry import BANDS, flux_column, flux_err_column, mag_to_njy, njy_to_mag
 
 log = logging.getLogger(__name__)
@@ -42,11 +43,23 @@ class Partition:
 
 
 def list_partitions(root: Path) -> list[Partition]:
-    """Every Parquet file under ``root`` (or ``root`` itself when it is a file), sorted."""
+    """Every Parquet file under ``root`` (or ``root`` itself when it is a file), sorted.
+
+    Of a HATS catalog, only the pixel files (``dataset/Norder=*/Dir=*/Npix=*``, files or
+    directories of files): its root may also hold Parquet files that are not objects, such as
+    ``data_thumbnail.parquet`` and ``per_partition_statistics.parquet``.
+    """
     root = Path(root)
     if root.is_file():
         return [Partition(root, root.name)]
-    files = sorted(p for p in root.rglob("*.parquet") if p.name not in HATS_METADATA and p.is_file())
+    if is_hats_catalog(root):
+        files = sorted(p for p in (root / "dataset").glob("Norder=*/Dir=*/Npix=*")
+                       if p.is_file() and p.name.endswith(".parquet"))
+        files += sorted(f for d in (root / "dataset").glob("Norder=*/Dir=*/Npix=*") if d.is_dir()
+                        for f in d.rglob("*.parquet") if f.is_file())
+        files.sort()
+    else:
+        files = sorted(p for p in root.rglob("*.parquet") if p.name not in HATS_METADATA and p.is_file())
     if not files:
         raise FileNotFoundError(f"no Parquet files under {root}")
     return [Partition(p, p.relative_to(root).as_posix()) for p in files]

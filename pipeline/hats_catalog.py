@@ -27,11 +27,27 @@ def is_hats_catalog(root: Path) -> bool:
         (root / name).is_file() for name in ("hats.properties", "properties"))
 
 
-def write_hats_metadata(objects: Path, data_dir: Path, *, name: str,
+#: The catalog-level files of a HATS catalog that this module writes.
+METADATA_FILES = ("hats.properties", "properties", "partition_info.csv", "dataset/_metadata",
+                  "dataset/_common_metadata")
+
+
+def remove_hats_metadata(data_dir: Path) -> None:
+    """Drop an earlier run's catalog files before partitions are rewritten: until the run ends,
+    the directory must not look like a valid catalog of files that have since changed."""
+    for name in METADATA_FILES:
+        (Path(data_dir) / name).unlink(missing_ok=True)
+
+
+def write_hats_metadata(objects: Path, data_dir: Path, *, name: str, outputs: list[Path], rows: int,
                         extra: dict[str, str] | None = None) -> dict[str, Any] | None:
     """Make ``data_dir`` (the run's output, laid out like the HATS catalog ``objects``) a HATS
-    catalog: its partition list, Parquet metadata and properties.  Returns what was written,
-    or None when ``hats`` is not installed."""
+    catalog: its partition list, Parquet metadata and properties.
+
+    ``outputs`` are the run's files and ``rows`` their rows: the catalog must hold exactly those
+    (a killed run's partial ``*.tmp-*`` files are removed; any other stray file is an error).
+    Returns what was written, or None when ``hats`` is not installed.
+    """
     try:
         import hats
         from hats.catalog import PartitionInfo, TableProperties
@@ -40,15 +56,24 @@ def write_hats_metadata(objects: Path, data_dir: Path, *, name: str,
         log.warning("the object catalog is HATS but the output is a plain Parquet dataset: "
                     "install the 'hats' package (pip install 'pzvo[hats]') for a HATS output")
         return None
+    data_dir = Path(data_dir)
     source = hats.read_hats(objects)
     pixels = source.get_healpix_pixels()
-    missing = [p for p in pixels if not (data_dir / _pixel_path(p.order, p.pixel)).is_file()]
-    if missing:
-        raise RuntimeError(f"{len(missing)} HEALPix pixels of {objects} have no output file, e.g. {missing[0]}")
-    rows = write_parquet_metadata(data_dir)
+    for leftover in (data_dir / "dataset").rglob("*.tmp-*"):
+        leftover.unlink()
+    expected = {Path(p).resolve() for p in outputs}
+    present = {p.resolve() for p in (data_dir / "dataset").rglob("*") if p.is_file() and not p.name.startswith("_")}
+    if present != expected:
+        strays, missing = sorted(present - expected), sorted(expected - present)
+        raise RuntimeError(f"{data_dir} is not only this run's output: {len(strays)} other files "
+                           f"(e.g. {strays[:1]}), {len(missing)} missing (e.g. {missing[:1]})")
+    written = write_parquet_metadata(data_dir)
+    if written != rows:
+        raise RuntimeError(f"HATS metadata counts {written} rows, the run wrote {rows}")
     PartitionInfo.from_healpix(pixels).write_to_file(data_dir / "partition_info.csv")
-    inherited = {key: getattr(source.catalog_info, key) for key in ("moc_sky_fraction", "hats_max_rows")
-                 if getattr(source.catalog_info, key, None) is not None}  # same pixels, same rows
+    info = source.catalog_info
+    inherited = {key: getattr(info, key) for key in ("moc_sky_fraction", "hats_max_rows", "npix_suffix")
+                 if getattr(info, key, None) is not None}  # same pixels, same rows, same file layout
     properties = TableProperties(
         catalog_name=name, catalog_type="object", total_rows=rows, ra_column="ra", dec_column="dec",
         hats_order=max(p.order for p in pixels), **inherited,
@@ -66,7 +91,3 @@ def _version() -> str:
         return version("pzvo")
     except PackageNotFoundError:
         return "unknown"
-
-
-def _pixel_path(order: int, pixel: int) -> str:
-    return f"dataset/Norder={order}/Dir={pixel // 10_000 * 10_000}/Npix={pixel}.parquet"

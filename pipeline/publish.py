@@ -41,6 +41,7 @@ from sqlalchemy.engine import Connection, Engine
 from ingest.columns import ColumnSpec
 from ingest.copy import vacuum_analyze
 from ingest.load import copy_arrow
+from pipeline.catalog import list_partitions
 from tap_schema.loader import create_indexes_sql, create_table_sql, publish_table, qualified, quote_ident
 from tap_schema.model import TableDescription, load_table
 
@@ -224,5 +225,6 @@ def publish_run(engine: Engine, result: "RunResult", *, partitions: int = 16, wo
     if result.table_yaml is None:
         raise ValueError("the run has no table description")
     desc = load_table(result.table_yaml)
-    files = sorted(result.data_dir.rglob("*.parquet"))
+    # The run's own outputs, one per input file: not whatever else lies in the directory.
+    files = [result.data_dir / part.relative for part in list_partitions(Path(result.inputs["objects"]))]
     return publish_table_files(engine, desc, files, partitions=partitions, workers=workers, result=result)

@@ -37,7 +37,7 @@ from pipeline.catalog import (DEC_COLUMN, FLUX_COLUMNS, FLUX_ERR_COLUMNS, ID_COL
                               list_partitions, photometry_from_objects, read_training_set, write_demo_catalog)
 from pipeline.config import PipelineConfig
 from pipeline.estimators import Estimator, make_estimator
-from pipeline.hats_catalog import is_hats_catalog, write_hats_metadata
+from pipeline.hats_catalog import is_hats_catalog, remove_hats_metadata, write_hats_metadata
 from pipeline.schema import arrow_schema, table_description, write_descriptions
 
 log = logging.getLogger(__name__)
@@ -328,6 +328,9 @@ def run_pipeline(config: PipelineConfig, *, scheduler: str | None = None,
                                                     "table": config.qualified_table})
     log.info("pipeline run", extra={"release": config.release, "estimator": estimator.name,
                                     "partitions": len(partitions), "fingerprint": fingerprint})
+    hats_input = is_hats_catalog(config.objects)
+    if hats_input:
+        remove_hats_metadata(data_dir)
     closer = None
     try:
         if client is None:
@@ -349,10 +352,16 @@ def run_pipeline(config: PipelineConfig, *, scheduler: str | None = None,
     raw = table_description(estimator, schema=config.table_schema, name=config.table_name,
                             release=config.release, description=config.table_description, rows=total_rows)
     result.table_yaml, result.felis_yaml = write_descriptions(config.output, raw)
-    if is_hats_catalog(config.objects):
-        result.hats = write_hats_metadata(config.objects, data_dir, name=config.table_name,
-                                          extra={"pzvo_release": config.release, "pzvo_estimator": estimator.name,
-                                                 "pzvo_estimator_version": estimator.version})
+    if hats_input:
+        try:
+            result.hats = write_hats_metadata(
+                config.objects, data_dir, name=config.table_name, rows=total_rows,
+                outputs=[output_path(data_dir, p) for p in partitions],
+                extra={"pzvo_release": config.release, "pzvo_estimator": estimator.name,
+                       "pzvo_estimator_version": estimator.version})
+        except Exception as exc:
+            record.finish("ERROR", error=repr(exc))
+            raise
     if config.validation is not None and config.validation.exists():
         result.quality = validate(estimator, config)
     if config.publish:

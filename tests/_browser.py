@@ -42,14 +42,13 @@ class Browser:
         self._profile = tempfile.TemporaryDirectory(prefix="pzvo-chromium-", ignore_cleanup_errors=True)
         self.port = _free_port()
         # Chromium's singleton socket directory goes to TMPDIR and outlives a terminated browser:
-        # inside the profile, it is removed with it.
-        scratch = os.path.join(self._profile.name, "tmp")
-        os.mkdir(scratch)
+        # a TMPDIR of its own is removed with the profile (short: a socket path has 108 bytes).
+        self._scratch = tempfile.mkdtemp(prefix="pzvo-chr-")
         self.proc = subprocess.Popen(
             [executable, *CHROMIUM_FLAGS, f"--user-data-dir={self._profile.name}",
              f"--remote-debugging-port={self.port}", "--remote-debugging-address=127.0.0.1",
              "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            env={**os.environ, "TMPDIR": scratch})
+            env={**os.environ, "TMPDIR": self._scratch})
         self._id = 0
         self.ws = websocket.create_connection(self._page_ws_url(), timeout=30,
                                               suppress_origin=True)
@@ -124,3 +123,4 @@ class Browser:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
             self._profile.cleanup()
+            shutil.rmtree(self._scratch, ignore_errors=True)

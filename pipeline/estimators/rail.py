@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 #: RAIL's marker for a non-detection (its ``nondetect_val`` default).
 NONDETECT = 99.0
+#: Stage options the adapter sets itself.
+RESERVED = frozenset({"name", "output_mode", "hdf5_groupname", "model", "input", "output"})
 #: The quantile levels 0 and 1 are the support's ends; RAIL's PDFs may have infinite tails, so
 #: the ends are taken at these levels and clipped to the redshift grid.
 TAIL = 1e-6
@@ -91,19 +93,21 @@ def _distribution_of(cls: type) -> dict[str, str]:
     return {}
 
 
-def rail_magnitudes(phot: Photometry, limits: dict[str, float]) -> dict[str, np.ndarray]:
+def rail_magnitudes(phot: Photometry, limits: dict[str, float],
+                    nondetect: float = NONDETECT) -> dict[str, np.ndarray]:
     """RAIL's input table: ``mag_<band>_lsst`` and ``mag_err_<band>_lsst`` per band (AB), with
-    :data:`NONDETECT` where the flux is missing, not positive or fainter than the limit."""
+    ``nondetect`` (RAIL's ``nondetect_val``) where the flux is missing, not positive or fainter
+    than the limit."""
     table: dict[str, np.ndarray] = {}
     with np.errstate(divide="ignore", invalid="ignore"):
         for j, band in enumerate(BANDS):
             flux = phot.flux[:, j].astype(np.float64)
             mag = AB_NJY_ZEROPOINT - 2.5 * np.log10(flux)
             detected = np.isfinite(mag) & (mag <= limits[f"mag_{band}_lsst"])
-            table[f"mag_{band}_lsst"] = np.where(detected, mag, NONDETECT)
+            table[f"mag_{band}_lsst"] = np.where(detected, mag, nondetect)
             if phot.flux_err is not None:
                 err = _POGSON * phot.flux_err[:, j] / flux
-                table[f"mag_err_{band}_lsst"] = np.where(detected & np.isfinite(err), err, NONDETECT)
+                table[f"mag_err_{band}_lsst"] = np.where(detected & np.isfinite(err), err, nondetect)
     return table
 
 
@@ -118,6 +122,10 @@ class RailEstimator(Estimator):
         if extra:
             raise TypeError(f"unknown rail parameters: {sorted(extra)} (RAIL stage options go in 'config')")
         config = dict(config or {})
+        reserved = sorted(RESERVED & set(config))
+        if reserved:
+            raise ValueError(f"rail: {reserved} in 'config' are the adapter's to set (stages run in process, "
+                             "on in-memory tables, with the fitted model)")
         super().__init__(informer=informer, estimator=estimator, config=config)
         self.informer, self.estimator, self.config = informer, estimator, config
         self.model: Any = None
@@ -143,10 +151,11 @@ class RailEstimator(Estimator):
         depth = AB_NJY_ZEROPOINT - 2.5 * np.log10(training.softening())
         zmax = max(RAIL_ZMAX, float(np.ceil(z.max() * 10.0) / 10.0) + ZMAX_MARGIN if z.size else 0.0)
         limits = {f"mag_{b}_lsst": float(m) for b, m in zip(BANDS, depth)}
-        self.stage_config = {"zmin": 0.0, "zmax": zmax, "nzbins": int(round(zmax / 0.01)) + 1,
-                             "nondetect_val": NONDETECT, **self.config,
-                             "mag_limits": {**limits, **self.config.get("mag_limits", {})}}
-        table = rail_magnitudes(training, self.stage_config["mag_limits"])
+        cfg = {"zmin": 0.0, "zmax": zmax, "nondetect_val": NONDETECT, **self.config,
+               "mag_limits": {**limits, **self.config.get("mag_limits", {})}}
+        cfg.setdefault("nzbins", int(round((cfg["zmax"] - cfg["zmin"]) / 0.01)) + 1)
+        self.stage_config = cfg
+        table = self._table(training)
         table[self.stage_config.get("redshift_col", "redshift")] = z
         informer = self._stage(informer_cls, "inform")
         informer.inform(table)
@@ -156,6 +165,9 @@ class RailEstimator(Estimator):
         log.info("trained estimator", extra={"estimator": self.name, "rail": self.informer, "rows": len(z),
                                              "seconds": round(time.perf_counter() - started, 3)})
         return self
+
+    def _table(self, phot: Photometry) -> dict[str, np.ndarray]:
+        return rail_magnitudes(phot, self.stage_config["mag_limits"], self.stage_config["nondetect_val"])
 
     def describe(self) -> dict[str, Any]:
         """Also the RAIL packages' versions: the same parameters give other PDFs in another RAIL."""
@@ -168,7 +180,7 @@ class RailEstimator(Estimator):
             return _columns(np.empty((0, LEVELS.size)), np.empty(0))
         # RAIL logs four lines per call: kept for warnings, one partition is one call.
         stage = self._stage(rail_class(self.estimator), "estimate", logging.WARNING, model=self.model)
-        ensemble = stage.estimate(rail_magnitudes(objects, self.stage_config["mag_limits"])).data
+        ensemble = stage.estimate(self._table(objects)).data
         zmin, zmax = self.stage_config["zmin"], self.stage_config["zmax"]
         locs = np.asarray(ensemble.ppf(np.clip(LEVELS, TAIL, 1.0 - TAIL)), dtype=np.float64)
         locs = np.maximum.accumulate(np.clip(np.nan_to_num(locs, nan=zmin), zmin, zmax), axis=1)

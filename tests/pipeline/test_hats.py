@@ -90,3 +90,21 @@ def test_pipeline_runs_on_a_hats_catalog(demo_inputs: dict[str, Path], tmp_path:
                                           suffix_method="overlapping_columns").compute()
     assert len(joined) == 80_000 and joined["z_phot"].notna().all()
     np.testing.assert_array_equal(joined["objectId"].to_numpy(), joined["object_id"].to_numpy())
+
+    # A rerun after a killed run (a partial file left behind) resumes and rewrites the metadata;
+    # a file that is not the run's own is an error, recorded in the job record.
+    pixel_file = out / "data" / parts[0].relative
+    (pixel_file.parent / (pixel_file.name + ".tmp-999")).write_bytes(b"partial")
+    (out / "data" / "hats.properties").unlink()
+    rerun = subprocess.run([str(VENV_BIN / "pzvo"), "pipeline", "run", str(cfg), "--no-progress"],
+                           capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert json.loads(rerun.stdout)["skipped"] == len(pixels)
+    assert is_valid_catalog(pz, strict=True) and not list(pz.rglob("*.tmp-*"))
+    stray = pixel_file.parent / "Npix=99999.parquet"
+    stray.write_bytes(pixel_file.read_bytes())
+    failed = subprocess.run([str(VENV_BIN / "pzvo"), "pipeline", "run", str(cfg), "--no-progress"],
+                            capture_output=True, text=True, timeout=300)
+    assert failed.returncode != 0 and "is not only this run's output" in failed.stderr
+    assert json.loads((out / "run.json").read_text())["phase"] == "ERROR"
+    assert not (pz / "hats.properties").exists()  # no catalog that would include the stray file

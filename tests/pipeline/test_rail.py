@@ -88,6 +88,8 @@ def test_bad_configuration_is_a_clear_error() -> None:
         rail_class("NoSuchInformer")
     with pytest.raises(TypeError, match="go in 'config'"):
         make_estimator("rail", {"nneigh_max": 3})
+    with pytest.raises(ValueError, match="adapter.s to set"):
+        make_estimator("rail", {"config": {"hdf5_groupname": "photometry"}})
     with pytest.raises(RuntimeError, match="before fit"):
         make_estimator("rail").estimate(Photometry(np.ones((1, 6))))
 
@@ -127,3 +129,19 @@ def test_configured_limits_override_the_training_depths_band_by_band() -> None:
     assert limits["mag_i_lsst"] == pytest.approx(31.4 - 2.5 * np.log10(phot.softening()[BANDS.index("i")]))
     table = rail_magnitudes(phot, limits)
     assert np.all(table["mag_u_lsst"] == NONDETECT) and np.all(table["mag_i_lsst"] < 24)
+
+
+@pytest.mark.parametrize("nondetect_val", [99.0, float("nan")])
+def test_rail_sees_non_detections_at_the_limit(nondetect_val: float) -> None:
+    """What RAIL's KNearNeigh trains on: a u non-detection (missing flux) is placed at the u
+    limit by RAIL itself, with either of its conventions for the marker (99 or NaN), so the
+    model's u-g colour of those galaxies is limit - g, never 99 - g."""
+    rng = np.random.default_rng(6)
+    mags, z = _two_populations(200, rng)
+    flux = mag_to_njy(mags)
+    flux[::4, 0] = np.nan
+    config = {**FIXED, "nondetect_val": nondetect_val, "mag_limits": {"mag_u_lsst": 26.5}}
+    est = make_estimator("rail", {"config": config}).fit(Photometry(flux), z)
+    colours = np.asarray(est.model["kdtree"].data)  # RAIL's own training features, in input order
+    u_g = np.where(np.isnan(flux[:, 0]), 26.5, mags[:, 0]) - mags[:, 1]
+    np.testing.assert_allclose(colours[:, 0], u_g, atol=1e-6)
