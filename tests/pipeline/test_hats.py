@@ -34,7 +34,8 @@ def import_hats(objects: Path, out: Path) -> Path:
 
     args = ImportArguments(output_path=out, output_artifact_name="objects_hats", input_path=objects,
                            file_reader="parquet", ra_column="coord_ra", dec_column="coord_dec",
-                           pixel_threshold=5000, highest_healpix_order=8, progress_bar=False, tmp_dir=out / "tmp")
+                           pixel_threshold=5000, highest_healpix_order=8, progress_bar=False, tmp_dir=out / "tmp",
+                           create_thumbnail=True, create_per_partition_stats=True)  # Parquet files, not objects
     with Client(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as client:
         pipeline_with_client(args, client)
     return out / "objects_hats"
@@ -46,6 +47,7 @@ def test_pipeline_runs_on_a_hats_catalog(demo_inputs: dict[str, Path], tmp_path:
     catalog = import_hats(demo_inputs["objects"], tmp_path)
     pixels = hats.read_hats(catalog).get_healpix_pixels()
     assert len(pixels) > 3 and len({p.order for p in pixels}) > 1
+    assert (catalog / "data_thumbnail.parquet").exists()
     parts = list_partitions(catalog)
     assert sorted(p.relative for p in parts) == sorted(
         f"dataset/Norder={p.order}/Dir={p.dir}/Npix={p.pixel}.parquet" for p in pixels)
