@@ -41,10 +41,15 @@ def import_hats(objects: Path, out: Path) -> Path:
     return out / "objects_hats"
 
 
-def test_pipeline_runs_on_a_hats_catalog(demo_inputs: dict[str, Path], tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def hats_objects(demo_inputs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return import_hats(demo_inputs["objects"], tmp_path_factory.mktemp("hats"))
+
+
+def test_pipeline_runs_on_a_hats_catalog(hats_objects: Path, demo_inputs: dict[str, Path], tmp_path: Path) -> None:
     import hats
 
-    catalog = import_hats(demo_inputs["objects"], tmp_path)
+    catalog = hats_objects
     pixels = hats.read_hats(catalog).get_healpix_pixels()
     assert len(pixels) > 3 and len({p.order for p in pixels}) > 1
     assert (catalog / "data_thumbnail.parquet").exists()
@@ -110,3 +115,27 @@ def test_pipeline_runs_on_a_hats_catalog(demo_inputs: dict[str, Path], tmp_path:
     assert failed.returncode != 0 and "is not only this run's output" in failed.stderr
     assert json.loads((out / "run.json").read_text())["phase"] == "ERROR"
     assert not (pz / "hats.properties").exists()  # no catalog that would include the stray file
+
+
+def test_hats_run_publishes_every_object_once(hats_objects: Path, demo_inputs: dict[str, Path], database,  # noqa: ANN001
+                                              tmp_path: Path) -> None:
+    """Published from a HATS catalog: the pixel files' objects, each once (not the thumbnail's)."""
+    from sqlalchemy import text
+
+    from pipeline.config import parse_config
+    from pipeline.run import run_pipeline
+    from tests.pipeline.test_run import drop_published
+    from vo_service.database import owner_engine
+
+    cfg = parse_config({"release": "hats-pub", "objects": str(hats_objects), "training": str(demo_inputs["training"]),
+                        "output": str(tmp_path / "out"), "table": {"schema": "pz", "name": "photoz_hats_test"},
+                        "estimator": {"name": "toy"}, "dask": {"workers": 2, "processes": False},
+                        "publish": {"enabled": True, "partitions": 2}})
+    try:
+        result = run_pipeline(cfg, engine=owner_engine(database))
+        assert result.hats["rows"] == 80_000
+        with owner_engine(database).connect() as conn:
+            rows, distinct = conn.execute(text("SELECT count(*), count(DISTINCT object_id) FROM pz.photoz_hats_test")).one()
+        assert rows == distinct == 80_000
+    finally:
+        drop_published(database, "pz.photoz_hats_test")
