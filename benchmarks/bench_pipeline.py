@@ -96,9 +96,12 @@ def quality_and_sklearn(train: Path, test: Path, repeat: int) -> dict:
         t0 = time.perf_counter()
         rail = make_estimator("rail").fit(tr, ztr)
         fit_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        cols = rail.estimate(te)
-        result["rail"] = {**evaluate_columns(cols, zte), "objects_per_s": len(te) / (time.perf_counter() - t0),
+        rail_times = []
+        for _ in range(repeat):  # the first call also imports RAIL's modules
+            t0 = time.perf_counter()
+            cols = rail.estimate(te)
+            rail_times.append(time.perf_counter() - t0)
+        result["rail"] = {**evaluate_columns(cols, zte), "objects_per_s": len(te) / statistics.median(rail_times),
                           "fit_seconds": fit_s, "software": rail.describe()["software"]}
     return result
 
