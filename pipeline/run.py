@@ -80,6 +80,7 @@ class RunResult:
     quality: dict[str, Any] | None = None
     published: dict[str, Any] | None = None
     hats: dict[str, Any] | None = None  # the output as a HATS catalog, when the input is one
+    run_id: str | None = None  # the job record's id (run.json, registry.pipeline_runs)
     partition_seconds: list[float] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -180,18 +181,26 @@ def is_finished(path: Path, fingerprint: str) -> bool:
     return meta.get(FINGERPRINT_KEY, b"").decode() == fingerprint
 
 
-class JobRecord:
-    """The run's job record as a JSON file, updated as partitions finish (a ProgressHook).
+class PartitionError(RuntimeError):
+    """One input file could not be estimated; the message names it."""
 
-    The product registry (issue 5) will keep this record in its database; until then the file
-    is the record, and :meth:`__call__` is the one place that would write there too.
+
+class JobRecord:
+    """The run's job record, updated as partitions finish (a ProgressHook): a JSON file in the
+    output directory, and with ``engine`` also a row of ``registry.pipeline_runs``, where the
+    REST API (``/api/pipeline-runs``) shows every run's phase and progress.
+
+    The database copy is best effort: a run does not fail because its record cannot be written
+    there (an older database without the table, a connection lost); the file stays complete.
     """
 
-    def __init__(self, path: Path, base: dict[str, Any]) -> None:
+    def __init__(self, path: Path, base: dict[str, Any], engine: Any = None) -> None:
         self.path = path
-        self.record = {**base, "phase": "EXECUTING", "done": 0, "total": None, "rows": 0,
-                       "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        self.record = {"run_id": str(uuid.uuid4()), **base, "phase": "EXECUTING", "done": 0, "total": None,
+                       "rows": 0, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         self._last_write = 0.0
+        self._engine = engine
+        self._db_insert()
         self._write()
 
     def __call__(self, progress: Progress) -> None:
@@ -210,6 +219,44 @@ class JobRecord:
         tmp = self.path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(self.record, indent=1, default=str))
         os.replace(tmp, self.path)
+        self._db_update()
+
+    _COLUMNS = ("run_id", "phase", "done", "total", "rows", "finished", "error")
+
+    def _db(self, sql: str, params: dict[str, Any]) -> None:
+        if self._engine is None:
+            return
+        from sqlalchemy import text
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(text(sql), params)
+        except SQLAlchemyError as exc:
+            log.warning("job record not written to the registry; run.json still is",
+                        extra={"run_id": self.record["run_id"], "error": str(exc).splitlines()[0]})
+            self._engine = None
+
+    def _db_insert(self) -> None:
+        r = self.record
+        self._db("INSERT INTO registry.pipeline_runs (run_id, release, table_name, estimator, fingerprint, inputs, "
+                 "output_dir, phase) VALUES (:run_id, :release, :table, CAST(:estimator AS jsonb), :fingerprint, "
+                 "CAST(:inputs AS jsonb), :output_dir, :phase)",
+                 {"run_id": r["run_id"], "release": r.get("release", ""), "table": r.get("table", ""),
+                  "estimator": json.dumps(r.get("estimator", {}), default=str), "fingerprint": r.get("fingerprint", ""),
+                  "inputs": json.dumps(r.get("inputs", {}), default=str), "output_dir": str(self.path.parent),
+                  "phase": r["phase"]})
+
+    def _db_update(self) -> None:
+        r = self.record
+        summary = {k: v for k, v in r.items() if k not in self._COLUMNS and k not in
+                   ("release", "table", "estimator", "fingerprint", "inputs", "started")}
+        self._db("UPDATE registry.pipeline_runs SET phase = :phase, done = :done, total = :total, rows = :rows, "
+                 "updated = now(), finished = CASE WHEN :finished THEN now() END, error = :error, "
+                 "summary = CAST(:summary AS jsonb) WHERE run_id = :run_id",
+                 {"run_id": r["run_id"], "phase": r["phase"], "done": r["done"], "total": r["total"],
+                  "rows": r["rows"], "finished": "finished" in r, "error": r.get("error"),
+                  "summary": json.dumps(summary, default=str) if summary else None})
 
 
 def prepare_demo_inputs(config: PipelineConfig) -> None:
@@ -291,7 +338,11 @@ def estimate_catalog(estimator: Estimator, partitions: Sequence[Partition], data
     results = []
     for future in as_completed(futures):
         part = futures[future]
-        result = future.result()
+        try:
+            result = future.result()
+        except Exception as exc:
+            client.cancel(list(futures))
+            raise PartitionError(f"partition {part.source} failed: {type(exc).__name__}: {exc}") from exc
         done += 1
         rows += result["rows"]
         results.append(result)
@@ -316,6 +367,11 @@ def run_pipeline(config: PipelineConfig, *, scheduler: str | None = None,
     if config.training_product:
         config, training_entity = _resolve_training(config, engine)
     estimator, training_digest = train(config)
+    if engine is None and config.publish:  # the run uses the database anyway: its record goes there too
+        from vo_service.config import load_settings
+        from vo_service.database import owner_engine
+
+        engine = owner_engine(load_settings())
     fingerprint = run_fingerprint(estimator, training_digest, config.release)
     partitions = list_partitions(config.objects)
     data_dir = config.output / "data"
@@ -325,7 +381,7 @@ def run_pipeline(config: PipelineConfig, *, scheduler: str | None = None,
               "validation": str(config.validation) if config.validation else None}
     record = JobRecord(config.output / JOB_RECORD, {"release": config.release, "estimator": estimator.describe(),
                                                     "fingerprint": fingerprint, "inputs": inputs,
-                                                    "table": config.qualified_table})
+                                                    "table": config.qualified_table}, engine=engine)
     log.info("pipeline run", extra={"release": config.release, "estimator": estimator.name,
                                     "partitions": len(partitions), "fingerprint": fingerprint})
     hats_input = is_hats_catalog(config.objects)
@@ -348,7 +404,7 @@ def run_pipeline(config: PipelineConfig, *, scheduler: str | None = None,
                        estimator=estimator.describe(), fingerprint=fingerprint, inputs=inputs,
                        partitions=len(partitions), computed=computed, skipped=len(partitions) - computed,
                        rows=total_rows, seconds=0.0,
-                       partition_seconds=[round(t["seconds"], 4) for t in tasks])
+                       partition_seconds=[round(t["seconds"], 4) for t in tasks], run_id=record.record["run_id"])
     raw = table_description(estimator, schema=config.table_schema, name=config.table_name,
                             release=config.release, description=config.table_description, rows=total_rows)
     result.table_yaml, result.felis_yaml = write_descriptions(config.output, raw)

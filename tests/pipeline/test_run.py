@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import requests
 from sqlalchemy import text
 
 from pipeline.config import parse_config
 from pipeline.estimators import DEFAULT_ESTIMATOR
 from pipeline.pdf import LEVELS
 from pipeline.photometry import njy_to_mag
-from pipeline.run import run_pipeline
+from pipeline.run import PartitionError, run_pipeline
 from vo_service.database import owner_engine
 
 VENV_BIN = Path(sys.executable).parent
@@ -73,6 +74,42 @@ def test_job_record_completed(default_run) -> None:  # noqa: ANN001
     record = json.loads((default_run.output_dir / "run.json").read_text())
     assert record["phase"] == "COMPLETED" and record["done"] == record["total"] == 8
     assert record["estimator"]["name"] == DEFAULT_ESTIMATOR and record["inputs"]["training_sha256"]
+
+
+def test_job_record_in_the_registry_and_its_rest_api(default_run, server) -> None:  # noqa: ANN001
+    """The same record in registry.pipeline_runs, served by /api/pipeline-runs."""
+    record = json.loads((default_run.output_dir / "run.json").read_text())
+    assert default_run.run_id == record["run_id"]
+    run = requests.get(f"{server.url}/api/pipeline-runs/{default_run.run_id}", timeout=30)
+    assert run.status_code == 200, run.text
+    doc = run.json()
+    assert (doc["phase"], doc["done"], doc["total"], doc["rows"], doc["progress"]) == ("COMPLETED", 8, 8, 80_000, 1.0)
+    assert doc["estimator"]["name"] == DEFAULT_ESTIMATOR and doc["table_name"] == "pz.photoz_pipeline_test"
+    assert doc["fingerprint"] == default_run.fingerprint and doc["finished"] and doc["error"] is None
+    assert doc["summary"]["computed"] == 8 and doc["summary"]["quality"]["n"] == default_run.quality["n"]
+    listed = requests.get(f"{server.url}/api/pipeline-runs", params={"phase": "COMPLETED", "page_size": 200},
+                          timeout=30).json()
+    assert default_run.run_id in [r["run_id"] for r in listed["items"]] and listed["total"] >= 1
+    for bad in ("not-a-uuid", "00000000-0000-0000-0000-000000000000"):
+        missing = requests.get(f"{server.url}/api/pipeline-runs/{bad}", timeout=30)
+        assert missing.status_code == 404 and missing.headers["Content-Type"] == "application/problem+json"
+
+
+def test_failed_run_is_recorded_as_error(demo_inputs, database, server, tmp_path) -> None:  # noqa: ANN001
+    """A broken input file fails its task: the run stops, and both records say ERROR, with why."""
+    objects = tmp_path / "objects"
+    objects.mkdir()
+    first = sorted(demo_inputs["objects"].glob("*.parquet"))[0]
+    (objects / first.name).write_bytes(first.read_bytes())
+    (objects / "zz_broken.parquet").write_bytes(b"PAR1 this is not a Parquet file")
+    cfg = config({**demo_inputs, "objects": objects}, tmp_path / "out", table="photoz_pipeline_broken",
+                 estimator={"name": "toy"}, dask={"workers": 1, "processes": False}, validation=None)
+    with pytest.raises(PartitionError, match="zz_broken.parquet failed: ArrowInvalid"):
+        run_pipeline(cfg, engine=owner_engine(database))
+    record = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert record["phase"] == "ERROR" and "zz_broken" in record["error"]
+    doc = requests.get(f"{server.url}/api/pipeline-runs/{record['run_id']}", timeout=30).json()
+    assert doc["phase"] == "ERROR" and "zz_broken" in doc["error"] and doc["finished"]
 
 
 def test_felis_schema_validates_with_felis_cli(default_run) -> None:  # noqa: ANN001

@@ -165,3 +165,42 @@ def _links(product, base: str) -> dict[str, str]:  # noqa: ANN001
         links["table"] = f"{api}/table?version={product.version}&format=parquet"
         links["tap"] = f"{base}/tap"
     return links
+
+
+RUN_PHASES = ("EXECUTING", "COMPLETED", "ERROR")
+
+
+class PipelineRunSchema(Schema):
+    """One ``pzvo pipeline run``: its job record (phase and progress as partitions finish)."""
+
+    run_id = fields.String(required=True)
+    release = fields.String(required=True)
+    table_name = fields.String(required=True, metadata={"description": "schema.table the run publishes"})
+    estimator = fields.Dict(required=True, metadata={"description": "name, version, parameters"})
+    fingerprint = fields.String(required=True, metadata={"description": "what a resumed run must match"})
+    inputs = fields.Dict(required=True)
+    output_dir = fields.String(required=True)
+    phase = fields.String(required=True, validate=validate.OneOf(RUN_PHASES))
+    done = fields.Integer(required=True, metadata={"description": "partitions finished"})
+    total = fields.Integer(allow_none=True, metadata={"description": "partitions in all"})
+    progress = fields.Float(allow_none=True, metadata={"description": "done / total"})
+    rows = fields.Integer(required=True)
+    started = fields.DateTime(required=True)
+    updated = fields.DateTime(required=True)
+    finished = fields.DateTime(allow_none=True)
+    error = fields.String(allow_none=True)
+    summary = fields.Dict(allow_none=True, metadata={"description": "timings, quality, publishing"})
+
+
+class PipelineRunListSchema(Schema):
+    items = fields.List(fields.Nested(PipelineRunSchema), required=True)
+    total = fields.Integer(required=True)
+    page = fields.Integer(required=True)
+    page_size = fields.Integer(required=True)
+
+
+class PipelineRunQuerySchema(Schema):
+    phase = Text(validate=validate.OneOf(RUN_PHASES))
+    release = Text(validate=validate.Length(max=64))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
+    page_size = fields.Integer(load_default=25, validate=validate.Range(min=1, max=200))

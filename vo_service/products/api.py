@@ -20,7 +20,9 @@ from werkzeug.exceptions import HTTPException
 from vo_service.auth import AuthError, AuthService
 from vo_service.auth.web import current_reader, current_user
 from vo_service.products._models import PRODUCT_TYPES, RegistrationRequest
-from vo_service.products._schemas import (FileQuerySchema, ProblemSchema, ProductFilesSchema,
+from vo_service.products._runs import RunNotFoundError, get_run, list_runs
+from vo_service.products._schemas import (FileQuerySchema, PipelineRunListSchema, PipelineRunQuerySchema,
+                                          PipelineRunSchema, ProblemSchema, ProductFilesSchema,
                                           ProductFormSchema, ProductListSchema, ProductPatchSchema,
                                           ProductQuerySchema, ProductSchema, ProductTypeSchema,
                                           TableQuerySchema, VersionQuerySchema, product_document)
@@ -83,6 +85,11 @@ def _not_found(exc: ProductNotFoundError) -> Response:
     return problem(404, "Not Found", str(exc))
 
 
+@blp.errorhandler(RunNotFoundError)
+def _run_not_found(exc: RunNotFoundError) -> Response:
+    return problem(404, "Not Found", str(exc))
+
+
 @blp.errorhandler(InvalidProductError)
 def _invalid(exc: InvalidProductError) -> Response:
     return problem(422, "Unprocessable Entity", exc.message, problems=exc.problems)
@@ -106,6 +113,28 @@ class ProductTypes(MethodView):
     def get(self):  # noqa: ANN201
         """Product types, whether each becomes a table, and the column roles each requires."""
         return list(PRODUCT_TYPES.values())
+
+
+@blp.route("/pipeline-runs")
+class PipelineRuns(MethodView):
+    @blp.arguments(PipelineRunQuerySchema, location="query")
+    @blp.response(200, PipelineRunListSchema)
+    def get(self, args: dict):  # noqa: ANN201
+        """Photo-z pipeline runs, newest first: phase, partitions done of total, rows."""
+        current_reader()
+        items, total = list_runs(registry().engine, phase=args.get("phase"), release=args.get("release"),
+                                 page=args["page"], page_size=args["page_size"])
+        return {"items": items, "total": total, "page": args["page"], "page_size": args["page_size"]}
+
+
+@blp.route("/pipeline-runs/<string:run_id>")
+class PipelineRun(MethodView):
+    @blp.response(200, PipelineRunSchema)
+    @blp.alt_response(404, schema=ProblemSchema, content_type=PROBLEM_MIME, description="no such run")
+    def get(self, run_id: str):  # noqa: ANN201
+        """One pipeline run's job record."""
+        current_reader()
+        return get_run(registry().engine, run_id)
 
 
 @blp.route("/products")
