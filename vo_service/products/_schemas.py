@@ -70,22 +70,30 @@ class ProductSchema(Schema):
     links = fields.Dict(keys=fields.String(), values=fields.String())
 
 
-class ProductListSchema(Schema):
-    items = fields.List(fields.Nested(ProductSchema), required=True)
-    total = fields.Integer(required=True)
+class PageSchema(Schema):
+    """What every listing returns besides its items."""
+
+    total = fields.Integer(required=True, metadata={"description": "items matching, on all pages"})
     page = fields.Integer(required=True)
     page_size = fields.Integer(required=True)
 
 
-class ProductQuerySchema(Schema):
+class PageQuerySchema(Schema):
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
+    page_size = fields.Integer(load_default=25, validate=validate.Range(min=1, max=200))
+
+
+class ProductListSchema(PageSchema):
+    items = fields.List(fields.Nested(ProductSchema), required=True)
+
+
+class ProductQuerySchema(PageQuerySchema):
     type = Text(validate=validate.OneOf(list(PRODUCT_TYPES)))
     release = Text(validate=validate.Length(max=64))
     official = fields.Boolean()
     owner = Text(validate=validate.Length(max=64))
     q = Text(validate=validate.Length(max=200), metadata={"description": "text search"})
     all_versions = fields.Boolean(load_default=False)
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
-    page_size = fields.Integer(load_default=25, validate=validate.Range(min=1, max=200))
 
 
 class VersionQuerySchema(Schema):
@@ -192,15 +200,10 @@ class PipelineRunSchema(Schema):
     summary = fields.Dict(allow_none=True, metadata={"description": "timings, quality, publishing"})
 
 
-class PipelineRunListSchema(Schema):
+class PipelineRunListSchema(PageSchema):
     items = fields.List(fields.Nested(PipelineRunSchema), required=True)
-    total = fields.Integer(required=True)
-    page = fields.Integer(required=True)
-    page_size = fields.Integer(required=True)
 
 
-class PipelineRunQuerySchema(Schema):
+class PipelineRunQuerySchema(PageQuerySchema):
     phase = Text(validate=validate.OneOf(RUN_PHASES))
     release = Text(validate=validate.Length(max=64))
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
-    page_size = fields.Integer(load_default=25, validate=validate.Range(min=1, max=200))

@@ -103,6 +103,11 @@ def _base() -> str:
     return request.host_url.rstrip("/")
 
 
+def _page(items: list, total: int, args: dict) -> dict:
+    """One page of a listing, as the *ListSchema responses describe it."""
+    return {"items": items, "total": total, "page": args["page"], "page_size": args["page_size"]}
+
+
 def _doc(product) -> dict:  # noqa: ANN001
     return product_document(product, _base())
 
@@ -124,7 +129,7 @@ class PipelineRuns(MethodView):
         current_reader()
         items, total = list_runs(registry().engine, phase=args.get("phase"), release=args.get("release"),
                                  page=args["page"], page_size=args["page_size"])
-        return {"items": items, "total": total, "page": args["page"], "page_size": args["page_size"]}
+        return _page(items, total, args)
 
 
 @blp.route("/pipeline-runs/<string:run_id>")
@@ -148,8 +153,7 @@ class Products(MethodView):
             product_type=args.get("type"), release=args.get("release"), official=args.get("official"),
             owner=args.get("owner"), search=args.get("q"), all_versions=args["all_versions"],
             page=args["page"], page_size=args["page_size"])
-        return {"items": [_doc(p) for p in items], "total": total, "page": args["page"],
-                "page_size": args["page_size"]}
+        return _page([_doc(p) for p in items], total, args)
 
     @blp.arguments(ProductFormSchema, location="form")
     @blp.arguments(ProductFilesSchema, location="files")
