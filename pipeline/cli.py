@@ -59,7 +59,8 @@ def cmd_run(args: argparse.Namespace, settings: Any) -> int:
     from dataclasses import replace
 
     from pipeline.config import load_config
-    from pipeline.run import run_pipeline
+    from pipeline.hats_catalog import HatsCatalogError
+    from pipeline.run import PartitionError, run_pipeline
 
     config = load_config(args.config)
     if args.workers:
@@ -72,8 +73,12 @@ def cmd_run(args: argparse.Namespace, settings: Any) -> int:
 
         engine = owner_engine(settings)
     logging.getLogger("distributed").setLevel(logging.WARNING)
-    result = run_pipeline(config, scheduler=args.scheduler, engine=engine,
-                          progress=[ProgressBar(not args.no_progress)])
+    try:
+        result = run_pipeline(config, scheduler=args.scheduler, engine=engine,
+                              progress=[ProgressBar(not args.no_progress)])
+    except (PartitionError, HatsCatalogError, FileNotFoundError) as exc:  # bad input: say which, no traceback
+        print(f"pzvo pipeline run: {exc}", file=sys.stderr)
+        return 1
     summary = {k: v for k, v in result.to_json().items() if k not in ("partition_seconds",)}
     if result.quality:
         summary["quality"] = {k: result.quality[k] for k in ("n", "sigma_mad", "bias", "outlier_fraction",

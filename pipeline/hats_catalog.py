@@ -20,6 +20,10 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
+class HatsCatalogError(RuntimeError):
+    """The output cannot be made a HATS catalog (files missing, or not only the run's)."""
+
+
 def is_hats_catalog(root: Path) -> bool:
     """A HATS catalog root: a properties file and the ``dataset`` directory of pixel files."""
     root = Path(root)
@@ -65,11 +69,11 @@ def write_hats_metadata(objects: Path, data_dir: Path, *, name: str, outputs: li
     present = {p.resolve() for p in (data_dir / "dataset").rglob("*") if p.is_file() and not p.name.startswith("_")}
     if present != expected:
         strays, missing = sorted(present - expected), sorted(expected - present)
-        raise RuntimeError(f"{data_dir} is not only this run's output: {len(strays)} other files "
+        raise HatsCatalogError(f"{data_dir} is not only this run's output: {len(strays)} other files "
                            f"(e.g. {strays[:1]}), {len(missing)} missing (e.g. {missing[:1]})")
     written = write_parquet_metadata(data_dir)
     if written != rows:
-        raise RuntimeError(f"HATS metadata counts {written} rows, the run wrote {rows}")
+        raise HatsCatalogError(f"HATS metadata counts {written} rows, the run wrote {rows}")
     PartitionInfo.from_healpix(pixels).write_to_file(data_dir / "partition_info.csv")
     info = source.catalog_info
     inherited = {key: getattr(info, key) for key in ("moc_sky_fraction", "hats_max_rows", "npix_suffix")

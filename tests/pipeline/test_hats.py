@@ -112,7 +112,8 @@ def test_pipeline_runs_on_a_hats_catalog(hats_objects: Path, demo_inputs: dict[s
     stray.write_bytes(pixel_file.read_bytes())
     failed = subprocess.run([str(VENV_BIN / "pzvo"), "pipeline", "run", str(cfg), "--no-progress"],
                             capture_output=True, text=True, timeout=300)
-    assert failed.returncode != 0 and "is not only this run's output" in failed.stderr
+    assert failed.returncode == 1 and "is not only this run's output" in failed.stderr
+    assert "Traceback" not in failed.stderr
     assert json.loads((out / "run.json").read_text())["phase"] == "ERROR"
     assert not (pz / "hats.properties").exists()  # no catalog that would include the stray file
 
