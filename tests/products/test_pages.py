@@ -48,3 +48,34 @@ def test_filter_by_type_shows_no_foreign_types(server, browser) -> None:  # noqa
     types = browser.evaluate("[...document.querySelectorAll('#products tbody tr td:nth-child(2)')]"
                              ".map(td => td.textContent)")
     assert all(t == "Training results" for t in types)
+
+
+def test_pipeline_runs_page_shows_phase_and_progress(server, database, browser, tmp_path, artifacts_dir) -> None:  # noqa: ANN001
+    """Two job records written the way a pipeline run writes them: one half-way, one failed."""
+    from sqlalchemy import text
+
+    from pipeline.run import JobRecord, Progress
+    from vo_service.database import owner_engine
+
+    engine = owner_engine(database)
+    release = unique_name("runs")
+    base = {"release": release, "estimator": {"name": "toy", "version": "1.0"}, "fingerprint": "f" * 32,
+            "inputs": {"objects": "objects/"}, "table": "pz.photoz_runs_page"}
+    running = JobRecord(tmp_path / "a" / "run.json", base, engine=engine)
+    running(Progress(3, 8, 30_000, "part-3.parquet"))
+    failed = JobRecord(tmp_path / "b" / "run.json", base, engine=engine)
+    failed.finish("ERROR", error="partition objects/zz.parquet failed: ArrowInvalid")
+    try:
+        browser.navigate(f"{server.url}/pipeline-runs")
+        browser.wait_for("document.querySelector('#runs') !== null")
+        row = f"document.querySelector('#run-{running.record['run_id']}')"
+        assert browser.evaluate(f"{row}.querySelector('.phase').textContent") == "EXECUTING"
+        assert browser.evaluate(f"{row}.querySelector('.done').textContent") == "3 / 8"
+        assert browser.evaluate(f"{row}.querySelector('progress').value") == 3
+        bad = f"document.querySelector('#run-{failed.record['run_id']}')"
+        assert "zz.parquet failed" in browser.evaluate(f"{bad}.querySelector('.phase').textContent")
+        assert browser.evaluate("document.querySelector('header a[href=\"/pipeline-runs\"]') !== null")
+        browser.screenshot(artifacts_dir / "pipeline_runs.png")
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM registry.pipeline_runs WHERE release = :r"), {"r": release})

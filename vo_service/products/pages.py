@@ -1,9 +1,12 @@
-"""The product browser: ``/`` lists products, ``/products/<name>`` shows one.
+"""The product browser: ``/`` lists products, ``/products/<name>`` shows one, ``/pipeline-runs``
+lists the photo-z pipeline's runs with their progress.
 
 Server-rendered HTML (Jinja templates, no resource from another host); the data comes from the
 same ProductRegistry and TapService the API uses, so the page shows what ADQL returns.
 """
 from __future__ import annotations
+
+from datetime import timezone
 
 import pyarrow as pa
 from flask import Blueprint, abort, current_app, render_template, request
@@ -11,10 +14,12 @@ from flask import Blueprint, abort, current_app, render_template, request
 from vo_service.auth import AuthError
 from vo_service.auth.web import current_reader
 from vo_service.products._models import PRODUCT_TYPES
+from vo_service.products._runs import list_runs
 from vo_service.products._service import ProductNotFoundError, ProductRegistry
 
 pages = Blueprint("product_pages", __name__)
 PREVIEW_ROWS = 10
+RUNS_PER_PAGE = 50
 
 
 def _registry() -> ProductRegistry:
@@ -51,6 +56,17 @@ def product_page(name: str) -> str:
     versions = _registry().versions(name)
     return render_template("products/product.html", p=product, preview=preview, versions=versions,
                            tap=request.host_url.rstrip("/") + "/tap")
+
+
+@pages.get("/pipeline-runs")
+def pipeline_runs() -> str:
+    current_reader()
+    page = max(1, request.args.get("page", 1, type=int) or 1)
+    runs, total = list_runs(_registry().engine, page=page, page_size=RUNS_PER_PAGE)
+    for run in runs:
+        for key in ("started", "finished"):
+            run[f"{key}_utc"] = run[key].astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S") if run[key] else ""
+    return render_template("products/runs.html", runs=runs, total=total, page=page, per_page=RUNS_PER_PAGE)
 
 
 def _preview(table_name: str) -> tuple[list[str], list[list[object]]]:
