@@ -70,7 +70,7 @@ def write_hats_metadata(objects: Path, data_dir: Path, *, name: str, outputs: li
     if present != expected:
         strays, missing = sorted(present - expected), sorted(expected - present)
         raise HatsCatalogError(f"{data_dir} is not only this run's output: {len(strays)} other files "
-                           f"(e.g. {strays[:1]}), {len(missing)} missing (e.g. {missing[:1]})")
+                               f"(e.g. {strays[:1]}), {len(missing)} missing (e.g. {missing[:1]})")
     written = write_parquet_metadata(data_dir)
     if written != rows:
         raise HatsCatalogError(f"HATS metadata counts {written} rows, the run wrote {rows}")
@@ -85,7 +85,7 @@ def write_hats_metadata(objects: Path, data_dir: Path, *, name: str, outputs: li
         pzvo_object_catalog=str(objects), **(extra or {}))
     properties.to_properties_file(data_dir)
     log.info("HATS catalog written", extra={"path": str(data_dir), "pixels": len(pixels), "rows": rows})
-    return {"path": str(data_dir), "pixels": len(pixels), "rows": rows, "primary_catalog": str(objects)}
+    return {"path": str(data_dir), "pixels": len(pixels), "rows": rows, "object_catalog": str(objects)}
 
 
 def _version() -> str:
