@@ -221,7 +221,9 @@ class JobRecord:
         os.replace(tmp, self.path)
         self._db_update()
 
-    _COLUMNS = ("run_id", "phase", "done", "total", "rows", "finished", "error")
+    #: Keys of the record stored in their own columns; the rest goes to ``summary``.
+    _COLUMNS = frozenset({"run_id", "release", "table", "estimator", "fingerprint", "inputs", "started", "phase",
+                          "done", "total", "rows", "finished", "error"})
 
     def _db(self, sql: str, params: dict[str, Any]) -> None:
         if self._engine is None:
@@ -249,8 +251,7 @@ class JobRecord:
 
     def _db_update(self) -> None:
         r = self.record
-        summary = {k: v for k, v in r.items() if k not in self._COLUMNS and k not in
-                   ("release", "table", "estimator", "fingerprint", "inputs", "started")}
+        summary = {k: v for k, v in r.items() if k not in self._COLUMNS}
         self._db("UPDATE registry.pipeline_runs SET phase = :phase, done = :done, total = :total, rows = :rows, "
                  "updated = now(), finished = CASE WHEN :finished THEN now() END, error = :error, "
                  "summary = CAST(:summary AS jsonb) WHERE run_id = :run_id",

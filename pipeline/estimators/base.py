@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pyarrow as pa
 
-from pipeline.pdf import LEVELS
+from pipeline.pdf import HI68_INDEX, LEVELS, LO68_INDEX, MEDIAN_INDEX, cdf_at
 from pipeline.photometry import BANDS, FLUX_SIGMA_10YR, asinh_magnitude
 
 
@@ -93,6 +93,25 @@ PDF_COLUMNS = (
                  + ", ".join(f"{q:g}" for q in LEVELS) + " (qp 'quant' parameterization).",
                  "src.redshift.phot;stat.probability"),
 )
+
+
+#: Half-width, in units of (1 + z), of the window around the mode that ``odds`` integrates (BPZ).
+ODDS_HALF_WIDTH = 0.06
+
+
+def pdf_columns(locs: np.ndarray, mode: np.ndarray, z_phot: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The :data:`PDF_COLUMNS` from quantile ``locs`` (n, len(LEVELS)) and the ``mode``: ``z_phot``
+    the median unless given, ``z_err`` half the central 68 % interval, ``odds`` the probability
+    within ODDS_HALF_WIDTH (1 + mode) of the mode."""
+    w = ODDS_HALF_WIDTH * (1.0 + mode)
+    odds = cdf_at(locs, mode + w) - cdf_at(locs, mode - w)
+    return {
+        "z_phot": (locs[:, MEDIAN_INDEX] if z_phot is None else z_phot).astype(np.float32),
+        "z_mode": mode.astype(np.float32),
+        "z_err": (0.5 * (locs[:, HI68_INDEX] - locs[:, LO68_INDEX])).astype(np.float32),
+        "odds": np.clip(odds, 0.0, 1.0).astype(np.float32),
+        "z_pdf": locs.astype(np.float32),
+    }
 
 
 class Estimator(ABC):

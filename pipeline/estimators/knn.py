@@ -25,15 +25,14 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.estimators.base import Estimator, Photometry
-from pipeline.pdf import HI68_INDEX, LEVELS, LO68_INDEX, MEDIAN_INDEX, cdf_at, quantiles_from_knots
+from pipeline.estimators.base import Estimator, Photometry, pdf_columns
+from pipeline.pdf import LEVELS, cdf_at, quantiles_from_knots
 from pipeline.photometry import BANDS
 
 log = logging.getLogger(__name__)
 
 #: Default feature weights after standardization: u-g, g-r, r-i, i-z, z-y, i.
 DEFAULT_WEIGHTS = (0.5, 1.0, 1.0, 1.0, 1.0, 0.3)
-ODDS_HALF_WIDTH = 0.06
 
 
 def colour_magnitude_features(phot: Photometry, softening: np.ndarray) -> np.ndarray:
@@ -162,12 +161,4 @@ def summarize(locs: np.ndarray, samples: np.ndarray | None = None) -> dict[str, 
         j = np.argmax(dens, axis=1)
         rows = np.arange(len(locs))
         mode = 0.5 * (locs[rows, j] + locs[rows, j + 1])
-    w = ODDS_HALF_WIDTH * (1.0 + mode)
-    odds = cdf_at(locs, mode + w) - cdf_at(locs, mode - w)
-    return {
-        "z_phot": locs[:, MEDIAN_INDEX].astype(np.float32),
-        "z_mode": mode.astype(np.float32),
-        "z_err": (0.5 * (locs[:, HI68_INDEX] - locs[:, LO68_INDEX])).astype(np.float32),
-        "odds": np.clip(odds, 0.0, 1.0).astype(np.float32),
-        "z_pdf": locs.astype(np.float32),
-    }
+    return pdf_columns(locs, mode)

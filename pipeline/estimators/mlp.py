@@ -46,9 +46,8 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.estimators.base import PDF_COLUMNS, Estimator, Photometry
-from pipeline.estimators.knn import ODDS_HALF_WIDTH
-from pipeline.pdf import HI68_INDEX, LEVELS, LO68_INDEX, MEDIAN_INDEX, cdf_at
+from pipeline.estimators.base import PDF_COLUMNS, Estimator, Photometry, pdf_columns
+from pipeline.pdf import LEVELS, MEDIAN_INDEX
 from pipeline.quality import OUTLIER_LIMIT
 
 log = logging.getLogger(__name__)
@@ -310,12 +309,4 @@ class NeuralNetworkEstimator(Estimator):
         curv = left - 2 * mid + right
         shift = np.where(curv < 0, 0.5 * (left - right) / np.where(curv < 0, curv, -1.0), 0.0)
         mode = self.edges[j] + (0.5 + np.clip(shift, -0.5, 0.5)) * self.bin_width
-        w = ODDS_HALF_WIDTH * (1.0 + mode)
-        odds = cdf_at(locs, mode + w) - cdf_at(locs, mode - w)
-        return {
-            "z_phot": z_phot.astype(np.float32),
-            "z_mode": mode.astype(np.float32),
-            "z_err": (0.5 * (locs[:, HI68_INDEX] - locs[:, LO68_INDEX])).astype(np.float32),
-            "odds": np.clip(odds, 0.0, 1.0).astype(np.float32),
-            "z_pdf": locs.astype(np.float32),
-        }
+        return pdf_columns(locs, mode, z_phot=z_phot)

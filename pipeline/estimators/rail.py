@@ -32,9 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.estimators.base import Estimator, Photometry
-from pipeline.estimators.knn import ODDS_HALF_WIDTH
-from pipeline.pdf import HI68_INDEX, LEVELS, LO68_INDEX, MEDIAN_INDEX, cdf_at
+from pipeline.estimators.base import Estimator, Photometry, pdf_columns
+from pipeline.pdf import LEVELS
 from pipeline.photometry import AB_NJY_ZEROPOINT, BANDS
 
 log = logging.getLogger(__name__)
@@ -177,7 +176,7 @@ class RailEstimator(Estimator):
         if self.model is None:
             raise RuntimeError("rail: estimate() before fit()")
         if len(objects) == 0:
-            return _columns(np.empty((0, LEVELS.size)), np.empty(0))
+            return pdf_columns(np.empty((0, LEVELS.size)), np.empty(0))
         # RAIL logs four lines per call: kept for warnings, one partition is one call.
         stage = self._stage(rail_class(self.estimator), "estimate", logging.WARNING, model=self.model)
         ensemble = stage.estimate(self._table(objects)).data
@@ -190,17 +189,4 @@ class RailEstimator(Estimator):
         else:
             mode = np.asarray(ensemble.mode(np.linspace(zmin, zmax, self.stage_config["nzbins"])),
                               dtype=np.float64).reshape(-1)
-        return _columns(locs, mode)
-
-
-def _columns(locs: np.ndarray, mode: np.ndarray) -> dict[str, np.ndarray]:
-    """The pipeline's PDF columns from quantile locs and the mode."""
-    w = ODDS_HALF_WIDTH * (1.0 + mode)
-    odds = cdf_at(locs, mode + w) - cdf_at(locs, mode - w) if len(mode) else np.empty(0)
-    return {
-        "z_phot": locs[:, MEDIAN_INDEX].astype(np.float32),
-        "z_mode": mode.astype(np.float32),
-        "z_err": (0.5 * (locs[:, HI68_INDEX] - locs[:, LO68_INDEX])).astype(np.float32),
-        "odds": np.clip(odds, 0.0, 1.0).astype(np.float32),
-        "z_pdf": locs.astype(np.float32),
-    }
+        return pdf_columns(locs, mode)
