@@ -1,4 +1,5 @@
-"""The ``rail`` estimator: RAIL's own KNearNeigh stages behind the pipeline's interface.
+"""The ``rail`` estimator: RAIL's own stages behind the pipeline's interface (KNearNeigh,
+TrainZ and SklNeurNet: three different qp parameterizations).
 
 RAIL is installed by ``make test`` (the ``[rail]`` extra), so these tests run the real
 informer and estimator, never a stand-in.
@@ -81,6 +82,36 @@ def test_non_detections_become_rails_marker() -> None:
     assert table["mag_g_lsst"][1] == NONDETECT and table["mag_r_lsst"][2] == NONDETECT
     np.testing.assert_allclose(table["mag_i_lsst"], 31.4 - 2.5 * np.log10(1000.0))
     np.testing.assert_allclose(table["mag_err_i_lsst"], 2.5 / np.log(10) * 0.01)
+
+
+def test_train_z_every_pdf_is_the_training_n_of_z() -> None:
+    """RAIL's TrainZ gives every object the training set's N(z) as a ``qp.interp`` histogram:
+    the stored quantiles must be the training redshifts' quantiles (to RAIL's 0.01 bins)."""
+    rng = np.random.default_rng(7)
+    mags, _ = _two_populations(300, rng)
+    z = rng.uniform(0.2, 1.4, mags.shape[0])
+    est = make_estimator("rail", {"informer": "TrainZInformer", "estimator": "TrainZEstimator",
+                                  "config": {"zmin": 0.0, "zmax": 3.0, "nzbins": 301}})
+    out = est.fit(Photometry(mag_to_njy(mags)), z).estimate(Photometry(mag_to_njy(_two_populations(4, rng)[0])))
+    assert np.all(out["z_pdf"] == out["z_pdf"][0])
+    np.testing.assert_allclose(out["z_pdf"][0, 1:-1], np.quantile(z, LEVELS[1:-1]), atol=0.015)
+    np.testing.assert_allclose(out["z_phot"], np.median(z), atol=0.015)
+    assert est.describe()["params"]["informer"] == "TrainZInformer"
+
+
+def test_sklearn_neural_net_gaussian_pdfs_around_its_point_estimate() -> None:
+    """RAIL's SklNeurNet: a ``qp.stats.norm`` ensemble N(zmode, width (1 + zmode)); the
+    quantiles must be that Gaussian's around RAIL's own zmode, which must find both populations."""
+    rng = np.random.default_rng(8)
+    mags, z = _two_populations(300, rng)
+    est = make_estimator("rail", {"informer": "SklNeurNetInformer", "estimator": "SklNeurNetEstimator",
+                                  "config": {"width": 0.04}}).fit(Photometry(mag_to_njy(mags)), z)
+    test_mags, test_z = _two_populations(5, rng)
+    out = est.estimate(Photometry(mag_to_njy(test_mags)))
+    np.testing.assert_allclose(out["z_mode"], test_z, atol=0.05)
+    np.testing.assert_allclose(out["z_phot"], out["z_mode"], atol=1e-4)
+    mode = out["z_mode"][:, None]
+    np.testing.assert_allclose(out["z_pdf"][:, 1:-1], mode + 0.04 * (1 + mode) * ndtri(LEVELS[1:-1]), atol=5e-4)
 
 
 def test_bad_configuration_is_a_clear_error() -> None:
