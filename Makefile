@@ -18,7 +18,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[test,rail,hats]'
+	$(VENV)/bin/pip install -q -e '.[test,rail,bpz,hats]'
 	touch $@
 
 db: deps

@@ -7,7 +7,7 @@
   ``knn``'s k and the same (standardized, weighted) features, side by side in the same process;
   and both pooled over a 4-fold cross-validation of the whole gold sample (fold 0 = the fixed
   split's test set; 41,349 galaxies, so the PIT histogram's noise is halved).
-- RAIL's KNearNeigh through the ``rail`` adapter on the same split, when RAIL is installed.
+- RAIL's KNearNeigh and BPZ through the ``rail`` adapter on the same split, when installed.
 - Throughput end to end (read Parquet, estimate with PDF, write Parquet): ``--copies`` x 80,000
   objects (fresh noise per copy) in 100,000-row files, through ``pipeline.run.estimate_catalog``
   on a LocalCluster of 1 and then 2 single-threaded worker processes, for the default estimator
@@ -92,24 +92,29 @@ def quality_and_sklearn(train: Path, test: Path, repeat: int) -> dict:
     result["mlp"]["fit_seconds"] = fit_s
     with limits(2):
         result["mlp_cv"] = cross_validated("mlp", tr, ztr, te, zte)
-    if rail_installed():  # RAIL's own KNN through the ``rail`` adapter, for reference
+    # RAIL's own algorithms through the ``rail`` adapter, for reference: KNN and BPZ template
+    # fitting (its CWW+SB templates and HDFN prior, as RAIL ships them; no zero-point training).
+    for key, module, params in (("rail", "k_nearneigh", {}),
+                                ("bpz", "bpz_lite", {"informer": "BPZliteInformer", "estimator": "BPZliteEstimator"})):
+        if not rail_installed(module):
+            continue
         t0 = time.perf_counter()
-        rail = make_estimator("rail").fit(tr, ztr)
+        rail = make_estimator("rail", params).fit(tr, ztr)
         fit_s = time.perf_counter() - t0
         rail_times = []
-        for _ in range(repeat):  # the first call also imports RAIL's modules
+        for _ in range(repeat):
             t0 = time.perf_counter()
             cols = rail.estimate(te)
             rail_times.append(time.perf_counter() - t0)
-        result["rail"] = {**evaluate_columns(cols, zte), "objects_per_s": len(te) / statistics.median(rail_times),
-                          "fit_seconds": fit_s, "software": rail.describe()["software"]}
+        result[key] = {**evaluate_columns(cols, zte), "objects_per_s": len(te) / statistics.median(rail_times),
+                       "fit_seconds": fit_s, "software": rail.describe()["software"]}
     return result
 
 
-def rail_installed() -> bool:
+def rail_installed(module: str) -> bool:
     import importlib.util
 
-    return importlib.util.find_spec("rail.estimation.algos.k_nearneigh") is not None
+    return importlib.util.find_spec(f"rail.estimation.algos.{module}") is not None
 
 
 def cross_validated(name: str, tr, ztr, te, zte, folds: int = 4, params: dict | None = None) -> dict:  # noqa: ANN001
@@ -216,6 +221,11 @@ def main() -> int:
     if "rail" in q:
         r = q["rail"]
         print(f"| RAIL KNearNeigh (pz-rail-sklearn {r['software'].get('pz-rail-sklearn')}, `rail` adapter) | "
+              f"{r['sigma_mad']:.4f} | {r['bias']:+.4f} | {100 * r['outlier_fraction']:.2f} % | "
+              f"{100 * r['pit_max_deviation']:.1f} % | {r['cde_loss']:.2f} | {r['objects_per_s']:,.0f} |")
+    if "bpz" in q:
+        r = q["bpz"]
+        print(f"| RAIL BPZ template fitting (pz-rail-bpz {r['software'].get('pz-rail-bpz')}, `rail` adapter) | "
               f"{r['sigma_mad']:.4f} | {r['bias']:+.4f} | {100 * r['outlier_fraction']:.2f} % | "
               f"{100 * r['pit_max_deviation']:.1f} % | {r['cde_loss']:.2f} | {r['objects_per_s']:,.0f} |")
     print(f"test objects: {k['n']}; PIT histograms: knn {k['pit_histogram']}, mlp {m['pit_histogram']}; "

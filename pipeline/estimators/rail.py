@@ -17,15 +17,19 @@ set's own 1-sigma depths (its median flux error per band, the softening the othe
 use) and the redshift grid runs from 0 to RAIL's 3 (or 0.3 beyond the training set's highest
 redshift) in steps of 0.01; the quantiles are clipped to the grid.
 
-Install with ``pip install 'pzvo[rail]'`` (pz-rail-base and pz-rail-sklearn); other RAIL
-algorithm packages work once installed.  The default pair is RAIL's ``KNearNeigh``.
+Install with ``pip install 'pzvo[rail]'`` (pz-rail-base and pz-rail-sklearn) and, for BPZ
+template fitting, ``'pzvo[bpz]'``; other RAIL algorithm packages work once installed.  The
+default pair is RAIL's ``KNearNeigh``.  Lines a stage prints go to the log, not to stdout.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
+import io
 import logging
 import pkgutil
+import threading
 import time
 from importlib import metadata
 from typing import Any
@@ -56,6 +60,43 @@ def _render(_logger: Any, _method: str, event: dict[str, Any]) -> str:
     """structlog's event as one plain message: the text, then any key=value pairs."""
     text = str(event.pop("event", ""))
     return " ".join([text, *(f"{key}={value}" for key, value in event.items())])
+
+
+class _PrintsToLog(io.TextIOBase):
+    """A stdout that sends each printed line to a logger: some RAIL algorithms print (BPZ's
+    "Writing AB file ..."), and the CLI's stdout carries the run's JSON, as do the Dask worker
+    processes that inherit it."""
+
+    def __init__(self, logger: logging.Logger, level: int) -> None:
+        self.logger, self.level, self.pending = logger, level, ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        *lines, self.pending = (self.pending + text).split("\n")
+        for line in lines:
+            if line.strip():
+                self.logger.log(self.level, line.rstrip())
+        return len(text)
+
+    def flush(self) -> None:
+        if self.pending.strip():
+            self.logger.log(self.level, self.pending.rstrip())
+        self.pending = ""
+
+
+#: ``sys.stdout`` is process-wide: stages of threads of one process take turns while redirected.
+_STDOUT_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _quiet_stdout(stage_cls: type, level: int) -> Any:
+    with _STDOUT_LOCK:
+        sink = _PrintsToLog(logging.getLogger(f"rail.{stage_cls.__name__}"), level)
+        with contextlib.redirect_stdout(sink):
+            yield
+        sink.flush()
 
 
 class RailNotInstalled(RuntimeError):
@@ -157,8 +198,13 @@ class RailEstimator(Estimator):
         table = self._table(training)
         table[self.stage_config.get("redshift_col", "redshift")] = z
         informer = self._stage(informer_cls, "inform")
-        informer.inform(table)
+        with _quiet_stdout(informer_cls, logging.INFO):
+            informer.inform(table)
         self.model = informer.model
+        # One object through the estimator stage now: a bad configuration fails here, once, not
+        # in every Dask task, and one-time set-up (BPZ writes its template flux tables on first
+        # use) is done before workers share it.
+        self.estimate(training.take(slice(0, 1)))
         self.software = {name: metadata.version(name) for name in ("pz-rail-base", "qp-prob")}
         self.software.update({**_distribution_of(informer_cls), **_distribution_of(estimator_cls)})
         log.info("trained estimator", extra={"estimator": self.name, "rail": self.informer, "rows": len(z),
@@ -178,10 +224,13 @@ class RailEstimator(Estimator):
         if len(objects) == 0:
             return pdf_columns(np.empty((0, LEVELS.size)), np.empty(0))
         # RAIL logs four lines per call: kept for warnings, one partition is one call.
-        stage = self._stage(rail_class(self.estimator), "estimate", logging.WARNING, model=self.model)
-        ensemble = stage.estimate(self._table(objects)).data
+        estimator_cls = rail_class(self.estimator)
+        stage = self._stage(estimator_cls, "estimate", logging.WARNING, model=self.model)
+        with _quiet_stdout(estimator_cls, logging.INFO):
+            ensemble = stage.estimate(self._table(objects)).data
         zmin, zmax = self.stage_config["zmin"], self.stage_config["zmax"]
-        locs = np.asarray(ensemble.ppf(np.clip(LEVELS, TAIL, 1.0 - TAIL)), dtype=np.float64)
+        # qp squeezes a one-object ensemble's answer to 1-D.
+        locs = np.asarray(ensemble.ppf(np.clip(LEVELS, TAIL, 1.0 - TAIL)), dtype=np.float64).reshape(len(objects), -1)
         locs = np.maximum.accumulate(np.clip(np.nan_to_num(locs, nan=zmin), zmin, zmax), axis=1)
         ancil = ensemble.ancil or {}
         if "zmode" in ancil:

@@ -1,13 +1,14 @@
-"""The ``rail`` estimator: RAIL's own stages behind the pipeline's interface (KNearNeigh,
-TrainZ and SklNeurNet: three different qp parameterizations).
+"""The ``rail`` estimator: RAIL's own stages behind the pipeline's interface: KNearNeigh,
+TrainZ and SklNeurNet (three different qp parameterizations) and BPZ template fitting.
 
-RAIL is installed by ``make test`` (the ``[rail]`` extra), so these tests run the real
+RAIL is installed by ``make test`` (the ``[rail]`` and ``[bpz]`` extras), so these tests run the real
 informer and estimator, never a stand-in.
 """
 from __future__ import annotations
 
 import json
 import pickle
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -112,6 +113,52 @@ def test_sklearn_neural_net_gaussian_pdfs_around_its_point_estimate() -> None:
     np.testing.assert_allclose(out["z_phot"], out["z_mode"], atol=1e-4)
     mode = out["z_mode"][:, None]
     np.testing.assert_allclose(out["z_pdf"][:, 1:-1], mode + 0.04 * (1 + mode) * ndtri(LEVELS[1:-1]), atol=5e-4)
+
+
+def test_bpz_template_fitting_finds_its_own_templates_redshifts(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    """Template fitting (RAIL's BPZ, the ``[bpz]`` extra): noise-free fluxes of BPZ's own CWW/SB
+    templates at known redshifts, with 1 % errors and no prior, are fitted at those redshifts.
+    BPZ writes its template-flux tables once, during ``fit``, into the configured data
+    directory, and its prints go to the log, not to stdout (which carries the CLI's JSON)."""
+    from rail.utils.path_utils import RAILDIR
+
+    data = Path(RAILDIR) / "rail" / "examples_data" / "estimation_data" / "data"
+    for sub in ("SED", "FILTER"):
+        shutil.copytree(data / sub, tmp_path / sub)
+    (tmp_path / "AB").mkdir()
+    rng = np.random.default_rng(9)
+    mags = 22 + rng.normal(0, 0.3, (100, 6))
+    est = make_estimator("rail", {"informer": "BPZliteInformer", "estimator": "BPZliteEstimator",
+                                  "config": {"bpz_ref_data_path": str(tmp_path), "no_prior": True}})
+    est.fit(Photometry(mag_to_njy(mags), 0.01 * mag_to_njy(mags)), rng.uniform(0.1, 1.5, 100))
+    assert len(list((tmp_path / "AB").glob("*.AB"))) == 8 * len(BANDS)  # 8 templates in CWWSB4.list
+    assert capfd.readouterr().out == ""
+
+    templates, z_true = ["El_B2004a", "Sbc_B2004a", "Im_B2004a", "SB2_B2004a"], np.array([0.3, 0.7, 1.1, 1.6, 2.2])
+    flux = np.array([[np.interp(z0, *np.loadtxt(tmp_path / "AB" / f"{t}.DC2LSST_{b}.nomadau.AB", unpack=True))
+                      for b in BANDS] for t in templates for z0 in z_true])
+    flux *= mag_to_njy(np.array([22.0]))[0] / flux[:, [BANDS.index("i")]]
+    out = est.estimate(Photometry(flux, 0.01 * flux))
+    mode, z = out["z_mode"].reshape(len(templates), -1), np.tile(z_true, (len(templates), 1))
+    # Exact on the 0.01 grid, except the irregular (Im) template, whose colours BPZ's interpolated
+    # templates mimic at nearby redshifts (still well inside BPZ's odds window, 0.06 (1 + z)).
+    np.testing.assert_allclose(np.delete(mode, 2, axis=0), np.delete(z, 2, axis=0), atol=0.011)
+    assert np.all(np.abs(mode - z) <= 0.06 * (1 + z))
+    assert capfd.readouterr().out == ""
+    assert {"pz-rail-bpz", "pz-rail-base"} <= set(est.describe()["software"])
+
+
+def test_one_object_partition() -> None:
+    """qp answers a one-object ensemble in 1-D; the adapter must still give one row (equal to
+    that object's row in a larger partition, to qp's numerical inversion of the CDF)."""
+    rng = np.random.default_rng(10)
+    mags, z = _two_populations(100, rng)
+    est = make_estimator("rail", {"config": FIXED}).fit(Photometry(mag_to_njy(mags)), z)
+    test = Photometry(mag_to_njy(_two_populations(3, rng)[0]))
+    full, one = est.estimate(test), est.estimate(test.take(slice(2, 3)))
+    assert one["z_pdf"].shape == (1, LEVELS.size)
+    for key, value in one.items():
+        np.testing.assert_allclose(value, full[key][2:3], atol=5e-4)
 
 
 def test_bad_configuration_is_a_clear_error() -> None:
