@@ -285,7 +285,7 @@ def load_demo(engine: Engine, *, force: bool = False, storage_dir: Path | None =
     from vo_service.products import ProductRegistry
 
     registry = ProductRegistry(engine=engine,
-                               storage_dir=storage_dir or load_settings().var_dir / "products")
+                               storage_dir=storage_dir or load_settings().products_dir_for(engine.url.database))
     source = file_entity(SOURCE, location=f"shared/data/{SOURCE.name}", description=SOURCE_CATALOG,
                          name=SOURCE.name)
     agent = user_agent()

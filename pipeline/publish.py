@@ -135,8 +135,8 @@ def record_product(conn: Connection, desc: TableDescription, result: "RunResult 
                      comment=f"{result.rows} rows, release {result.release}")
         roles = {"object_id": "id", "ra": "ra", "dec": "dec", "z_phot": "photoz", "z_err": "photoz_err",
                  "odds": "odds"}
-        registry = ProductRegistry(engine=conn.engine,
-                                   storage_dir=storage_dir or load_settings().var_dir / "products")
+        registry = ProductRegistry(engine=conn.engine, storage_dir=storage_dir
+                                   or load_settings().products_dir_for(conn.engine.url.database))
         conn.execute(text("INSERT INTO registry.users (name, is_admin) VALUES ('pzvo', true) "
                           "ON CONFLICT (name) DO NOTHING"))
         registry.register_table(conn, name=desc.name, product_type="pztable", desc=desc, rows=result.rows,
@@ -174,7 +174,8 @@ def register_quality_report(engine: Engine, result: "RunResult", table_name: str
         columns={"z_true": {"role": "redshift"}, "z_phot": {"role": "photoz"},
                  "z_err": {"role": "photoz_err"}, "odds": {"role": "odds"}},
         auxiliary_files=[(Path(f), Path(f).name) for f in quality.get("files", [])])
-    registry = ProductRegistry(engine=engine, storage_dir=storage_dir or load_settings().var_dir / "products")
+    registry = ProductRegistry(engine=engine,
+                               storage_dir=storage_dir or load_settings().products_dir_for(engine.url.database))
     registry.register(request, User("pzvo", is_admin=True))
     return name
 

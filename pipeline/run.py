@@ -284,7 +284,7 @@ def _resolve_training(config: PipelineConfig, engine: Any) -> tuple[PipelineConf
 
     settings = load_settings()
     found = resolve_training_product(engine or owner_engine(settings), config.training_product,
-                                     config.output / "training", settings.var_dir / "products")
+                                     config.output / "training", settings.products_dir)
     log.info("training set from a product", extra={"product": found.label, "file": str(found.path)})
     return replace(config, training=found.path, redshift_column=found.redshift_column), found.entity_id
 

@@ -8,6 +8,7 @@ Set ``PZVO_TEST_DATABASE_URL`` to run against another (disposable) PostgreSQL in
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,7 +34,9 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     cluster.start()
     cluster.drop_database(name)
     cluster.create_database(name)
-    return load_settings(db_name=name, database_url=None, public_read=True)
+    settings = load_settings(db_name=name, database_url=None, public_read=True)
+    shutil.rmtree(settings.products_dir, ignore_errors=True)  # the dropped database's files
+    return settings
 
 
 @pytest.fixture(scope="session")

@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None) -> Flask:
                                               public_read=settings.public_read)
     app.extensions["pzvo.tap"] = TapService(settings=settings, pool=pool)
     app.extensions["pzvo.products"] = ProductRegistry(engine=owner_engine(settings),
-                                                      storage_dir=settings.var_dir / "products")
+                                                      storage_dir=settings.products_dir)
     app.register_blueprint(tap)
     app.register_blueprint(vosi)
     app.extensions["pzvo.uws"] = UwsService(settings=settings, store=JobStore(owner_engine(settings)))

@@ -74,6 +74,21 @@ class Settings:
         return self.var_dir / "pg"
 
     @property
+    def products_dir(self) -> Path:
+        """Product files, one directory per database: databases that share ``var/`` (the
+        tests', a scratch copy) must never see, or remove, each other's files."""
+        name = self.db_name
+        if self.database_url:
+            from sqlalchemy.engine import make_url
+
+            name = make_url(self.database_url).database or "default"
+        return self.products_dir_for(name)
+
+    def products_dir_for(self, database: str | None) -> Path:
+        """The product files of the database an engine is connected to."""
+        return self.var_dir / "products" / (database or self.db_name)
+
+    @property
     def uses_private_cluster(self) -> bool:
         return self.database_url is None
 

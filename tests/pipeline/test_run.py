@@ -37,7 +37,7 @@ def drop_published(database, *tables: str) -> None:  # noqa: ANN001
     from vo_service.auth import User
     from vo_service.products import ProductRegistry
 
-    registry = ProductRegistry(engine=owner_engine(database), storage_dir=database.var_dir / "products")
+    registry = ProductRegistry(engine=owner_engine(database), storage_dir=database.products_dir)
     for table in tables:
         for version in registry.versions(table.split(".", 1)[1]):
             registry.delete(table.split(".", 1)[1], version, User("pzvo", is_admin=True))
@@ -167,7 +167,7 @@ def test_toy_known_answer_end_to_end(demo_inputs, database, tmp_path) -> None:  
 def test_published_table_is_a_product_with_provenance(default_run, database) -> None:  # noqa: ANN001
     from vo_service.products import ProductRegistry
 
-    product = ProductRegistry(engine=owner_engine(database), storage_dir=database.var_dir / "products") \
+    product = ProductRegistry(engine=owner_engine(database), storage_dir=database.products_dir) \
         .get("photoz_pipeline_test", user=None)
     assert product.product_type == "pztable" and product.release == "test-1" and product.official
     assert product.row_count == 80_000 and product.pz_code.startswith(DEFAULT_ESTIMATOR)
@@ -187,7 +187,7 @@ def test_published_table_is_a_product_with_provenance(default_run, database) -> 
 def test_quality_report_is_a_validation_results_product(default_run, database) -> None:  # noqa: ANN001
     from vo_service.products import ProductRegistry
 
-    product = ProductRegistry(engine=owner_engine(database), storage_dir=database.var_dir / "products") \
+    product = ProductRegistry(engine=owner_engine(database), storage_dir=database.products_dir) \
         .get("photoz_pipeline_test_quality", user=None)
     assert product.product_type == "validationresults" and product.row_count == default_run.quality["n"]
     assert {f.role for f in product.files} == {"main", "auxiliary"}
@@ -201,7 +201,7 @@ def test_training_set_can_be_a_registered_product(demo_inputs, database, tmp_pat
     from vo_service.auth import User
     from vo_service.products import ProductRegistry, RegistrationRequest
 
-    registry = ProductRegistry(engine=owner_engine(database), storage_dir=database.var_dir / "products")
+    registry = ProductRegistry(engine=owner_engine(database), storage_dir=database.products_dir)
     name = f"train_{uuid.uuid4().hex[:8]}"
     training = demo_inputs["training"]
     product = registry.register(RegistrationRequest(

@@ -124,6 +124,41 @@ def test_official_products_need_an_admin(api, user, admin, specz_parquet) -> Non
     assert ok.status_code == 201 and ok.json()["official"] is True
 
 
+def test_a_name_belongs_to_its_owner(api, user, other_user, admin, specz_parquet) -> None:  # noqa: ANN001
+    """Another user cannot take over a product by uploading a "new version" of its name; an
+    administrator can; after every version is deleted the name is free again."""
+    name = unique_name("own")
+    assert upload(api, user[1], specz_parquet, name=name, columns=SPECZ_COLUMNS).status_code == 201
+    taken = upload(api, other_user[1], specz_parquet, name=name, columns=SPECZ_COLUMNS)
+    assert taken.status_code == 403 and f"owner ({user[0]})" in taken.json()["detail"]
+    latest = requests.get(f"{api}/products/{name}").json()
+    assert (latest["version"], latest["owner"]) == (1, user[0])
+    by_admin = upload(api, admin[1], specz_parquet, name=name, columns=SPECZ_COLUMNS)
+    assert by_admin.status_code == 201 and by_admin.json()["version"] == 2
+    for version in (2, 1):
+        assert requests.delete(f"{api}/products/{name}?version={version}", headers=admin[1]).status_code == 200
+    reused = upload(api, other_user[1], specz_parquet, name=name, columns=SPECZ_COLUMNS)
+    assert reused.status_code == 201 and reused.json()["version"] == 3
+
+
+def test_official_status_is_the_administrators_alone(api, user, admin, specz_parquet) -> None:  # noqa: ANN001
+    """The owner of a product an administrator made official cannot un-mark it, delete it, or
+    replace it with a new (unofficial) version."""
+    name = unique_name("offown")
+    assert upload(api, user[1], specz_parquet, name=name, columns=SPECZ_COLUMNS).status_code == 201
+    url = f"{api}/products/{name}"
+    assert requests.patch(url, json={"official": True}, headers=user[1]).status_code == 403
+    assert requests.patch(url, json={"official": True}, headers=admin[1]).json()["official"] is True
+    unmark = requests.patch(url, json={"official": False}, headers=user[1])
+    assert unmark.status_code == 403 and "administrator" in unmark.json()["detail"]
+    assert requests.patch(url, json={"official": True, "description": "x"}, headers=user[1]).status_code == 200
+    assert requests.delete(url, headers=user[1]).status_code == 403
+    assert upload(api, user[1], specz_parquet, name=name, columns=SPECZ_COLUMNS).status_code == 403
+    official = requests.get(f"{api}/products", params={"q": name, "official": "true"}).json()["items"]
+    assert [(p["version"], p["owner"]) for p in official] == [(1, user[0])]
+    assert requests.delete(url, headers=admin[1]).status_code == 200
+
+
 def test_non_tabular_products_are_stored_not_published(api, user, tmp_path) -> None:  # noqa: ANN001
     model = tmp_path / "model.pkl"
     model.write_bytes(b"\x80\x04trained-model-bytes" * 100)

@@ -26,7 +26,7 @@ def registry(database):  # noqa: ANN001, ANN201
     """The registry as the live service sees it (same storage), so downloads keep working."""
     from vo_service.database import owner_engine
 
-    return ProductRegistry(engine=owner_engine(database), storage_dir=database.var_dir / "products")
+    return ProductRegistry(engine=owner_engine(database), storage_dir=database.products_dir)
 
 
 @pytest.fixture

@@ -109,11 +109,13 @@ class ProductRegistry:
         ptype = PRODUCT_TYPES[request.product_type]
         staging = self.storage_dir / ".staging" / uuid.uuid4().hex
         final_dir: Path | None = None
+        moved = False
         started = time.perf_counter()
         try:
             files = self._stage_files(request, staging)
             with self.engine.begin() as conn:
                 conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:n))"), {"n": request.name})
+                self._require_new_version_rights(conn, request.name, user)
                 version = conn.execute(text(
                     "SELECT coalesce(max(version), 0) + 1 FROM registry.products WHERE name = :n"),
                     {"n": request.name}).scalar()
@@ -152,11 +154,17 @@ class ProductRegistry:
                                      comment=f"{ptype.label} {request.name} v{version}, {rows} rows")
                     self._step("provenance")
                 final_dir.parent.mkdir(parents=True, exist_ok=True)
+                if final_dir.exists():
+                    # No row of this database names it (the version number is new here): files
+                    # left by a database of the same name that was dropped and created again.
+                    log.warning("replacing orphaned product files", extra={"path": str(final_dir)})
+                    shutil.rmtree(final_dir)
                 staging.rename(final_dir)
+                moved = True
                 self._step("commit")
         except BaseException as exc:
             shutil.rmtree(staging, ignore_errors=True)
-            if final_dir is not None and final_dir.exists() and not self._exists(request.name, final_dir):
+            if moved and final_dir is not None:
                 shutil.rmtree(final_dir, ignore_errors=True)
             log.info("product registration failed", extra={"product": request.name, "user": user.name,
                                                            "error": str(exc)})
@@ -278,11 +286,18 @@ class ProductRegistry:
               "h": f.sha256, "path": str((final_dir / f.role / f.file_name).relative_to(self.storage_dir))}
              for _, f, _ in files])
 
-    def _exists(self, name: str, final_dir: Path) -> bool:
-        with self.engine.connect() as conn:
-            return conn.execute(text(
-                "SELECT 1 FROM registry.product_files WHERE storage_path LIKE :p LIMIT 1"),
-                {"p": str(final_dir.relative_to(self.storage_dir)) + "/%"}).first() is not None
+    @staticmethod
+    def _require_new_version_rights(conn: Connection, name: str, user: User) -> None:
+        """A name with a live version belongs to that version's owner: only they or an
+        administrator add versions, and only an administrator adds to an official product."""
+        latest = conn.execute(text(
+            "SELECT owner, official FROM registry.products WHERE name = :n AND status <> 'deleted' "
+            "ORDER BY version DESC LIMIT 1"), {"n": name}).first()
+        if latest is None:
+            return
+        AuthService.require_owner_or_admin(user, latest.owner, f"add a version to the product {name!r}")
+        if latest.official:
+            AuthService.require_admin(user, f"add a version to the official product {name!r}")
 
     @staticmethod
     def _domain_error(exc: BaseException) -> BaseException:
@@ -379,8 +394,8 @@ class ProductRegistry:
         """Edit product metadata and column descriptions/units/UCDs (owner or admin)."""
         product = self.get(name, version, user=None)
         AuthService.require_owner_or_admin(user, product.owner, "edit this product")
-        if changes.get("official") and not product.official:
-            AuthService.require_admin(user, "mark products official")
+        if "official" in changes and bool(changes["official"]) != product.official:
+            AuthService.require_admin(user, "mark products official or not official")
         fields = {k: v for k, v in changes.items() if k in EDITABLE}
         column_changes: dict[str, dict] = changes.get("columns") or {}
         unknown = [c for c in column_changes if c not in {col.name for col in product.columns}]
@@ -429,6 +444,8 @@ class ProductRegistry:
         registry row kept with status ``deleted`` so its provenance still resolves."""
         product = self.get(name, version, user=None)
         AuthService.require_owner_or_admin(user, product.owner, "delete this product")
+        if product.official:
+            AuthService.require_admin(user, "delete an official product")
         with self.engine.begin() as conn:
             entity = product.entity_id
             if conn.execute(text("SELECT 1 FROM provenance.entity WHERE id = :id"), {"id": entity}).first():

@@ -174,7 +174,7 @@ class Products(MethodView):
             raise InvalidProductError(f"columns is not valid JSON: {exc}") from None
         if not isinstance(columns, dict) or not all(isinstance(v, dict) for v in columns.values()):
             raise InvalidProductError("columns must be a JSON object: column -> {role, unit, ucd, description}")
-        incoming = Path(current_app.extensions["pzvo.settings"].var_dir) / "products" / ".incoming"
+        incoming = current_app.extensions["pzvo.settings"].products_dir / ".incoming"
         incoming.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=incoming) as tmp:
             main = files["file"]
