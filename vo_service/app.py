@@ -67,6 +67,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.before_request
     def _start_timer() -> None:
         g.started = time.perf_counter()
+        if request.path.startswith("/api"):
+            # Enforced while the body is read, so a chunked upload (no Content-Length) is
+            # stopped at the limit too, not after it has been written to disk.
+            request.max_content_length = settings.product_max_bytes
 
     @app.after_request
     def _log_when_sent(response):  # noqa: ANN001, ANN202

@@ -198,7 +198,8 @@ def test_oversized_upload_is_413_and_leaves_nothing(database, user, tmp_path) ->
     from tests.conftest import LiveServer
     from vo_service.app import create_app
 
-    app = create_app(dataclasses.replace(database, product_max_bytes=10_000, upload_max_bytes=10_000))
+    # TAP uploads may be larger: the /api limit must hold on its own.
+    app = create_app(dataclasses.replace(database, product_max_bytes=10_000, upload_max_bytes=10_000_000))
     big = tmp_path / "big.csv"
     big.write_text("id,z\n" + "".join(f"{i},0.5\n" for i in range(5000)))
     name = unique_name("big")
@@ -207,7 +208,23 @@ def test_oversized_upload_is_413_and_leaves_nothing(database, user, tmp_path) ->
                       columns={"z": {"role": "redshift"}})
         assert resp.status_code == 413
         assert resp.headers["Content-Type"] == "application/problem+json"
+        assert resp.json()["detail"] == "uploads are limited to 10000 bytes"
         assert requests.get(f"{live.url}/api/products/{name}").status_code == 404
+        # Without a Content-Length (chunked transfer), the limit holds while the body is read.
+        boundary = "pzvoboundary"
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\n{name}\r\n"
+                f"--{boundary}\r\nContent-Disposition: form-data; name=\"product_type\"\r\n\r\ntrainingset\r\n"
+                f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.csv\"\r\n"
+                f"Content-Type: text/csv\r\n\r\n").encode() + big.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+        chunked = requests.post(f"{live.url}/api/products", headers={
+            **user[1], "Content-Type": f"multipart/form-data; boundary={boundary}"},
+            data=(body[i:i + 4096] for i in range(0, len(body), 4096)), timeout=60)
+        assert chunked.request.headers.get("Transfer-Encoding") == "chunked"
+        assert chunked.status_code == 413, chunked.text
+        assert chunked.json()["detail"] == "uploads are limited to 10000 bytes"
+        assert requests.get(f"{live.url}/api/products/{name}").status_code == 404
+        incoming = database.products_dir / ".incoming"
+        assert not incoming.exists() or not any(incoming.iterdir())
 
 
 def test_description_file_is_stored_and_markdown_becomes_the_description(api, user, specz_parquet, tmp_path) -> None:  # noqa: ANN001

@@ -53,6 +53,8 @@ class ProblemApi(Api):
     def handle_http_exception(self, error: HTTPException) -> Response:
         data = getattr(error, "data", None) or {}
         detail = data.get("message") or error.description
+        if error.code == 413:
+            detail = f"uploads are limited to {current_app.extensions['pzvo.settings'].product_max_bytes} bytes"
         errors = data.get("messages") or data.get("errors")
         return problem(error.code or 500, error.name, detail, errors=errors,
                        headers=data.get("headers"))
@@ -165,9 +167,6 @@ class Products(MethodView):
     def post(self, form: dict, files: dict):  # noqa: ANN201
         """Upload a product (multipart: the file, and metadata as form fields)."""
         user = AuthService.require_user(current_user())
-        limit = current_app.extensions["pzvo.settings"].product_max_bytes
-        if request.content_length and request.content_length > limit:
-            return problem(413, "Payload Too Large", f"uploads are limited to {limit} bytes")
         try:
             columns = json.loads(form["columns"]) if form.get("columns") else {}
         except json.JSONDecodeError as exc:
