@@ -4,8 +4,10 @@ The domain part (:class:`AuthService`) knows nothing of Flask; ``vo_service.auth
 the current user of a request, and each protocol renders :class:`AuthError` in its own form
 (a DALI error for TAP, problem details for the REST API).
 """
-from vo_service.auth._service import (ANONYMOUS, AuthError, AuthService, ForbiddenError,
-                                      NotAuthenticatedError, User, UserExistsError)
+from vo_service.auth._service import (ANONYMOUS, OPERATOR, AuthError, AuthService, ForbiddenError,
+                                      NotAuthenticatedError, TokenInfo, UnknownTokenError,
+                                      UnknownUserError, User, UserExistsError, UserSummary)
 
-__all__ = ["ANONYMOUS", "AuthError", "AuthService", "ForbiddenError", "NotAuthenticatedError",
-           "User", "UserExistsError"]
+__all__ = ["ANONYMOUS", "OPERATOR", "AuthError", "AuthService", "ForbiddenError",
+           "NotAuthenticatedError", "TokenInfo", "UnknownTokenError", "UnknownUserError", "User",
+           "UserExistsError", "UserSummary"]

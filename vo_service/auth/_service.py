@@ -2,16 +2,23 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 TOKEN_PREFIX = "pzvo_"
+# Stored in clear to name a token: "pzvo_" and 8 random characters, 48 of its 192 bits.
+SHOWN_PREFIX_LEN = len(TOKEN_PREFIX) + 8
+OPERATOR = "pzvo"
 _NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -22,6 +29,24 @@ class User:
 
 
 ANONYMOUS = User(name="anonymous", anonymous=True)
+
+
+@dataclass(frozen=True)
+class UserSummary:
+    name: str
+    is_admin: bool
+    created_at: datetime
+    live_tokens: int
+    last_used_at: datetime | None
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    prefix: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    expired: bool
 
 
 class AuthError(Exception):
@@ -48,6 +73,21 @@ class UserExistsError(ValueError):
     """``pzvo user add`` for a name that is taken."""
 
 
+class UnknownUserError(KeyError):
+    """A name that is no user (a KeyError, as ``issue_token`` always raised)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+    def __str__(self) -> str:
+        return f"no user {self.name!r}"
+
+
+class UnknownTokenError(LookupError):
+    """``pzvo user revoke --token-prefix`` for a token that does not exist (or is gone)."""
+
+
 def hash_token(token: str) -> str:
     """Tokens are 192-bit random strings, so a plain SHA-256 is a sufficient one-way hash."""
     return hashlib.sha256(token.encode()).hexdigest()
@@ -62,7 +102,7 @@ class AuthService:
         self.trust_proxy_header = trust_proxy_header
         self.public_read = public_read
 
-    def add_user(self, name: str, *, admin: bool = False) -> str:
+    def add_user(self, name: str, *, admin: bool = False, expires_in: timedelta | None = None) -> str:
         """Create a user and return a new token for it (shown once, stored hashed)."""
         if not _NAME.match(name):
             raise ValueError("user names are 1-64 characters of letters, digits and _ . @ -")
@@ -70,23 +110,104 @@ class AuthService:
             with self.engine.begin() as conn:
                 conn.execute(text("INSERT INTO registry.users (name, is_admin) VALUES (:n, :a)"),
                              {"n": name, "a": admin})
-                return self._new_token(conn, name)
+                return self._new_token(conn, name, expires_in)
         except IntegrityError as exc:
             raise UserExistsError(f"user {name!r} exists; use `pzvo user token {name}`") from exc
 
-    def issue_token(self, name: str) -> str:
-        """Another token for an existing user."""
+    def issue_token(self, name: str, *, expires_in: timedelta | None = None) -> str:
+        """Another token for an existing user; ``expires_in`` bounds how long a leaked one is good for."""
         with self.engine.begin() as conn:
             if not conn.execute(text("SELECT 1 FROM registry.users WHERE name = :n"), {"n": name}).first():
-                raise KeyError(name)
-            return self._new_token(conn, name)
+                raise UnknownUserError(name)
+            return self._new_token(conn, name, expires_in)
 
     @staticmethod
-    def _new_token(conn, name: str) -> str:  # noqa: ANN001
+    def _new_token(conn, name: str, expires_in: timedelta | None) -> str:  # noqa: ANN001
+        if expires_in is not None and expires_in <= timedelta(0):
+            raise ValueError("a token's lifetime must be positive")
         token = TOKEN_PREFIX + secrets.token_urlsafe(24)
-        conn.execute(text("INSERT INTO registry.tokens (token_hash, user_name) VALUES (:h, :n)"),
-                     {"h": hash_token(token), "n": name})
+        expires_at = conn.execute(text(
+            "INSERT INTO registry.tokens (token_hash, user_name, token_prefix, expires_at) "
+            "VALUES (:h, :n, :p, now() + make_interval(secs => CAST(:s AS double precision))) RETURNING expires_at"),
+            {"h": hash_token(token), "n": name, "p": token[:SHOWN_PREFIX_LEN],
+             "s": expires_in.total_seconds() if expires_in is not None else None}).scalar()
+        log.info("token issued", extra={"user": name, "token_prefix": token[:SHOWN_PREFIX_LEN],
+                                        "expires_at": expires_at})
         return token
+
+    def revoke_user_tokens(self, name: str) -> int:
+        """Revoke every token of a user (a departed member, a leak of unknown extent)."""
+        with self.engine.begin() as conn:
+            if not conn.execute(text("SELECT 1 FROM registry.users WHERE name = :n"), {"n": name}).first():
+                raise UnknownUserError(name)
+            count = conn.execute(text("DELETE FROM registry.tokens WHERE user_name = :n"), {"n": name}).rowcount
+        log.info("tokens revoked", extra={"user": name, "tokens": count})
+        return count
+
+    def revoke_token(self, token_or_prefix: str) -> tuple[str, str | None]:
+        """Revoke one token, named by its shown prefix or given whole; returns (user, prefix).
+
+        Only the hash of a token is stored, so a token issued before prefixes were kept can be
+        named only whole (or revoked with all of its user's).
+        """
+        value = token_or_prefix.strip()
+        with self.engine.begin() as conn:
+            rows = conn.execute(text(
+                "DELETE FROM registry.tokens WHERE token_hash = :h RETURNING user_name, token_prefix"),
+                {"h": hash_token(value)}).all()
+            if not rows:
+                if len(value) < SHOWN_PREFIX_LEN:
+                    raise ValueError(f"a token prefix has {SHOWN_PREFIX_LEN} characters "
+                                     f"({TOKEN_PREFIX}... as `pzvo user tokens NAME` shows)")
+                rows = conn.execute(text(
+                    "DELETE FROM registry.tokens WHERE token_prefix = :p RETURNING user_name, token_prefix"),
+                    {"p": value[:SHOWN_PREFIX_LEN]}).all()
+            if len(rows) > 1:
+                raise ValueError(f"{len(rows)} tokens start with {value[:SHOWN_PREFIX_LEN]!r}; "
+                                 "give the whole token, or revoke the user's tokens")
+        if not rows:
+            raise UnknownTokenError(f"no token {value[:SHOWN_PREFIX_LEN]!r} (revoked already, or mistyped)")
+        user, prefix = rows[0]
+        log.info("token revoked", extra={"user": user, "token_prefix": prefix})
+        return user, prefix
+
+    def list_users(self) -> list[UserSummary]:
+        """Every user with its number of live (unexpired) tokens."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(text(
+                "SELECT u.name, u.is_admin, u.created_at, "
+                "count(t.token_hash) FILTER (WHERE t.expires_at IS NULL OR t.expires_at > now()), "
+                "max(t.last_used_at) "
+                "FROM registry.users u LEFT JOIN registry.tokens t ON t.user_name = u.name "
+                "GROUP BY u.name ORDER BY u.name")).all()
+        return [UserSummary(*row) for row in rows]
+
+    def list_tokens(self, name: str) -> list[TokenInfo]:
+        """A user's tokens, by prefix (never the token), oldest first."""
+        with self.engine.connect() as conn:
+            if not conn.execute(text("SELECT 1 FROM registry.users WHERE name = :n"), {"n": name}).first():
+                raise UnknownUserError(name)
+            rows = conn.execute(text(
+                "SELECT token_prefix, created_at, expires_at, last_used_at, "
+                "coalesce(expires_at <= now(), false) FROM registry.tokens "
+                "WHERE user_name = :n ORDER BY created_at"), {"n": name}).all()
+        return [TokenInfo(*row) for row in rows]
+
+    def operator(self, name: str | None = None) -> User:
+        """Who a command line acts as: it has database rights, yet naming a user must never make
+        one, let alone an administrator. Only the local operator account (``pzvo``) is created on
+        demand, as an administrator; any other name must be an existing user, with its own rights.
+        """
+        name = name or OPERATOR
+        with self.engine.begin() as conn:
+            if name == OPERATOR:
+                conn.execute(text("INSERT INTO registry.users (name, is_admin) VALUES (:n, true) "
+                                  "ON CONFLICT (name) DO NOTHING"), {"n": name})
+            admin = conn.execute(text("SELECT is_admin FROM registry.users WHERE name = :n"),
+                                 {"n": name}).first()
+        if admin is None:
+            raise UnknownUserError(name)
+        return User(name=name, is_admin=bool(admin[0]))
 
     def ensure_proxy_user(self, name: str) -> User:
         """A user named by the RSP auth proxy exists here from its first request on."""
@@ -101,7 +222,8 @@ class AuthService:
     def authenticate(self, authorization: str | None, proxy_user: str | None = None) -> User:
         """The user behind a request's headers; ANONYMOUS when it carries no credentials.
 
-        A token that is malformed or unknown is an error (401), never a silent anonymous.
+        A token that is malformed, unknown, revoked or expired is an error (401), never a silent
+        anonymous.
         """
         if self.trust_proxy_header and proxy_user:
             return self.ensure_proxy_user(proxy_user)
@@ -112,11 +234,15 @@ class AuthService:
             raise NotAuthenticatedError("Use 'Authorization: Bearer <token>' (from `pzvo user add`).")
         with self.engine.begin() as conn:
             row = conn.execute(text(
-                "UPDATE registry.tokens t SET last_used_at = now() FROM registry.users u "
-                "WHERE t.token_hash = :h AND u.name = t.user_name RETURNING u.name, u.is_admin"),
+                "UPDATE registry.tokens t SET last_used_at = CASE WHEN t.expires_at <= now() "
+                "THEN t.last_used_at ELSE now() END FROM registry.users u "
+                "WHERE t.token_hash = :h AND u.name = t.user_name "
+                "RETURNING u.name, u.is_admin, coalesce(t.expires_at <= now(), false)"),
                 {"h": hash_token(token.strip())}).first()
         if row is None:
             raise NotAuthenticatedError("The bearer token is not valid (unknown or revoked).")
+        if row[2]:
+            raise NotAuthenticatedError("The bearer token is not valid (expired); ask for a new one.")
         return User(name=row[0], is_admin=bool(row[1]))
 
     # -- rules ---------------------------------------------------------------------------------
