@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from vo_service.config import Settings, load_settings
@@ -64,24 +65,60 @@ def cmd_bench_load(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _when(value: datetime | None) -> str:
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%MZ") if value else "-"
+
+
+def _days(value: str) -> timedelta:
+    try:
+        days = float(value)
+    except ValueError:
+        days = 0.0
+    if not days > 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive number of days")
+    return timedelta(days=days)
+
+
 def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
-    from vo_service.auth import AuthService, UserExistsError
+    from vo_service.auth import AuthService, UnknownTokenError, UnknownUserError, UserExistsError
     from vo_service.database import owner_engine
 
     service = AuthService(engine=owner_engine(settings))
     try:
-        token = (service.add_user(args.name, admin=args.admin) if args.action == "add"
-                 else service.issue_token(args.name))
+        if args.action == "add":
+            print(service.add_user(args.name, admin=args.admin, expires_in=args.expires_in))
+        elif args.action == "token":
+            print(service.issue_token(args.name, expires_in=args.expires_in))
+        elif args.action == "revoke" and args.token_prefix:
+            user, prefix = service.revoke_token(args.token_prefix)
+            print(f"revoked token {prefix or '(given whole)'} of {user}")
+        elif args.action == "revoke":
+            print(f"revoked {service.revoke_user_tokens(args.name)} token(s) of {args.name}")
+        elif args.action == "list":
+            users = service.list_users()
+            print(f"{'name':30} {'admin':5} {'tokens':>6}  last used")
+            for u in users:
+                print(f"{u.name:30} {'yes' if u.is_admin else 'no':5} {u.live_tokens:>6}  {_when(u.last_used_at)}")
+            print(f"{len(users)} user(s); tokens: live ones, not expired")
+        elif args.action == "tokens":
+            tokens = service.list_tokens(args.name)
+            for t in tokens:
+                print(f"{t.prefix or '(no prefix)':16} created {_when(t.created_at)}  "
+                      f"expires {_when(t.expires_at)}{' (expired)' if t.expired else ''}  "
+                      f"last used {_when(t.last_used_at)}")
+            print(f"{len(tokens)} token(s) of {args.name}")
     except UserExistsError as exc:
         print(f"pzvo user: {exc}", file=sys.stderr)
         return 1
-    except KeyError:
+    except UnknownUserError:
         print(f"pzvo user: no user {args.name!r}; create it with `pzvo user add`", file=sys.stderr)
+        return 1
+    except UnknownTokenError as exc:
+        print(f"pzvo user: {exc}", file=sys.stderr)
         return 1
     except ValueError as exc:
         print(f"pzvo user: {exc}", file=sys.stderr)
         return 2
-    print(token)
     return 0
 
 
@@ -93,18 +130,22 @@ def _registry(settings: Settings):  # noqa: ANN202
 
 
 def _operator(settings: Settings, name: str | None):  # noqa: ANN202
-    """The CLI runs with database rights, so it acts as an administrator user (created once)."""
-    from sqlalchemy import text
+    """The user a command acts as: ``--user``, else ``$PZVO_USER``, else the operator account.
 
-    from vo_service.auth import User
+    Raises UnknownUserError for a name that is no user: naming one never creates it.
+    """
+    from vo_service.auth import AuthService
     from vo_service.database import owner_engine
 
-    name = name or os.environ.get("PZVO_USER") or "pzvo"
-    with owner_engine(settings).begin() as conn:
-        conn.execute(text("INSERT INTO registry.users (name, is_admin) VALUES (:n, true) "
-                          "ON CONFLICT (name) DO NOTHING"), {"n": name})
-        admin = conn.execute(text("SELECT is_admin FROM registry.users WHERE name = :n"), {"n": name}).scalar()
-    return User(name=name, is_admin=bool(admin))
+    return AuthService(engine=owner_engine(settings)).operator(name or os.environ.get("PZVO_USER"))
+
+
+def _no_such_user(command: str, exc: KeyError) -> int:
+    from vo_service.auth import OPERATOR
+
+    print(f"pzvo {command}: {exc} (from --user or $PZVO_USER); only the operator account "
+          f"{OPERATOR!r} is created on demand, others with `pzvo user add`", file=sys.stderr)
+    return 1
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
@@ -112,8 +153,13 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     from tqdm import tqdm
 
     from ingest.readers import ReadError, open_table
+    from vo_service.auth import AuthError, UnknownUserError
     from vo_service.products import InvalidProductError, RegistrationRequest
 
+    try:
+        user = _operator(settings, args.user)
+    except UnknownUserError as exc:
+        return _no_such_user("ingest", exc)
     path = Path(args.file)
     columns = {}
     if args.columns:
@@ -130,11 +176,15 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         total = None
     with tqdm(total=total, unit=" rows", unit_scale=True, disable=None, desc=args.name) as bar:
         try:
-            product = _registry(settings).register(request, _operator(settings, args.user), progress=bar.update)
+            product = _registry(settings).register(request, user, progress=bar.update)
         except InvalidProductError as exc:
             bar.close()
             print("pzvo ingest: " + "\n  ".join([exc.message, *exc.problems[1:]]), file=sys.stderr)
             return 2
+        except AuthError as exc:
+            bar.close()
+            print(f"pzvo ingest: {exc.message} (acting as {user.name})", file=sys.stderr)
+            return 1
     print(f"{product.name} v{product.version}: {product.type.label}, "
           + (f"{product.row_count} rows in {product.table_name}" if product.table_name else "stored"))
     return 0
@@ -143,6 +193,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_products(args: argparse.Namespace, settings: Settings) -> int:
     import json
 
+    from vo_service.auth import AuthError, UnknownUserError
     from vo_service.products import ProductNotFoundError
     from vo_service.products._schemas import ProductSchema
     from vo_service.products import product_document
@@ -164,6 +215,11 @@ def cmd_products(args: argparse.Namespace, settings: Settings) -> int:
             print(f"deleted {product.name} v{product.version}")
     except ProductNotFoundError as exc:
         print(f"pzvo products: {exc}", file=sys.stderr)
+        return 1
+    except UnknownUserError as exc:
+        return _no_such_user("products", exc)
+    except AuthError as exc:
+        print(f"pzvo products: {exc.message}", file=sys.stderr)
         return 1
     return 0
 
@@ -228,7 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--description")
     ingest.add_argument("--pz-code", help="photo-z algorithm (PZ tables and results)")
     ingest.add_argument("--format", help="file format when the name does not tell it")
-    ingest.add_argument("--user", help="owner (default $PZVO_USER or 'pzvo', an administrator)")
+    ingest.add_argument("--user", help="owner, an existing user acting with its own rights "
+                        "(default $PZVO_USER, else the operator account 'pzvo', an administrator)")
     ingest.set_defaults(func=cmd_ingest)
     products = sub.add_parser("products", help="list, show or delete registered products")
     products.add_argument("action", choices=["list", "show", "delete"])
@@ -237,12 +294,26 @@ def build_parser() -> argparse.ArgumentParser:
     products.add_argument("--type")
     products.add_argument("--release")
     products.add_argument("--search")
-    products.add_argument("--user")
+    products.add_argument("--user", help="who deletes: an existing user (default $PZVO_USER, else 'pzvo')")
     products.set_defaults(func=cmd_products)
     user = sub.add_parser("user", help="users and their bearer tokens (printed once, stored hashed)")
-    user.add_argument("action", choices=["add", "token"], help="add a user, or issue another token")
-    user.add_argument("name")
-    user.add_argument("--admin", action="store_true", help="PZ Coordination Group (official products)")
+    user_sub = user.add_subparsers(dest="action", required=True)
+    add = user_sub.add_parser("add", help="add a user and print its first token")
+    add.add_argument("name")
+    add.add_argument("--admin", action="store_true", help="PZ Coordination Group (official products)")
+    token = user_sub.add_parser("token", help="print another token for a user")
+    token.add_argument("name")
+    for p in (add, token):
+        p.add_argument("--expires-in", type=_days, metavar="DAYS", help="the token expires after DAYS "
+                       "(may be fractional; default: never)")
+    revoke = user_sub.add_parser("revoke", help="revoke all of a user's tokens, or one token")
+    target = revoke.add_mutually_exclusive_group(required=True)
+    target.add_argument("name", nargs="?", help="revoke every token of this user")
+    target.add_argument("--token-prefix", metavar="PREFIX",
+                        help="revoke one token: its prefix as `pzvo user tokens` shows, or the whole token")
+    user_sub.add_parser("list", help="users, admin flag, live tokens, last use")
+    tokens = user_sub.add_parser("tokens", help="a user's tokens by prefix, with expiry and last use")
+    tokens.add_argument("name")
     user.set_defaults(func=cmd_user)
     serve = sub.add_parser("serve", help="serve the web service with gunicorn")
     serve.add_argument("--bind", default="127.0.0.1:8000")
