@@ -89,6 +89,25 @@ def test_download_original_and_table_formats(api, user, specz_parquet) -> None: 
     assert len(vot.to_table()) == 2000
 
 
+def test_download_is_the_whole_table_beyond_maxrec_limit(database, user, specz_parquet) -> None:  # noqa: ANN001
+    """MAXREC caps TAP queries, not product downloads: CSV and Parquet have no way to say that
+    rows are missing, so a download must hold every row."""
+    import dataclasses
+
+    from tests.conftest import LiveServer
+    from vo_service.app import create_app
+
+    app = create_app(dataclasses.replace(database, maxrec_limit=100, maxrec_default=100))
+    name = unique_name("dlall")
+    with LiveServer(app) as live:
+        assert upload(live.url + "/api", user[1], specz_parquet, name=name, columns=SPECZ_COLUMNS).status_code == 201
+        table = f"{live.url}/api/products/{name}/table"
+        assert requests.get(table, params={"format": "csv"}).text.count("\n") == 2001
+        assert pq.read_table(io.BytesIO(requests.get(table, params={"format": "parquet"}).content)).num_rows == 2000
+        tap = requests.post(f"{live.url}/tap/sync", data={"LANG": "ADQL", "QUERY": f"SELECT * FROM pz.{name}_v1"})
+        assert len(parse_single_table(io.BytesIO(tap.content)).to_table()) == 100
+
+
 def test_edit_metadata_updates_tap_schema(api, tap_url, user, other_user, specz_parquet) -> None:  # noqa: ANN001
     name = unique_name("edit")
     doc = upload(api, user[1], specz_parquet, name=name, columns=SPECZ_COLUMNS).json()

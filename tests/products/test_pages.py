@@ -42,12 +42,41 @@ def test_product_pages_list_filter_and_detail(server, api, user, specz_parquet, 
     browser.screenshot(artifacts_dir / "product_page.png")
 
 
-def test_filter_by_type_shows_no_foreign_types(server, browser) -> None:  # noqa: ANN001
+def test_filter_by_type_shows_no_foreign_types(server, api, user, browser, tmp_path) -> None:  # noqa: ANN001
+    model = tmp_path / "model.bin"
+    model.write_bytes(b"weights")
+    assert upload(api, user[1], model, name=unique_name("tr"), product_type="trainingresults").status_code == 201
     browser.navigate(f"{server.url}/?type=trainingresults")
     browser.wait_for("document.querySelector('#count') !== null")
     types = browser.evaluate("[...document.querySelectorAll('#products tbody tr td:nth-child(2)')]"
                              ".map(td => td.textContent)")
-    assert all(t == "Training results" for t in types)
+    assert types and all(t == "Training results" for t in types)
+
+
+def test_pages_of_a_filtered_list(server, api, user, tmp_path) -> None:  # noqa: ANN001
+    """52 matching products: page 1 holds 50 and links to page 2 with the same filters, page 2
+    the other 2 and a link back; following the links never repeats a product."""
+    import re
+
+    import requests
+
+    model = tmp_path / "m.bin"
+    model.write_bytes(b"w")
+    prefix = unique_name("pg")
+    for i in range(52):
+        assert upload(api, user[1], model, name=f"{prefix}_{i:02d}", product_type="other").status_code == 201
+
+    def names_and_links(query: str) -> tuple[set[str], dict[str, str]]:
+        html = requests.get(f"{server.url}/?{query}", timeout=60).text
+        links = {rel: href.replace("&amp;", "&") for rel, href in re.findall(r'rel="(\w+)" href="\?([^"]*)"', html)}
+        return set(re.findall(rf"{prefix}_\d\d", html)), links
+
+    first, links = names_and_links(f"q={prefix}&type=other")
+    assert len(first) == 50 and set(links) == {"next"}
+    assert sorted(links["next"].split("&")) == sorted([f"q={prefix}", "type=other", "page=2"])
+    second, links2 = names_and_links(links["next"])
+    assert len(second) == 2 and not first & second and set(links2) == {"prev"}
+    assert "page=1" in links2["prev"] and f"q={prefix}" in links2["prev"]
 
 
 def test_pipeline_runs_page_shows_phase_and_progress(server, database, browser, tmp_path, artifacts_dir) -> None:  # noqa: ANN001

@@ -247,8 +247,9 @@ class ProductTableResource(MethodView):
             raise ProductNotFoundError(f"{name} is a {product.type.label.lower()}: it has a file, not a table")
         tap = current_app.extensions["pzvo.tap"]
         fmt = find_format(args["format"])
-        params = QueryParams(query=f"SELECT * FROM {product.table_name}", lang="ADQL",
-                             adql_version="2.1", maxrec=tap.settings.maxrec_limit, format=fmt)
+        # The whole table, however large: CSV and Parquet could not say that rows are missing.
+        params = QueryParams(query=f"SELECT * FROM {product.table_name}", lang="ADQL", adql_version="2.1",
+                             maxrec=max(tap.settings.maxrec_limit, product.row_count or 0), format=fmt)
         result = tap.run(params)
         body = fmt.encode(result.fields, result.batches, result.status,
                           infos={"PRODUCT": f"{product.name} v{product.version}"})

@@ -7,6 +7,7 @@ same ProductRegistry and TapService the API uses, so the page shows what ADQL re
 from __future__ import annotations
 
 from datetime import timezone
+from urllib.parse import urlencode
 
 import pyarrow as pa
 from flask import Blueprint, abort, current_app, render_template, request
@@ -20,6 +21,7 @@ from vo_service.products._service import ProductNotFoundError, ProductRegistry
 pages = Blueprint("product_pages", __name__)
 PREVIEW_ROWS = 10
 RUNS_PER_PAGE = 50
+PRODUCTS_PER_PAGE = 50
 
 
 def _registry() -> ProductRegistry:
@@ -40,9 +42,21 @@ def product_list() -> str:
     products, total = _registry().list(
         product_type=args.get("type") or None, release=args.get("release") or None,
         official=official, owner=args.get("owner") or None, search=args.get("q") or None,
-        page=page, page_size=50)
+        page=page, page_size=PRODUCTS_PER_PAGE)
     return render_template("products/list.html", products=products, total=total, page=page,
-                           types=PRODUCT_TYPES, args=args, tap=request.host_url.rstrip("/") + "/tap")
+                           types=PRODUCT_TYPES, args=args, tap=request.host_url.rstrip("/") + "/tap",
+                           pages=_page_links(page, total, PRODUCTS_PER_PAGE))
+
+
+def _page_links(page: int, total: int, per_page: int) -> dict[str, str]:
+    """Query strings of the previous and next pages, keeping the other filters."""
+    kept = {k: v for k, v in request.args.items() if k != "page"}
+    links = {}
+    if page > 1:
+        links["previous"] = urlencode({**kept, "page": page - 1})
+    if total > page * per_page:
+        links["next"] = urlencode({**kept, "page": page + 1})
+    return links
 
 
 @pages.get("/products/<name>")
@@ -66,7 +80,8 @@ def pipeline_runs() -> str:
     for run in runs:
         for key in ("started", "finished"):
             run[f"{key}_utc"] = run[key].astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S") if run[key] else ""
-    return render_template("products/runs.html", runs=runs, total=total, page=page, per_page=RUNS_PER_PAGE)
+    return render_template("products/runs.html", runs=runs, total=total, page=page,
+                           pages=_page_links(page, total, RUNS_PER_PAGE))
 
 
 def _preview(table_name: str) -> tuple[list[str], list[list[object]]]:
