@@ -50,6 +50,11 @@ _TYPES: list[tuple[object, str, str, pa.DataType]] = [
 ]
 
 _IDENT = re.compile(r"[^a-z0-9_]+")
+#: What column metadata may say.
+METADATA_KEYS = ("name", "role", "unit", "ucd", "description")
+#: Roles whose column may hold something other than numbers.
+NON_NUMERIC_ROLES = frozenset({"id", "survey", "quality_flag"})
+NUMERIC_DATATYPES = frozenset({"short", "int", "long", "float", "double"})
 
 
 class ColumnError(ValueError):
@@ -120,8 +125,15 @@ def plan_columns(columns: list[SourceColumn], overrides: dict[str, dict] | None 
     for key in overrides:
         if key not in known:
             problems.append(f"metadata names a column {key!r} that the file does not have")
+    for key, meta in overrides.items():
+        for item, value in meta.items():
+            if item not in METADATA_KEYS:
+                problems.append(f"column {key!r}: unknown metadata {item!r} (known: {', '.join(METADATA_KEYS)})")
+            elif value is not None and not isinstance(value, str):
+                problems.append(f"column {key!r}: {item} must be a string, not {type(value).__name__}")
     for col in columns:
         meta = overrides.get(col.name) or overrides.get(normalize_name(col.name)) or {}
+        meta = {k: v for k, v in meta.items() if k in METADATA_KEYS and (v is None or isinstance(v, str))}
         name = meta.get("name") or normalize_name(col.name)
         if normalize_name(name) != name:
             problems.append(f"column name {name!r} is not a plain identifier ([a-z][a-z0-9_]*)")
@@ -141,6 +153,9 @@ def plan_columns(columns: list[SourceColumn], overrides: dict[str, dict] | None 
         if role is not None and role not in ROLES:
             problems.append(f"column {col.name!r}: unknown role {role!r} (known: {', '.join(sorted(ROLES))})")
             role = None
+        if role is not None and role not in NON_NUMERIC_ROLES and types[1] not in NUMERIC_DATATYPES:
+            problems.append(f"column {col.name!r} has the role {role!r} but holds {types[1]} values; "
+                            "it must hold numbers")
         role_ucd, role_unit = ROLES.get(role, (None, None)) if role else (None, None)
         specs.append(ColumnSpec(
             name=name, original_name=col.name, arrow_type=types[2], pg_type=types[0],

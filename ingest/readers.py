@@ -89,7 +89,9 @@ def open_table(path: str | Path, fmt: str | None = None) -> TableSource:
     except ReadError:
         raise
     except Exception as exc:  # noqa: BLE001 - every library's own error becomes one kind
-        raise ReadError(f"{path.name}: not a readable {fmt} table ({type(exc).__name__}: {exc})") from exc
+        # The libraries name the file by its full path: a server directory the user need not see.
+        detail = str(exc).replace(str(path.resolve()), path.name).replace(str(path), path.name)
+        raise ReadError(f"{path.name}: not a readable {fmt} table ({type(exc).__name__}: {detail})") from exc
 
 
 # -- Parquet ----------------------------------------------------------------------------------

@@ -89,6 +89,16 @@ def test_download_original_and_table_formats(api, user, specz_parquet) -> None: 
     assert len(vot.to_table()) == 2000
 
 
+def test_patch_that_is_not_json_is_415_not_a_silent_no_op(api, user, specz_parquet) -> None:  # noqa: ANN001
+    name = unique_name("patch")
+    assert upload(api, user[1], specz_parquet, name=name, columns=SPECZ_COLUMNS).status_code == 201
+    resp = requests.patch(f"{api}/products/{name}", data='{"description": "x"}', headers=user[1])
+    assert resp.status_code == 415 and resp.headers["Content-Type"] == "application/problem+json"
+    assert requests.get(f"{api}/products/{name}").json()["description"] is None
+    ok = requests.patch(f"{api}/products/{name}", json={"description": "x"}, headers=user[1])
+    assert ok.status_code == 200 and ok.json()["description"] == "x"
+
+
 def test_download_is_the_whole_table_beyond_maxrec_limit(database, user, specz_parquet) -> None:  # noqa: ANN001
     """MAXREC caps TAP queries, not product downloads: CSV and Parquet have no way to say that
     rows are missing, so a download must hold every row."""
@@ -201,6 +211,10 @@ def test_openapi_document_describes_the_api(api) -> None:  # noqa: ANN001
     ({**SPECZ_COLUMNS, "survey": {"role": "not_a_role"}}, "unknown role"),
     ({**SPECZ_COLUMNS, "survey": {"name": "select"}}, "reserved"),
     ({**SPECZ_COLUMNS, "survey": {"name": "flag"}}, "both become"),
+    ({**SPECZ_COLUMNS, "survey": {"rol": "survey"}}, "unknown metadata 'rol'"),
+    ({**SPECZ_COLUMNS, "z err": {"role": "redshift_err", "unit": 5}}, "unit must be a string, not int"),
+    ({**SPECZ_COLUMNS, "z_spec": {}, "survey": {"role": "redshift"}}, "holds char values; it must hold numbers"),
+    ({**SPECZ_COLUMNS, "RA": {"role": "dec"}, "Dec": {"role": "ra"}}, "(ra) has 2000 values outside [0, 360] degrees"),
 ])
 def test_bad_metadata_is_a_problem_document_and_leaves_nothing(api, user, specz_parquet, columns, fragment) -> None:  # noqa: ANN001
     name = unique_name("bad")

@@ -72,6 +72,7 @@ def test_every_reader_loads_rows_types_and_units(registry, owner, tmp_path, suff
     with registry.engine.connect() as conn:
         total = conn.execute(text(f"SELECT count(*), sum(id) FROM {product.table_name}")).one()
     assert tuple(total) == (500, 500 * 501 // 2)
+    assert _count_traces(registry, product.name)["provenance"] == 3  # activity, file and table entities
 
 
 def _count_traces(registry, name: str) -> dict[str, int]:  # noqa: ANN001
@@ -83,6 +84,10 @@ def _count_traces(registry, name: str) -> dict[str, int]:  # noqa: ANN001
                                        {"n": f"pz.{name}%"}).scalar(),
             "columns": conn.execute(text("SELECT count(*) FROM tap_schema.columns WHERE table_name LIKE :n"),
                                     {"n": f"pz.{name}%"}).scalar(),
+            "provenance": conn.execute(text(
+                "SELECT (SELECT count(*) FROM provenance.activity WHERE name LIKE :a) "
+                "+ (SELECT count(*) FROM provenance.entity WHERE name LIKE :n OR location LIKE :loc)"),
+                {"a": f"register {name} v%", "n": f"pz.{name}%", "loc": f"products/{name}/%"}).scalar(),
         }
 
 
@@ -100,7 +105,8 @@ def test_a_failure_at_any_step_leaves_no_trace(database, tmp_path, owner, specz_
     with pytest.raises(RuntimeError, match="injected"):
         registry.register(RegistrationRequest(name=name, product_type="speczcat", main_file=specz_parquet,
                                               main_file_name="s.parquet", columns=SPECZ_COLUMNS), owner)
-    assert _count_traces(registry, name) == {"products": 0, "tables": 0, "tap_schema": 0, "columns": 0}
+    assert _count_traces(registry, name) == {"products": 0, "tables": 0, "tap_schema": 0, "columns": 0,
+                                             "provenance": 0}
     leftovers = [p for p in storage.rglob("*") if p.is_file()] if storage.exists() else []
     assert leftovers == []
 

@@ -67,7 +67,7 @@ def test_prov_json_of_the_demo_says_where_the_photoz_came_from(prov_url) -> None
 
 def test_prov_n_and_graphviz_and_svg(prov_url) -> None:  # noqa: ANN001
     provn = get(prov_url, ID=PHOTOZ, DEPTH=2, RESPONSEFORMAT="PROV-N")
-    assert provn.headers["Content-Type"].startswith("text/provenance-notation")
+    assert provn.headers["Content-Type"] == "text/provenance-notation; charset=utf-8"
     assert provn.text.startswith("document") and f"entity({PHOTOZ}" in provn.text
     dot = get(prov_url, ID=PHOTOZ, DEPTH=2, RESPONSEFORMAT="GRAPHVIZ")
     assert dot.text.startswith("digraph") and "#FFFC87" in dot.text and "#9FB1FC" in dot.text

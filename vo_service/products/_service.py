@@ -265,7 +265,24 @@ class ProductRegistry:
         rows = publish_arrow_table(conn, desc, specs, source.batches(), progress)
         if rows == 0:
             raise InvalidProductError("the file holds no rows")
+        self._check_positions(conn, desc.qualified_name, specs)
         return rows, desc.qualified_name, specs
+
+    @staticmethod
+    def _check_positions(conn: Connection, table: str, specs: list[ColumnSpec]) -> None:
+        """RA in [0, 360] and Dec in [-90, 90] degrees: anything else is another unit or a
+        sentinel, and would give wrong cone searches rather than errors."""
+        ra, dec = column_for_role(specs, "ra"), column_for_role(specs, "dec")
+        checks = [(c, lo, hi) for c, lo, hi in ((ra, 0, 360), (dec, -90, 90)) if c is not None]
+        problems = []
+        for col, lo, hi in checks:
+            bad = conn.execute(text(f'SELECT count(*), min("{col.name}"), max("{col.name}") FROM {table} '
+                                    f'WHERE NOT "{col.name}" BETWEEN {lo} AND {hi}')).one()
+            if bad[0]:
+                problems.append(f"column {col.original_name!r} ({col.role}) has {bad[0]} values outside "
+                                f"[{lo}, {hi}] degrees (from {bad[1]} to {bad[2]})")
+        if problems:
+            raise InvalidProductError("; ".join(problems), problems)
 
     @staticmethod
     def _insert_columns(conn: Connection, product_id: int, specs: list[ColumnSpec]) -> None:

@@ -206,8 +206,13 @@ class ProductResource(MethodView):
     @blp.arguments(ProductPatchSchema)
     @blp.arguments(VersionQuerySchema, location="query")
     @blp.response(200, ProductSchema)
+    @blp.alt_response(415, schema=ProblemSchema, content_type=PROBLEM_MIME,
+                      description="the body is not JSON")
     def patch(self, changes: dict, args: dict, name: str):  # noqa: ANN201
         """Edit metadata and column descriptions (owner or admin)."""
+        if request.get_data(cache=True) and not request.is_json:
+            return problem(415, "Unsupported Media Type", "send the changes as JSON "
+                           "(Content-Type: application/json)")
         return _doc(registry().update(name, args.get("version"), changes, current_user()))
 
     @blp.arguments(VersionQuerySchema, location="query")

@@ -108,7 +108,7 @@ def prov() -> Response:
     body = serialize(graph, fmt, namespace_uri())
     g.log_extra = {"ids": req.ids, "depth": req.depth if req.depth is not None else "ALL",
                    "direction": req.direction, "format": fmt, "nodes": graph.node_count}
-    return Response(body, mimetype=mime_type(fmt))
+    return Response(body, content_type=mime_type(fmt))
 
 
 def _flag(name: str, default: bool) -> bool:
