@@ -199,6 +199,25 @@ def test_non_tabular_products_are_stored_not_published(api, user, tmp_path) -> N
     assert requests.get(f"{api}/products/{name}/table").status_code == 404
 
 
+def test_file_products_sharing_a_file_are_deleted_independently(api, server, user, other_user, tmp_path) -> None:  # noqa: ANN001
+    """Two users upload the same bytes: each product has its own entity derived from the one
+    file entity, so deleting one invalidates only that product, and the other stays deletable."""
+    model = tmp_path / "same.bin"
+    model.write_bytes(b"identical weights" * 50)
+    a, b = unique_name("sha"), unique_name("shb")
+    assert upload(api, user[1], model, name=a, product_type="trainingresults").status_code == 201
+    assert upload(api, other_user[1], model, name=b, product_type="trainingresults").status_code == 201
+    prov = requests.get(f"{server.url}/prov", params={"ID": f"pzvo:product/{b}@1", "DEPTH": 1,
+                                                      "RESPONSEFORMAT": "PROV-JSON"}).json()
+    assert any(d["prov:generatedEntity"] == f"pzvo:product/{b}@1" for d in prov["wasDerivedFrom"].values())
+    assert requests.delete(f"{api}/products/{a}", headers=user[1]).status_code == 200
+    after = requests.get(f"{server.url}/prov", params={"ID": f"pzvo:product/{b}@1", "DEPTH": 1,
+                                                       "RESPONSEFORMAT": "PROV-JSON"}).json()
+    assert "wasInvalidatedBy" not in after or not any(
+        d["prov:entity"] == f"pzvo:product/{b}@1" for d in after["wasInvalidatedBy"].values())
+    assert requests.delete(f"{api}/products/{b}", headers=other_user[1]).status_code == 200
+
+
 def test_openapi_document_describes_the_api(api) -> None:  # noqa: ANN001
     spec = requests.get(f"{api}/openapi.json").json()
     assert spec["openapi"].startswith("3.")

@@ -77,13 +77,13 @@ class Product:
 
     @property
     def entity_id(self) -> str:
-        """The provenance entity of this product version: its table, else its main file."""
-        from vo_service.provenance import collection_entity_id, file_entity_id, table_entity_id
+        """The provenance entity of this product version: its table, else its own product
+        entity (derived from the main file, which other products may share)."""
+        from vo_service.provenance import product_entity_id, table_entity_id
 
         if self.table_name:
             return table_entity_id(self.table_name)
-        main = next((f for f in self.files if f.role == "main"), None)
-        return file_entity_id(main.sha256) if main else collection_entity_id(self.name)
+        return product_entity_id(self.name, self.version)
 
 
 @dataclass

@@ -30,8 +30,9 @@ from vo_service.auth import AuthService, User
 from vo_service.products._models import (PRODUCT_TYPES, Product, ProductColumn, ProductFile,
                                          RegistrationRequest)
 from vo_service.provenance import (ActivityDescription, GenerationDescription, ParameterDescription,
-                                   UsageDescription, file_entity, record_activity,
+                                   UsageDescription, file_entity, product_entity_id, record_activity,
                                    record_invalidation, table_entity_id, user_agent)
+from vo_service.provenance import PRODUCT_TYPE as PROV_PRODUCT_TYPE
 from vo_service.provenance import TABLE_TYPE as PROV_TABLE_TYPE
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,8 @@ EDITABLE = ("display_name", "description", "release", "official", "pz_code")
 
 #: The method every upload applies (ProvenanceDM ActivityDescription).
 PRODUCT_REGISTRATION = ActivityDescription(
-    id="pzvo:activitydescription/product-registration/1", name="product registration",
-    version="1", type="ingest", subtype="PZ product",
+    id="pzvo:activitydescription/product-registration/2", name="product registration",
+    version="2", type="ingest", subtype="PZ product",
     description="A user uploads a file; pzvo reads and checks it, loads it with binary COPY into a "
                 "table published through TAP (tabular types) and records the product "
                 "(vo_service/products/_service.py).",
@@ -54,7 +55,9 @@ PRODUCT_REGISTRATION = ActivityDescription(
                 ParameterDescription("release", "char", "Data release", None, "meta.dataset"),
                 ParameterDescription("official", "boolean", "Official product", None, "meta.code")),
     usages=(UsageDescription("main file", "The uploaded file", "pzvo:File"),),
-    generations=(GenerationDescription("product table", "The published table", PROV_TABLE_TYPE),))
+    generations=(GenerationDescription("product table", "The published table", PROV_TABLE_TYPE),
+                 GenerationDescription("product", "The stored product (types without a table)",
+                                       PROV_PRODUCT_TYPE)))
 
 
 class InvalidProductError(ValueError):
@@ -152,6 +155,11 @@ class ProductRegistry:
                                      location=table_name,
                                      role="product table", derived_from=[source.id],
                                      comment=f"{ptype.label} {request.name} v{version}, {rows} rows")
+                    else:
+                        act.generate(product_entity_id(request.name, version), name=f"{request.name} v{version}",
+                                     type=PROV_PRODUCT_TYPE, location=f"products/{request.name}/v{version}",
+                                     role="product", derived_from=[source.id],
+                                     comment=f"{ptype.label} {request.name} v{version}")
                     self._step("provenance")
                 final_dir.parent.mkdir(parents=True, exist_ok=True)
                 if final_dir.exists():

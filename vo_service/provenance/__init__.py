@@ -16,20 +16,20 @@ from vo_service.provenance._exceptions import (
     ProvenanceError, UnknownRecordError,
 )
 from vo_service.provenance._models import (
-    COLLECTION_TYPE, FILE_TYPE, TABLE_TYPE, ActivityDescription, Agent, Entity, EntityDescription,
+    COLLECTION_TYPE, FILE_TYPE, PRODUCT_TYPE, TABLE_TYPE, ActivityDescription, Agent, Entity, EntityDescription,
     GenerationDescription, GraphRequest, ParameterDescription, ProvGraph, UsageDescription,
-    check_id, collection_entity_id, file_entity_id, table_entity_id, user_agent_id,
+    check_id, collection_entity_id, file_entity_id, product_entity_id, table_entity_id, user_agent_id,
 )
 from vo_service.provenance._serialize import serialize, to_document
 from vo_service.provenance._service import ProvenanceService
 
 __all__ = [
-    "COLLECTION_TYPE", "FILE_TYPE", "PRODUCT_REMOVAL", "TABLE_TYPE", "ActivityDescription",
+    "COLLECTION_TYPE", "FILE_TYPE", "PRODUCT_REMOVAL", "PRODUCT_TYPE", "TABLE_TYPE", "ActivityDescription",
     "ActivityRecorder", "Agent", "Entity", "EntityDescription", "EntityExistsError",
     "GenerationDescription", "GraphRequest", "GraphTooLargeError", "InvalidIdentifierError",
     "InvalidParameterError", "ParameterDescription", "ProvGraph", "ProvenanceError",
     "ProvenanceService", "UnknownRecordError", "UsageDescription", "check_id",
     "collection_entity", "collection_entity_id", "file_entity", "file_entity_id",
-    "next_entity_version", "record_activity", "record_invalidation", "serialize", "sha256_file",
+    "next_entity_version", "product_entity_id", "record_activity", "record_invalidation", "serialize", "sha256_file",
     "table_entity_id", "to_document", "user_agent", "user_agent_id",
 ]

@@ -29,6 +29,7 @@ _SLUG = re.compile(r"[^A-Za-z0-9_.\-]+")
 AGENT_TYPES = ("Individual", "Organization", "Software")
 TABLE_TYPE = "pzvo:Table"
 FILE_TYPE = "pzvo:File"
+PRODUCT_TYPE = "pzvo:Product"
 COLLECTION_TYPE = "prov:Collection"
 
 
@@ -57,6 +58,13 @@ def file_entity_id(sha256_hex: str) -> str:
     if not re.fullmatch(r"[0-9a-f]{64}", sha256_hex):
         raise InvalidIdentifierError(f"not a lower-case sha256 hex digest: {sha256_hex!r}")
     return f"pzvo:file/{sha256_hex}"
+
+
+def product_entity_id(name: str, version: int) -> str:
+    """``pzvo:product/<name>@<version>``: a file product's own entity.  Files are identified by
+    content, so two products may share one file entity; deleting one must not invalidate the
+    other's."""
+    return check_id(f"pzvo:product/{slug(name)}@{version}")
 
 
 def collection_entity_id(name: str) -> str:
