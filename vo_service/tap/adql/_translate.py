@@ -1046,12 +1046,20 @@ class _Translator:
         return exp.Exists(this=sql.this), BOOL
 
     def like(self, node: exp.Expr, scope: _Scope) -> tuple[exp.Expr, _T]:
+        """LIKE/ILIKE with ``ESCAPE ''``: ADQL patterns have no escape character, PostgreSQL's
+        default is ``\\``.  ``NOT LIKE`` arrives as a ``negate`` flag (sqlglot 30) or, in other
+        sqlglot versions, as ``Not(Like)``, which :meth:`negated` handles; both end as
+        ``NOT (... LIKE ...)``."""
         word = "ILIKE" if isinstance(node, exp.ILike) else "LIKE"
         if word == "ILIKE":
             self.need(FEATURE_STRING, node, "ILIKE")
         this, _ = self.string(node.this, scope, word)
         pattern, _ = self.string(node.expression, scope, word)
-        return type(node)(this=this, expression=pattern), BOOL
+        match = exp.Escape(this=type(node)(this=this, expression=pattern),
+                           expression=exp.Literal.string(""))
+        if node.args.get("negate"):
+            return exp.Not(this=exp.Paren(this=match)), BOOL
+        return match, BOOL
 
     def is_null(self, node: exp.Is, scope: _Scope) -> tuple[exp.Expr, _T]:
         if not isinstance(node.expression, exp.Null):
