@@ -87,3 +87,16 @@ def test_backslash_in_like_patterns_is_an_ordinary_character(tap_url: str) -> No
     assert count(tap_url, "'A\\B' ILIKE 'a\\b'") == SPECZ_ROWS
     assert count(tap_url, "'ab' NOT LIKE 'a\\b'") == SPECZ_ROWS
     assert count(tap_url, "'a%' LIKE 'a\\%'") == 0  # '\\' is no escape: it must be there
+
+
+# ---- types, names and refusals ---------------------------------------------------------------
+
+
+def test_cast_to_varchar_is_variable_length_and_char_fixed(tap_url: str) -> None:
+    resp = sync(tap_url, "SELECT TOP 3 CAST(survey AS VARCHAR(12)) AS v, CAST(survey AS CHAR(12)) "
+                         "AS c, survey FROM pz.specz_demo ORDER BY id", "votable")
+    fields = {f.name: f for f in parse_votable(io.BytesIO(resp.content)).get_first_table().fields}
+    assert fields["v"].arraysize == "12*"
+    assert fields["c"].arraysize == "12"
+    table = votable(resp)
+    assert list(table["v"]) == list(table["survey"])

@@ -177,9 +177,10 @@ def test_units_of_derived_values():
 
 def test_cast_types():
     result = translate_adql("SELECT CAST(object_id AS VARCHAR(20)), CAST(ra AS REAL), "
-                            "CAST(flags AS SMALLINT) FROM pz.photoz", CATALOG)
+                            "CAST(flags AS SMALLINT), CAST(name AS CHAR(3)), CAST(name AS CHAR) "
+                            "FROM pz.photoz", CATALOG)
     assert [(c.datatype, c.arraysize) for c in result.columns] == [
-        ("char", "20"), ("float", None), ("short", None)]
+        ("char", "20*"), ("float", None), ("short", None), ("char", "3"), ("char", "1")]
 
 
 # ---- geometry -------------------------------------------------------------------------------

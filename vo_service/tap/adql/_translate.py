@@ -1130,8 +1130,9 @@ class _Translator:
             raise self.fail("A geometry cannot be cast", node.this)
         params = target.expressions
         if params:
-            typ = replace(typ, arraysize=str(params[0].this.this)
-                          if isinstance(params[0].this, exp.Literal) else "*")
+            size = str(params[0].this.this) if isinstance(params[0].this, exp.Literal) else ""
+            variable = target.this == exp.DType.VARCHAR or not size
+            typ = replace(typ, arraysize=f"{size}*" if variable else size)
         elif target.this == exp.DType.CHAR:
             typ = replace(typ, arraysize="1")
         return exp.Cast(this=sql, to=target.copy()), typ
