@@ -100,3 +100,17 @@ def test_cast_to_varchar_is_variable_length_and_char_fixed(tap_url: str) -> None
     assert fields["c"].arraysize == "12"
     table = votable(resp)
     assert list(table["v"]) == list(table["survey"])
+
+
+@pytest.mark.parametrize("query, where", [
+    ("SELECT id FROM pz.specz_demo GROUP BY", "line 1, column 30"),
+    ("SELECT id FROM pz.specz_demo GROUP BY ORDER BY id", "line 1, column 30"),
+    ("SELECT COUNT(*) AS n FROM pz.specz_demo GROUP BY HAVING COUNT(*) > 1", "line 1"),
+    ('SELECT TOP 1 id AS "" FROM pz.specz_demo', "line 1, column 20"),
+    ('SELECT TOP 1 "" FROM pz.specz_demo', "line 1, column 14"),
+    ('SELECT TOP 1 t.id FROM pz.specz_demo AS ""', "line 1, column 41"),
+])
+def test_empty_group_by_and_empty_delimited_identifier_are_syntax_errors(
+        tap_url: str, query: str, where: str) -> None:
+    message = dali_error(sync(tap_url, query), 400, where)
+    assert "database" not in message

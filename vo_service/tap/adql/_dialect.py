@@ -148,6 +148,9 @@ def _token_error(query: str, error: TokenError) -> AdqlSyntaxError:
 
 def _check_token(query: str, token: Token) -> None:
     kind = token.token_type
+    if kind == TokenType.IDENTIFIER and not token.text:
+        raise AdqlSyntaxError('An empty delimited identifier "" is not ADQL: a name needs at least '
+                              "one character", *position(query, token.start))
     if kind in (TokenType.STRING, TokenType.NUMBER, TokenType.HEX_STRING, TokenType.IDENTIFIER):
         return
     text = token.text
@@ -172,6 +175,10 @@ _AFTER_COMMA_FORBIDDEN = frozenset({
     TokenType.FROM, TokenType.R_PAREN, TokenType.COMMA, TokenType.WHERE, TokenType.GROUP_BY,
     TokenType.ORDER_BY, TokenType.HAVING,
 })
+_AFTER_GROUP_BY_FORBIDDEN = frozenset({
+    TokenType.HAVING, TokenType.ORDER_BY, TokenType.R_PAREN, TokenType.UNION, TokenType.EXCEPT,
+    TokenType.INTERSECT, TokenType.OFFSET, TokenType.WHERE, TokenType.GROUP_BY,
+})
 _AFTER_OFFSET_ALLOWED = frozenset({
     TokenType.R_PAREN, TokenType.UNION, TokenType.EXCEPT, TokenType.INTERSECT,
 })
@@ -184,9 +191,9 @@ def _unsigned_integer(token: Token | None) -> bool:
 def _check_sequence(query: str, toks: list[Token]) -> None:
     """Token-order rules sqlglot's lenient parser would let through.
 
-    sqlglot accepts a trailing comma in lists, any expression after TOP, and OFFSET anywhere in
-    a query (moving it to the end); ADQL wants an unsigned integer after TOP and OFFSET and
-    OFFSET as the last clause.
+    sqlglot accepts a trailing comma in lists, an empty GROUP BY, any expression after TOP, and
+    OFFSET anywhere in a query (moving it to the end); ADQL wants a non-empty GROUP BY list, an
+    unsigned integer after TOP and OFFSET and OFFSET as the last clause.
     """
     count = len(toks)
     for i, tok in enumerate(toks):
@@ -198,6 +205,10 @@ def _check_sequence(query: str, toks: list[Token]) -> None:
                                   *position(query, tok.start))
         if kind == TokenType.COMMA and (nxt is None or nxt.token_type in _AFTER_COMMA_FORBIDDEN):
             raise AdqlSyntaxError("A ',' must be followed by another item of the list",
+                                  *position(query, tok.start))
+        if kind == TokenType.GROUP_BY and (nxt is None
+                                           or nxt.token_type in _AFTER_GROUP_BY_FORBIDDEN):
+            raise AdqlSyntaxError("GROUP BY must be followed by at least one column",
                                   *position(query, tok.start))
         if kind in (TokenType.TOP, TokenType.OFFSET):
             word = tok.text.upper()

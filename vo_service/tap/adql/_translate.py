@@ -445,6 +445,10 @@ class _Translator:
                 sql.set("where", exp.Where(this=self.condition(where.this, scope, "WHERE")))
             group = node.args.get("group")
             if group is not None:
+                extra = any(v for k, v in group.args.items() if k != "expressions")
+                if not group.expressions or extra:
+                    raise self.fail("GROUP BY takes a list of columns or expressions", group,
+                                    syntax=True)
                 sql.set("group", exp.Group(expressions=[self.group_item(g, scope, outs)
                                                         for g in group.expressions]))
             self.aggregates_allowed = True
