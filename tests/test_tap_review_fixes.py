@@ -114,3 +114,14 @@ def test_empty_group_by_and_empty_delimited_identifier_are_syntax_errors(
         tap_url: str, query: str, where: str) -> None:
     message = dali_error(sync(tap_url, query), 400, where)
     assert "database" not in message
+
+
+def test_delimited_schema_names_are_case_sensitive(tap_url: str) -> None:
+    dali_error(sync(tap_url, 'SELECT TOP 1 id FROM "PZ".specz_demo'), 400, "unknown table")
+    dali_error(sync(tap_url, 'SELECT TOP 1 id FROM "Pz"."specz_demo"'), 400, "unknown table")
+    dali_error(sync(tap_url, 'SELECT TOP 1 "PZ".specz_demo.id FROM PZ.specz_demo'), 400,
+               "unknown table")
+    for query in ('SELECT TOP 1 id FROM "pz".specz_demo', "SELECT TOP 1 id FROM PZ.specz_demo",
+                  'SELECT TOP 1 "pz".specz_demo.id FROM PZ.specz_demo'):
+        resp = sync(tap_url, query)
+        assert resp.status_code == 200, (query, resp.text)

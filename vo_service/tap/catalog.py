@@ -103,20 +103,31 @@ class Catalog:
             return self
         return replace(self, tables=self.tables + tuple(extra))
 
-    def find_table(self, name: str, schema: str | None = None) -> TableMeta | None:
+    def find_table(self, name: str, schema: str | None = None, *, delimited: bool = False,
+                   schema_delimited: bool = False) -> TableMeta | None:
         """Resolve a table reference as ADQL does: case-insensitively unless delimited.
 
-        ``name`` is the bare table name and ``schema`` the optional schema prefix.  An exact
-        match wins over a case-insensitive one; a bare name without a schema matches a table in
-        any schema only when that is unambiguous.
+        ``name`` is the bare table name and ``schema`` the optional schema prefix; a delimited
+        (double-quoted) part must match exactly, as PostgreSQL would see the name (so ``"pz"``
+        finds schema ``pz`` and ``"PZ"`` does not).  An exact match wins over a
+        case-insensitive one; a bare name without a schema matches a table in any schema only
+        when that is unambiguous.
         """
         candidates = [
             t for t in self.tables
-            if t.name.lower() == name.lower()
-            and (schema is None or t.schema_name.lower() == schema.lower())
+            if _name_matches(name, delimited, t.name)
+            and (schema is None or _name_matches(schema, schema_delimited, t.schema_name))
         ]
         if len(candidates) > 1:
             exact = [t for t in candidates if t.name == name
                      and (schema is None or t.schema_name == schema)]
             candidates = exact if len(exact) == 1 else candidates
         return candidates[0] if len(candidates) == 1 else None
+
+
+def _name_matches(user: str, delimited: bool, listed: str) -> bool:
+    """ADQL identifier equality against a regular TAP_SCHEMA name, which PostgreSQL folds to
+    lower case: only a delimited name is compared exactly."""
+    if delimited:
+        return user == listed or user == listed.lower()
+    return user.lower() == listed.lower()

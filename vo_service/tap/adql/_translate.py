@@ -529,10 +529,9 @@ class _Translator:
             sql: exp.Expr = exp.Table(this=_ident(key))
             rel = _Rel(label, delimited, key, [replace(c) for c in cols])
         else:
-            meta = self.catalog.find_table(name.this, schema.this if schema is not None else None)
-            if meta is not None and name.quoted and meta.name not in (name.this,) \
-                    and meta.name.lower() != name.this:
-                meta = None
+            meta = self.catalog.find_table(
+                name.this, schema.this if schema is not None else None, delimited=name.quoted,
+                schema_delimited=schema is not None and schema.quoted)
             if meta is None:
                 shown = f"{schema.this}.{name.this}" if schema is not None else name.this
                 known = [t.table_name for t in self.catalog.tables]
