@@ -89,6 +89,40 @@ def test_backslash_in_like_patterns_is_an_ordinary_character(tap_url: str) -> No
     assert count(tap_url, "'a%' LIKE 'a\\%'") == 0  # '\\' is no escape: it must be there
 
 
+# ---- geometry values -------------------------------------------------------------------------
+
+
+def _expected_triangles(tap_url: str) -> dict[int, list[float]]:
+    rows = votable(sync(tap_url, "SELECT id, ra, dec FROM pz.specz_demo WHERE id IN (1, 56)",
+                        "votable"))
+    return {int(r["id"]): [r["ra"], r["dec"], r["ra"] + 1, r["dec"], r["ra"], r["dec"] + 1]
+            for r in rows}
+
+
+@pytest.mark.parametrize("query", [
+    "SELECT sub.id, sub.poly FROM (SELECT id, POLYGON('ICRS', ra, dec, ra+1, dec, ra, dec+1) "
+    "AS poly FROM pz.specz_demo) AS sub WHERE sub.id IN (1, 56) ORDER BY sub.id",
+    "WITH t AS (SELECT id, POLYGON(ra, dec, ra+1, dec, ra, dec+1) AS poly FROM pz.specz_demo) "
+    "SELECT t.id, t.poly FROM t WHERE t.id IN (1, 56) ORDER BY t.id",
+])
+def test_polygon_from_a_subquery_or_cte_has_its_vertices_in_order(tap_url: str, query: str) -> None:
+    expected = _expected_triangles(tap_url)
+    table = votable(sync(tap_url, query, "votable"))
+    assert list(table["id"]) == [1, 56]
+    for row in table:
+        assert np.allclose(np.asarray(row["poly"], dtype=float), expected[int(row["id"])],
+                           rtol=0, atol=1e-9)
+
+
+def test_clockwise_polygon_from_a_subquery_keeps_its_vertex_order(tap_url: str) -> None:
+    table = votable(sync(tap_url, "SELECT s.p FROM (SELECT id, POLYGON(ra, dec, ra, dec+1, "
+                                  "ra+1, dec) AS p FROM pz.specz_demo) AS s WHERE s.id = 1",
+                         "votable"))
+    ra, dec = _expected_triangles(tap_url)[1][:2]
+    assert np.allclose(np.asarray(table["p"][0], dtype=float), [ra, dec, ra, dec + 1, ra + 1, dec],
+                       rtol=0, atol=1e-9)
+
+
 # ---- types, names and refusals ---------------------------------------------------------------
 
 

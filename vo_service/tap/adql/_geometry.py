@@ -196,15 +196,19 @@ def as_array(node: exp.Expr, kind: str) -> exp.Expr:
         for corner in ("sw", "se", "ne", "nw"):
             items += [lon(func(corner, node.copy())), lat(func(corner, node.copy()))]
     else:
-        # pg_sphere 1.2 has no vertex accessor for spoly: read its text form (radians).
+        # pg_sphere 1.2 has no vertex accessor for spoly: read its text form (radians), keeping
+        # the numbers in their order (WITH ORDINALITY), since array_agg alone promises none.
         text = exp.Anonymous(this="translate", expressions=[
             exp.Cast(this=node.copy(), to=exp.DataType.build("TEXT")),
             exp.Literal.string("{}() "), exp.Literal.string("")])
         split = exp.Anonymous(this="string_to_array", expressions=[text, exp.Literal.string(",")])
         as_float = exp.Cast(this=split, to=exp.DataType.build("DOUBLE PRECISION[]"))
-        unnest = exp.Anonymous(this="unnest", expressions=[as_float])
-        value = exp.column("v")
-        select = exp.select(exp.Anonymous(this="array_agg", expressions=[degrees(value)])).from_(
-            exp.alias_(unnest, "v", table=True))
+        unnest = exp.Unnest(
+            expressions=[as_float], offset=exp.to_identifier("i"),
+            alias=exp.TableAlias(this=exp.to_identifier("u"), columns=[exp.to_identifier("v")]))
+        ordered = exp.Order(this=degrees(exp.column("v", table="u")),
+                            expressions=[exp.Ordered(this=exp.column("i", table="u"),
+                                                     nulls_first=False)])
+        select = exp.Select(expressions=[exp.ArrayAgg(this=ordered)], from_=exp.From(this=unnest))
         return exp.Subquery(this=select)
     return exp.Array(expressions=items)
