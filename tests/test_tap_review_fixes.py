@@ -123,6 +123,33 @@ def test_clockwise_polygon_from_a_subquery_keeps_its_vertex_order(tap_url: str) 
                        rtol=0, atol=1e-9)
 
 
+def test_geometry_with_a_null_argument_is_null(tap_url: str) -> None:
+    table = votable(sync(tap_url, "SELECT TOP 2 POINT('ICRS', NULL, 0) AS p, POINT(ra, NULL) AS q, "
+                                  "CIRCLE(ra, dec, NULL) AS c, BOX(ra, dec, NULL, 1) AS b, "
+                                  "POLYGON(ra, dec, ra+1, NULL, ra, dec+1) AS g, "
+                                  "POINT(ra, dec) AS ok FROM pz.specz_demo ORDER BY id",
+                         "votable"))
+    for name in ("p", "q", "c", "b", "g"):
+        assert np.all(np.ma.getmaskarray(table[name])), name
+    assert not np.any(np.ma.getmaskarray(table["ok"]))
+    sub = votable(sync(tap_url, "SELECT s.q FROM (SELECT TOP 1 POINT(ra, NULL) AS q "
+                                "FROM pz.specz_demo) AS s", "votable"))
+    assert np.all(np.ma.getmaskarray(sub["q"]))
+    resp = sync(tap_url, "SELECT TOP 1 POINT('ICRS', NULL, 0) AS p FROM pz.specz_demo", "csv")
+    assert resp.text.splitlines() == ["p", ""]
+
+
+def test_negative_circle_radius_is_refused(tap_url: str) -> None:
+    dali_error(sync(tap_url, "SELECT TOP 1 CIRCLE('ICRS', 0, 0, -1) AS c FROM pz.specz_demo"),
+               400, "radius", "line 1")
+    dali_error(sync(tap_url, "SELECT TOP 1 id FROM pz.specz_demo WHERE "
+                             "1 = CONTAINS(POINT(ra, dec), CIRCLE(ra, dec, -0.5))"), 400, "radius")
+    dali_error(sync(tap_url, "SELECT TOP 1 REGION('CIRCLE ICRS 0 0 -2') AS c FROM pz.specz_demo"),
+               400, "radius")
+    dali_error(sync(tap_url, "SELECT TOP 1 CIRCLE(ra, dec, z - 10) AS c FROM pz.specz_demo"),
+               400, "radius")
+
+
 # ---- types, names and refusals ---------------------------------------------------------------
 
 

@@ -59,6 +59,12 @@ def point(ra: exp.Expr, dec: exp.Expr) -> exp.Expr:
 
 
 def circle(center: exp.Expr, radius: exp.Expr) -> exp.Expr:
+    """An scircle; a literal radius outside pg_sphere's 0-90 degrees is refused here, where
+    the query can still be told why, rather than by PostgreSQL (or not at all, in a select list)."""
+    value = _number_literal(radius)
+    if value is not None and not 0 <= value <= 90:
+        raise AdqlSemanticError(
+            f"A circle's radius must be between 0 and 90 degrees, not {value!r}")
     node = func("scircle", center, radians(radius))
     coords = center.meta.get(COORDS_META)
     if coords:
@@ -178,7 +184,15 @@ def as_array(node: exp.Expr, kind: str) -> exp.Expr:
     """The select-list value of a geometry: a double array as DALI serialises shapes."""
     coords = node.meta.get(COORDS_META)
     if coords:
-        return exp.Array(expressions=[as_double(c.copy()) for c in coords])
+        if any(isinstance(c, exp.Null) for c in coords):
+            return exp.Cast(this=exp.Null(), to=exp.DataType.build("DOUBLE PRECISION[]"))
+        array = exp.Array(expressions=[as_double(c.copy()) for c in coords])
+        if all(_number_literal(c) is not None for c in coords):
+            return array
+        # The shape itself decides: NULL when a coordinate is NULL, and the same error as in
+        # a predicate for what pg_sphere refuses (a negative radius), never a half-filled array.
+        return exp.Case(ifs=[exp.If(this=exp.Is(this=node.copy(), expression=exp.Null()),
+                                    true=exp.Null())], default=array)
 
     def lon(p: exp.Expr) -> exp.Expr:
         return degrees(func("long", p))

@@ -1148,7 +1148,10 @@ class _Translator:
         if (kind in wanted and len(numbers) != wanted[kind]) or (
                 kind == "polygon" and (len(numbers) < 6 or len(numbers) % 2)):
             raise self.fail(f"Wrong number of values for a {kind}", node)
-        return geo.from_numbers(kind, numbers), _geometry_type(kind)
+        try:
+            return geo.from_numbers(kind, numbers), _geometry_type(kind)
+        except AdqlError as error:
+            raise self.fail(error.message, node) from None
 
     def aggregate(self, node: exp.Expr, scope: _Scope) -> tuple[exp.Expr, _T]:
         if not self.aggregates_allowed:
@@ -1330,9 +1333,9 @@ class _Translator:
         frame, args = self.split_frame(node.expressions)
         try:
             center, (radius,) = self.center_and_rest(args, scope, 1, "CIRCLE")
+            return geo.circle(center, radius), _geometry_type("circle", frame)
         except AdqlError as error:
             raise self.fail(error.message, node) from None
-        return geo.circle(center, radius), _geometry_type("circle", frame)
 
     def box_fn(self, node: exp.Anonymous, scope: _Scope) -> tuple[exp.Expr, _T]:
         frame, args = self.split_frame(node.expressions)
@@ -1374,9 +1377,9 @@ class _Translator:
             raise self.fail("REGION is supported for string literals only", arg)
         try:
             kind, frame, numbers = geo.stcs_region(arg.this)
+            return geo.from_numbers(kind, numbers), _geometry_type(kind, frame)
         except AdqlError as error:
             raise self.fail(error.message, arg) from None
-        return geo.from_numbers(kind, numbers), _geometry_type(kind, frame)
 
     def predicate_fn(self, node: exp.Anonymous, scope: _Scope) -> tuple[exp.Expr, _T]:
         predicate = self.geometry_predicate(node, scope)
