@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
+from collections.abc import Iterator
 from typing import BinaryIO
 
 from flask import Blueprint, Response, current_app, g, render_template, request
@@ -79,6 +80,19 @@ def request_files() -> dict[str, BinaryIO]:
     return parts
 
 
+def _body(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    """The response body, its first chunk already taken.
+
+    Taking it before the response starts turns an error raised before any byte (FITS spools
+    the whole result before its header) into a DALI error with an HTTP status.  An error
+    raised later propagates out of the WSGI iteration: the server then ends the connection
+    without the terminating chunk, so the client sees an incomplete transfer, never a clean
+    short file.
+    """
+    yield first
+    yield from rest
+
+
 @tap.route("", strict_slashes=False)
 def root() -> str:
     return render_template("tap_root.html", base=request.host_url.rstrip("/") + "/tap")
@@ -102,7 +116,12 @@ def sync() -> Response:
         "REQUEST_DATE": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "SERVER_SOFTWARE": f"pzvo {__version__}",
     }
-    body = params.format.encode(result.fields, result.batches, result.status, infos=infos)
-    response = Response(body, mimetype=params.format.mime_type)
+    chunks = params.format.encode(result.fields, result.batches, result.status, infos=infos)
+    try:
+        first = next(chunks, b"")
+    except BaseException:
+        result.batches.close()  # type: ignore[attr-defined] - releases connection, uploads
+        raise
+    response = Response(_body(first, chunks), mimetype=params.format.mime_type)
     response.headers["Content-Disposition"] = f'inline; filename="result.{params.format.extension}"'
     return response

@@ -178,8 +178,8 @@ class TapService:
                 yield normalize_batch(batch)
                 try:
                     batch = reader.next_batch()
-                except Exception as exc:  # noqa: BLE001 - reported in the document, see below
-                    status.error = _database_error(exc).message
+                except Exception as exc:  # noqa: BLE001 - the encoder reports it, see ResultStatus
+                    status.fail(_database_error(exc))
                     exc_info = (type(exc), exc, exc.__traceback__)
                     break
         except BaseException as exc:

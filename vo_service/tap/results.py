@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from vo_service.tap._exceptions import ExecutionError
 from vo_service.tap.catalog import ColumnMeta
 
 
@@ -48,10 +49,29 @@ class ResultStatus:
 
     ``overflow`` is true when the query produced more rows than MAXREC (or the TOP the user
     asked for was capped by it); ``rows`` counts the rows actually sent; ``error`` is set when
-    the database failed after the response had started, so the document can still say so.
+    the database failed after the response had started, so that a document with room for it
+    (VOTable's QUERY_STATUS, a JSON member) can say so; ``failure`` is the same error as an
+    exception, for :meth:`raise_failure`.
     """
 
     overflow: bool = False
     error: str | None = None
     rows: int = 0
     infos: dict[str, str] = field(default_factory=dict)
+    failure: Exception | None = field(default=None, repr=False)
+
+    def fail(self, exc: Exception) -> None:
+        """Record that the stream ended early because of ``exc``."""
+        self.failure = exc
+        self.error = getattr(exc, "message", None) or str(exc)
+
+    def raise_failure(self) -> None:
+        """Raise the error that ended the stream early, if any.
+
+        Encoders of formats that cannot carry an error (CSV, TSV, FITS, Parquet) call this
+        before their last bytes: a sync response then breaks off without its final chunk, so
+        the client sees a failed transfer instead of a clean, silently truncated file, and an
+        async job goes to ERROR.
+        """
+        if self.error is not None:
+            raise self.failure if self.failure is not None else ExecutionError(self.error)

@@ -11,6 +11,8 @@ Types: boolean L (NULL = 0 byte), unsignedByte B, short I, int J, long K (NULL =
 VOTable BINARY sentinel), float E, double D (NULL = NaN), strings nA with n the longest UTF-8
 value (NULL and empty are both blank), fixed arrays nE/nD..., variable arrays PD(max)
 etc. on the heap.  UCDs and descriptions are in TUCDn/TCOMMn, overflow in the OVERFLOW keyword.
+Because nothing is written before the spool is complete, a database error while spooling is
+raised before the first byte (a sync request then gets a DALI error, not a short file).
 """
 from __future__ import annotations
 
@@ -197,6 +199,7 @@ def encode_fits(
     specs = resolve_specs(fields, first)
     with tempfile.SpooledTemporaryFile(SPOOL_MEMORY) as spool, tempfile.SpooledTemporaryFile(SPOOL_MEMORY) as heap:
         sizes = _spool(specs, batches, spool)
+        status.raise_failure()
         header, widths = _headers(specs, sizes, status, infos)
         yield header
         spool.seek(0)

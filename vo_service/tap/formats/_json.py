@@ -1,5 +1,8 @@
 """JSON encoder: ``{"columns": [...], "data": [[...], ...], "overflow": bool, "rows": n}``.
 
+When the database fails after the first rows, the document ends with an ``"error"`` member
+(the message), as a VOTable ends with QUERY_STATUS=ERROR: ``data`` is then incomplete.
+
 Cells are turned into JSON text column-wise (see ``_textcells``) and rows joined with Arrow
 compute, so the data streams batch by batch without building Python objects per value.
 NULL, NaN and infinities are ``null``; arrays are JSON arrays; timestamps ISO 8601 strings.
@@ -42,7 +45,9 @@ def encode_json(
         chunk = join_rows(cells, ",", "[", "],\n") if cells else b"[],\n" * batch.num_rows
         yield (b",\n" if rows else b"") + chunk[:-2]
         rows += batch.num_rows
-    tail = {"overflow": bool(status.overflow), "rows": rows}
+    tail: dict[str, object] = {"overflow": bool(status.overflow), "rows": rows}
+    if status.error:
+        tail["error"] = status.error
     if status.infos:
         tail["infos"] = dict(status.infos)
     yield ("\n], " + json.dumps(tail, ensure_ascii=False)[1:] + "\n").encode("utf-8")

@@ -4,7 +4,8 @@ Each batch becomes one row group.  Column names are the output names, repeats su
 (``x``, ``x_2``) with the original in the field metadata ``name``; the VOTable metadata (datatype, arraysize, xtype, unit, ucd, utype,
 description) is Arrow field metadata.  Overflow and the row count go into the file's
 key-value metadata (``pzvo.overflow``, ``pzvo.rows``), written with the footer after the last
-batch, as are the ``infos`` (``pzvo.info.<name>``).
+batch, as are the ``infos`` (``pzvo.info.<name>``).  A database error after the first rows
+is raised before the footer, so no reader takes the rows sent so far for a whole file.
 """
 from __future__ import annotations
 
@@ -114,6 +115,7 @@ def encode_parquet(
             chunk = sink.drain()
             if chunk:
                 yield chunk
+        status.raise_failure()
         meta = {"pzvo.overflow": "true" if status.overflow else "false", "pzvo.rows": str(rows)}
         meta.update({f"pzvo.info.{k}": str(v) for k, v in {**infos, **status.infos}.items()})
         writer.add_key_value_metadata(meta)

@@ -1,5 +1,8 @@
 """CSV (RFC 4180, via Arrow's C++ CSV writer) and TSV encoders.
 
+Neither format can say that a result is incomplete, so a database error after the first rows
+is raised at the end of the stream (see :meth:`ResultStatus.raise_failure`).
+
 CSV: header line of column names, CRLF line ends, every string value quoted (so an empty
 string is ``""`` and NULL an empty field), numbers unquoted with shortest round-trip text,
 booleans ``true``/``false``, arrays as their elements separated by single spaces.
@@ -52,6 +55,7 @@ def encode_csv(
         sink = pa.BufferOutputStream()
         pcsv.write_csv(pa.record_batch(columns, names=names), sink, _CSV_OPTIONS)
         yield sink.getvalue().to_pybytes()
+    status.raise_failure()
 
 
 def _tsv_name(name: str) -> str:
@@ -74,3 +78,4 @@ def encode_tsv(
         chunk = join_rows(cells, "\t", "", "\n")
         if chunk:
             yield chunk
+    status.raise_failure()
