@@ -1,23 +1,32 @@
 """Parquet encoder: pyarrow's ParquetWriter writing into a sink drained after every batch.
 
 Each batch becomes one row group.  Column names are the output names, repeats suffixed
-(``x``, ``x_2``) with the original in the field metadata ``name``; the VOTable metadata (datatype, arraysize, xtype, unit, ucd, utype,
-description) is Arrow field metadata.  Overflow and the row count go into the file's
-key-value metadata (``pzvo.overflow``, ``pzvo.rows``), written with the footer after the last
-batch, as are the ``infos`` (``pzvo.info.<name>``).  A database error after the first rows
-is raised before the footer, so no reader takes the rows sent so far for a whole file.
+(``x``, ``x_2``) with the original in the field metadata ``name``; the VOTable metadata
+(datatype, arraysize, xtype, unit, ucd, utype, description) is Arrow field metadata.
+Overflow and the row count go into the file's key-value metadata (``pzvo.overflow``,
+``pzvo.rows``), written with the footer after the last batch, as are the ``infos``
+(``pzvo.info.<name>``).  For every string column the Arrow schema's metadata gets astropy's
+``table::len::<name>`` (the longest value in characters, at least 4): astropy's Parquet
+reader sizes its fixed-width string columns from it, and without it fails on a NULL string.
+A database error after the first rows is raised before the footer, so no reader takes the
+rows sent so far for a whole file.
 """
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from vo_service.tap.formats._columns import ColumnSpec, normalize, peek, resolve_specs, unique_names
 from vo_service.tap.formats._votable import NO_INFOS
 from vo_service.tap.results import ResultField, ResultStatus
 
+#: astropy's reader turns a NULL string into the text "None" cut to the column width; a
+#: width of at least 4 shows it whole instead of as a plausible-looking "N".
+_ASTROPY_NULL_WIDTH = 4
 _META_KEYS = ("datatype", "arraysize", "xtype", "unit", "ucd", "utype", "description")
 
 
@@ -80,6 +89,16 @@ def _schema(specs: list[ColumnSpec], first: pa.RecordBatch | None) -> pa.Schema:
     return pa.schema(fields)
 
 
+def _stored_schema(schema: pa.Schema) -> str:
+    """The ``ARROW:schema`` footer value, as the writer makes it (base64 of the IPC schema).
+
+    The writer stores the schema it was opened with; string lengths are known only after the
+    last batch, and readers (``pq.read_schema``, so astropy) take the schema's metadata from
+    this value alone, so it is replaced when the footer is written.
+    """
+    return base64.b64encode(schema.serialize().to_pybytes()).decode("ascii")
+
+
 def _column(array: pa.Array, spec: ColumnSpec, target: pa.DataType) -> pa.Array:
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
@@ -105,11 +124,16 @@ def encode_parquet(
     sink = _DrainSink()
     writer = pq.ParquetWriter(sink, schema, compression="snappy")
     rows = 0
+    strings = [i for i, f in enumerate(schema) if pa.types.is_string(f.type)]
+    longest = dict.fromkeys(strings, _ASTROPY_NULL_WIDTH)
     try:
         for batch in batches:
             if not batch.num_rows:
                 continue
             columns = [_column(batch.column(i), s, schema.field(i).type) for i, s in enumerate(specs)]
+            for i in strings:
+                length = pc.max(pc.utf8_length(columns[i])).as_py()
+                longest[i] = max(longest[i], length or 0)
             writer.write_batch(pa.RecordBatch.from_arrays(columns, schema=schema))
             rows += batch.num_rows
             chunk = sink.drain()
@@ -117,6 +141,9 @@ def encode_parquet(
                 yield chunk
         status.raise_failure()
         meta = {"pzvo.overflow": "true" if status.overflow else "false", "pzvo.rows": str(rows)}
+        lengths = {f"table::len::{schema.field(i).name}": str(n) for i, n in longest.items()}
+        if lengths:
+            meta["ARROW:schema"] = _stored_schema(schema.with_metadata(lengths))
         meta.update({f"pzvo.info.{k}": str(v) for k, v in {**infos, **status.infos}.items()})
         writer.add_key_value_metadata(meta)
     finally:
