@@ -108,6 +108,9 @@ def parse_upload_param(values: Iterable[str]) -> tuple[UploadSpec, ...]:
             if not _NAME.match(name):
                 raise UploadError(f"Upload table name {name!r} is not a valid ADQL name (a letter, "
                                   "then letters, digits or _; at most 63 characters).")
+            if _reserved(name):
+                raise UploadError(f"Upload table name {name!r} is an ADQL reserved word, so "
+                                  f"TAP_UPLOAD.{name} is not valid ADQL; choose another name.")
             if any(s.name.lower() == name.lower() for s in specs):
                 raise UploadError(f"Upload table name {name!r} is given twice.")
             if not (source.startswith("param:") or re.match(r"^https?://", source, re.I)):
@@ -162,11 +165,15 @@ def collect_uploads(specs: Sequence[UploadSpec], files: Mapping[str, BinaryIO],
     return found
 
 
-def _adql_column_name(name: str) -> str:
-    """The column's name in the catalogue: delimited when it is not a regular identifier."""
+def _reserved(name: str) -> bool:
     from vo_service.tap.adql._features import RESERVED_WORDS  # local: avoid an import cycle
 
-    if _REGULAR.match(name) and name.upper() not in RESERVED_WORDS:
+    return name.upper() in RESERVED_WORDS
+
+
+def _adql_column_name(name: str) -> str:
+    """The column's name in the catalogue: delimited when it is not a regular identifier."""
+    if _REGULAR.match(name) and not _reserved(name):
         return name
     return '"' + name.replace('"', '""') + '"'
 
@@ -203,11 +210,13 @@ def read_votable(name: str, data: bytes, limits: UploadLimits) -> UploadTable:
         seen.add(col_name.lower())
         datatype = fld.datatype
         arraysize = fld.arraysize
+        if datatype == "bit" and arraysize in (None, "1"):
+            datatype = "boolean"  # what astropy writes for a numpy bool column
         if datatype not in _TYPES or (arraysize not in (None, "1") and datatype not in
                                       ("char", "unicodeChar")):
-            shown = f"{datatype}[{arraysize}]" if arraysize else datatype
+            shown = f"{fld.datatype}[{arraysize}]" if arraysize else fld.datatype
             raise UploadError(f"Column {col_name!r} of upload {name!r} has type {shown}; uploads "
-                              "take scalar boolean, short, int, long, float, double, "
+                              "take scalar boolean (or bit), short, int, long, float, double, "
                               "unsignedByte and char/unicodeChar strings.")
         arrow_type, pg_type = _TYPES[datatype]
         arrays.append(_column_array(table.array[table.array.dtype.names[index]], arrow_type))
