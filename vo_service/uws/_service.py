@@ -152,14 +152,20 @@ class UwsService:
         if phase is not None and phase.upper() != "RUN":
             raise ParameterError(f"PHASE={phase} cannot be given when creating a job; use "
                                  "PHASE=RUN to start it at once, or leave it out.")
+        folder = job_dir(self.settings, job.job_id)
         if uploads:
-            folder = job_dir(self.settings, job.job_id)
             folder.mkdir(parents=True, exist_ok=True)
             for spec, data in uploads:
                 (folder / f"upload-{spec.name}.vot").write_bytes(data)
-        self.store.insert(job)
-        if phase is not None:
-            return self.run(user, job.job_id)
+        if phase is None:
+            self.store.insert(job)
+            return job
+        # PHASE=RUN at creation: the job is stored already QUEUED or not at all, so a full
+        # quota leaves no PENDING job behind that the 429 gave the client no URL for.
+        job.phase, job.queued_at = ExecutionPhase.QUEUED, now
+        if not self.store.insert(job, max_active=self.settings.uws_max_active_jobs):
+            shutil.rmtree(folder, ignore_errors=True)
+            raise self._quota_error(job.owner, "create the job again")
         return job
 
     # -- phase changes -------------------------------------------------------------------------
@@ -173,12 +179,14 @@ class UwsService:
                                     "be started. Create a new job to run the query again.")
         queued, full = self.store.queue(job_id, job.owner, self.settings.uws_max_active_jobs)
         if full:
-            who = "Anonymous users" if job.owner is None else f"User {job.owner}"
-            raise QuotaExceededError(
-                f"{who} already have {self.settings.uws_max_active_jobs} jobs queued or "
-                "executing, the limit; wait for one to finish (or abort one), then send "
-                "PHASE=RUN again.")
+            raise self._quota_error(job.owner, "send PHASE=RUN again")
         return queued or self.get_job(user, job_id)
+
+    def _quota_error(self, owner: str | None, retry: str) -> QuotaExceededError:
+        who = "Anonymous users" if owner is None else f"User {owner}"
+        return QuotaExceededError(
+            f"{who} already have {self.settings.uws_max_active_jobs} jobs queued or executing, "
+            f"the limit; wait for one to finish (or abort one), then {retry}.")
 
     def abort(self, user: User, job_id: str) -> Job:
         """PHASE=ABORT: a job that has not finished becomes ABORTED; its worker cancels the

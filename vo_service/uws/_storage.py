@@ -46,8 +46,12 @@ class JobStore:
         self.engine = engine
 
     # -- web side ------------------------------------------------------------------------------
-    def insert(self, job: Job) -> None:
+    def insert(self, job: Job, *, max_active: int | None = None) -> bool:
+        """Store a new job; with ``max_active``, only if its owner's quota has room (same lock
+        and count as :meth:`queue`, in the same transaction), else nothing is stored: False."""
         with self.engine.begin() as conn:
+            if max_active is not None and self._quota_full(conn, job.owner, max_active):
+                return False
             conn.execute(text(
                 "INSERT INTO uws.jobs (job_id, owner, run_id, phase, parameters, "
                 "execution_duration, destruction, creation_time, queued_at) VALUES (:id, :owner, "
@@ -57,6 +61,7 @@ class JobStore:
                  "phase": job.phase.value, "params": json.dumps(job.parameters),
                  "duration": job.execution_duration, "destruction": job.destruction,
                  "created": job.creation_time, "queued_at": job.queued_at})
+        return True
 
     def get(self, job_id: str) -> Job | None:
         with self.engine.connect() as conn:
@@ -132,18 +137,23 @@ class JobStore:
         per owner, so two concurrent RUNs cannot both take the last place.
         """
         with self.engine.begin() as conn:
-            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('uws:' || coalesce(:o, '')))"),
-                         {"o": owner})
-            active = conn.execute(text(
-                "SELECT count(*) FROM uws.jobs WHERE owner IS NOT DISTINCT FROM :owner "
-                "AND phase IN ('QUEUED', 'EXECUTING')"), {"owner": owner}).scalar_one()
-            if active >= max_active:
+            if self._quota_full(conn, owner, max_active):
                 return None, True
             row = conn.execute(text(
                 f"UPDATE uws.jobs SET phase = 'QUEUED', queued_at = now() WHERE job_id = :id "
                 f"AND phase IN ('PENDING', 'HELD') RETURNING {_COLUMNS}"),
                 {"id": job_id}).mappings().first()
         return (_job(row) if row else None), False
+
+    @staticmethod
+    def _quota_full(conn, owner: str | None, max_active: int) -> bool:  # noqa: ANN001
+        """Lock the owner's quota for this transaction and tell whether it is used up."""
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('uws:' || coalesce(:o, '')))"),
+                     {"o": owner})
+        active = conn.execute(text(
+            "SELECT count(*) FROM uws.jobs WHERE owner IS NOT DISTINCT FROM :owner "
+            "AND phase IN ('QUEUED', 'EXECUTING')"), {"owner": owner}).scalar_one()
+        return active >= max_active
 
     def delete(self, job_id: str) -> Job | None:
         with self.engine.begin() as conn:
