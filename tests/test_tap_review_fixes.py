@@ -373,3 +373,10 @@ def test_run_at_creation_over_the_quota_leaves_no_job(tap_url: str, app, databas
         "QUEUED", "EXECUTING", "COMPLETED")
     for url in (job_url, resp.headers["Location"]):
         requests.delete(url, timeout=10)
+
+
+def test_error_of_a_job_without_one_is_404(tap_url: str) -> None:
+    resp = create_job(tap_url, QUERY="SELECT TOP 1 id FROM pz.specz_demo")
+    job_url = resp.headers["Location"]
+    dali_error(requests.get(job_url + "/error", timeout=10), 404, "has no error")
+    requests.delete(job_url, timeout=10)

@@ -13,7 +13,7 @@ from vo_service.auth.web import current_reader
 from vo_service.tap._exceptions import TapError
 from vo_service.tap._handlers import dali_error, install_dali_errors, request_files
 from vo_service.tap._params import merge_params
-from vo_service.uws._exceptions import UwsError
+from vo_service.uws._exceptions import JobNotFoundError, UwsError
 from vo_service.uws._models import Job
 from vo_service.uws._service import UwsService, format_time
 
@@ -167,10 +167,11 @@ def run_id(job_id: str) -> Response:
 
 @uws.route("/<job_id>/error", methods=["GET"])
 def error(job_id: str) -> Response:
-    """The job's error as a DALI error document (TAP 1.1 section 2.2.2)."""
+    """The job's error as a DALI error document (TAP 1.1 section 2.2.2); 404 when it has none,
+    like a result that does not exist."""
     found = uws_service().get_job(current_reader(), job_id)
     if not found.error_message:
-        raise UwsError(f"Job {job_id} has no error (phase {found.phase.value}).")
+        raise JobNotFoundError(f"Job {job_id} has no error (phase {found.phase.value}).")
     return dali_error(found.error_message, 200)
 
 
