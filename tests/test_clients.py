@@ -103,15 +103,25 @@ def test_pyvo_upload_join_of_10000_ids(tap_url: str, async_worker) -> None:  # n
     job.delete()
 
 
+#: taplint stages run: all but OBS (pzvo publishes no ObsCore table, so the stage only says
+#: so) and LOC, the ObsLocTAP model, which pzvo does not implement: LOC fails with
+#: F-LOC-NOTP ("No table with name ivoa.obsplan") on any service without that table.
+TAPLINT_STAGES = "TMV TME TMS TMC CPV CAP AVV QGE QPO QAS UWS MDQ UPL EXA"
+#: taplint report codes (without their sequence number) that do not fail the test, each with
+#: the reason it is acceptable.  Empty: every error, warning and failure counts.
+TAPLINT_ALLOWED: dict[str, str] = {}
+
+
 @pytest.mark.slow
-def test_taplint_finds_no_errors_or_failures(tap_url: str, artifacts_dir, async_worker) -> None:  # noqa: ANN001
+def test_taplint_reports_no_errors_warnings_or_failures(tap_url: str, artifacts_dir,
+                                                         async_worker) -> None:  # noqa: ANN001
     stilts = shutil.which("stilts")
     assert stilts, "stilts (Debian package) is required: make deps installs it"
-    stages = "TMV TME TMS TMC CPV CAP AVV QGE QPO QAS UWS MDQ UPL EXA"
-    proc = subprocess.run([stilts, "taplint", f"tapurl={tap_url}", f"stages={stages}",
+    proc = subprocess.run([stilts, "taplint", f"tapurl={tap_url}", f"stages={TAPLINT_STAGES}",
                            "report=EWF", "maxrepeat=20", "truncate=400"],
                           capture_output=True, text=True, timeout=900)
     (artifacts_dir / "taplint.txt").write_text(proc.stdout + proc.stderr)
-    problems = [ln for ln in proc.stdout.splitlines() if re.match(r"^[EF]-[A-Z]{3}-", ln)]
+    reports = [ln for ln in proc.stdout.splitlines() if re.match(r"^[EWF]-[A-Z]{3}-", ln)]
+    problems = [ln for ln in reports if ln.split()[0].rsplit("-", 1)[0] not in TAPLINT_ALLOWED]
     assert not problems, "\n".join(problems[:40])
     assert re.search(r"Totals:\s+Errors: 0;.*Failures: 0", proc.stdout), proc.stdout[-2000:]
