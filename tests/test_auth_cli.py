@@ -46,8 +46,8 @@ def pzvo(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(PZVO), *argv], capture_output=True, text=True, env=env, timeout=120)
 
 
-def ingest(env: dict[str, str], path: Path, *extra: str) -> subprocess.CompletedProcess:
-    return pzvo(env, "ingest", str(path), "--type", "other", "--name", unique("auth").lower(), *extra)
+def ingest(env: dict[str, str], path: Path, *extra: str, name: str | None = None) -> subprocess.CompletedProcess:
+    return pzvo(env, "ingest", str(path), "--type", "other", "--name", name or unique("auth"), *extra)
 
 
 def user_row(engine, name: str):  # noqa: ANN001, ANN201
@@ -94,13 +94,16 @@ def test_unknown_pzvo_user_variable_fails_and_creates_no_user(env, engine, other
     assert user_row(engine, erin) is None
 
 
-def test_named_user_acts_with_its_own_rights(env, engine, other_file) -> None:  # noqa: ANN001
+def test_named_user_acts_with_its_own_rights(env, engine, other_file, server) -> None:  # noqa: ANN001
     frank = unique("frank")
-    add_user(env, frank)
+    token = add_user(env, frank)
     official = ingest(env, other_file, "--user", frank, "--official")
     assert official.returncode == 1 and "administrator" in official.stderr
-    plain = ingest(env, other_file, "--user", frank)
+    name = unique("franks")
+    plain = ingest(env, other_file, "--user", frank, name=name)
     assert plain.returncode == 0, plain.stderr
+    served = requests.get(f"{server.url}/api/products/{name}/file", headers=bearer(token), timeout=30)
+    assert served.status_code == 200 and served.content == other_file.read_bytes()
     with engine.connect() as conn:
         owners = conn.execute(text("SELECT DISTINCT owner FROM registry.products WHERE owner = :n"),
                               {"n": frank}).scalars().all()

@@ -49,7 +49,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from vo_service.database import owner_engine
 
     counts = load_demo(owner_engine(settings), force=args.force,
-                       storage_dir=settings.var_dir / "products")
+                       storage_dir=settings.products_dir)
     for name, rows in counts.items():
         print(f"{name}: {rows} rows")
     return 0
@@ -126,7 +126,7 @@ def _registry(settings: Settings):  # noqa: ANN202
     from vo_service.database import owner_engine
     from vo_service.products import ProductRegistry
 
-    return ProductRegistry(engine=owner_engine(settings), storage_dir=settings.var_dir / "products")
+    return ProductRegistry(engine=owner_engine(settings), storage_dir=settings.products_dir)
 
 
 def _operator(settings: Settings, name: str | None):  # noqa: ANN202
