@@ -168,8 +168,11 @@ def throughput(objects: Path, training: Path, est: Estimator, workers: int, repe
             cpu_rates.append(rows / sum(t["cpu_seconds"] for t in tasks))
     # Best of the runs: the machine is shared, and the least disturbed run is the closest to
     # what the code does; the CPU-time rate is immune to other processes' load.
+    outputs = [out / p.relative for p in parts]
     return {"estimator": est.name, "workers": workers, "objects_per_s": max(rates), "runs": rates, "rows": rows,
-            "objects_per_cpu_s": statistics.median(cpu_rates)}
+            "objects_per_cpu_s": statistics.median(cpu_rates),
+            "input_bytes_per_object": sum(p.source.stat().st_size for p in parts) / rows,
+            "output_bytes_per_object": sum(f.stat().st_size for f in outputs) / rows}
 
 
 def main() -> int:
@@ -247,6 +250,10 @@ def main() -> int:
           f"vs sklearn (in memory): {d['objects_per_s'] / s['objects_per_s']:.1f}x (knn: {k['objects_per_s'] / s['objects_per_s']:.1f}x), "
           f"end to end vs sklearn in memory: {one / s['objects_per_s']:.1f}x")
     print(f"10 billion objects on 1,000 cores: {result['hours_10e9_on_1000_cores']:.2f} h")
+    sc = result["scaling"][DEFAULT_ESTIMATOR][0]
+    read, written = sc["input_bytes_per_object"], sc["output_bytes_per_object"]
+    print(f"I/O per object: {read:.1f} bytes read, {written:.1f} bytes written; at the per-core rate on "
+          f"1,000 cores: {read * one * 1000 / 1e9:.1f} GB/s read, {written * one * 1000 / 1e9:.1f} GB/s written")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1, default=float))
     return 0

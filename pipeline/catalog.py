@@ -9,7 +9,9 @@ and ``redshift``.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +41,28 @@ class Partition:
 
     @property
     def key(self) -> str:
-        return self.relative.replace("/", "__")
+        """Unique per relative path (``a/b.parquet`` and ``a__b.parquet`` differ), readable."""
+        digest = hashlib.sha1(self.relative.encode()).hexdigest()[:10]
+        return f"{self.relative.replace('/', '__')}-{digest}"
+
+
+def input_identity(path: Path) -> str:
+    """A cheap identity of a Parquet file's content: its size and its footer (schema, row
+    groups, and every column chunk's statistics), so a resumed run notices an input that was
+    replaced, without reading the data.  A file with no Parquet footer gets its size alone (its
+    task fails on it anyway)."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        h.update(str(size).encode())
+        if size >= 12:
+            fh.seek(size - 8)
+            tail = fh.read(8)
+            length = int.from_bytes(tail[:4], "little")
+            if tail[4:] == b"PAR1" and length <= size - 12:
+                fh.seek(size - 8 - length)
+                h.update(fh.read(length))
+    return h.hexdigest()[:32]
 
 
 def list_partitions(root: Path) -> list[Partition]:

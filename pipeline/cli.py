@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,12 +56,54 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001
     ev.set_defaults(func=cmd_evaluate)
 
 
+def _input_errors() -> tuple[type[BaseException], ...]:
+    """What bad input raises (a configuration, a file, a parameter): one message, no traceback."""
+    import yaml
+
+    from pipeline.estimators.rail import RailNotInstalled
+    from pipeline.hats_catalog import HatsCatalogError
+    from pipeline.run import PartitionError
+
+    return (OSError, ValueError, TypeError, KeyError, yaml.YAMLError, PartitionError, HatsCatalogError,
+            RailNotInstalled)
+
+
+def _fail(command: str, exc: BaseException) -> int:
+    # pyarrow raises FileNotFoundError(path), the OS FileNotFoundError(errno, text, path).
+    missing = exc.filename or (str(exc) if " " not in str(exc) else None) \
+        if isinstance(exc, FileNotFoundError) else None
+    if missing:
+        message = f"no such file or directory: {missing}"
+    else:
+        message = str(exc) or type(exc).__name__
+    print(f"pzvo pipeline {command}: {' '.join(message.split())}", file=sys.stderr)  # one line
+    logging.getLogger(__name__).debug("traceback", exc_info=exc)
+    return 1
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN: an undefined metric (e.g. of a one-galaxy set) is null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
 def cmd_run(args: argparse.Namespace, settings: Any) -> int:
+    try:
+        return _run(args, settings)
+    except _input_errors() as exc:
+        return _fail("run", exc)
+
+
+def _run(args: argparse.Namespace, settings: Any) -> int:
     from dataclasses import replace
 
     from pipeline.config import load_config
-    from pipeline.hats_catalog import HatsCatalogError
-    from pipeline.run import PartitionError, run_pipeline
+    from pipeline.run import run_pipeline
 
     config = load_config(args.config)
     if args.workers:
@@ -73,12 +116,8 @@ def cmd_run(args: argparse.Namespace, settings: Any) -> int:
 
         engine = owner_engine(settings)
     logging.getLogger("distributed").setLevel(logging.WARNING)
-    try:
-        result = run_pipeline(config, scheduler=args.scheduler, engine=engine,
-                              progress=[ProgressBar(not args.no_progress)])
-    except (PartitionError, HatsCatalogError, FileNotFoundError) as exc:  # bad input: say which, no traceback
-        print(f"pzvo pipeline run: {exc}", file=sys.stderr)
-        return 1
+    result = run_pipeline(config, scheduler=args.scheduler, engine=engine,
+                          progress=[ProgressBar(not args.no_progress)])
     summary = {k: v for k, v in result.to_json().items() if k not in ("partition_seconds",)}
     if result.quality:
         summary["quality"] = {k: result.quality[k] for k in ("n", "sigma_mad", "bias", "outlier_fraction",
@@ -88,6 +127,13 @@ def cmd_run(args: argparse.Namespace, settings: Any) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace, settings: Any) -> int:
+    try:
+        return _evaluate(args)
+    except _input_errors() as exc:
+        return _fail("evaluate", exc)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
     import yaml
 
     from pipeline.catalog import read_training_set
@@ -100,9 +146,12 @@ def cmd_evaluate(args: argparse.Namespace, settings: Any) -> int:
         params[key] = yaml.safe_load(value)
     train_phot, train_z = read_training_set(args.train)
     test_phot, test_z = read_training_set(args.test)
+    for path, z in ((args.train, train_z), (args.test, test_z)):
+        if len(z) == 0:
+            raise ValueError(f"{path}: no galaxies (with a redshift) to {'train on' if path == args.train else 'test'}")
     estimator = make_estimator(args.estimator, params).fit(train_phot, train_z)
     report = evaluate_columns(estimator.estimate(test_phot), test_z)
     report["estimator"] = estimator.describe()
     report["errors_used"] = train_phot.flux_err is not None
-    print(json.dumps(report))
+    print(json.dumps(_finite(report), allow_nan=False))
     return 0

@@ -41,7 +41,7 @@ from sqlalchemy.engine import Connection, Engine
 from ingest.columns import ColumnSpec
 from ingest.copy import vacuum_analyze
 from ingest.load import copy_arrow
-from pipeline.catalog import list_partitions
+from pipeline.catalog import input_identity, list_partitions
 from tap_schema.loader import create_indexes_sql, create_table_sql, publish_table, qualified, quote_ident
 from tap_schema.model import TableDescription, load_table
 
@@ -114,8 +114,11 @@ def record_product(conn: Connection, desc: TableDescription, result: "RunResult 
         description="Dask photo-z pipeline over an object catalog (pipeline/run.py); the estimator is "
                     f"{est['name']} {est['version']}.")
     objects = Path(result.inputs["objects"])
-    files = sorted(objects.glob("*.parquet")) if objects.is_dir() else [objects]
-    digest = hashlib.sha256("\n".join(f"{f.name}:{f.stat().st_size}" for f in files).encode()).hexdigest()[:16]
+    # The catalog is the files the run estimated, each by path and content identity (size and
+    # Parquet footer), so two catalogs share an entity only when they hold the same files.
+    files = list_partitions(objects)
+    digest = hashlib.sha256("\n".join(f"{p.relative}:{input_identity(p.source)}" for p in files)
+                            .encode()).hexdigest()[:16]
     catalog = collection_entity(collection_entity_id(f"object-catalog-{digest}"),
                                 name=f"object catalog {objects.name} ({len(files)} files)",
                                 location=str(objects))
@@ -196,23 +199,32 @@ def publish_table_files(engine: Engine, desc: TableDescription, files: list[Path
         for i, part in enumerate(parts):
             conn.execute(text(f"CREATE TABLE {qualified(part)} PARTITION OF {qualified(stage)} "
                               f"FOR VALUES WITH (MODULUS {partitions}, REMAINDER {i})"))
-    shares = [files[w::workers] for w in range(workers)]
-    with ThreadPoolExecutor(workers) as pool:
-        rows = sum(pool.map(lambda share: _load_files(engine, qualified(stage), share), shares))
-    loaded = time.perf_counter()
-    with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(lambda part: _index_partition(engine, part), parts))
-    indexed = time.perf_counter()
-    with engine.begin() as conn:
-        conn.execute(text(f"DROP TABLE IF EXISTS {qualified(desc)} CASCADE"))
-        conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(desc.schema)}"))
-        for table in (stage, *parts):
-            conn.execute(text(f"ALTER TABLE {qualified(table)} SET SCHEMA {quote_ident(desc.schema)}"))
-        conn.execute(text(f"ALTER TABLE {qualified(desc)} ADD PRIMARY KEY ({quote_ident(PARTITION_KEY)})"))
-        for stmt in create_indexes_sql(desc):
-            conn.execute(text(stmt))
-        publish_table(conn, desc)
-        record_product(conn, desc, result)
+    if not files:
+        raise ValueError(f"{desc.qualified_name}: no files to publish")
+    shares = [share for share in (files[w::workers] for w in range(workers)) if share]
+    try:
+        with ThreadPoolExecutor(len(shares)) as pool:
+            rows = sum(pool.map(lambda share: _load_files(engine, qualified(stage), share), shares))
+        loaded = time.perf_counter()
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(lambda part: _index_partition(engine, part), parts))
+        indexed = time.perf_counter()
+        with engine.begin() as conn:
+            conn.execute(text(f"DROP TABLE IF EXISTS {qualified(desc)} CASCADE"))
+            conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(desc.schema)}"))
+            for table in (stage, *parts):
+                conn.execute(text(f"ALTER TABLE {qualified(table)} SET SCHEMA {quote_ident(desc.schema)}"))
+            conn.execute(text(f"ALTER TABLE {qualified(desc)} ADD PRIMARY KEY ({quote_ident(PARTITION_KEY)})"))
+            for stmt in create_indexes_sql(desc):
+                conn.execute(text(stmt))
+            publish_table(conn, desc)
+            record_product(conn, desc, result)
+    except BaseException:
+        # The published table is untouched; the half-loaded copy would hold its disk until the
+        # next publish of this table (at billions of rows, a lot of it).
+        with engine.begin() as conn:
+            conn.execute(text(f"DROP TABLE IF EXISTS {qualified(stage)} CASCADE"))
+        raise
     vacuum_analyze(engine, qualified(desc))
     timings = {"table": desc.qualified_name, "rows": rows, "partitions": partitions, "workers": workers,
                "copy_seconds": round(loaded - started, 3), "index_seconds": round(indexed - loaded, 3),

@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.catalog import (DEC_COLUMN, FLUX_COLUMNS, FLUX_ERR_COLUMNS, ID_COLUMN, RA_COLUMN, Partition,
-                              list_partitions, photometry_from_objects, read_training_set, write_demo_catalog)
+                              input_identity, list_partitions, photometry_from_objects, read_training_set, write_demo_catalog)
 from pipeline.config import PipelineConfig
 from pipeline.estimators import Estimator, make_estimator
 from pipeline.hats_catalog import is_hats_catalog, remove_hats_metadata, write_hats_metadata
@@ -43,6 +43,8 @@ from pipeline.schema import arrow_schema, table_description, write_descriptions
 log = logging.getLogger(__name__)
 
 FINGERPRINT_KEY = b"pzvo.fingerprint"
+#: The input file an output was made from (:func:`pipeline.catalog.input_identity`).
+INPUT_KEY = b"pzvo.input"
 JOB_RECORD = "run.json"
 
 
@@ -140,12 +142,16 @@ def estimate_partition(estimator: Estimator, source: str, target: str,
             arrays.append(pa.FixedSizeListArray.from_arrays(flat, fld.type.list_size))
         else:
             arrays.append(pa.array(values, fld.type))
-    out = pa.Table.from_arrays(arrays, schema=schema)
+    out = pa.Table.from_arrays(arrays, schema=schema.with_metadata(
+        {**(schema.metadata or {}), INPUT_KEY: input_identity(Path(source)).encode()}))
     target_path = Path(target)
     target_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = target_path.with_name(target_path.name + f".tmp-{os.getpid()}")
-    pq.write_table(out, tmp, compression="zstd", row_group_size=256 * 1024)
-    os.replace(tmp, target_path)
+    try:
+        pq.write_table(out, tmp, compression="zstd", row_group_size=256 * 1024)
+        os.replace(tmp, target_path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return {"rows": out.num_rows, "seconds": time.perf_counter() - started,
             "cpu_seconds": time.thread_time() - cpu_started}
 
@@ -170,15 +176,32 @@ def output_path(data_dir: Path, part: Partition) -> Path:
     return data_dir / part.relative
 
 
-def is_finished(path: Path, fingerprint: str) -> bool:
-    """True when ``path`` is a complete output of a run with this fingerprint."""
+def is_finished(path: Path, fingerprint: str, source: Path | None = None) -> bool:
+    """True when ``path`` is a complete output of a run with this fingerprint (and, given
+    ``source``, made from that input file as it is now: a replaced input is estimated again)."""
     if not path.exists():
         return False
     try:
         meta = pq.read_schema(path).metadata or {}
     except (OSError, pa.ArrowInvalid):
         return False
-    return meta.get(FINGERPRINT_KEY, b"").decode() == fingerprint
+    if meta.get(FINGERPRINT_KEY, b"").decode() != fingerprint:
+        return False
+    return source is None or meta.get(INPUT_KEY, b"").decode() == input_identity(source)
+
+
+def remove_partial_outputs(data_dir: Path) -> int:
+    """Delete the temporary files of tasks that were killed while writing (a task removes its
+    own when it fails): Parquet readers of the output directory would choke on them."""
+    removed = 0
+    if data_dir.is_dir():
+        for leftover in data_dir.rglob("*.tmp-*"):
+            if leftover.is_file():
+                leftover.unlink()
+                removed += 1
+    if removed:
+        log.info("removed partial outputs of an earlier run", extra={"files": removed})
+    return removed
 
 
 class PartitionError(RuntimeError):
@@ -324,7 +347,7 @@ def estimate_catalog(estimator: Estimator, partitions: Sequence[Partition], data
     from dask.distributed import as_completed
 
     schema = arrow_schema(estimator, metadata={FINGERPRINT_KEY: fingerprint.encode()})
-    todo = [p for p in partitions if not is_finished(output_path(data_dir, p), fingerprint)]
+    todo = [p for p in partitions if not is_finished(output_path(data_dir, p), fingerprint, p.source)]
     done, rows = len(partitions) - len(todo), 0
     for hook in hooks:
         hook(Progress(done, len(partitions), 0, skipped=True))
@@ -385,18 +408,35 @@ def run_pipeline(config: PipelineConfig, *, scheduler: str | None = None,
                                                     "table": config.qualified_table}, engine=engine)
     log.info("pipeline run", extra={"release": config.release, "estimator": estimator.name,
                                     "partitions": len(partitions), "fingerprint": fingerprint})
+    try:
+        result = _run_and_publish(config, estimator, partitions, data_dir, fingerprint, inputs, record,
+                                  scheduler=scheduler, progress=progress, client=client, engine=engine)
+    except BaseException as exc:
+        record.finish("ERROR", error=repr(exc))
+        raise
+    result.seconds = round(time.perf_counter() - started, 3)
+    record.finish("COMPLETED", rows=result.rows, computed=result.computed, skipped=result.skipped,
+                  seconds=result.seconds, quality=result.quality, published=result.published)
+    (config.output / "manifest.json").write_text(json.dumps(result.to_json(), indent=1, default=str))
+    log.info("pipeline finished", extra={"rows": result.rows, "computed": result.computed,
+                                         "skipped": result.skipped, "seconds": result.seconds})
+    return result
+
+
+def _run_and_publish(config: PipelineConfig, estimator: Estimator, partitions: list[Partition], data_dir: Path,
+                     fingerprint: str, inputs: dict[str, Any], record: "JobRecord", *, scheduler: str | None,
+                     progress: Sequence[ProgressHook], client: Any, engine: Any) -> "RunResult":
+    """Everything after training that can fail; the caller records the failure in the job record."""
     hats_input = is_hats_catalog(config.objects)
     if hats_input:
         remove_hats_metadata(data_dir)
+    remove_partial_outputs(data_dir)
     closer = None
     try:
         if client is None:
             client, closer = _open_client(config, scheduler)
         computed, _, tasks = estimate_catalog(estimator, partitions, data_dir, fingerprint, client=client,
                                                 hooks=[record, *progress])
-    except BaseException as exc:
-        record.finish("ERROR", error=repr(exc))
-        raise
     finally:
         if closer is not None:
             closer()
@@ -410,15 +450,11 @@ def run_pipeline(config: PipelineConfig, *, scheduler: str | None = None,
                             release=config.release, description=config.table_description, rows=total_rows)
     result.table_yaml, result.felis_yaml = write_descriptions(config.output, raw)
     if hats_input:
-        try:
-            result.hats = write_hats_metadata(
-                config.objects, data_dir, name=config.table_name, rows=total_rows,
-                outputs=[output_path(data_dir, p) for p in partitions],
-                extra={"pzvo_release": config.release, "pzvo_estimator": estimator.name,
-                       "pzvo_estimator_version": estimator.version})
-        except Exception as exc:
-            record.finish("ERROR", error=repr(exc))
-            raise
+        result.hats = write_hats_metadata(
+            config.objects, data_dir, name=config.table_name, rows=total_rows,
+            outputs=[output_path(data_dir, p) for p in partitions],
+            extra={"pzvo_release": config.release, "pzvo_estimator": estimator.name,
+                   "pzvo_estimator_version": estimator.version})
     if config.validation is not None and config.validation.exists():
         result.quality = validate(estimator, config)
     if config.publish:
@@ -435,12 +471,6 @@ def run_pipeline(config: PipelineConfig, *, scheduler: str | None = None,
             from pipeline.publish import register_quality_report
 
             result.quality["product"] = register_quality_report(engine, result, config.table_name)
-    result.seconds = round(time.perf_counter() - started, 3)
-    record.finish("COMPLETED", rows=total_rows, computed=computed, skipped=result.skipped,
-                  seconds=result.seconds, quality=result.quality, published=result.published)
-    (config.output / "manifest.json").write_text(json.dumps(result.to_json(), indent=1, default=str))
-    log.info("pipeline finished", extra={"rows": total_rows, "computed": computed, "skipped": result.skipped,
-                                         "seconds": result.seconds})
     return result
 
 

@@ -40,3 +40,47 @@ def test_evaluate_prints_metrics(demo_inputs: dict[str, Path], tmp_path: Path, e
     assert report["errors_used"] is errors
     assert 0 < report["sigma_mad"] < 0.03 and report["outlier_fraction"] < 0.07
     assert np.isfinite(report["bias"])
+
+
+def _pzvo(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(VENV_BIN / "pzvo"), "pipeline", *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.mark.parametrize("text,fragment", [
+    ("release: [unclosed\n", "while parsing"),
+    ("- a list\n", ""),
+    ("objects: x\ntraining: y\noutput: z\n", "release"),
+    ("release: r\nobjects: /nonexistent/objects\ntraining: /nonexistent/t.parquet\noutput: /tmp/x\n"
+     "estimator: {name: nope}\n", "no such file or directory: /nonexistent/t.parquet"),
+])
+def test_bad_configuration_is_one_message(tmp_path: Path, text: str, fragment: str) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(text)
+    proc = _pzvo("run", str(cfg), "--no-progress", "--no-publish")
+    last = proc.stderr.strip().splitlines()[-1]  # after the JSON log lines
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert last.startswith("pzvo pipeline run: ") and "Traceback" not in proc.stderr, proc.stderr
+    assert fragment in last
+
+
+def test_missing_config_file_says_so(tmp_path: Path) -> None:
+    proc = _pzvo("run", str(tmp_path / "nope.yaml"))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert f"no such file or directory: {tmp_path / 'nope.yaml'}" in proc.stderr
+
+
+def test_evaluate_bad_inputs_are_one_message(demo_inputs: dict[str, Path], tmp_path: Path) -> None:
+    train = magnitude_file(demo_inputs["training"], tmp_path / "train.parquet", False)
+    empty = tmp_path / "empty.parquet"
+    pq.write_table(pq.read_table(train).slice(0, 0), empty)
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"PAR1 not parquet")
+    no_y = tmp_path / "no_y.parquet"
+    pq.write_table(pq.read_table(train).slice(0, 100).drop(["y"]), no_y)
+    for test, fragment in ((empty, "no galaxies"), (broken, "broken.parquet"), (no_y, "needs the columns")):
+        proc = _pzvo("evaluate", "--train", str(train), "--test", str(test))
+        last = proc.stderr.strip().splitlines()[-1]
+        assert proc.returncode == 1 and proc.stdout == "", (test, proc.stdout)
+        assert last.startswith("pzvo pipeline evaluate: ") and "Traceback" not in proc.stderr
+        assert fragment in last, proc.stderr

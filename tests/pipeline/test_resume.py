@@ -66,3 +66,59 @@ def test_changed_estimator_recomputes(demo_inputs: dict[str, Path], tmp_path: Pa
     assert run_pipeline(parse_config(raw)).skipped == 8
     raw["estimator"] = {"name": "toy", "params": {"slope": 0.3}}
     assert run_pipeline(parse_config(raw)).computed == 8
+
+
+def _toy(inputs: dict[str, Path], objects: Path, out: Path):  # noqa: ANN202
+    from pipeline.config import parse_config
+
+    return parse_config({"release": "r", "objects": str(objects), "training": str(inputs["training"]),
+                         "output": str(out), "estimator": {"name": "toy"},
+                         "dask": {"workers": 1, "processes": False}})
+
+
+def test_replaced_input_file_is_estimated_again(demo_inputs: dict[str, Path], tmp_path: Path) -> None:
+    """Same names, other content: a rerun must not keep the output made from the old file."""
+    import shutil
+
+    from pipeline.run import run_pipeline
+
+    objects = tmp_path / "objects"
+    shutil.copytree(demo_inputs["objects"], objects)
+    assert run_pipeline(_toy(demo_inputs, objects, tmp_path / "out")).computed == 8
+    replaced = sorted(objects.glob("*.parquet"))[3]
+    pq.write_table(pq.read_table(replaced).slice(0, 1000), replaced)
+    again = run_pipeline(_toy(demo_inputs, objects, tmp_path / "out"))
+    assert (again.computed, again.skipped, again.rows) == (1, 7, 71_000)
+    out = pq.read_table(tmp_path / "out" / "data" / replaced.name)
+    assert out["object_id"].to_pylist() == pq.read_table(replaced)["objectId"].to_pylist()
+
+
+def test_partial_outputs_of_a_killed_run_are_removed(demo_inputs: dict[str, Path], tmp_path: Path) -> None:
+    """A task killed while writing leaves ``<file>.tmp-<pid>``: the rerun removes it, so the
+    output directory reads as one Parquet dataset."""
+    from pipeline.run import run_pipeline
+
+    out = tmp_path / "out"
+    run_pipeline(_toy(demo_inputs, demo_inputs["objects"], out))
+    victim = sorted((out / "data").glob("*.parquet"))[1]
+    partial = victim.with_name(victim.name + ".tmp-99999")
+    partial.write_bytes(victim.read_bytes()[:1000])
+    victim.unlink()
+    again = run_pipeline(_toy(demo_inputs, demo_inputs["objects"], out))
+    assert (again.computed, again.skipped) == (1, 7)
+    assert not partial.exists() and pq.read_table(out / "data").num_rows == 80_000
+
+
+def test_partition_keys_are_unique(demo_inputs: dict[str, Path], tmp_path: Path) -> None:
+    """``a/b.parquet`` and ``a__b.parquet`` are two partitions, two Dask tasks, two outputs."""
+    from pipeline.run import run_pipeline
+
+    objects = tmp_path / "objects"
+    (objects / "a").mkdir(parents=True)
+    first, second = sorted(demo_inputs["objects"].glob("*.parquet"))[:2]
+    (objects / "a" / "b.parquet").write_bytes(first.read_bytes())
+    (objects / "a__b.parquet").write_bytes(second.read_bytes())
+    result = run_pipeline(_toy(demo_inputs, objects, tmp_path / "out"))
+    assert (result.computed, result.rows) == (2, 20_000)
+    assert (tmp_path / "out" / "data" / "a" / "b.parquet").exists()
+    assert (tmp_path / "out" / "data" / "a__b.parquet").exists()

@@ -112,6 +112,63 @@ def test_failed_run_is_recorded_as_error(demo_inputs, database, server, tmp_path
     assert doc["phase"] == "ERROR" and "zz_broken" in doc["error"] and doc["finished"]
 
 
+def test_failure_after_estimation_is_recorded_as_error(demo_inputs, database, server, tmp_path) -> None:  # noqa: ANN001
+    """Every partition done, then the validation set turns out unreadable: the run is ERROR, not
+    EXECUTING with done == total for ever."""
+    bad = tmp_path / "validation.parquet"
+    pq.write_table(pq.read_table(demo_inputs["validation"]).drop(["r_cModelFlux"]), bad)
+    cfg = config(demo_inputs, tmp_path / "out", table="photoz_pipeline_badval", estimator={"name": "toy"},
+                 dask={"workers": 1, "processes": False}, validation=str(bad))
+    with pytest.raises(ValueError, match="needs the columns"):
+        run_pipeline(cfg, engine=owner_engine(database))
+    record = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert record["phase"] == "ERROR" and record["done"] == record["total"] == 8
+    assert "needs the columns" in record["error"]
+    doc = requests.get(f"{server.url}/api/pipeline-runs/{record['run_id']}", timeout=30).json()
+    assert doc["phase"] == "ERROR"
+
+
+def test_single_file_catalog_publishes_with_several_workers(demo_inputs, database, tmp_path) -> None:  # noqa: ANN001
+    """One input file, two COPY workers (the default): one worker has nothing to load. The
+    catalog's provenance entity counts the one file."""
+    single = sorted(demo_inputs["objects"].glob("*.parquet"))[0]
+    cfg = config({**demo_inputs, "objects": single}, tmp_path / "out", table="photoz_pipeline_single",
+                 estimator={"name": "toy"}, dask={"workers": 1, "processes": False}, validation=None,
+                 publish={"enabled": True, "partitions": 2, "workers": 2})
+    try:
+        result = run_pipeline(cfg, engine=owner_engine(database))
+        with owner_engine(database).connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM pz.photoz_pipeline_single")).scalar() == 10_000
+            catalog = conn.execute(text(
+                "SELECT e.name FROM provenance.used u JOIN provenance.wasgeneratedby g "
+                "ON g.activity_id = u.activity_id JOIN provenance.entity e ON e.id = u.entity_id "
+                "WHERE g.entity_id LIKE 'pzvo:table/pz.photoz_pipeline_single%' AND u.role = 'object catalog'")).scalar()
+        assert result.rows == 10_000 and catalog == f"object catalog {single.name} (1 files)"
+    finally:
+        drop_published(database, "pz.photoz_pipeline_single")
+
+
+def test_failed_publish_leaves_no_staging_table(demo_inputs, database, tmp_path) -> None:  # noqa: ANN001
+    """A load that fails half-way drops its staging copy (the published table is untouched)."""
+    from dataclasses import replace
+
+    from pipeline.publish import publish_run, staging_schema
+    from tap_schema.model import load_table
+
+    cfg = config(demo_inputs, tmp_path / "out", table="photoz_pipeline_stage", estimator={"name": "toy"},
+                 dask={"workers": 1, "processes": False}, validation=None)
+    result = run_pipeline(cfg)
+    victim = sorted(result.data_dir.glob("*.parquet"))[5]
+    victim.write_bytes(b"PAR1 broken after the run")
+    with pytest.raises(Exception, match="Parquet|magic"):
+        publish_run(owner_engine(database), replace(result), partitions=2, workers=2)
+    desc = load_table(result.table_yaml)
+    with owner_engine(database).connect() as conn:
+        left = conn.execute(text("SELECT count(*) FROM pg_tables WHERE schemaname = :s AND tablename LIKE :t"),
+                            {"s": staging_schema(desc), "t": "photoz_pipeline_stage%"}).scalar()
+    assert left == 0
+
+
 def test_felis_schema_validates_with_felis_cli(default_run) -> None:  # noqa: ANN001
     proc = subprocess.run([str(VENV_BIN / "felis"), "validate", str(default_run.felis_yaml)],
                           capture_output=True, text=True)
@@ -138,7 +195,7 @@ def test_published_partitioned_table(default_run, database) -> None:  # noqa: AN
     np.testing.assert_allclose(row.z_pdf, parquet.loc[row.object_id, "z_pdf"], rtol=1e-6)
 
 
-def test_cone_query_uses_partition_gist(database) -> None:  # noqa: ANN001
+def test_cone_query_uses_partition_gist(default_run, database) -> None:  # noqa: ANN001
     with owner_engine(database).connect() as conn:
         plan = "\n".join(conn.execute(text(
             "EXPLAIN SELECT object_id FROM pz.photoz_pipeline_test WHERE spoint(radians(ra), radians(dec)) "
