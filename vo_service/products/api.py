@@ -6,6 +6,7 @@ describes exactly these responses (schemathesis checks it in the test suite).
 """
 from __future__ import annotations
 
+import itertools
 import json
 import tempfile
 from http import HTTPStatus
@@ -256,9 +257,12 @@ class ProductTableResource(MethodView):
         params = QueryParams(query=f"SELECT * FROM {product.table_name}", lang="ADQL", adql_version="2.1",
                              maxrec=max(tap.settings.maxrec_limit, product.row_count or 0), format=fmt)
         result = tap.run(params)
-        body = fmt.encode(result.fields, result.batches, result.status,
-                          infos={"PRODUCT": f"{product.name} v{product.version}"})
-        response = Response(body, mimetype=fmt.mime_type)
+        chunks = fmt.encode(result.fields, result.batches, result.status,
+                            infos={"PRODUCT": f"{product.name} v{product.version}"})
+        # The first chunk before the answer: an error before any byte (FITS spools the whole
+        # table first) is then a problem document, and a later one breaks the transfer off.
+        first = next(chunks, b"")
+        response = Response(itertools.chain([first], chunks), mimetype=fmt.mime_type)
         response.headers["Content-Disposition"] = (
             f'attachment; filename="{product.name}_v{product.version}.{fmt.extension}"')
         return response
