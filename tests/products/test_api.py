@@ -99,16 +99,17 @@ def test_patch_that_is_not_json_is_415_not_a_silent_no_op(api, user, specz_parqu
     assert ok.status_code == 200 and ok.json()["description"] == "x"
 
 
-def test_download_is_the_whole_table_beyond_maxrec_limit(database, user, specz_parquet) -> None:  # noqa: ANN001
-    """MAXREC caps TAP queries, not product downloads: CSV and Parquet have no way to say that
-    rows are missing, so a download must hold every row."""
+def test_download_is_the_whole_table_or_a_clear_refusal(database, user, specz_parquet) -> None:  # noqa: ANN001
+    """A download is never cut: up to PZVO_MAXREC_LIMIT rows it holds every row (whatever
+    MAXREC's default), beyond it the answer is a 413 problem pointing to TAP, since CSV and
+    Parquet have no way to say that rows are missing."""
     import dataclasses
 
     from tests.conftest import LiveServer
     from vo_service.app import create_app
 
-    app = create_app(dataclasses.replace(database, maxrec_limit=100, maxrec_default=100))
     name = unique_name("dlall")
+    app = create_app(dataclasses.replace(database, maxrec_limit=2000, maxrec_default=100))
     with LiveServer(app) as live:
         assert upload(live.url + "/api", user[1], specz_parquet, name=name, columns=SPECZ_COLUMNS).status_code == 201
         table = f"{live.url}/api/products/{name}/table"
@@ -116,6 +117,10 @@ def test_download_is_the_whole_table_beyond_maxrec_limit(database, user, specz_p
         assert pq.read_table(io.BytesIO(requests.get(table, params={"format": "parquet"}).content)).num_rows == 2000
         tap = requests.post(f"{live.url}/tap/sync", data={"LANG": "ADQL", "QUERY": f"SELECT * FROM pz.{name}_v1"})
         assert len(parse_single_table(io.BytesIO(tap.content)).to_table()) == 100
+    with LiveServer(create_app(dataclasses.replace(database, maxrec_limit=1000))) as live:
+        refused = requests.get(f"{live.url}/api/products/{name}/table", params={"format": "csv"})
+        assert refused.status_code == 413 and refused.headers["Content-Type"] == "application/problem+json"
+        assert "2000 rows" in refused.json()["detail"] and "/tap/async" in refused.json()["detail"]
 
 
 def test_edit_metadata_updates_tap_schema(api, tap_url, user, other_user, specz_parquet) -> None:  # noqa: ANN001

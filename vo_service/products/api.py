@@ -6,7 +6,6 @@ describes exactly these responses (schemathesis checks it in the test suite).
 """
 from __future__ import annotations
 
-import itertools
 import json
 import tempfile
 from http import HTTPStatus
@@ -28,6 +27,8 @@ from vo_service.products._schemas import (FileQuerySchema, PipelineRunListSchema
                                           ProductQuerySchema, ProductSchema, ProductTypeSchema,
                                           TableQuerySchema, VersionQuerySchema, product_document)
 from vo_service.products._service import InvalidProductError, ProductNotFoundError, ProductRegistry
+from vo_service.tap._exceptions import TapError
+from vo_service.tap.results import response_body
 
 PROBLEM_MIME = "application/problem+json"
 
@@ -91,6 +92,12 @@ def _not_found(exc: ProductNotFoundError) -> Response:
 @blp.errorhandler(RunNotFoundError)
 def _run_not_found(exc: RunNotFoundError) -> Response:
     return problem(404, "Not Found", str(exc))
+
+
+@blp.errorhandler(TapError)
+def _table_error(exc: TapError) -> Response:
+    """A product table that cannot be read out (the database failed before the first byte)."""
+    return problem(exc.http_status, HTTPStatus(exc.http_status).phrase, exc.message)
 
 
 @blp.errorhandler(InvalidProductError)
@@ -252,17 +259,22 @@ class ProductTableResource(MethodView):
         if not product.table_name:
             raise ProductNotFoundError(f"{name} is a {product.type.label.lower()}: it has a file, not a table")
         tap = current_app.extensions["pzvo.tap"]
+        settings = current_app.extensions["pzvo.settings"]
         fmt = find_format(args["format"])
-        # The whole table, however large: CSV and Parquet could not say that rows are missing.
+        rows = product.row_count or 0
+        if rows > settings.maxrec_limit:
+            # CSV and Parquet cannot say that rows are missing, so a cut download is never sent.
+            return problem(413, "Payload Too Large",
+                           f"{product.table_name} has {rows} rows, more than a download holds "
+                           f"({settings.maxrec_limit}, PZVO_MAXREC_LIMIT): query it through TAP "
+                           "(/tap/async for large results) with the columns and rows you need")
         params = QueryParams(query=f"SELECT * FROM {product.table_name}", lang="ADQL", adql_version="2.1",
-                             maxrec=max(tap.settings.maxrec_limit, product.row_count or 0), format=fmt)
-        result = tap.run(params)
+                             maxrec=max(rows, 1), format=fmt)
+        # An async job's time, not a sync query's: the whole table streams through this request.
+        result = tap.run(params, statement_timeout_ms=settings.uws_max_execution_duration_s * 1000)
         chunks = fmt.encode(result.fields, result.batches, result.status,
                             infos={"PRODUCT": f"{product.name} v{product.version}"})
-        # The first chunk before the answer: an error before any byte (FITS spools the whole
-        # table first) is then a problem document, and a later one breaks the transfer off.
-        first = next(chunks, b"")
-        response = Response(itertools.chain([first], chunks), mimetype=fmt.mime_type)
+        response = Response(response_body(chunks, result.batches), mimetype=fmt.mime_type)
         response.headers["Content-Disposition"] = (
             f'attachment; filename="{product.name}_v{product.version}.{fmt.extension}"')
         return response

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
-from collections.abc import Iterator
 from typing import BinaryIO
 
 from flask import Blueprint, Response, current_app, g, render_template, request
@@ -20,6 +19,7 @@ from vo_service.tap._exceptions import TapError
 from vo_service.tap._params import merge_params, parse_query_params
 from vo_service.tap._service import TapService
 from vo_service.tap.formats import error_document
+from vo_service.tap.results import response_body
 
 log = logging.getLogger(__name__)
 
@@ -80,19 +80,6 @@ def request_files() -> dict[str, BinaryIO]:
     return parts
 
 
-def _body(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    """The response body, its first chunk already taken.
-
-    Taking it before the response starts turns an error raised before any byte (FITS spools
-    the whole result before its header) into a DALI error with an HTTP status.  An error
-    raised later propagates out of the WSGI iteration: the server then ends the connection
-    without the terminating chunk, so the client sees an incomplete transfer, never a clean
-    short file.
-    """
-    yield first
-    yield from rest
-
-
 @tap.route("", strict_slashes=False)
 def root() -> str:
     return render_template("tap_root.html", base=request.host_url.rstrip("/") + "/tap")
@@ -117,11 +104,6 @@ def sync() -> Response:
         "SERVER_SOFTWARE": f"pzvo {__version__}",
     }
     chunks = params.format.encode(result.fields, result.batches, result.status, infos=infos)
-    try:
-        first = next(chunks, b"")
-    except BaseException:
-        result.batches.close()  # type: ignore[attr-defined] - releases connection, uploads
-        raise
-    response = Response(_body(first, chunks), mimetype=params.format.mime_type)
+    response = Response(response_body(chunks, result.batches), mimetype=params.format.mime_type)
     response.headers["Content-Disposition"] = f'inline; filename="result.{params.format.extension}"'
     return response

@@ -1,6 +1,7 @@
 """Types shared by the ADQL translator, the query runner and the output encoders."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from vo_service.tap._exceptions import ExecutionError
@@ -75,3 +76,27 @@ class ResultStatus:
         """
         if self.error is not None:
             raise self.failure if self.failure is not None else ExecutionError(self.error)
+
+
+def response_body(chunks: Iterator[bytes], batches: Iterator[object]) -> Iterator[bytes]:
+    """An encoder's output as a streamed HTTP body, its first chunk taken now.
+
+    Taking it before the response starts turns an error raised before any byte (FITS spools
+    the whole result before its header) into an error document with an HTTP status; the
+    batches are closed then, which returns the connection and drops uploads.  An error
+    raised later propagates out of the WSGI iteration: the server ends the connection without
+    the terminating chunk, so the client sees an incomplete transfer, never a clean short file.
+    """
+    try:
+        first = next(chunks, b"")
+    except BaseException:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
+        raise
+
+    def body() -> Iterator[bytes]:
+        yield first
+        yield from chunks
+
+    return body()
