@@ -149,6 +149,9 @@ def test_revoke_one_token_by_prefix_leaves_the_others(env, server) -> None:  # n
     assert again.returncode == 1 and "no token" in again.stderr
     short = pzvo(env, "user", "revoke", "--token-prefix", "pzvo_")
     assert short.returncode == 2 and "13 characters" in short.stderr
+    mistyped = pzvo(env, "user", "revoke", "--token-prefix", kept[:-1] + ("A" if kept[-1] != "A" else "B"))
+    assert mistyped.returncode == 1 and "no such token" in mistyped.stderr
+    assert requests.get(server.url + "/api/products", headers=bearer(kept), timeout=30).status_code == 200
     whole = pzvo(env, "user", "revoke", "--token-prefix", kept)
     assert whole.returncode == 0
     assert_problem_401(requests.get(server.url + "/api/products", headers=bearer(kept), timeout=30))
@@ -194,10 +197,10 @@ def test_user_list_counts_live_tokens(env, engine) -> None:  # noqa: ANN001
     assert line.split()[1:3] == ["yes", "1"]
 
 
-@pytest.mark.parametrize("days", ["0", "-1", "soon"])
-def test_expiry_must_be_a_positive_number_of_days(env, days: str) -> None:  # noqa: ANN001
+@pytest.mark.parametrize("days", ["0", "-1", "soon", "1e9", "inf", "36501"])
+def test_expiry_must_be_a_positive_number_of_days_up_to_a_century(env, days: str) -> None:  # noqa: ANN001
     out = pzvo(env, "user", "token", "pzvo", "--expires-in", days)
-    assert out.returncode == 2 and "positive number of days" in out.stderr
+    assert out.returncode == 2 and "not a number of days from 0 (excluded) to 36500" in out.stderr
 
 
 def test_revoking_or_listing_an_unknown_user_fails(env) -> None:  # noqa: ANN001

@@ -69,13 +69,17 @@ def _when(value: datetime | None) -> str:
     return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%MZ") if value else "-"
 
 
+#: Longest token lifetime: a century (PostgreSQL timestamps and timedelta both end somewhere).
+MAX_TOKEN_DAYS = 36_500
+
+
 def _days(value: str) -> timedelta:
     try:
         days = float(value)
     except ValueError:
         days = 0.0
-    if not days > 0:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a positive number of days")
+    if not 0 < days <= MAX_TOKEN_DAYS:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of days from 0 (excluded) to {MAX_TOKEN_DAYS}")
     return timedelta(days=days)
 
 

@@ -156,9 +156,14 @@ class AuthService:
                 "DELETE FROM registry.tokens WHERE token_hash = :h RETURNING user_name, token_prefix"),
                 {"h": hash_token(value)}).all()
             if not rows:
+                # A longer value is a whole token that matched none: it must not revoke another
+                # token that merely shares its first characters.
                 if len(value) < SHOWN_PREFIX_LEN:
                     raise ValueError(f"a token prefix has {SHOWN_PREFIX_LEN} characters "
                                      f"({TOKEN_PREFIX}... as `pzvo user tokens NAME` shows)")
+                if len(value) > SHOWN_PREFIX_LEN:
+                    raise UnknownTokenError("no such token (a whole token must match exactly; "
+                                            f"or give its {SHOWN_PREFIX_LEN}-character prefix)")
                 rows = conn.execute(text(
                     "DELETE FROM registry.tokens WHERE token_prefix = :p RETURNING user_name, token_prefix"),
                     {"p": value[:SHOWN_PREFIX_LEN]}).all()
