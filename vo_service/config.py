@@ -77,15 +77,16 @@ class Settings:
     def products_dir(self) -> Path:
         """Product files, one directory per database: databases that share ``var/`` (the
         tests', a scratch copy) must never see, or remove, each other's files."""
-        name = self.db_name
+        name = None
         if self.database_url:
             from sqlalchemy.engine import make_url
 
-            name = make_url(self.database_url).database or "default"
+            name = make_url(self.database_url).database
         return self.products_dir_for(name)
 
     def products_dir_for(self, database: str | None) -> Path:
-        """The product files of the database an engine is connected to."""
+        """The product files of the database an engine is connected to (``db_name`` when the
+        URL names none, as libpq then does not either: the same rule for every caller)."""
         return self.var_dir / "products" / (database or self.db_name)
 
     @property

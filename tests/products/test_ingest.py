@@ -183,3 +183,17 @@ def test_cli_ingest_list_show_delete(database, specz_parquet, tmp_path) -> None:
     assert bad.returncode == 2 and "ra, dec, redshift" in bad.stderr
     gone = subprocess.run([str(PZVO), "products", "delete", name], capture_output=True, text=True, env=env)
     assert gone.returncode == 0 and "deleted" in gone.stdout
+
+
+def test_leftover_files_of_a_dropped_database_are_set_aside(registry, owner, specz_parquet) -> None:  # noqa: ANN001
+    """Files where version 1 of a new name goes (left by a database of the same name that was
+    dropped) do not stop the registration and are moved away, never deleted."""
+    name = unique_name("orph")
+    leftover = registry.storage_dir / name / "v1" / "main" / "old.bin"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"someone's bytes")
+    product = registry.register(RegistrationRequest(name=name, product_type="speczcat", main_file=specz_parquet,
+                                                    main_file_name="s.parquet", columns=SPECZ_COLUMNS), owner)
+    assert product.version == 1 and registry.file_path(product)[0].read_bytes() == specz_parquet.read_bytes()
+    kept = list((registry.storage_dir / ".orphaned").glob(f"{name}-v1-*/main/old.bin"))
+    assert len(kept) == 1 and kept[0].read_bytes() == b"someone's bytes"

@@ -162,11 +162,7 @@ class ProductRegistry:
                                      comment=f"{ptype.label} {request.name} v{version}")
                     self._step("provenance")
                 final_dir.parent.mkdir(parents=True, exist_ok=True)
-                if final_dir.exists():
-                    # No row of this database names it (the version number is new here): files
-                    # left by a database of the same name that was dropped and created again.
-                    log.warning("replacing orphaned product files", extra={"path": str(final_dir)})
-                    shutil.rmtree(final_dir)
+                self._set_aside_orphan(final_dir)
                 staging.rename(final_dir)
                 moved = True
                 self._step("commit")
@@ -218,7 +214,7 @@ class ProductRegistry:
             self._insert_columns(conn, product_id, specs)
             if data_file is not None:
                 final_dir = self.storage_dir / name / f"v{version}"
-                shutil.rmtree(final_dir, ignore_errors=True)
+                self._set_aside_orphan(final_dir)
                 staged = self._stage_files(RegistrationRequest(
                     name=name, product_type=product_type, main_file=data_file,
                     main_file_name=data_file.name), final_dir)
@@ -310,6 +306,18 @@ class ProductRegistry:
             [{"p": product_id, "r": f.role, "n": f.file_name, "f": f.format, "s": f.size,
               "h": f.sha256, "path": str((final_dir / f.role / f.file_name).relative_to(self.storage_dir))}
              for _, f, _ in files])
+
+    def _set_aside_orphan(self, final_dir: Path) -> None:
+        """Move away files where a new version's go: no row of this database names them (the
+        version number is new here), so they were left by a database of the same name that was
+        dropped and created again, or, misconfigured, belong to another server. Never deleted."""
+        if not final_dir.exists():
+            return
+        relative = final_dir.relative_to(self.storage_dir).as_posix().replace("/", "-")
+        aside = self.storage_dir / ".orphaned" / f"{relative}-{uuid.uuid4().hex[:8]}"
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        final_dir.rename(aside)
+        log.warning("orphaned product files set aside", extra={"path": str(final_dir), "moved_to": str(aside)})
 
     @staticmethod
     def _require_new_version_rights(conn: Connection, name: str, user: User) -> None:
