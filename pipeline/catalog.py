@@ -46,6 +46,16 @@ class Partition:
         return f"{self.relative.replace('/', '__')}-{digest}"
 
 
+#: Output Parquet metadata key: the :func:`input_identity` of the file the output was made from.
+INPUT_KEY = b"pzvo.input"
+
+
+def stored_input_identity(output: Path) -> str | None:
+    """The identity of the input an output file was made from, as the run recorded it."""
+    value = (pq.read_schema(output).metadata or {}).get(INPUT_KEY)
+    return value.decode() if value else None
+
+
 def input_identity(path: Path) -> str:
     """A cheap identity of a Parquet file's content: its size and its footer (schema, row
     groups, and every column chunk's statistics), so a resumed run notices an input that was

@@ -64,8 +64,7 @@ def _input_errors() -> tuple[type[BaseException], ...]:
     from pipeline.hats_catalog import HatsCatalogError
     from pipeline.run import PartitionError
 
-    return (OSError, ValueError, TypeError, KeyError, yaml.YAMLError, PartitionError, HatsCatalogError,
-            RailNotInstalled)
+    return (OSError, ValueError, TypeError, yaml.YAMLError, PartitionError, HatsCatalogError, RailNotInstalled)
 
 
 def _fail(command: str, exc: BaseException) -> int:

@@ -41,7 +41,7 @@ from sqlalchemy.engine import Connection, Engine
 from ingest.columns import ColumnSpec
 from ingest.copy import vacuum_analyze
 from ingest.load import copy_arrow
-from pipeline.catalog import input_identity, list_partitions
+from pipeline.catalog import input_identity, list_partitions, stored_input_identity
 from tap_schema.loader import create_indexes_sql, create_table_sql, publish_table, qualified, quote_ident
 from tap_schema.model import TableDescription, load_table
 
@@ -99,7 +99,7 @@ def record_product(conn: Connection, desc: TableDescription, result: "RunResult 
     if result is None:
         log.info("published without a run record: no product registered", extra={"table": desc.qualified_name})
         return
-    from vo_service.auth import User
+    from vo_service.auth import AuthService
     from vo_service.config import load_settings
     from vo_service.products import ProductRegistry
     from vo_service.provenance import (TABLE_TYPE, ActivityDescription, collection_entity,
@@ -117,7 +117,8 @@ def record_product(conn: Connection, desc: TableDescription, result: "RunResult 
     # The catalog is the files the run estimated, each by path and content identity (size and
     # Parquet footer), so two catalogs share an entity only when they hold the same files.
     files = list_partitions(objects)
-    digest = hashlib.sha256("\n".join(f"{p.relative}:{input_identity(p.source)}" for p in files)
+    identities = [stored_input_identity(result.data_dir / p.relative) or input_identity(p.source) for p in files]
+    digest = hashlib.sha256("\n".join(f"{p.relative}:{ident}" for p, ident in zip(files, identities))
                             .encode()).hexdigest()[:16]
     catalog = collection_entity(collection_entity_id(f"object-catalog-{digest}"),
                                 name=f"object catalog {objects.name} ({len(files)} files)",
@@ -140,10 +141,9 @@ def record_product(conn: Connection, desc: TableDescription, result: "RunResult 
                  "odds": "odds"}
         registry = ProductRegistry(engine=conn.engine, storage_dir=storage_dir
                                    or load_settings().products_dir_for(conn.engine.url.database))
-        conn.execute(text("INSERT INTO registry.users (name, is_admin) VALUES ('pzvo', true) "
-                          "ON CONFLICT (name) DO NOTHING"))
         registry.register_table(conn, name=desc.name, product_type="pztable", desc=desc, rows=result.rows,
-                                owner=User("pzvo", is_admin=True), roles=roles, data_file=result.table_yaml,
+                                owner=AuthService(engine=conn.engine).operator(), roles=roles,
+                                data_file=result.table_yaml,
                                 release=result.release, official=True,
                                 pz_code=f"{est['name']} {est['version']}")
     log.info("product registered", extra={"table": desc.qualified_name, "entity": entity_id})
@@ -157,7 +157,7 @@ def register_quality_report(engine: Engine, result: "RunResult", table_name: str
     z_err, odds), queryable by ADQL; quality.json and the plots are its auxiliary files.
     Returns the product name.
     """
-    from vo_service.auth import User
+    from vo_service.auth import AuthService
     from vo_service.config import load_settings
     from vo_service.products import ProductRegistry, RegistrationRequest
 
@@ -179,7 +179,7 @@ def register_quality_report(engine: Engine, result: "RunResult", table_name: str
         auxiliary_files=[(Path(f), Path(f).name) for f in quality.get("files", [])])
     registry = ProductRegistry(engine=engine,
                                storage_dir=storage_dir or load_settings().products_dir_for(engine.url.database))
-    registry.register(request, User("pzvo", is_admin=True))
+    registry.register(request, AuthService(engine=engine).operator())
     return name
 
 
@@ -238,6 +238,13 @@ def publish_run(engine: Engine, result: "RunResult", *, partitions: int = 16, wo
     if result.table_yaml is None:
         raise ValueError("the run has no table description")
     desc = load_table(result.table_yaml)
-    # The run's own outputs, one per input file: not whatever else lies in the directory.
-    files = [result.data_dir / part.relative for part in list_partitions(Path(result.inputs["objects"]))]
+    # The run's own outputs, one per input file: not whatever else lies in the directory; and
+    # made from the inputs as they are now, or the table's provenance would name other files.
+    parts = list_partitions(Path(result.inputs["objects"]))
+    files = [result.data_dir / part.relative for part in parts]
+    changed = [str(p.source) for p, out in zip(parts, files)
+               if stored_input_identity(out) not in (None, input_identity(p.source))]
+    if changed:
+        raise ValueError(f"{len(changed)} input file(s) changed since the run estimated them (first: "
+                         f"{changed[0]}): run the pipeline again, then publish")
     return publish_table_files(engine, desc, files, partitions=partitions, workers=workers, result=result)

@@ -33,8 +33,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.catalog import (DEC_COLUMN, FLUX_COLUMNS, FLUX_ERR_COLUMNS, ID_COLUMN, RA_COLUMN, Partition,
-                              input_identity, list_partitions, photometry_from_objects, read_training_set, write_demo_catalog)
+from pipeline.catalog import (DEC_COLUMN, FLUX_COLUMNS, FLUX_ERR_COLUMNS, ID_COLUMN, INPUT_KEY, RA_COLUMN,
+                              Partition, input_identity, list_partitions, photometry_from_objects, read_training_set, write_demo_catalog)
 from pipeline.config import PipelineConfig
 from pipeline.estimators import Estimator, make_estimator
 from pipeline.hats_catalog import is_hats_catalog, remove_hats_metadata, write_hats_metadata
@@ -43,8 +43,6 @@ from pipeline.schema import arrow_schema, table_description, write_descriptions
 log = logging.getLogger(__name__)
 
 FINGERPRINT_KEY = b"pzvo.fingerprint"
-#: The input file an output was made from (:func:`pipeline.catalog.input_identity`).
-INPUT_KEY = b"pzvo.input"
 JOB_RECORD = "run.json"
 
 

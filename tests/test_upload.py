@@ -173,3 +173,31 @@ def test_reader_role_cannot_write_upload_tables(database) -> None:  # noqa: ANN0
             cur.execute("CREATE TABLE tap_upload.evil (x int)")
     finally:
         conn.close()
+
+
+def test_tap_request_body_is_limited_while_it_is_read(database) -> None:  # noqa: ANN001
+    """A chunked POST (no Content-Length) far beyond PZVO_UPLOAD_MAX_BYTES is refused with a
+    DALI error as it is read, not spooled whole first."""
+    import dataclasses
+
+    import requests
+
+    from tests.conftest import LiveServer
+    from vo_service.app import create_app
+
+    app = create_app(dataclasses.replace(database, upload_max_bytes=10_000, product_max_bytes=10**9))
+    boundary = "pzvotap"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"QUERY\"\r\n\r\nSELECT 1 AS x\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"t\"; filename=\"t.xml\"\r\n\r\n").encode()
+
+    def body():  # noqa: ANN202
+        yield head
+        for _ in range(64):
+            yield b"x" * 65536  # 4 MiB in all
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    with LiveServer(app) as live:
+        resp = requests.post(f"{live.url}/tap/sync", data=body(), timeout=60,
+                             headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert resp.status_code == 413
+    assert b'<INFO name="QUERY_STATUS" value="ERROR">' in resp.content

@@ -26,6 +26,8 @@ from vo_service.uws._handlers import uws
 from vo_service.vosi import vosi
 
 log = logging.getLogger("vo_service.request")
+#: Room for the form fields (QUERY, ...) of a TAP request beside its uploads.
+TAP_FORM_MARGIN = 1024 * 1024
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -67,10 +69,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.before_request
     def _start_timer() -> None:
         g.started = time.perf_counter()
+        # Enforced while the body is read, so a chunked upload (no Content-Length) is stopped at
+        # the limit too, not after it has been spooled to disk.
         if request.path.startswith("/api"):
-            # Enforced while the body is read, so a chunked upload (no Content-Length) is
-            # stopped at the limit too, not after it has been written to disk.
             request.max_content_length = settings.product_max_bytes
+        elif request.path.startswith("/tap"):
+            request.max_content_length = settings.upload_max_bytes + TAP_FORM_MARGIN
 
     @app.after_request
     def _log_when_sent(response):  # noqa: ANN001, ANN202

@@ -86,7 +86,9 @@ class _PrintsToLog(io.TextIOBase):
         self.pending = ""
 
 
-#: ``sys.stdout`` is process-wide: stages of threads of one process take turns while redirected.
+#: ``sys.stdout`` is process-wide: stages of threads of one process take turns while redirected,
+#: so RAIL partitions run one at a time per process.  Use process workers (the default
+#: ``LocalCluster``, or ``dask worker --nthreads 1``), not threads, for RAIL estimators.
 _STDOUT_LOCK = threading.Lock()
 
 

@@ -159,14 +159,32 @@ def test_failed_publish_leaves_no_staging_table(demo_inputs, database, tmp_path)
                  dask={"workers": 1, "processes": False}, validation=None)
     result = run_pipeline(cfg)
     victim = sorted(result.data_dir.glob("*.parquet"))[5]
-    victim.write_bytes(b"PAR1 broken after the run")
-    with pytest.raises(Exception, match="Parquet|magic"):
+    pq.write_table(pq.read_table(victim).drop(["odds"]), victim)  # same input identity, a column short
+    with pytest.raises(Exception):  # noqa: B017 - whatever the COPY raises
         publish_run(owner_engine(database), replace(result), partitions=2, workers=2)
     desc = load_table(result.table_yaml)
     with owner_engine(database).connect() as conn:
         left = conn.execute(text("SELECT count(*) FROM pg_tables WHERE schemaname = :s AND tablename LIKE :t"),
                             {"s": staging_schema(desc), "t": "photoz_pipeline_stage%"}).scalar()
     assert left == 0
+
+
+def test_publish_refuses_outputs_of_inputs_that_changed_since(demo_inputs, database, tmp_path) -> None:  # noqa: ANN001
+    """Provenance names the files the run estimated: an input replaced between the run and a
+    later publish makes publishing refuse, not name files that were never estimated."""
+    import shutil
+
+    from pipeline.publish import publish_run
+
+    objects = tmp_path / "objects"
+    shutil.copytree(demo_inputs["objects"], objects)
+    cfg = config({**demo_inputs, "objects": objects}, tmp_path / "out", table="photoz_pipeline_changed",
+                 estimator={"name": "toy"}, dask={"workers": 1, "processes": False}, validation=None)
+    result = run_pipeline(cfg)
+    replaced = sorted(objects.glob("*.parquet"))[2]
+    pq.write_table(pq.read_table(replaced).slice(0, 10), replaced)
+    with pytest.raises(ValueError, match="changed since the run estimated them"):
+        publish_run(owner_engine(database), result, partitions=2, workers=2)
 
 
 def test_felis_schema_validates_with_felis_cli(default_run) -> None:  # noqa: ANN001
