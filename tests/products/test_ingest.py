@@ -197,3 +197,48 @@ def test_leftover_files_of_a_dropped_database_are_set_aside(registry, owner, spe
     assert product.version == 1 and registry.file_path(product)[0].read_bytes() == specz_parquet.read_bytes()
     kept = list((registry.storage_dir / ".orphaned").glob(f"{name}-v1-*/main/old.bin"))
     assert len(kept) == 1 and kept[0].read_bytes() == b"someone's bytes"
+
+
+def test_migration_0007_backfills_file_product_entities(registry, owner, tmp_path) -> None:  # noqa: ANN001
+    """A file product registered before products had entities of their own gets one, generated
+    by its registration and derived from its file; running it again changes nothing."""
+    import importlib.util
+
+    from vo_service.config import PROJECT_ROOT
+
+    spec = importlib.util.spec_from_file_location(
+        "m0007", PROJECT_ROOT / "migrations" / "versions" / "0007_file_product_entities.py")
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    model = tmp_path / "model.bin"
+    model.write_bytes(b"old weights")
+    name = unique_name("old")
+    registry.register(RegistrationRequest(name=name, product_type="trainingresults", main_file=model,
+                                          main_file_name="model.bin"), owner)
+    entity = f"pzvo:product/{name}@1"
+    links = ("SELECT (SELECT count(*) FROM provenance.entity WHERE id = :e), "
+             "(SELECT count(*) FROM provenance.wasgeneratedby WHERE entity_id = :e), "
+             "(SELECT count(*) FROM provenance.wasderivedfrom WHERE generated_entity_id = :e)")
+    with registry.engine.begin() as conn:
+        assert tuple(conn.execute(text(links), {"e": entity}).one()) == (1, 1, 1)
+        # As the database was before: provenance is append-only, so the owner lifts the guard
+        # for this transaction only.
+        tables = ("wasderivedfrom", "wasgeneratedby", "entity")
+        for table in tables:
+            conn.execute(text(f"ALTER TABLE provenance.{table} DISABLE TRIGGER USER"))
+        for sql in ("DELETE FROM provenance.wasderivedfrom WHERE generated_entity_id = :e",
+                    "DELETE FROM provenance.wasgeneratedby WHERE entity_id = :e",
+                    "DELETE FROM provenance.entity WHERE id = :e"):
+            conn.execute(text(sql), {"e": entity})
+        for table in tables:
+            conn.execute(text(f"ALTER TABLE provenance.{table} ENABLE TRIGGER USER"))
+        assert tuple(conn.execute(text(links), {"e": entity}).one()) == (0, 0, 0)
+        migration.backfill(conn)
+        migration.backfill(conn)
+        assert tuple(conn.execute(text(links), {"e": entity}).one()) == (1, 1, 1)
+        kind = conn.execute(text("SELECT type FROM provenance.entity WHERE id = :e"), {"e": entity}).scalar()
+    assert kind == "pzvo:Product"
+    registry.delete(name, 1, owner)
+    with registry.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM provenance.wasinvalidatedby WHERE entity_id = :e"),
+                            {"e": entity}).scalar() == 1
