@@ -215,6 +215,8 @@ def test_file_products_sharing_a_file_are_deleted_independently(api, server, use
     prov = requests.get(f"{server.url}/prov", params={"ID": f"pzvo:product/{b}@1", "DEPTH": 1,
                                                       "RESPONSEFORMAT": "PROV-JSON"}).json()
     assert any(d["prov:generatedEntity"] == f"pzvo:product/{b}@1" for d in prov["wasDerivedFrom"].values())
+    page = requests.get(f"{server.url}/provenance/pzvo:product/{b}@1", timeout=30)  # the product page's link
+    assert page.status_code == 200 and f"pzvo:product/{b}@1" in page.text
     assert requests.delete(f"{api}/products/{a}", headers=user[1]).status_code == 200
     after = requests.get(f"{server.url}/prov", params={"ID": f"pzvo:product/{b}@1", "DEPTH": 1,
                                                        "RESPONSEFORMAT": "PROV-JSON"}).json()
