@@ -231,6 +231,9 @@ def main() -> int:
         print(f"| RAIL BPZ template fitting (pz-rail-bpz {r['software'].get('pz-rail-bpz')}, `rail` adapter) | "
               f"{r['sigma_mad']:.4f} | {r['bias']:+.4f} | {100 * r['outlier_fraction']:.2f} % | "
               f"{100 * r['pit_max_deviation']:.1f} % | {r['cde_loss']:.2f} | {r['objects_per_s']:,.0f} |")
+    print("PIT flatness, chi-square over the 10 bins (9 degrees of freedom): "
+          + ", ".join(f"{name} {q[name]['pit_chi2']:.1f} (p = {q[name]['pit_chi2_p']:.4f})"
+                      for name in ("mlp", "knn", "rail", "bpz") if name in q))
     print(f"test objects: {k['n']}; PIT histograms: knn {k['pit_histogram']}, mlp {m['pit_histogram']}; "
           f"mlp training {m['fit_seconds']:.1f} s on 2 cores")
     for name in ("knn", "mlp"):
@@ -238,7 +241,7 @@ def main() -> int:
         print(f"{name}, {cv['folds']}-fold cross-validation pooled over {cv['n']:,} gold galaxies: "
               f"sigma_MAD {cv['sigma_mad']:.4f}, outliers {100 * cv['outlier_fraction']:.2f} %, PIT max deviation {100 * cv['pit_max_deviation']:.1f} % "
               f"(flat PIT, 95th percentile: {100 * cv['pit_max_deviation_flat_p95']:.1f} %), "
-              f"histogram {cv['pit_histogram']}")
+              f"chi-square {cv['pit_chi2']:.1f} (p = {cv['pit_chi2_p']:.4f}), histogram {cv['pit_histogram']}")
     for name, runs in result["scaling"].items():
         for sc in runs:
             print(f"{name} end to end, {sc['workers']} worker(s): {sc['objects_per_s']:,.0f} objects/s wall "

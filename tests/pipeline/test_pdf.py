@@ -54,3 +54,22 @@ def test_histogram_on_grid_reads_into_qp_hist(locs: np.ndarray) -> None:
     np.testing.assert_allclose(hist.sum(axis=1), 1.0, atol=1e-9)
     ens = qp.Ensemble(qp.hist, data={"bins": grid, "pdfs": hist / np.diff(grid)})
     np.testing.assert_allclose(ens.cdf(locs[:, 8:9]).ravel(), 0.5, atol=0.02)
+
+
+def test_pit_flatness_statistics_know_calibrated_from_too_narrow() -> None:
+    """Truths drawn from the stored Gaussians: the PIT is flat (chi-square p not small); PDFs
+    half as wide as the truth's scatter: a U-shaped PIT, rejected by both statistics."""
+    from scipy.special import ndtri
+
+    from pipeline.quality import pdf_metrics
+
+    rng = np.random.default_rng(5)
+    n = 20_000
+    centre, width = rng.uniform(0.5, 2.0, n), 0.05
+    q = np.concatenate([[-6], ndtri(LEVELS[1:-1]), [6]])
+    locs = centre[:, None] + width * q[None, :]
+    calibrated = pdf_metrics(locs, centre + width * rng.standard_normal(n))
+    narrow = pdf_metrics(locs, centre + 2 * width * rng.standard_normal(n))
+    assert calibrated["pit_chi2_p"] > 1e-3 and calibrated["pit_max_deviation"] < 0.1
+    assert narrow["pit_chi2_p"] < 1e-12 and narrow["pit_max_deviation"] > 0.5
+    assert sum(calibrated["pit_histogram"]) == n
