@@ -43,6 +43,16 @@ FITTED: dict[str, Estimator] = {}
 WORK = ROOT / "var" / "pipeline" / "bench"
 
 
+def timed(call, repeat: int) -> tuple[object, float]:  # noqa: ANN001
+    """The last result of ``call()`` run ``repeat`` times, and the median seconds per call."""
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        result = call()
+        times.append(time.perf_counter() - t0)
+    return result, statistics.median(times)
+
+
 def quality_and_sklearn(train: Path, test: Path, repeat: int) -> dict:
     from sklearn.neighbors import KNeighborsRegressor
     from threadpoolctl import threadpool_limits
@@ -50,13 +60,9 @@ def quality_and_sklearn(train: Path, test: Path, repeat: int) -> dict:
     tr, ztr = read_training_set(train)
     te, zte = read_training_set(test)
     est = FITTED["knn"] = make_estimator("knn").fit(tr, ztr)
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        cols = est.estimate(te)
-        times.append(time.perf_counter() - t0)
+    cols, seconds = timed(lambda: est.estimate(te), repeat)
     ours = evaluate_columns(cols, zte)
-    ours["objects_per_s"] = len(te) / statistics.median(times)
+    ours["objects_per_s"] = len(te) / seconds
 
     # scikit-learn: same k, same features (the estimator's own standardized, weighted ones).
     from pipeline.estimators.knn import colour_magnitude_features
@@ -65,15 +71,11 @@ def quality_and_sklearn(train: Path, test: Path, repeat: int) -> dict:
         return (colour_magnitude_features(phot, est.softening) - est._mean) / est._std * est.weights
 
     xtr, xte = feats(tr), feats(te)
-    sk_times = []
     with threadpool_limits(1):
         reg = KNeighborsRegressor(n_neighbors=est.k).fit(xtr, ztr)
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            zsk = reg.predict(xte)
-            sk_times.append(time.perf_counter() - t0)
+        zsk, seconds = timed(lambda: reg.predict(xte), repeat)
     sk = point_metrics(zsk, zte)
-    sk["objects_per_s"] = len(te) / statistics.median(sk_times)
+    sk["objects_per_s"] = len(te) / seconds
     result = {"knn": ours, "sklearn": sk, "knn_cv": cross_validated("knn", tr, ztr, te, zte)}
     # The alternative neural-network estimator on the same split (quality and in-memory speed).
     from threadpoolctl import threadpool_limits as limits
@@ -82,13 +84,9 @@ def quality_and_sklearn(train: Path, test: Path, repeat: int) -> dict:
         t0 = time.perf_counter()
         mlp = FITTED["mlp"] = make_estimator("mlp").fit(tr, ztr)
         fit_s = time.perf_counter() - t0
-    mlp_times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        cols = mlp.estimate(te)
-        mlp_times.append(time.perf_counter() - t0)
+    cols, seconds = timed(lambda: mlp.estimate(te), repeat)
     result["mlp"] = evaluate_columns(cols, zte)
-    result["mlp"]["objects_per_s"] = len(te) / statistics.median(mlp_times)
+    result["mlp"]["objects_per_s"] = len(te) / seconds
     result["mlp"]["fit_seconds"] = fit_s
     with limits(2):
         result["mlp_cv"] = cross_validated("mlp", tr, ztr, te, zte)
@@ -101,12 +99,8 @@ def quality_and_sklearn(train: Path, test: Path, repeat: int) -> dict:
         t0 = time.perf_counter()
         rail = make_estimator("rail", params).fit(tr, ztr)
         fit_s = time.perf_counter() - t0
-        rail_times = []
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            cols = rail.estimate(te)
-            rail_times.append(time.perf_counter() - t0)
-        result[key] = {**evaluate_columns(cols, zte), "objects_per_s": len(te) / statistics.median(rail_times),
+        cols, seconds = timed(lambda: rail.estimate(te), repeat)  # noqa: B023 - called at once
+        result[key] = {**evaluate_columns(cols, zte), "objects_per_s": len(te) / seconds,
                        "fit_seconds": fit_s, "software": rail.describe()["software"]}
     return result
 

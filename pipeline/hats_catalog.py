@@ -49,7 +49,8 @@ def write_hats_metadata(objects: Path, data_dir: Path, *, name: str, outputs: li
     catalog: its partition list, Parquet metadata and properties.
 
     ``outputs`` are the run's files and ``rows`` their rows: the catalog must hold exactly those
-    (a killed run's partial ``*.tmp-*`` files are removed; any other stray file is an error).
+    (any other file is an error; a killed run's partial ``*.tmp-*`` files were removed when
+    this run started, ``pipeline.run.remove_partial_outputs``).
     Returns what was written, or None when ``hats`` is not installed.
     """
     try:
@@ -63,8 +64,6 @@ def write_hats_metadata(objects: Path, data_dir: Path, *, name: str, outputs: li
     data_dir = Path(data_dir)
     source = hats.read_hats(objects)
     pixels = source.get_healpix_pixels()
-    for leftover in (data_dir / "dataset").rglob("*.tmp-*"):
-        leftover.unlink()
     expected = {Path(p).resolve() for p in outputs}
     present = {p.resolve() for p in (data_dir / "dataset").rglob("*") if p.is_file() and not p.name.startswith("_")}
     if present != expected:
