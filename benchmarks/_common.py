@@ -52,7 +52,7 @@ def gunicorn_service(port: int = 8765, workers: int = 2, env: dict[str, str] | N
             try:
                 if requests.get(url + "/tap/availability", timeout=10).ok:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not listening yet, or no worker booted yet
                 pass
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise RuntimeError("the service did not start")

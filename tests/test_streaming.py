@@ -40,7 +40,7 @@ def gunicorn_url(database):  # noqa: ANN001, ANN201
         try:
             if requests.get(url + "/tap/availability", timeout=2).ok:
                 break
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or no worker booted yet
             time.sleep(0.2)
     else:
         proc.kill()
