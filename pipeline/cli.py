@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,9 +61,10 @@ def _input_errors() -> tuple[type[BaseException], ...]:
 
     from pipeline.estimators.rail import RailNotInstalled
     from pipeline.hats_catalog import HatsCatalogError
-    from pipeline.run import PartitionError
+    from pipeline.run import OutputBusyError, PartitionError
 
-    return (OSError, ValueError, TypeError, yaml.YAMLError, PartitionError, HatsCatalogError, RailNotInstalled)
+    return (OSError, ValueError, TypeError, yaml.YAMLError, PartitionError, HatsCatalogError, RailNotInstalled,
+            OutputBusyError)
 
 
 def _fail(command: str, exc: BaseException) -> int:
@@ -80,28 +80,22 @@ def _fail(command: str, exc: BaseException) -> int:
     return 1
 
 
-def _finite(value: Any) -> Any:
-    """JSON has no NaN: an undefined metric (e.g. of a one-galaxy set) is null."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
-
-
 def cmd_run(args: argparse.Namespace, settings: Any) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
         return _run(args, settings)
     except _input_errors() as exc:
         return _fail("run", exc)
+    except SQLAlchemyError as exc:  # the database's own words, without SQLAlchemy's SQL dump and link
+        return _fail("run", RuntimeError(f"database: {getattr(exc, 'orig', None) or exc}"))
 
 
 def _run(args: argparse.Namespace, settings: Any) -> int:
     from dataclasses import replace
 
     from pipeline.config import load_config
+    from pipeline.quality import json_safe
     from pipeline.run import run_pipeline
 
     config = load_config(args.config)
@@ -121,7 +115,7 @@ def _run(args: argparse.Namespace, settings: Any) -> int:
     if result.quality:
         summary["quality"] = {k: result.quality[k] for k in ("n", "sigma_mad", "bias", "outlier_fraction",
                                                              "pit_max_deviation", "cde_loss")}
-    print(json.dumps(summary, indent=1, default=str))
+    print(json.dumps(json_safe(summary), indent=1, default=str, allow_nan=False))
     return 0
 
 
@@ -137,7 +131,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     from pipeline.catalog import read_training_set
     from pipeline.estimators import make_estimator
-    from pipeline.quality import evaluate_columns
+    from pipeline.quality import evaluate_columns, json_safe
 
     params = {}
     for item in args.param:
@@ -152,5 +146,5 @@ def _evaluate(args: argparse.Namespace) -> int:
     report = evaluate_columns(estimator.estimate(test_phot), test_z)
     report["estimator"] = estimator.describe()
     report["errors_used"] = train_phot.flux_err is not None
-    print(json.dumps(_finite(report), allow_nan=False))
+    print(json.dumps(json_safe(report), allow_nan=False))
     return 0

@@ -5,6 +5,7 @@ working directory.  ``docs/examples/pipeline_demo.yaml`` documents every key.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,12 @@ from vo_service.config import PROJECT_ROOT
 
 class ConfigError(ValueError):
     """A pipeline configuration is malformed."""
+
+
+#: A published table's name is also a product name (registry rule: ``[a-z][a-z0-9_]``, at most 40
+#: characters) and so is ``<name>_quality``: at most 32 characters, or the second would not fit.
+TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+SCHEMA_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,15 @@ def parse_config(raw: dict[str, Any], base: Path = PROJECT_ROOT) -> PipelineConf
         pub = {"enabled": pub}
     demo = raw.get("demo")
     training_product = str(raw["training"]) if str(raw["training"]).startswith("product:") else None
+    table_schema, table_name = str(table.get("schema", "pz")), str(table.get("name", "photoz"))
+    if not TABLE_NAME.match(table_name):
+        raise ConfigError(f"table name {table_name!r}: lower-case letters, digits and _, starting with a letter, "
+                          "at most 32 characters (it names the product and <name>_quality)")
+    if not SCHEMA_NAME.match(table_schema):
+        raise ConfigError(f"table schema {table_schema!r}: lower-case letters, digits and _, starting with a letter")
+    publish_partitions, publish_workers = int(pub.get("partitions", 16)), int(pub.get("workers", 2))
+    if publish_partitions < 1 or publish_workers < 1:
+        raise ConfigError("publish: partitions and workers must be at least 1")
     return PipelineConfig(
         release=str(raw["release"]), objects=_path(raw["objects"], base),
         training=Path() if training_product else _path(raw["training"], base),
@@ -85,12 +101,12 @@ def parse_config(raw: dict[str, Any], base: Path = PROJECT_ROOT) -> PipelineConf
         output=_path(raw["output"], base),
         validation=_path(raw["validation"], base) if raw.get("validation") else None,
         redshift_column=raw.get("redshift_column", "redshift"),
-        table_schema=table.get("schema", "pz"), table_name=table.get("name", "photoz"),
+        table_schema=table_schema, table_name=table_name,
         table_description=table.get("description"),
         estimator=est.get("name", DEFAULT_ESTIMATOR), estimator_params=dict(est.get("params") or {}),
         scheduler=dask.get("scheduler"), workers=dask.get("workers"), processes=bool(dask.get("processes", True)),
-        publish=bool(pub.get("enabled", False)), publish_partitions=int(pub.get("partitions", 16)),
-        publish_workers=int(pub.get("workers", 2)),
+        publish=bool(pub.get("enabled", False)), publish_partitions=publish_partitions,
+        publish_workers=publish_workers,
         demo=None if not demo else DemoInputs(
             source=_path(demo.get("source", "../shared/data/buzzard_ugrizy_80k.parquet"), base),
             partitions=int(demo.get("partitions", 8)), seed=int(demo.get("seed", 20261125)),

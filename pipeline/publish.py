@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Connection, Engine
 
 from ingest.columns import ColumnSpec
@@ -127,7 +127,7 @@ def record_product(conn: Connection, desc: TableDescription, result: "RunResult 
         Path(result.inputs["training"]), name=Path(result.inputs["training"]).name)
     training_id = training if isinstance(training, str) else training.id
     params = {"release": result.release, "fingerprint": result.fingerprint, "estimator": est["name"],
-              "estimator_version": est["version"], **{f"param_{k}": v for k, v in (est.get("params") or {}).items()}}
+              "estimator_version": est["version"], "redshift_column": result.inputs.get("redshift_column", "redshift"), **{f"param_{k}": v for k, v in (est.get("params") or {}).items()}}
     with record_activity(conn, name=f"photo-z {est['name']} for {result.release}", description=method,
                          parameters=params, agent=user_agent(),
                          used=[(training, "training set"), (catalog, "object catalog")]) as act:
@@ -163,7 +163,7 @@ def register_quality_report(engine: Engine, result: "RunResult", table_name: str
 
     quality = result.quality or {}
     per_object = Path(quality["per_object"])
-    name = f"{table_name}_quality"[:40]
+    name = f"{table_name}_quality"
     est = result.estimator
     request = RegistrationRequest(
         name=name, product_type="validationresults", main_file=per_object,
@@ -202,12 +202,15 @@ def publish_table_files(engine: Engine, desc: TableDescription, files: list[Path
     if not files:
         raise ValueError(f"{desc.qualified_name}: no files to publish")
     shares = [share for share in (files[w::workers] for w in range(workers)) if share]
+    # One connection per thread, whatever the shared engine's pool holds (its 10 would make an
+    # 11th worker wait, then fail).
+    loader = create_engine(engine.url, pool_size=workers, max_overflow=0)
     try:
         with ThreadPoolExecutor(len(shares)) as pool:
-            rows = sum(pool.map(lambda share: _load_files(engine, qualified(stage), share), shares))
+            rows = sum(pool.map(lambda share: _load_files(loader, qualified(stage), share), shares))
         loaded = time.perf_counter()
         with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(lambda part: _index_partition(engine, part), parts))
+            list(pool.map(lambda part: _index_partition(loader, part), parts))
         indexed = time.perf_counter()
         with engine.begin() as conn:
             conn.execute(text(f"DROP TABLE IF EXISTS {qualified(desc)} CASCADE"))
@@ -225,6 +228,8 @@ def publish_table_files(engine: Engine, desc: TableDescription, files: list[Path
         with engine.begin() as conn:
             conn.execute(text(f"DROP TABLE IF EXISTS {qualified(stage)} CASCADE"))
         raise
+    finally:
+        loader.dispose()
     vacuum_analyze(engine, qualified(desc))
     timings = {"table": desc.qualified_name, "rows": rows, "partitions": partitions, "workers": workers,
                "copy_seconds": round(loaded - started, 3), "index_seconds": round(indexed - loaded, 3),
@@ -242,6 +247,14 @@ def publish_run(engine: Engine, result: "RunResult", *, partitions: int = 16, wo
     # made from the inputs as they are now, or the table's provenance would name other files.
     parts = list_partitions(Path(result.inputs["objects"]))
     files = [result.data_dir / part.relative for part in parts]
+    # Every output must be this run's (another run's file under the same name would be published
+    # with this run's provenance).
+    from pipeline.run import is_finished
+
+    foreign = [str(out) for out in files if not is_finished(out, result.fingerprint)]
+    if foreign:
+        raise ValueError(f"{len(foreign)} output file(s) are missing or not this run's (first: {foreign[0]}): "
+                         "run the pipeline again, then publish")
     changed = [str(p.source) for p, out in zip(parts, files)
                if stored_input_identity(out) not in (None, input_identity(p.source))]
     if changed:

@@ -21,6 +21,17 @@ OUTLIER_LIMIT = 0.15
 PIT_BINS = 10
 
 
+def json_safe(value: Any) -> Any:
+    """JSON has no NaN (and PostgreSQL's jsonb refuses it): an undefined metric becomes null."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def point_metrics(z_phot: np.ndarray, z_true: np.ndarray) -> dict[str, float]:
     """n, sigma_MAD, bias and outlier fraction of point estimates."""
     z_phot, z_true = np.asarray(z_phot, float), np.asarray(z_true, float)

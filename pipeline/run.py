@@ -24,7 +24,8 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from pipeline.catalog import (DEC_COLUMN, FLUX_COLUMNS, FLUX_ERR_COLUMNS, ID_COL
 from pipeline.config import PipelineConfig
 from pipeline.estimators import Estimator, make_estimator
 from pipeline.hats_catalog import is_hats_catalog, remove_hats_metadata, write_hats_metadata
+from pipeline.quality import json_safe
 from pipeline.schema import arrow_schema, table_description, write_descriptions
 
 log = logging.getLogger(__name__)
@@ -144,7 +146,8 @@ def estimate_partition(estimator: Estimator, source: str, target: str,
         {**(schema.metadata or {}), INPUT_KEY: input_identity(Path(source)).encode()}))
     target_path = Path(target)
     target_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target_path.with_name(target_path.name + f".tmp-{os.getpid()}")
+    # Unique per task, not per process: containerised workers often share a pid.
+    tmp = target_path.with_name(target_path.name + f".tmp-{uuid.uuid4().hex}")
     try:
         pq.write_table(out, tmp, compression="zstd", row_group_size=256 * 1024)
         os.replace(tmp, target_path)
@@ -164,9 +167,11 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def run_fingerprint(estimator: Estimator, training_digest: str, release: str) -> str:
-    text = json.dumps({"estimator": estimator.describe(), "training": training_digest, "release": release},
-                      sort_keys=True)
+def run_fingerprint(estimator: Estimator, training_digest: str, release: str,
+                    redshift_column: str = "redshift") -> str:
+    """What decides a run's outputs: outputs of another fingerprint are estimated again."""
+    text = json.dumps({"estimator": estimator.describe(), "training": training_digest, "release": release,
+                       "redshift_column": redshift_column}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
@@ -206,6 +211,49 @@ class PartitionError(RuntimeError):
     """One input file could not be estimated; the message names it."""
 
 
+class OutputBusyError(RuntimeError):
+    """Another run is writing the same output directory."""
+
+
+@contextmanager
+def output_lock(output: Path) -> Iterator[None]:
+    """Hold ``OUTPUT/.lock`` for a whole run: two runs in one directory would delete each other's
+    partial files and mix their outputs.  (An advisory ``flock``: it holds between processes of
+    this machine and on file systems that pass locks on, such as NFSv4 and Lustre.)"""
+    import fcntl
+
+    output.mkdir(parents=True, exist_ok=True)
+    with (output / ".lock").open("a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputBusyError(f"another pipeline run is writing {output}") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def check_validation_set(config: PipelineConfig) -> None:
+    """Before any work: a configured validation set must exist and hold galaxies with a redshift
+    (the quality report of an empty one would be all NaN, after hours of estimation)."""
+    if config.validation is None:
+        return
+    if not config.validation.exists():
+        raise FileNotFoundError(str(config.validation))
+    _, z = read_training_set(config.validation, config.redshift_column)
+    if len(z) == 0:
+        raise ValueError(f"{config.validation}: no galaxies with a redshift to validate on")
+
+
+def check_database(engine: Any) -> None:
+    """Before any work: publishing needs the database, so a wrong URL or password fails now."""
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
 class JobRecord:
     """The run's job record, updated as partitions finish (a ProgressHook): a JSON file in the
     output directory, and with ``engine`` also a row of ``registry.pipeline_runs``, where the
@@ -238,7 +286,7 @@ class JobRecord:
     def _write(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.record, indent=1, default=str))
+        tmp.write_text(json.dumps(json_safe(self.record), indent=1, default=str))
         os.replace(tmp, self.path)
         self._db_update()
 
@@ -266,8 +314,8 @@ class JobRecord:
                  "output_dir, phase) VALUES (:run_id, :release, :table, CAST(:estimator AS jsonb), :fingerprint, "
                  "CAST(:inputs AS jsonb), :output_dir, :phase)",
                  {"run_id": r["run_id"], "release": r.get("release", ""), "table": r.get("table", ""),
-                  "estimator": json.dumps(r.get("estimator", {}), default=str), "fingerprint": r.get("fingerprint", ""),
-                  "inputs": json.dumps(r.get("inputs", {}), default=str), "output_dir": str(self.path.parent),
+                  "estimator": json.dumps(json_safe(r.get("estimator", {})), default=str),
+                  "fingerprint": r.get("fingerprint", ""), "inputs": json.dumps(json_safe(r.get("inputs", {})), default=str), "output_dir": str(self.path.parent),
                   "phase": r["phase"]})
 
     def _db_update(self) -> None:
@@ -278,7 +326,7 @@ class JobRecord:
                  "summary = CAST(:summary AS jsonb) WHERE run_id = :run_id",
                  {"run_id": r["run_id"], "phase": r["phase"], "done": r["done"], "total": r["total"],
                   "rows": r["rows"], "finished": "finished" in r, "error": r.get("error"),
-                  "summary": json.dumps(summary, default=str) if summary else None})
+                  "summary": json.dumps(json_safe(summary), default=str) if summary else None})
 
 
 def prepare_demo_inputs(config: PipelineConfig) -> None:
@@ -383,22 +431,32 @@ def run_pipeline(config: PipelineConfig, *, scheduler: str | None = None,
     ``engine`` (SQLAlchemy, owner role) is where ``publish`` loads the table; by default the
     configured database.
     """
+    with output_lock(config.output):
+        return _locked_run(config, scheduler=scheduler, progress=progress, client=client, engine=engine)
+
+
+def _locked_run(config: PipelineConfig, *, scheduler: str | None, progress: Sequence[ProgressHook],
+                client: Any, engine: Any) -> RunResult:
     started = time.perf_counter()
     prepare_demo_inputs(config)
-    training_entity = None
-    if config.training_product:
-        config, training_entity = _resolve_training(config, engine)
-    estimator, training_digest = train(config)
     if engine is None and config.publish:  # the run uses the database anyway: its record goes there too
         from vo_service.config import load_settings
         from vo_service.database import owner_engine
 
         engine = owner_engine(load_settings())
-    fingerprint = run_fingerprint(estimator, training_digest, config.release)
+    if config.publish:
+        check_database(engine)
+    training_entity = None
+    if config.training_product:
+        config, training_entity = _resolve_training(config, engine)
+    check_validation_set(config)
+    estimator, training_digest = train(config)
+    fingerprint = run_fingerprint(estimator, training_digest, config.release, config.redshift_column)
     partitions = list_partitions(config.objects)
     data_dir = config.output / "data"
     inputs = {"objects": str(config.objects), "training": str(config.training),
-              "training_sha256": training_digest, "training_product": config.training_product,
+              "training_sha256": training_digest, "redshift_column": config.redshift_column,
+              "training_product": config.training_product,
               "training_entity": training_entity,
               "validation": str(config.validation) if config.validation else None}
     record = JobRecord(config.output / JOB_RECORD, {"release": config.release, "estimator": estimator.describe(),
@@ -453,7 +511,7 @@ def _run_and_publish(config: PipelineConfig, estimator: Estimator, partitions: l
             outputs=[output_path(data_dir, p) for p in partitions],
             extra={"pzvo_release": config.release, "pzvo_estimator": estimator.name,
                    "pzvo_estimator_version": estimator.version})
-    if config.validation is not None and config.validation.exists():
+    if config.validation is not None:
         result.quality = validate(estimator, config)
     if config.publish:
         from pipeline.publish import publish_run

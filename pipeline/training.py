@@ -14,6 +14,8 @@ import adbc_driver_postgresql.dbapi as adbc
 import pyarrow.parquet as pq
 from sqlalchemy.engine import Engine
 
+from tap_schema.loader import quote_ident
+
 PRODUCT_PREFIX = "product:"
 
 
@@ -44,8 +46,13 @@ def resolve_training_product(engine: Engine, spec: str, out_dir: Path, storage_d
     original = {c.name: c.original_name or c.name for c in product.columns}
     redshift = next(c.name for c in product.columns if c.role == "redshift")
     url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    # In a fixed order: a parallel or synchronized scan may return rows in another order each
+    # time, which would change the file's checksum (the run's fingerprint: no resume) and the
+    # estimator's seeded hold-out (another model).  Ordered by every column, ties are equal rows.
+    names = ", ".join(quote_ident(c.name) for c in product.columns)
+    order = ", ".join(str(i + 1) for i in range(len(product.columns)))
     with adbc.connect(url) as conn, conn.cursor() as cur:
-        cur.execute(f"SELECT * FROM {product.table_name}")
+        cur.execute(f"SELECT {names} FROM {product.table_name} ORDER BY {order}")
         table = cur.fetch_arrow_table()
     table = table.rename_columns([original.get(n, n) for n in table.column_names])
     out_dir.mkdir(parents=True, exist_ok=True)

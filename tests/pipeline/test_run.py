@@ -113,14 +113,20 @@ def test_failed_run_is_recorded_as_error(demo_inputs, database, server, tmp_path
 
 
 def test_failure_after_estimation_is_recorded_as_error(demo_inputs, database, server, tmp_path) -> None:  # noqa: ANN001
-    """Every partition done, then the validation set turns out unreadable: the run is ERROR, not
-    EXECUTING with done == total for ever."""
+    """Every partition done, then the validation set turns out unreadable (it was fine when the
+    run checked it before training): the run is ERROR, not EXECUTING with done == total for ever."""
     bad = tmp_path / "validation.parquet"
-    pq.write_table(pq.read_table(demo_inputs["validation"]).drop(["r_cModelFlux"]), bad)
+    good = pq.read_table(demo_inputs["validation"])
+    pq.write_table(good, bad)
+
+    def break_validation_when_done(progress) -> None:  # noqa: ANN001
+        if progress.done == progress.total:
+            pq.write_table(good.drop(["r_cModelFlux"]), bad)
+
     cfg = config(demo_inputs, tmp_path / "out", table="photoz_pipeline_badval", estimator={"name": "toy"},
                  dask={"workers": 1, "processes": False}, validation=str(bad))
     with pytest.raises(ValueError, match="needs the columns"):
-        run_pipeline(cfg, engine=owner_engine(database))
+        run_pipeline(cfg, engine=owner_engine(database), progress=[break_validation_when_done])
     record = json.loads((tmp_path / "out" / "run.json").read_text())
     assert record["phase"] == "ERROR" and record["done"] == record["total"] == 8
     assert "needs the columns" in record["error"]
