@@ -26,19 +26,18 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench_pipeline import SOURCE, WORK, flat_pit_deviations  # noqa: E402
 from pipeline.catalog import read_training_set, write_demo_catalog  # noqa: E402
 from pipeline.estimators import DEFAULT_ESTIMATOR, make_estimator  # noqa: E402
-from pipeline.quality import PIT_BINS, evaluate_columns  # noqa: E402
+from pipeline.quality import evaluate_columns  # noqa: E402
 
-SOURCE = ROOT.parent / "shared" / "data" / "buzzard_ugrizy_80k.parquet"
-WORK = ROOT / "var" / "pipeline" / "bench" / "quality"  # the same split as bench_pipeline.py
+QUALITY = WORK / "quality"  # the fixed split of bench_pipeline.py
 
 
 def flat_reference(n: int, draws: int = 20_000) -> dict[str, float]:
     """For a perfectly flat PIT of ``n`` galaxies: the chance that every bin is within 5 %, and the
-    median and 95th percentile of the largest bin deviation (multinomial draws, fixed seed)."""
-    counts = np.random.default_rng(1).multinomial(n, np.full(PIT_BINS, 1 / PIT_BINS), size=draws)
-    dev = np.abs(counts / (n / PIT_BINS) - 1).max(axis=1)
+    median and 95th percentile of the largest bin deviation."""
+    dev = flat_pit_deviations(n, draws)
     return {"p_within_5pc": float(np.mean(dev <= 0.05)), "median": float(np.median(dev)),
             "p95": float(np.quantile(dev, 0.95))}
 
@@ -51,10 +50,10 @@ def main() -> int:
     from _common import machine
     from threadpoolctl import threadpool_limits
 
-    if not (WORK / "training.parquet").exists():
-        write_demo_catalog(SOURCE, WORK / "objects", WORK / "training.parquet", WORK / "validation.parquet")
-    tr, ztr = read_training_set(WORK / "training.parquet")
-    te, zte = read_training_set(WORK / "validation.parquet")
+    if not (QUALITY / "training.parquet").exists():
+        write_demo_catalog(SOURCE, QUALITY / "objects", QUALITY / "training.parquet", QUALITY / "validation.parquet")
+    tr, ztr = read_training_set(QUALITY / "training.parquet")
+    te, zte = read_training_set(QUALITY / "validation.parquet")
     runs = []
     print(f"machine: {machine()['cpu']}; {DEFAULT_ESTIMATOR} on {len(ztr):,} training and {len(zte):,} test galaxies")
     print("| seed | sigma_MAD | outliers | PIT max deviation | chi-square (p) | PIT histogram (10 bins) |")

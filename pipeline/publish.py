@@ -127,7 +127,8 @@ def record_product(conn: Connection, desc: TableDescription, result: "RunResult 
         Path(result.inputs["training"]), name=Path(result.inputs["training"]).name)
     training_id = training if isinstance(training, str) else training.id
     params = {"release": result.release, "fingerprint": result.fingerprint, "estimator": est["name"],
-              "estimator_version": est["version"], "redshift_column": result.inputs.get("redshift_column", "redshift"), **{f"param_{k}": v for k, v in (est.get("params") or {}).items()}}
+              "estimator_version": est["version"], "redshift_column": result.inputs.get("redshift_column", "redshift"),
+              **{f"param_{k}": v for k, v in (est.get("params") or {}).items()}}
     with record_activity(conn, name=f"photo-z {est['name']} for {result.release}", description=method,
                          parameters=params, agent=user_agent(),
                          used=[(training, "training set"), (catalog, "object catalog")]) as act:

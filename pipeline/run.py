@@ -228,10 +228,7 @@ def output_lock(output: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise OutputBusyError(f"another pipeline run is writing {output}") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+        yield  # closing the file releases the lock
 
 
 def check_validation_set(config: PipelineConfig) -> None:
@@ -315,8 +312,9 @@ class JobRecord:
                  "CAST(:inputs AS jsonb), :output_dir, :phase)",
                  {"run_id": r["run_id"], "release": r.get("release", ""), "table": r.get("table", ""),
                   "estimator": json.dumps(json_safe(r.get("estimator", {})), default=str),
-                  "fingerprint": r.get("fingerprint", ""), "inputs": json.dumps(json_safe(r.get("inputs", {})), default=str), "output_dir": str(self.path.parent),
-                  "phase": r["phase"]})
+                  "fingerprint": r.get("fingerprint", ""),
+                  "inputs": json.dumps(json_safe(r.get("inputs", {})), default=str),
+                  "output_dir": str(self.path.parent), "phase": r["phase"]})
 
     def _db_update(self) -> None:
         r = self.record
