@@ -1,17 +1,14 @@
-"""Shared pieces of the benchmark scripts: machine description, a gunicorn service, medians."""
+"""Shared pieces of the benchmark scripts: machine description, the service as `make run` serves it, medians."""
 from __future__ import annotations
 
 import os
 import platform
 import statistics
-import subprocess
 import sys
-import time
 from contextlib import contextmanager
 from collections.abc import Iterator
 from pathlib import Path
 
-import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,29 +32,24 @@ def median_ms(samples: list[float]) -> float:
 
 
 @contextmanager
-def gunicorn_service(port: int = 8765, workers: int = 2, env: dict[str, str] | None = None,
-                     start_timeout: float = 60) -> Iterator[str]:
-    """The service as `make run` serves it, on a loopback port, for the duration of a benchmark."""
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    full_env = dict(os.environ, PZVO_LOG_LEVEL="WARNING", PZVO_MAXREC_LIMIT="2000000",
-                    PZVO_PUBLIC_READ="true", **(env or {}))
-    proc = subprocess.Popen([str(gunicorn), "vo_service.wsgi:app", "--bind", f"127.0.0.1:{port}",
-                             "--workers", str(workers), "--worker-class", "gthread", "--threads", "4",
-                             "--log-level", "warning"],
-                            cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+def service(port: int = 8765, workers: int = 2, env: dict[str, str] | None = None,
+            start_timeout: float = 60, front: str = "nginx") -> Iterator[str]:
+    """The service as `make run` serves it (``front`` nginx, or ``none`` for gunicorn alone),
+    on a loopback port, for the duration of a benchmark."""
+    sys.path.insert(0, str(ROOT))
+    from vo_service.config import load_settings
+    from vo_service.serving import ServiceProcesses
+
+    full_env = {"PZVO_LOG_LEVEL": "WARNING", "PZVO_MAXREC_LIMIT": "2000000",
+                "PZVO_PUBLIC_READ": "true", **(env or {})}
+    settings = load_settings(**{k[5:].lower(): v for k, v in full_env.items()
+                                if k in ("PZVO_DB_NAME",)})
+    proc = ServiceProcesses(settings, f"127.0.0.1:{port}", front=front, web_workers=workers,
+                            web_threads=4, env=full_env, quiet=True)
+    proc.start()
     try:
-        deadline = time.monotonic() + start_timeout
-        while True:
-            try:
-                if requests.get(url + "/tap/availability", timeout=10).ok:
-                    break
-            except (requests.ConnectionError, requests.Timeout):  # not listening yet, or no worker booted yet
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("the service did not start")
-            time.sleep(0.2)
-        yield url
+        proc.wait_ready(start_timeout)
+        yield proc.url
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        proc.stop()
+

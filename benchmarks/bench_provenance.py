@@ -37,7 +37,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import gunicorn_service, machine, median_ms  # noqa: E402
+from _common import service, machine, median_ms  # noqa: E402
 
 from vo_service.config import load_settings  # noqa: E402
 
@@ -166,7 +166,7 @@ def measure(settings, repeat: int) -> dict[str, object]:  # noqa: ANN001
         "entity": deep_entity(), "nodes": graph.node_count, "relations": relations,
         "prov_json_bytes": len(body), **{k: median_ms(v) for k, v in samples.items()}}
 
-    with gunicorn_service(port=8767, env={"PZVO_DB_NAME": DB_NAME}, start_timeout=120) as url:
+    with service(port=8767, env={"PZVO_DB_NAME": DB_NAME}, start_timeout=120) as url:
         params = {"ID": deep_entity(), "DEPTH": "ALL", "DIRECTION": "BACK",
                   "RESPONSEFORMAT": "PROV-JSON"}
         http = []

@@ -6,7 +6,7 @@ body read; the median of --repeat runs after one warm-up.  Also the time to the 
 the 100,000-row result, to show that it streams.  Needs `pzvo bench-load --rows 1000000` first
 (`make bench` does both).
 
-Usage: .venv/bin/python benchmarks/bench_tap.py [--repeat 21] [--json OUT]
+Usage: .venv/bin/python benchmarks/bench_tap.py [--repeat 21] [--front nginx|none] [--json OUT]
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import time
 
 import requests
 
-from _common import gunicorn_service, machine, median_ms
+from _common import service, machine, median_ms
 
 QUERIES = [
     ("point lookup", "SELECT TOP 10 * FROM bench.photoz WHERE object_id = 123456", "votable", 30),
@@ -50,9 +50,11 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=21)
     ap.add_argument("--json")
+    ap.add_argument("--front", choices=("nginx", "none"), default="nginx",
+                    help="what faces the client: nginx (as `make run`) or gunicorn alone")
     args = ap.parse_args()
     rows = []
-    with gunicorn_service() as url:
+    with service(front=args.front) as url:
         for name, query, fmt, peer_ms in QUERIES:
             timed_request(url, query, fmt)
             samples = [timed_request(url, query, fmt) for _ in range(args.repeat)]
@@ -67,7 +69,8 @@ def main() -> int:
               f"{r['speedup']:7.1f}x")
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"machine": machine(), "repeat": args.repeat, "results": rows}, fh, indent=1)
+            json.dump({"machine": machine(), "front": args.front, "repeat": args.repeat,
+                       "results": rows}, fh, indent=1)
     return 0
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from _common import ROOT, gunicorn_service
+from _common import ROOT, service
 
 CORPUS = ROOT.parent / "shared" / "adql_corpus"
 
@@ -22,7 +22,7 @@ def main() -> int:
     heavy = [] if "--all" in sys.argv else ["--skip-heavy"]
     out = ROOT / "benchmarks" / "results" / "adql_corpus.json"
     out.parent.mkdir(exist_ok=True)
-    with gunicorn_service() as url:
+    with service() as url:
         proc = subprocess.run([sys.executable, str(CORPUS / "run_corpus.py"), url + "/tap",
                                "--corpus", str(CORPUS / "photoz_adapted.json"),
                                "--table-map", "photoz=bench.photoz", *heavy, "--out", str(out)],

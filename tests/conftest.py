@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,6 +84,28 @@ def server(app) -> Iterator[LiveServer]:  # noqa: ANN001
 @pytest.fixture(scope="session")
 def tap_url(server: LiveServer) -> str:
     return server.url + "/tap"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def front_service(database: Settings):  # noqa: ANN201
+    """The service as `make run` serves it (nginx in front of 2 gunicorn processes x 4 threads,
+    one async worker) on a free loopback port, for tests of what only the real front shows:
+    slow clients, hang-ups, streaming, request limits."""
+    from vo_service.serving import running_service
+
+    env = {"PZVO_DB_NAME": database.db_name, "PZVO_PUBLIC_READ": "true",
+           "PZVO_MAXREC_LIMIT": "2000000", "PZVO_LOG_LEVEL": "WARNING"}
+    if database.database_url:
+        env["PZVO_DATABASE_URL"] = database.database_url
+    with running_service(database, f"127.0.0.1:{free_port()}", front="nginx", web_workers=2,
+                         web_threads=4, async_workers=1, env=env, quiet=True) as service:
+        yield service
 
 
 @pytest.fixture(scope="session")

@@ -1,53 +1,28 @@
 """Large results stream: server memory stays flat and bytes flow before the query finishes.
 
-The service runs under gunicorn in a subprocess (as `make run` serves it) so its memory can be
-watched from outside while a 1,000,000-row result is read slowly.
+The service runs as `make run` serves it (nginx before gunicorn, in subprocesses) so its
+memory can be watched from outside while a 1,000,000-row result is read slowly.
 """
 from __future__ import annotations
 
 import io
-import os
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import psutil
 import pytest
 import requests
 from astropy.io.votable import parse_single_table
 
-ROOT = Path(__file__).resolve().parent.parent
 # 20,000 x 50 rows = 1,000,000 rows from the test copy of bench.photoz.
 MILLION = ("SELECT a.object_id, b.object_id AS other, a.ra, a.z_phot FROM bench.photoz AS a "
            "CROSS JOIN bench.photoz AS b WHERE b.object_id <= 50")
 
 
 @pytest.fixture(scope="module")
-def gunicorn_url(database):  # noqa: ANN001, ANN201
-    port = 18000 + os.getpid() % 1000
-    env = dict(os.environ, PZVO_DB_NAME=database.db_name, PZVO_MAXREC_LIMIT="2000000",
-               PZVO_PUBLIC_READ="true")
-    if database.database_url:
-        env["PZVO_DATABASE_URL"] = database.database_url
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    proc = subprocess.Popen([str(gunicorn), "vo_service.wsgi:app", "--bind", f"127.0.0.1:{port}",
-                             "--workers", "1", "--worker-class", "gthread", "--threads", "2"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url + "/tap/availability", timeout=2).ok:
-                break
-        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or no worker booted yet
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("gunicorn did not start: " + proc.stderr.read().decode()[-2000:])
-    yield url, proc
-    proc.terminate()
-    proc.wait(timeout=10)
+def gunicorn_url(front_service):  # noqa: ANN001, ANN201
+    """The real front (nginx before gunicorn): results must stream through the proxy too."""
+    return front_service.url, front_service.web
 
 
 def _worker_rss(master: subprocess.Popen) -> int:

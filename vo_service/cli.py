@@ -229,19 +229,19 @@ def cmd_products(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    """Replace this process with gunicorn serving the WSGI app."""
-    gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
-    argv = [gunicorn, "vo_service.wsgi:app", "--bind", args.bind, "--workers", str(args.workers),
-            "--worker-class", "gthread", "--threads", str(args.threads), "--timeout", "300",
-            "--access-logfile", "-", "--access-logformat",
-            '{"event":"access","remote":"%(h)s","request":"%(r)s","status":%(s)s,"bytes":"%(B)s","ms":%(M)s}']
-    workers = settings.uws_workers if args.async_workers is None else args.async_workers
-    if workers > 0:
-        from vo_service.uws._supervisor import supervise
+    """nginx in front of gunicorn, plus the async TAP workers, until Ctrl-C (vo_service/serving.py)."""
+    from vo_service.serving import ServiceProcesses
 
-        return supervise(argv, workers)
-    os.execv(gunicorn, argv)
-    return 0  # pragma: no cover
+    workers = settings.uws_workers if args.async_workers is None else args.async_workers
+    try:
+        service = ServiceProcesses(settings, args.bind, front=args.front or settings.front,
+                                   web_workers=args.workers, web_threads=args.threads,
+                                   async_workers=workers)
+    except (RuntimeError, ValueError) as exc:
+        print(f"pzvo serve: {exc}", file=sys.stderr)
+        return 1
+    service.start()
+    return service.supervise()
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -319,10 +319,14 @@ def build_parser() -> argparse.ArgumentParser:
     tokens = user_sub.add_parser("tokens", help="a user's tokens by prefix, with expiry and last use")
     tokens.add_argument("name")
     user.set_defaults(func=cmd_user)
-    serve = sub.add_parser("serve", help="serve the web service with gunicorn")
+    serve = sub.add_parser("serve", help="serve the web service: nginx in front of gunicorn")
     serve.add_argument("--bind", default="127.0.0.1:8000")
-    serve.add_argument("--workers", type=int, default=max(2, os.cpu_count() or 2))
-    serve.add_argument("--threads", type=int, default=4)
+    serve.add_argument("--front", choices=("nginx", "none"), default=None,
+                       help="nginx (buffering proxy, the default) or none (gunicorn alone)")
+    serve.add_argument("--workers", type=int, default=None,
+                       help="gunicorn processes (default: web_workers)")
+    serve.add_argument("--threads", type=int, default=None,
+                       help="request threads per gunicorn process (default: web_threads)")
     serve.add_argument("--async-workers", type=int, default=None,
                        help="`pzvo worker` processes to run alongside (default: uws_workers)")
     serve.set_defaults(func=cmd_serve)

@@ -67,6 +67,39 @@ class Settings:
     upload_max_rows: int = 1_000_000
     upload_url_prefixes: str = ""
     """Comma-separated URL prefixes UPLOAD=name,URL may fetch from; empty: no fetching at all."""
+    upload_max_columns: int = 500
+    """Most columns a TAP upload may declare (checked before any row is read)."""
+    upload_max_cell_bytes: int = 1024 * 1024
+    """Largest declared size of one cell of an upload (VOTable arraysize, HDF5 string length)."""
+    # -- limits of the public service; see docs/security.md -------------------------------------
+    uws_anonymous_max_execution_duration_s: int = 60
+    """Execution duration limit of jobs created without a token."""
+    uws_anonymous_max_active_jobs: int = 4
+    """Jobs all anonymous users together may have QUEUED or EXECUTING."""
+    uws_anonymous_slots: int = 1
+    """Anonymous jobs EXECUTING at once across all workers: the rest of the slots stay for users."""
+    uws_wait_per_client: int = 2
+    """Blocking WAIT requests one client (user, or address when anonymous) may hold at once."""
+    uws_wait_thread_share: float = 0.25
+    """Share of a web process's request threads that may block in WAIT at once."""
+    quota_job_result_bytes: int = 5 * 1024**3
+    """Stored async-job results one user may hold; further jobs are refused until some are deleted."""
+    quota_anonymous_job_result_bytes: int = 256 * 1024**2
+    """Stored async-job results all anonymous users together may hold."""
+    product_max_rows: int = 50_000_000
+    """Most rows of one product table (the file's declared rows, checked before loading)."""
+    product_max_table_bytes: int = 4 * 1024**3
+    """Largest expanded (in-database) size of one product table."""
+    product_max_columns: int = 500
+    """Most columns of one product table."""
+    quota_product_bytes: int = 20 * 1024**3
+    """Stored product files and tables one user may hold (administrators have no quota)."""
+    web_workers: int = 2
+    """gunicorn processes behind the front (`pzvo serve`)."""
+    web_threads: int = 4
+    """Request threads per gunicorn process."""
+    front: str = "nginx"
+    """What faces clients in `pzvo serve`: ``nginx`` (buffering proxy) or ``none`` (gunicorn alone)."""
     extra: dict[str, object] = field(default_factory=dict)
 
     @property

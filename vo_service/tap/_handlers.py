@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 from vo_service import __version__
 from vo_service.auth import AuthError
 from vo_service.auth.web import current_reader
+from vo_service.hangup import QueryGuard
 from vo_service.tap._exceptions import TapError
 from vo_service.tap._params import merge_params, parse_query_params
 from vo_service.tap._service import TapService
@@ -94,7 +95,14 @@ def sync() -> Response:
         merge_params(request.args.to_dict(flat=False), request.form.to_dict(flat=False)),
         maxrec_default=settings.maxrec_default, maxrec_limit=settings.maxrec_limit)
     uploads = tap_service().read_uploads(params, request_files()) if params.uploads else []
-    result = tap_service().run(params, uploads=uploads)
+    guard = QueryGuard(request.environ, describe=params.query)
+    try:
+        result = tap_service().run(params, uploads=uploads, on_connection=guard.attach,
+                                   on_release=guard.release)
+    except TapError:
+        if guard.hung_up:
+            g.log_extra = {"query": params.query, "client": "hung up, query cancelled"}
+        raise
     g.log_extra = {"query": params.query, "format": params.format.key, "maxrec": params.maxrec,
                    **{k: round(v, 2) for k, v in result.timings.items()}, "status": result.status}
     infos = {

@@ -106,7 +106,8 @@ class TapService:
 
     def run(self, params: QueryParams, *, uploads: Sequence[UploadTable] = (),
             statement_timeout_ms: int | None = None,
-            on_connection: Callable[[object], None] | None = None) -> QueryResult:
+            on_connection: Callable[[object], None] | None = None,
+            on_release: Callable[[], None] | None = None) -> QueryResult:
         """Translate and start the query; the first batch is read before returning.
 
         Reading one batch up front means planning errors, timeouts before the first row and
@@ -114,7 +115,8 @@ class TapService:
         truncated 200 response.  ``uploads`` become tables for the query's lifetime (dropped
         when the batches are exhausted or closed); async jobs pass their own
         ``statement_timeout_ms`` and an ``on_connection`` hook that receives the connection
-        so a job can be cancelled from another thread.
+        so a job can be cancelled from another thread; ``on_release`` is called just before
+        that connection goes back to the pool, after which it must not be cancelled any more.
         """
         t0 = time.perf_counter()
         upload_tables: tuple[TableMeta, ...] = ()
@@ -125,6 +127,8 @@ class TapService:
                 raise _database_error(exc) from exc
         status = ResultStatus()
         pool_cm = self.pool.connection(statement_timeout_ms)
+        if on_release is not None:
+            pool_cm = _ReleaseHook(pool_cm, on_release)
         try:
             translated = self.translate(params, upload_tables)
             t1 = time.perf_counter()
@@ -191,6 +195,23 @@ class TapService:
             except Exception:  # noqa: BLE001 - closing a half-read COPY may complain
                 exc_info = exc_info if exc_info[0] else (RuntimeError, RuntimeError("closed early"), None)
             pool_cm.__exit__(*exc_info)
+
+
+class _ReleaseHook:
+    """A pooled connection's context manager that calls ``on_release`` before giving it back."""
+
+    def __init__(self, inner, on_release: Callable[[], None]) -> None:  # noqa: ANN001
+        self._inner = inner
+        self._on_release = on_release
+
+    def __enter__(self):  # noqa: ANN204
+        return self._inner.__enter__()
+
+    def __exit__(self, *exc_info: object) -> object:
+        try:
+            self._on_release()
+        finally:
+            return self._inner.__exit__(*exc_info)  # noqa: B012 - the release must happen
 
 
 def _position_message(exc: AdqlError) -> str:
