@@ -6,7 +6,7 @@ PZVO    := $(VENV)/bin/pzvo
 BIND    ?= 127.0.0.1:8000
 BENCH_ROWS ?= 1000000
 
-.PHONY: deps system venv db demo run serve test bench corpus loadtest stop clean
+.PHONY: deps system venv db demo run serve test bench corpus loadtest soak stop clean
 
 deps: system venv
 
@@ -43,6 +43,12 @@ test: deps
 # (in another terminal); see docs/performance.md.  Not part of `make test`.
 loadtest: deps
 	$(PY) benchmarks/loadtest.py --url http://$(BIND)/tap --clients 20 --duration 60
+
+# 20 clients for 60 s, half valid and half hostile, plus slow connections, against a service it
+# starts itself (nginx + gunicorn + 2 async workers on 127.0.0.1:8768): no 5xx, no job lost,
+# memory bounded, connections back to steady state (docs/security.md, docs/performance.md).
+soak: demo
+	$(PY) benchmarks/soak.py --clients 20 --duration 60
 
 bench: demo
 	$(PZVO) bench-load --rows $(BENCH_ROWS)
