@@ -77,10 +77,11 @@ def gunicorn_argv(settings: Settings, bind: str, *, workers: int, threads: int,
                   behind_front: bool) -> list[str]:
     """The gunicorn command line: ``bind`` is ``HOST:PORT`` or ``unix:PATH``."""
     gunicorn = str(Path(sys.executable).parent / "gunicorn")
-    read_timeout = _longest_silence_s(settings)
+    # gthread workers tick their heartbeat from the main loop, not per request: --timeout
+    # catches a hung process, not a long query.
     return [gunicorn, "vo_service.wsgi:app", "--bind", bind, "--workers", str(workers),
             "--worker-class", "gthread", "--threads", str(threads),
-            "--timeout", str(read_timeout), "--graceful-timeout", "10",
+            "--timeout", "120", "--graceful-timeout", "10",
             "--access-logfile", "-", "--access-logformat",
             ACCESS_LOG_FORMAT if behind_front else DIRECT_ACCESS_LOG_FORMAT]
 
