@@ -6,6 +6,7 @@ UWS 1.1 schema.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import io
 import time
 import uuid
@@ -110,7 +111,9 @@ def test_create_gives_303_and_a_valid_pending_job(tap_url: str, uws_schema) -> N
 def test_subresources(tap_url: str, database) -> None:  # noqa: ANN001
     job_url = create(tap_url, RUNID="r1")
     get = lambda sub: requests.get(job_url + sub, timeout=10)  # noqa: E731
-    assert get("/executionduration").text == str(database.uws_execution_duration_s)
+    anonymous_limit = database.uws_anonymous_max_execution_duration_s  # no token: the short one
+    assert get("/executionduration").text == str(min(database.uws_execution_duration_s,
+                                                     anonymous_limit))
     assert get("/quote").text == ""
     assert get("/owner").text == ""  # anonymous job: no owner
     assert get("/runId").text == "r1"
@@ -119,12 +122,12 @@ def test_subresources(tap_url: str, database) -> None:  # noqa: ANN001
     doc = etree.fromstring(get("").content)
     assert doc.findtext("uws:destruction", namespaces=NS) == destruction
 
-    r = requests.post(job_url + "/executionduration", data={"EXECUTIONDURATION": "120"},
+    r = requests.post(job_url + "/executionduration", data={"EXECUTIONDURATION": "30"},
                       allow_redirects=False, timeout=10)
     assert r.status_code == 303 and r.headers["Location"] == job_url
-    assert get("/executionduration").text == "120"
+    assert get("/executionduration").text == "30"
     requests.post(job_url + "/executionduration", data={"EXECUTIONDURATION": "99999999"}, timeout=10)
-    assert get("/executionduration").text == str(database.uws_max_execution_duration_s)
+    assert get("/executionduration").text == str(anonymous_limit)
     requests.post(job_url + "/destruction", data={"DESTRUCTION": "2031-01-02T03:04:05Z"}, timeout=10)
     later = get("/destruction").text
     assert later < "2031-01-02T03:04:05Z"  # capped at the retention limit
@@ -388,7 +391,10 @@ def test_destruction_destroys_job_and_files(tap_url: str, worker, database) -> N
     assert wait_final(job_url) == "COMPLETED"
     job_id = job_url.rsplit("/", 1)[1]
     assert job_dir(database, job_id).exists()
-    requests.post(job_url + "/destruction", data={"DESTRUCTION": "2000-01-01T00:00:00Z"}, timeout=10)
+    r = requests.post(job_url + "/destruction", data={"DESTRUCTION": "2000-01-01T00:00:00Z"},
+                      timeout=10)
+    assert r.status_code == 400 and "past" in r.text  # a client cannot ask for that (issue 14)
+    worker.store.update(job_id, destruction=dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc))
     worker.reap()
     assert requests.get(job_url, timeout=10).status_code == 404
     assert not job_dir(database, job_id).exists()

@@ -5,12 +5,13 @@ protocol), ``_service`` (life cycle and access rules, no Flask), ``_handlers`` (
 ``/tap/async``), ``_worker`` (execution, heartbeats, the reaper).  See ``docs/async.md``.
 """
 from vo_service.uws._exceptions import (InvalidPhaseError, JobNotFoundError, ParameterError,
-                                        PermissionDeniedError, QuotaExceededError, UwsError)
+                                        PermissionDeniedError, QuotaExceededError,
+                                        StorageQuotaError, UwsError)
 from vo_service.uws._models import ExecutionPhase, Job
 from vo_service.uws._service import UwsService
 from vo_service.uws._storage import JobStore
 from vo_service.uws._worker import Worker, build_worker
 
 __all__ = ["ExecutionPhase", "InvalidPhaseError", "Job", "JobNotFoundError", "JobStore",
-           "ParameterError", "PermissionDeniedError", "QuotaExceededError", "UwsError",
-           "UwsService", "Worker", "build_worker"]
+           "ParameterError", "PermissionDeniedError", "QuotaExceededError", "StorageQuotaError",
+           "UwsError", "UwsService", "Worker", "build_worker"]

@@ -33,6 +33,13 @@ class ParameterError(UwsError):
 
 
 class QuotaExceededError(UwsError):
-    """The owner already has as many queued and running jobs as allowed."""
+    """The owner already has as many queued and running jobs as allowed (retrying later helps)."""
 
     http_status = 429
+
+
+class StorageQuotaError(UwsError):
+    """The owner's stored jobs (uploads and results) fill the quota; only deleting jobs, or
+    their destruction, frees it, so this is 403 rather than a retry-later 429."""
+
+    http_status = 403

@@ -15,7 +15,7 @@ from vo_service.tap._handlers import dali_error, install_dali_errors, request_fi
 from vo_service.tap._params import merge_params
 from vo_service.uws._exceptions import JobNotFoundError, UwsError
 from vo_service.uws._models import Job
-from vo_service.uws._service import UwsService, format_time
+from vo_service.uws._service import UwsService, format_time, shown
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,8 @@ def job(job_id: str) -> Response:
     params = _params()
     wait = (params.get("wait") or [None])[-1]
     if wait is not None:
-        found = uws_service().wait(user, job_id, wait, (params.get("phase") or [None])[-1])
+        found = uws_service().wait(user, job_id, wait, (params.get("phase") or [None])[-1],
+                                   address=request.remote_addr)
     else:
         found = uws_service().get_job(user, job_id)
     return _job_document(found)
@@ -99,7 +100,7 @@ def job_post(job_id: str) -> Response:
     action = (params.get("action") or [None])[-1]
     if action is not None:
         if action.upper() != "DELETE":
-            raise UwsError(f"ACTION={action} is not supported; the only action is DELETE.")
+            raise UwsError(f"ACTION={shown(action)} is not supported; the only action is DELETE.")
         uws_service().delete(user, job_id)
         return _see_other(_list_url())
     uws_service().set_parameters(user, job_id, params)

@@ -65,6 +65,9 @@ class Job:
     result_size: int | None = None
     result_rows: int | None = None
     overflow: bool | None = None
+    input_bytes: int = 0
+    """What the job's parameters, uploads and record hold; with ``result_size``, its share of
+    the owner's quota of stored job bytes."""
     extra: dict[str, object] = field(default_factory=dict)
 
     def parameter_map(self) -> dict[str, list[str]]:

@@ -9,14 +9,29 @@ Who may see a job
     (``ownerId`` nil), is reachable only through its URL (the job id is 128 random bits, a
     capability), never appears in a job list, and all anonymous users share one quota of
     active jobs.
+
+Limits (the service is public; see docs/async.md for each setting)
+    Every UWS parameter is parsed strictly and kept in range before anything is stored:
+    DESTRUCTION in the future and no later than creation + ``uws_max_retention_s``;
+    EXECUTIONDURATION within the owner's limit (anonymous jobs the shortest); WAIT, LAST,
+    PHASE and AFTER well-formed.  Anonymous jobs share a small quota of active jobs, and their
+    own slots in the workers (``_storage.JobStore.claim_next``).  Each owner's jobs may hold
+    a quota of bytes (parameters, uploads, results).  Blocking WAITs are counted per client
+    and per process (:class:`WaitSlots`), so they never hold more than a share of the threads.
 """
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import math
+import re
 import secrets
 import shutil
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -25,13 +40,36 @@ from vo_service.config import Settings
 from vo_service.tap._uploads import (UploadLimits, collect_uploads, parse_upload_param,
                                      read_votable)
 from vo_service.uws._exceptions import (InvalidPhaseError, JobNotFoundError, ParameterError,
-                                        PermissionDeniedError, QuotaExceededError)
+                                        PermissionDeniedError, QuotaExceededError,
+                                        StorageQuotaError)
 from vo_service.uws._models import (FINAL_PHASES, RESULT_ID, WAITABLE_PHASES, ExecutionPhase,
                                     Job)
 from vo_service.uws._storage import JobStore
 
+log = logging.getLogger(__name__)
+
 #: Parameters that steer UWS itself rather than the query; never stored as job parameters.
 UWS_CONTROL = frozenset({"phase", "action", "runid", "executionduration", "destruction", "wait"})
+#: Job ids are ``secrets.token_urlsafe(16)``; anything else is no job, and never reaches SQL.
+_JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: Longest RUNID and parameter name kept: both are echoed in every job document.
+MAX_RUN_ID_CHARS = 1000
+MAX_PARAMETER_NAME_CHARS = 100
+#: What a job's database record costs in its owner's quota besides its parameters, so that
+#: a flood of empty PENDING jobs also runs into the quota.
+JOB_RECORD_BYTES = 1024
+#: LAST=<n> beyond this is taken as this (the list is never longer than the owner's jobs).
+MAX_LAST = 100_000
+#: Characters XML 1.0 cannot carry (and NUL, which PostgreSQL text cannot): a parameter with
+#: one could be stored but never shown in a job document.
+_NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+#: ISO 8601 as DALI and xs:dateTime write it: a date, optionally a time to the second (with
+#: a fraction), optionally Z or a numeric offset after a time.
+_ISO_TIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})"
+                       r"(?:T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,12}))?(Z|[+-]\d{2}:\d{2})?)?",
+                       re.ASCII)
+_WHOLE = re.compile(r"\+?(\d+)", re.ASCII)
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 
 
 def utcnow() -> dt.datetime:
@@ -46,16 +84,111 @@ def format_time(value: dt.datetime | None) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
+def shown(value: object, limit: int = 60) -> str:
+    """A client's value as it may appear in a message: quoted, escaped, shortened."""
+    text = str(value)
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def format_bytes(size: int) -> str:
+    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if size >= factor:
+            return f"{size / factor:.1f} {unit}"
+    return f"{size} bytes"
+
+
 def parse_time(value: str, what: str) -> dt.datetime:
-    text = value.strip()
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
+    """An ISO 8601 time (UTC unless it says otherwise), strictly: no other forms, and only
+    times that exist in UTC between years 1 and 9999."""
+    match = _ISO_TIME.fullmatch(value.strip())
+    if match is None:
+        raise ParameterError(f"{what}={shown(value)} is not an ISO 8601 date and time "
+                             "(e.g. 2030-01-31T12:00:00Z).")
+    year, month, day, hour, minute, second, fraction, zone = match.groups()
     try:
-        parsed = dt.datetime.fromisoformat(text)
+        tz = dt.timezone.utc
+        if zone and zone != "Z":
+            sign = -1 if zone[0] == "-" else 1
+            tz = dt.timezone(sign * dt.timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6])))
+        parsed = dt.datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0),
+                             int(second or 0), int((fraction or "0")[:6].ljust(6, "0")), tz)
+        return parsed.astimezone(dt.timezone.utc)
+    except (ValueError, OverflowError):
+        raise ParameterError(f"{what}={shown(value)} is not a valid time in UTC between years 1 "
+                             "and 9999 (e.g. 2030-01-31T12:00:00Z).") from None
+
+
+def parse_whole(value: str, what: str, unit: str = "") -> int | None:
+    """A whole, non-negative number; None for one too long to matter (above 10**15)."""
+    match = _WHOLE.fullmatch(value.strip())
+    if match is None:
+        raise ParameterError(f"{what}={shown(value)} is not a whole, non-negative number{unit}.")
+    digits = match.group(1).lstrip("0") or "0"
+    return None if len(digits) > 15 else int(digits)
+
+
+def parse_wait(value: str, longest: float) -> float:
+    """WAIT in seconds, within ``[0, longest]``; negative means as long as allowed (UWS 1.1:
+    -1), and so does a number too large to hold (1e400)."""
+    text = value.strip()
+    if _NUMBER.fullmatch(text) is None:
+        raise ParameterError(f"WAIT={shown(value)} is not a number of seconds (-1 waits as long "
+                             f"as the service allows, {longest:g} s).")
+    seconds = float(text)
+    if math.isnan(seconds) or seconds < 0 or seconds > longest:
+        return longest
+    return seconds
+
+
+def parse_phase(value: str, what: str = "PHASE") -> ExecutionPhase:
+    try:
+        return ExecutionPhase(value.strip().upper())
     except ValueError:
-        raise ParameterError(f"{what}={value!r} is not an ISO 8601 date and time "
-                             "(e.g. 2030-01-31T12:00:00Z).") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+        raise ParameterError(f"{what}={shown(value)} is not a UWS phase; use one of "
+                             f"{', '.join(p.value for p in ExecutionPhase)}.") from None
+
+
+def check_text(name: str, value: str) -> None:
+    """Refuse characters that a job document (XML) or PostgreSQL cannot hold."""
+    bad = _NOT_XML.search(name) or _NOT_XML.search(value)
+    if bad is not None:
+        raise ParameterError(f"Parameter {shown(name.upper())} contains the character "
+                             f"U+{ord(bad.group()):04X}, which cannot be stored or shown in a job "
+                             "document; remove it.")
+    if len(name) > MAX_PARAMETER_NAME_CHARS:
+        raise ParameterError(f"The parameter name {shown(name)} is longer than "
+                             f"{MAX_PARAMETER_NAME_CHARS} characters.")
+
+
+def duration_limit(settings: Settings, owner: str | None) -> int:
+    """Longest execution duration the owner's jobs may have (anonymous ones the shortest)."""
+    limit = settings.uws_max_execution_duration_s
+    if owner is None:
+        limit = min(limit, settings.uws_anonymous_max_execution_duration_s)
+    return max(1, limit)
+
+
+def active_limit(settings: Settings, owner: str | None) -> int:
+    """Jobs the owner may have QUEUED or EXECUTING (all anonymous users together)."""
+    return settings.uws_anonymous_max_active_jobs if owner is None else settings.uws_max_active_jobs
+
+
+def storage_quota(settings: Settings, owner: str | None) -> int:
+    """Bytes the owner's jobs may hold (inputs and results; all anonymous users together)."""
+    if owner is None:
+        return settings.quota_anonymous_job_result_bytes
+    return settings.quota_job_result_bytes
+
+
+def wait_threads(settings: Settings) -> int:
+    """Request threads of one web process that may block in WAIT at once."""
+    return max(1, int(settings.web_threads * settings.uws_wait_thread_share))
+
+
+def record_bytes(parameters: Sequence[tuple[str, str]], run_id: str | None) -> int:
+    """What a job's record costs in the quota: its parameters, RUNID and a fixed share."""
+    text_bytes = sum(len(n.encode()) + len(v.encode()) for n, v in parameters)
+    return JOB_RECORD_BYTES + text_bytes + len((run_id or "").encode())
 
 
 def jobs_root(settings: Settings) -> Path:
@@ -72,19 +205,55 @@ def job_dir(settings: Settings, job_id: str) -> Path:
     return jobs_root(settings) / job_id
 
 
+class WaitSlots:
+    """The blocking WAITs of one web process, counted per client and in all.
+
+    A WAIT holds a request thread for up to ``uws_wait_max_s``; without a bound a few clients
+    could hold every thread of the process.  A WAIT over either bound is answered at once,
+    which UWS 1.1 allows (the client sees the current phase and asks again).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._clients: Counter[str] = Counter()
+        self._total = 0
+
+    @contextmanager
+    def take(self, client: str, *, per_client: int, total: int) -> Iterator[bool]:
+        with self._lock:
+            granted = self._clients[client] < per_client and self._total < total
+            if granted:
+                self._clients[client] += 1
+                self._total += 1
+        try:
+            yield granted
+        finally:
+            if granted:
+                with self._lock:
+                    self._total -= 1
+                    self._clients[client] -= 1
+                    if self._clients[client] <= 0:
+                        del self._clients[client]
+
+    def held(self, client: str | None = None) -> int:
+        with self._lock:
+            return self._total if client is None else self._clients[client]
+
+
 class UwsService:
     """The job life cycle seen from the web side; see the module docstring for access rules."""
 
     def __init__(self, *, settings: Settings, store: JobStore) -> None:
         self.settings = settings
         self.store = store
+        self.wait_slots = WaitSlots()
 
     # -- access --------------------------------------------------------------------------------
     def get_job(self, user: User, job_id: str) -> Job:
-        job = self.store.get(job_id)
+        job = self.store.get(job_id) if _JOB_ID.fullmatch(job_id) else None
         if job is None:
-            raise JobNotFoundError(f"No job {job_id}: it never existed, was deleted, or passed "
-                                   "its destruction time.")
+            raise JobNotFoundError(f"No job {shown(job_id)}: it never existed, was deleted, or "
+                                   "passed its destruction time.")
         self._check_access(user, job)
         return job
 
@@ -101,57 +270,57 @@ class UwsService:
     def list_jobs(self, user: User, *, phases: Sequence[str] = (), after: str | None = None,
                   last: str | None = None) -> list[Job]:
         """The user's jobs; anonymous users see an empty list (their jobs are unlisted)."""
-        valid = {p.value for p in ExecutionPhase}
-        for phase in phases:
-            if phase.upper() not in valid:
-                raise ParameterError(f"PHASE={phase} is not a UWS phase; use one of "
-                                     f"{', '.join(sorted(valid))}.")
-        after_time = parse_time(after, "AFTER") if after else None
+        wanted = [parse_phase(phase).value for phase in phases]
+        after_time = parse_time(after, "AFTER") if after is not None else None
         last_n = None
         if last is not None:
-            try:
-                last_n = int(last)
-            except ValueError:
-                last_n = -1
-            if last_n < 0:
-                raise ParameterError(f"LAST={last} is not a non-negative integer.")
+            last_n = parse_whole(last, "LAST")
+            last_n = MAX_LAST if last_n is None else min(last_n, MAX_LAST)
         if user.anonymous:
             return []
-        return self.store.list(user.name, phases=[p.upper() for p in phases], after=after_time,
-                               last=last_n)
+        return self.store.list(user.name, phases=wanted, after=after_time, last=last_n)
 
     # -- creation ------------------------------------------------------------------------------
     def create_job(self, user: User, params: Mapping[str, list[str]],
                    files: Mapping[str, BinaryIO]) -> Job:
         """Keep the uploads and store a PENDING (or QUEUED) job.
 
-        Uploads are read, limited and checked now, because their bytes exist only in this
-        request.  Every other TAP parameter (LANG, QUERY, MAXREC, RESPONSEFORMAT) is checked
-        when the job runs, and a problem sends the job to ERROR with the message: TAP 1.1
-        clients (and taplint's QAS stage) expect a job to be created for any query.
+        The UWS parameters (PHASE, RUNID, EXECUTIONDURATION, DESTRUCTION) and uploads are
+        checked now, uploads because their bytes exist only in this request.  Every other TAP
+        parameter (LANG, QUERY, MAXREC, RESPONSEFORMAT) is checked when the job runs, and a
+        problem sends the job to ERROR with the message: TAP 1.1 clients (and taplint's QAS
+        stage) expect a job to be created for any query.
         """
+        for name, values in params.items():
+            for value in values:
+                check_text(name, value)
+        owner = self.owner_of(user)
+        phase = _single(params, "phase")
+        if phase is not None and phase.strip().upper() != "RUN":
+            raise ParameterError(f"PHASE={shown(phase)} cannot be given when creating a job; use "
+                                 "PHASE=RUN to start it at once, or leave it out.")
+        now = utcnow()
+        limit = duration_limit(self.settings, owner)
+        job = Job(
+            job_id=secrets.token_urlsafe(16), owner=owner, phase=ExecutionPhase.PENDING,
+            parameters=[(name, value) for name, values in params.items()
+                        if name not in UWS_CONTROL for value in values],
+            execution_duration=min(self.settings.uws_execution_duration_s, limit),
+            destruction=now + dt.timedelta(seconds=min(self.settings.uws_retention_s,
+                                                       self.settings.uws_max_retention_s)),
+            creation_time=now, run_id=_run_id(_single(params, "runid")))
+        if _single(params, "executionduration") is not None:
+            job.execution_duration = self._duration(owner, _single(params, "executionduration"))
+        if _single(params, "destruction") is not None:
+            job.destruction = self._destruction(job, _single(params, "destruction"))
         limits = UploadLimits.from_settings(self.settings)
         specs = parse_upload_param(v for v in params.get("upload", []) if v)
         uploads = collect_uploads(specs, files, limits)
         for spec, data in uploads:
             read_votable(spec.name, data, limits)  # refuse unusable tables now, not later
-        now = utcnow()
-        job = Job(
-            job_id=secrets.token_urlsafe(16), owner=self.owner_of(user),
-            phase=ExecutionPhase.PENDING,
-            parameters=[(name, value) for name, values in params.items()
-                        if name not in UWS_CONTROL for value in values],
-            execution_duration=self.settings.uws_execution_duration_s,
-            destruction=now + dt.timedelta(seconds=self.settings.uws_retention_s),
-            creation_time=now, run_id=_single(params, "runid"))
-        if _single(params, "executionduration") is not None:
-            job.execution_duration = self._duration(_single(params, "executionduration"))
-        if _single(params, "destruction") is not None:
-            job.destruction = self._destruction(job, _single(params, "destruction"))
-        phase = _single(params, "phase")
-        if phase is not None and phase.upper() != "RUN":
-            raise ParameterError(f"PHASE={phase} cannot be given when creating a job; use "
-                                 "PHASE=RUN to start it at once, or leave it out.")
+        job.input_bytes = (record_bytes(job.parameters, job.run_id)
+                           + sum(len(data) for _, data in uploads))
+        self._check_storage(owner, adding=job.input_bytes)
         folder = job_dir(self.settings, job.job_id)
         if uploads:
             folder.mkdir(parents=True, exist_ok=True)
@@ -163,10 +332,25 @@ class UwsService:
         # PHASE=RUN at creation: the job is stored already QUEUED or not at all, so a full
         # quota leaves no PENDING job behind that the 429 gave the client no URL for.
         job.phase, job.queued_at = ExecutionPhase.QUEUED, now
-        if not self.store.insert(job, max_active=self.settings.uws_max_active_jobs):
+        if not self.store.insert(job, max_active=active_limit(self.settings, owner)):
             shutil.rmtree(folder, ignore_errors=True)
-            raise self._quota_error(job.owner, "create the job again")
+            raise self._quota_error(owner, "create the job again")
         return job
+
+    def _check_storage(self, owner: str | None, adding: int = 0) -> None:
+        """Refuse to store or start a job while the owner's jobs fill their quota."""
+        quota = storage_quota(self.settings, owner)
+        used = self.store.stored_bytes(owner)
+        if (used + adding <= quota) if adding else (used < quota):
+            return
+        who = "Jobs without a token (all anonymous users together)" if owner is None \
+            else f"The jobs of {owner}"
+        raise StorageQuotaError(
+            f"{who} hold {format_bytes(used)} of uploads and results; the quota is "
+            f"{format_bytes(quota)}"
+            + (f" and this job would add {format_bytes(adding)}" if adding else "")
+            + ". Delete jobs you no longer need (DELETE /tap/async/<job id>) to free space"
+            + (", or use a token: each user has a quota of their own." if owner is None else "."))
 
     # -- phase changes -------------------------------------------------------------------------
     def run(self, user: User, job_id: str) -> Job:
@@ -177,7 +361,8 @@ class UwsService:
         if job.phase not in (ExecutionPhase.PENDING, ExecutionPhase.HELD):
             raise InvalidPhaseError(f"Job {job_id} is {job.phase.value}; only a PENDING job can "
                                     "be started. Create a new job to run the query again.")
-        queued, full = self.store.queue(job_id, job.owner, self.settings.uws_max_active_jobs)
+        self._check_storage(job.owner)
+        queued, full = self.store.queue(job_id, job.owner, active_limit(self.settings, job.owner))
         if full:
             raise self._quota_error(job.owner, "send PHASE=RUN again")
         return queued or self.get_job(user, job_id)
@@ -185,7 +370,7 @@ class UwsService:
     def _quota_error(self, owner: str | None, retry: str) -> QuotaExceededError:
         who = "Anonymous users" if owner is None else f"User {owner}"
         return QuotaExceededError(
-            f"{who} already have {self.settings.uws_max_active_jobs} jobs queued or executing, "
+            f"{who} already have {active_limit(self.settings, owner)} jobs queued or executing, "
             f"the limit; wait for one to finish (or abort one), then {retry}.")
 
     def abort(self, user: User, job_id: str) -> Job:
@@ -201,12 +386,15 @@ class UwsService:
     def delete(self, user: User, job_id: str) -> None:
         """DELETE (or ACTION=DELETE): the record and files go; a running query is cancelled
         by its worker, which finds the record gone."""
-        self.get_job(user, job_id)
-        self.store.delete(job_id)
-        shutil.rmtree(job_dir(self.settings, job_id), ignore_errors=True)
+        job = self.get_job(user, job_id)
+        self.store.delete(job.job_id)
+        shutil.rmtree(job_dir(self.settings, job.job_id), ignore_errors=True)
 
     def set_parameters(self, user: User, job_id: str, params: Mapping[str, list[str]]) -> Job:
         """POST to /parameters: only while PENDING (UWS 1.1 section 2.2.3.6)."""
+        for name, values in params.items():
+            for value in values:
+                check_text(name, value)
         job = self.get_job(user, job_id)
         control = {k: v for k, v in params.items() if k in UWS_CONTROL}
         query = {k: v for k, v in params.items() if k not in UWS_CONTROL}
@@ -214,17 +402,30 @@ class UwsService:
             raise InvalidPhaseError(f"Job {job_id} is {job.phase.value}; parameters can only be "
                                     "changed while it is PENDING.")
         updates: dict[str, object] = {}
+        parameters, run_id = job.parameters, job.run_id
         if query:
-            merged = {k: list(v) for k, v in job.parameter_map().items()}
-            merged.update({k: list(v) for k, v in query.items()})
             if "upload" in query:
                 raise ParameterError("Uploads are given when the job is created (a multipart "
                                      "POST to /async); they cannot be added afterwards.")
-            updates["parameters"] = [(n, v) for n, vs in merged.items() for v in vs]
+            merged = {k: list(v) for k, v in job.parameter_map().items()}
+            merged.update({k: list(v) for k, v in query.items()})
+            parameters = [(n, v) for n, vs in merged.items() for v in vs]
+            updates["parameters"] = parameters
         if "runid" in control:
-            updates["run_id"] = _single(control, "runid")
+            run_id = _run_id(_single(control, "runid"))
+            updates["run_id"] = run_id
         if "destruction" in control:
             updates["destruction"] = self._destruction(job, _single(control, "destruction"))
+        if "phase" in control:
+            value = (_single(control, "phase") or "").strip().upper()
+            if value not in ("RUN", "ABORT"):
+                raise ParameterError(f"PHASE={shown(_single(control, 'phase'))} is not allowed; "
+                                     "send PHASE=RUN or PHASE=ABORT.")
+        if "parameters" in updates or "run_id" in updates:
+            grown = record_bytes(parameters, run_id) - record_bytes(job.parameters, job.run_id)
+            if grown > 0:
+                self._check_storage(job.owner, adding=grown)
+            updates["input_bytes"] = max(0, job.input_bytes + grown)
         job = self._apply(user, job, updates, duration=_single(control, "executionduration"))
         if "phase" in control:
             return self.change_phase(user, job_id, _single(control, "phase") or "")
@@ -236,7 +437,7 @@ class UwsService:
             if job.phase != ExecutionPhase.PENDING:
                 raise InvalidPhaseError(f"Job {job.job_id} is {job.phase.value}; the execution "
                                         "duration can only be changed while it is PENDING.")
-            updates["execution_duration"] = self._duration(duration)
+            updates["execution_duration"] = self._duration(job.owner, duration)
         if not updates:
             return job
         return self.store.update(job.job_id, **updates) or self.get_job(user, job.job_id)
@@ -247,7 +448,8 @@ class UwsService:
             return self.run(user, job_id)
         if value == "ABORT":
             return self.abort(user, job_id)
-        raise ParameterError(f"PHASE={phase} is not allowed; send PHASE=RUN or PHASE=ABORT.")
+        raise ParameterError(f"PHASE={shown(phase)} is not allowed; send PHASE=RUN or "
+                             "PHASE=ABORT.")
 
     def set_execution_duration(self, user: User, job_id: str, value: str) -> Job:
         return self._apply(user, self.get_job(user, job_id), {}, duration=value)
@@ -256,59 +458,68 @@ class UwsService:
         job = self.get_job(user, job_id)
         return self._apply(user, job, {"destruction": self._destruction(job, value)})
 
-    def _duration(self, value: str | None) -> int:
-        """Seconds; 0 (UWS: unlimited) and anything above the hard limit become the limit."""
-        try:
-            seconds = int(str(value).strip())
-        except ValueError:
-            raise ParameterError(f"EXECUTIONDURATION={value!r} is not a whole number of "
-                                 "seconds.") from None
-        if seconds < 0:
-            raise ParameterError(f"EXECUTIONDURATION={seconds} is negative.")
-        hard = self.settings.uws_max_execution_duration_s
-        return hard if seconds == 0 else min(seconds, hard)
+    def _duration(self, owner: str | None, value: str) -> int:
+        """Seconds; 0 (UWS: unlimited) and anything above the owner's limit become the limit."""
+        check_text("executionduration", value)
+        seconds = parse_whole(value, "EXECUTIONDURATION", " of seconds")
+        limit = duration_limit(self.settings, owner)
+        return limit if not seconds else min(seconds, limit)
 
     def _destruction(self, job: Job, value: str | None) -> dt.datetime:
-        """The requested destruction time, no later than the retention limit allows."""
+        """A future time, no later than the retention limit allows (later ones are cut)."""
         wanted = parse_time(value or "", "DESTRUCTION")
+        if wanted <= utcnow():
+            raise ParameterError(f"DESTRUCTION={shown(value)} is in the past; give a future time "
+                                 "(to delete the job now, send DELETE or ACTION=DELETE).")
         latest = job.creation_time + dt.timedelta(seconds=self.settings.uws_max_retention_s)
         return min(wanted, latest)
 
     # -- reading -------------------------------------------------------------------------------
-    def wait(self, user: User, job_id: str, seconds: str, phase: str | None = None) -> Job:
+    @staticmethod
+    def wait_client(user: User, address: str | None) -> str:
+        """Who a WAIT is counted against: the user, or the address of an anonymous caller."""
+        return f"address:{address or '?'}" if user.anonymous else f"user:{user.name}"
+
+    def wait(self, user: User, job_id: str, seconds: str, phase: str | None = None, *,
+             address: str | None = None) -> Job:
         """Blocking WAIT (UWS 1.1 section 2.2.1.1): return when the job leaves its current
         phase (or the given PHASE), reaches a final phase, or ``seconds`` pass.
 
-        ``WAIT=-1`` means as long as the service allows (``uws_wait_max_s``).  The job's phase
-        is re-read from the database with a poll that starts at 50 ms and backs off to 500 ms.
+        ``WAIT=-1`` means as long as the service allows (``uws_wait_max_s``).  A client with
+        ``uws_wait_per_client`` WAITs open, or a process whose share of request threads is
+        waiting already, gets the job at once.  The job's phase is re-read from the database
+        with a poll that starts at 50 ms and backs off to 500 ms.
         """
-        try:
-            timeout = float(seconds)
-        except ValueError:
-            raise ParameterError(f"WAIT={seconds!r} is not a number of seconds.") from None
-        limit = self.settings.uws_wait_max_s
-        timeout = limit if timeout < 0 else min(timeout, limit)
+        timeout = parse_wait(seconds, self.settings.uws_wait_max_s)
+        wanted = parse_phase(phase) if phase is not None else None
         job = self.get_job(user, job_id)
         start_phase = job.phase
-        if phase is not None and phase.strip().upper() != start_phase.value:
+        if wanted is not None and wanted != start_phase:
             return job
-        if start_phase not in WAITABLE_PHASES:
+        if start_phase not in WAITABLE_PHASES or timeout <= 0:
             return job
-        deadline = time.monotonic() + timeout
-        delay = 0.05
-        while time.monotonic() < deadline:
-            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-            delay = min(delay * 1.5, 0.5)
-            current = self.store.phase(job_id)
-            if current is None or current != start_phase:
-                break
+        client = self.wait_client(user, address)
+        with self.wait_slots.take(client, per_client=self.settings.uws_wait_per_client,
+                                  total=wait_threads(self.settings)) as granted:
+            if not granted:
+                log.info("WAIT answered at once: its client or this process has as many "
+                         "blocking WAITs as allowed", extra={"job_id": job_id, "client": client})
+                return job
+            deadline = time.monotonic() + timeout
+            delay = 0.05
+            while time.monotonic() < deadline:
+                time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+                delay = min(delay * 1.5, 0.5)
+                current = self.store.phase(job_id)
+                if current is None or current != start_phase:
+                    break
         return self.get_job(user, job_id)
 
     def result_file(self, user: User, job_id: str, result_id: str) -> tuple[Path, str]:
         """(path, MIME type) of a completed job's result."""
         job = self.get_job(user, job_id)
         if result_id != RESULT_ID or not job.has_result:
-            raise JobNotFoundError(f"Job {job_id} has no result {result_id!r} "
+            raise JobNotFoundError(f"Job {job_id} has no result {shown(result_id)} "
                                    f"(phase {job.phase.value}).")
         path = Path(job.result_path or "")
         if not path.exists():
@@ -319,3 +530,10 @@ class UwsService:
 def _single(params: Mapping[str, list[str]], name: str) -> str | None:
     values = params.get(name) or []
     return values[-1] if values else None
+
+
+def _run_id(value: str | None) -> str | None:
+    if value is not None and len(value) > MAX_RUN_ID_CHARS:
+        raise ParameterError(f"RUNID is {len(value)} characters long; the limit is "
+                             f"{MAX_RUN_ID_CHARS}.")
+    return value

@@ -17,26 +17,49 @@ from sqlalchemy.engine import Engine, RowMapping
 
 from vo_service.uws._models import ExecutionPhase, Job
 
-_COLUMNS = ("job_id, owner, run_id, phase, parameters, execution_duration, destruction, "
+#: Destruction as Python can hold it: rows written by versions before migration 0008 may
+#: carry times psycopg cannot convert (before year 1), which must not make a read fail.
+_DESTRUCTION = ("greatest(least(destruction, TIMESTAMPTZ '9998-12-31 00:00:00+00'), "
+                "TIMESTAMPTZ '1970-01-01 00:00:00+00') AS destruction")
+_COLUMNS = ("job_id, owner, run_id, phase, parameters, execution_duration, " + _DESTRUCTION + ", "
             "creation_time, queued_at, start_time, end_time, worker, heartbeat_at, attempts, "
             "progress, error_type, error_message, result_path, result_mime, result_size, "
-            "result_rows, overflow")
+            "result_rows, overflow, input_bytes")
+#: Advisory lock taken (without waiting) by a claim that may start an anonymous job.
+_ANONYMOUS_CLAIM_LOCK = "uws-claim:anonymous"
+
+
+def _of_owner(owner: str | None) -> str:
+    """The owner's rows, written so that the owner index serves anonymous rows too (``IS NOT
+    DISTINCT FROM`` cannot use it)."""
+    return "owner IS NULL" if owner is None else "owner = :owner"
+
+
+def _parameters(value: object) -> list[tuple[str, str]]:
+    """The stored (name, value) pairs; anything else in the column is skipped, not fatal."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return []
+    if not isinstance(value, list):
+        return []
+    return [(str(item[0]), str(item[1])) for item in value
+            if isinstance(item, list | tuple) and len(item) == 2]
 
 
 def _job(row: RowMapping) -> Job:
-    params = row["parameters"]
-    if isinstance(params, str):
-        params = json.loads(params)
     return Job(
         job_id=row["job_id"], owner=row["owner"], run_id=row["run_id"],
-        phase=ExecutionPhase(row["phase"]), parameters=[(n, v) for n, v in params],
+        phase=ExecutionPhase(row["phase"]), parameters=_parameters(row["parameters"]),
         execution_duration=row["execution_duration"], destruction=row["destruction"],
         creation_time=row["creation_time"], queued_at=row["queued_at"],
         start_time=row["start_time"], end_time=row["end_time"], worker=row["worker"],
         heartbeat_at=row["heartbeat_at"], attempts=row["attempts"], progress=row["progress"],
         error_type=row["error_type"], error_message=row["error_message"],
         result_path=row["result_path"], result_mime=row["result_mime"],
-        result_size=row["result_size"], result_rows=row["result_rows"], overflow=row["overflow"])
+        result_size=row["result_size"], result_rows=row["result_rows"], overflow=row["overflow"],
+        input_bytes=row["input_bytes"] or 0)
 
 
 class JobStore:
@@ -54,13 +77,14 @@ class JobStore:
                 return False
             conn.execute(text(
                 "INSERT INTO uws.jobs (job_id, owner, run_id, phase, parameters, "
-                "execution_duration, destruction, creation_time, queued_at) VALUES (:id, :owner, "
-                ":run_id, :phase, CAST(:params AS jsonb), :duration, :destruction, :created, "
-                ":queued_at)"),
+                "execution_duration, destruction, creation_time, queued_at, input_bytes) VALUES "
+                "(:id, :owner, :run_id, :phase, CAST(:params AS jsonb), :duration, :destruction, "
+                ":created, :queued_at, :input_bytes)"),
                 {"id": job.job_id, "owner": job.owner, "run_id": job.run_id,
                  "phase": job.phase.value, "params": json.dumps(job.parameters),
                  "duration": job.execution_duration, "destruction": job.destruction,
-                 "created": job.creation_time, "queued_at": job.queued_at})
+                 "created": job.creation_time, "queued_at": job.queued_at,
+                 "input_bytes": job.input_bytes})
         return True
 
     def get(self, job_id: str) -> Job | None:
@@ -98,10 +122,19 @@ class JobStore:
         with self.engine.connect() as conn:
             return [_job(r) for r in conn.execute(text(sql), args).mappings()]
 
+    def stored_bytes(self, owner: str | None, *, exclude: str | None = None) -> int:
+        """Bytes the owner's jobs hold (inputs and results; anonymous jobs all together),
+        leaving out the job ``exclude``'s result (the one being written)."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(text(
+                "SELECT coalesce(sum(input_bytes + CASE WHEN job_id = :exclude THEN 0 "
+                f"ELSE coalesce(result_size, 0) END), 0) FROM uws.jobs WHERE {_of_owner(owner)}"),
+                {"owner": owner, "exclude": exclude}).scalar_one())
+
     def count_active(self, owner: str | None) -> int:
         with self.engine.connect() as conn:
             return conn.execute(text(
-                "SELECT count(*) FROM uws.jobs WHERE owner IS NOT DISTINCT FROM :owner "
+                f"SELECT count(*) FROM uws.jobs WHERE {_of_owner(owner)} "
                 "AND phase IN ('QUEUED', 'EXECUTING')"), {"owner": owner}).scalar_one()
 
     def update(self, job_id: str, *, only_in: Iterable[ExecutionPhase] | None = None,
@@ -151,7 +184,7 @@ class JobStore:
         conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('uws:' || coalesce(:o, '')))"),
                      {"o": owner})
         active = conn.execute(text(
-            "SELECT count(*) FROM uws.jobs WHERE owner IS NOT DISTINCT FROM :owner "
+            f"SELECT count(*) FROM uws.jobs WHERE {_of_owner(owner)} "
             "AND phase IN ('QUEUED', 'EXECUTING')"), {"owner": owner}).scalar_one()
         return active >= max_active
 
@@ -162,15 +195,33 @@ class JobStore:
         return _job(row) if row else None
 
     # -- worker side ---------------------------------------------------------------------------
-    def claim_next(self, worker: str) -> Job | None:
-        """Take the oldest QUEUED job for ``worker``; None when the queue is empty."""
+    def claim_next(self, worker: str, *, anonymous_slots: int | None = None) -> Job | None:
+        """Take the oldest QUEUED job for ``worker``; None when the queue is empty.
+
+        With ``anonymous_slots``, an anonymous job is taken only while fewer anonymous jobs
+        run, so anonymous users cannot fill every worker.  The count is made under an advisory
+        lock that no claim waits for: a claim that does not get it takes only users' jobs
+        this time, so claims still never queue behind each other.
+        """
         with self.engine.begin() as conn:
+            anonymous_ok = True
+            if anonymous_slots is not None:
+                anonymous_ok = anonymous_slots > 0 and bool(conn.execute(text(
+                    "SELECT pg_try_advisory_xact_lock(hashtext(:key))"),
+                    {"key": _ANONYMOUS_CLAIM_LOCK}).scalar())
+                if anonymous_ok:
+                    running = conn.execute(text(
+                        "SELECT count(*) FROM uws.jobs WHERE phase = 'EXECUTING' "
+                        "AND owner IS NULL")).scalar_one()
+                    anonymous_ok = running < anonymous_slots
             row = conn.execute(text(
                 f"UPDATE uws.jobs SET phase = 'EXECUTING', worker = :w, start_time = now(), "
                 f"heartbeat_at = now(), attempts = attempts + 1, progress = NULL "
                 f"WHERE job_id = (SELECT job_id FROM uws.jobs WHERE phase = 'QUEUED' "
+                f"AND (owner IS NOT NULL OR :anonymous_ok) "
                 f"ORDER BY queued_at, job_id LIMIT 1 FOR UPDATE SKIP LOCKED) "
-                f"RETURNING {_COLUMNS}"), {"w": worker}).mappings().first()
+                f"RETURNING {_COLUMNS}"), {"w": worker, "anonymous_ok": anonymous_ok}
+            ).mappings().first()
         return _job(row) if row else None
 
     def heartbeat(self, job_id: str, worker: str, progress: str | None = None) -> bool:
@@ -196,11 +247,18 @@ class JobStore:
                 f"AND phase = 'EXECUTING' RETURNING 1"), args).first()
         return row is not None
 
-    def reclaim_stale(self, lease_s: float, max_attempts: int) -> list[tuple[str, str]]:
-        """Jobs whose worker stopped sending heartbeats go back to the queue, or to ERROR
-        after ``max_attempts`` starts; returns (job_id, new phase) pairs."""
+    def stale_jobs(self, lease_s: float) -> list[str]:
+        """EXECUTING jobs whose worker has not renewed the lease for ``lease_s`` seconds."""
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(text(
+                "SELECT job_id FROM uws.jobs WHERE phase = 'EXECUTING' "
+                "AND heartbeat_at < now() - make_interval(secs => :lease)"), {"lease": lease_s})]
+
+    def reclaim(self, job_id: str, lease_s: float, max_attempts: int) -> str | None:
+        """Send one job of a dead worker back to the queue, or to ERROR after ``max_attempts``
+        starts; the new phase, or None when it was no longer stale."""
         with self.engine.begin() as conn:
-            rows = conn.execute(text(
+            return conn.execute(text(
                 "UPDATE uws.jobs SET "
                 "phase = CASE WHEN attempts >= :max THEN 'ERROR' ELSE 'QUEUED' END, "
                 "queued_at = CASE WHEN attempts >= :max THEN queued_at ELSE now() END, "
@@ -213,16 +271,24 @@ class JobStore:
                 "progress = CASE WHEN attempts >= :max THEN progress ELSE "
                 "  'requeued: worker ' || coalesce(worker, '?') || ' stopped' END, "
                 "worker = NULL "
-                "WHERE phase = 'EXECUTING' AND heartbeat_at < now() - make_interval(secs => :lease) "
-                "RETURNING job_id, phase"), {"max": max_attempts, "lease": lease_s}).all()
-        return [(r[0], r[1]) for r in rows]
+                "WHERE job_id = :id AND phase = 'EXECUTING' "
+                "AND heartbeat_at < now() - make_interval(secs => :lease) RETURNING phase"),
+                {"id": job_id, "max": max_attempts, "lease": lease_s}).scalar()
 
-    def destroy_expired(self) -> list[Job]:
-        """Delete the records of jobs past their destruction time; the caller removes files."""
+    def expired_jobs(self) -> list[str]:
+        """Jobs past their destruction time, oldest first (ids only: reading them cannot fail)."""
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(text(
+                "SELECT job_id FROM uws.jobs WHERE destruction <= now() ORDER BY destruction"))]
+
+    def destroy(self, job_id: str) -> tuple[str | None, str] | None:
+        """Delete one expired job's record: (owner, destruction as text), or None when it was
+        gone or is no longer expired.  The caller removes its files."""
         with self.engine.begin() as conn:
-            rows = conn.execute(text(
-                f"DELETE FROM uws.jobs WHERE destruction <= now() RETURNING {_COLUMNS}")).mappings()
-            return [_job(r) for r in rows]
+            row = conn.execute(text(
+                "DELETE FROM uws.jobs WHERE job_id = :id AND destruction <= now() "
+                "RETURNING owner, destruction::text"), {"id": job_id}).first()
+        return (row[0], row[1]) if row else None
 
     def job_ids(self) -> set[str]:
         with self.engine.connect() as conn:

@@ -8,12 +8,17 @@ results), writes the encoded result to ``var/uws/<db>/<job>/result.<ext>`` and r
 the query runs, a heartbeat renews the job's lease every ``uws_heartbeat_s`` and notices when
 the job was aborted or deleted, or ran past its execution duration; then it cancels the query
 on its connection (``adbc_cancel``, PostgreSQL's cancel request).  The statement timeout of
-the session is set to the execution duration as a backstop.
+the session is set to the execution duration as a backstop.  The execution duration is held to
+the owner's limit again here, and the result may only take the room left in the owner's quota
+of stored job bytes when the job started: a larger one is dropped and the job ends in ERROR.
+Anonymous jobs are claimed only while fewer than ``uws_anonymous_slots`` of them run.
 
 The reaper (every few seconds, in every worker; the statements are idempotent) takes back
 EXECUTING jobs whose lease expired because their worker died (back to QUEUED, or to ERROR
 after ``uws_max_attempts`` starts), destroys jobs past their destruction time with their
-files, and drops upload tables that a dead process left behind.
+files, and drops upload tables that a dead process left behind.  It handles one job at a time
+and each step on its own, so a row it cannot handle is logged and skipped, never the end of
+clean-up for everyone.
 """
 from __future__ import annotations
 
@@ -32,7 +37,8 @@ from vo_service.tap._params import parse_query_params
 from vo_service.tap._service import TapService
 from vo_service.tap._uploads import UploadLimits, read_votable
 from vo_service.uws._models import ExecutionPhase, Job
-from vo_service.uws._service import job_dir, jobs_root, utcnow
+from vo_service.uws._service import (duration_limit, format_bytes, job_dir, jobs_root,
+                                     storage_quota, utcnow)
 from vo_service.uws._storage import JobStore
 
 log = logging.getLogger("vo_service.uws.worker")
@@ -45,6 +51,14 @@ IDLE_POLL_S = 0.25
 
 class _JobCancelled(Exception):
     """The job was aborted, deleted or taken back, or ran past its execution duration."""
+
+
+class _OverQuota(Exception):
+    """The result being written would take the owner past the quota of stored job bytes."""
+
+    def __init__(self, size: int, room: int, quota: int) -> None:
+        super().__init__(size)
+        self.size, self.room, self.quota = size, room, quota
 
 
 class _Cancel:
@@ -129,7 +143,7 @@ class Worker:
     def run_one(self, worker_name: str | None = None) -> bool:
         """Claim and run one job; False when the queue was empty."""
         worker_name = worker_name or self.name
-        job = self.store.claim_next(worker_name)
+        job = self.store.claim_next(worker_name, anonymous_slots=self.settings.uws_anonymous_slots)
         if job is None:
             return False
         self.execute(job, worker_name)
@@ -146,7 +160,13 @@ class Worker:
         folder = job_dir(self.settings, job.job_id)
         partial: Path | None = None
         outcome: dict[str, object] = {"phase": "ERROR"}
+        # Jobs stored by older versions (or before a setting changed) may ask for more than
+        # their owner may have now.
+        limit = duration_limit(self.settings, job.owner)
+        job.execution_duration = min(job.execution_duration or limit, limit)
         try:
+            quota = storage_quota(self.settings, job.owner)
+            room = quota - self.store.stored_bytes(job.owner, exclude=job.job_id)
             heartbeat.start()
             params = parse_query_params(job.parameter_map(),
                                         maxrec_default=self.settings.maxrec_default,
@@ -169,8 +189,10 @@ class Worker:
                 with partial.open("wb") as fh:
                     for chunk in params.format.encode(result.fields, result.batches, result.status,
                                                       infos=infos):
-                        fh.write(chunk)
                         size += len(chunk)
+                        if size > room:
+                            raise _OverQuota(size, room, quota)
+                        fh.write(chunk)
                         if cancel.requested:
                             raise _JobCancelled()
             finally:
@@ -189,7 +211,7 @@ class Worker:
                                      overflow=result.status.overflow,
                                      progress=f"{result.status.rows} rows"):
                 outcome["phase"] = "gone"
-        except (TapError, _JobCancelled, OSError) as exc:
+        except (TapError, _JobCancelled, _OverQuota, OSError) as exc:
             outcome = self._fail(job, worker_name, cancel, exc)
         except Exception as exc:  # noqa: BLE001 - whatever happens, the job must end
             log.exception("job failed unexpectedly", extra={"job_id": job.job_id})
@@ -212,11 +234,20 @@ class Worker:
               exc: BaseException) -> dict[str, object]:
         if cancel.gone:
             return {"phase": "gone", "reason": "aborted, deleted or taken back"}
-        if cancel.timed_out or isinstance(exc, QueryTimeoutError):
+        if isinstance(exc, _OverQuota):
+            message = (f"The result grew past {format_bytes(exc.size)}, more than the "
+                       f"{format_bytes(max(0, exc.room))} left of the {format_bytes(exc.quota)} "
+                       f"quota of stored job uploads and results "
+                       f"{'of all anonymous users' if job.owner is None else 'of ' + job.owner}; "
+                       "nothing was kept. Delete jobs you no longer need "
+                       "(DELETE /tap/async/<job id>), or ask for fewer rows (MAXREC) or columns.")
+        elif cancel.timed_out or isinstance(exc, QueryTimeoutError):
+            limit = duration_limit(self.settings, job.owner)
+            users_limit = self.settings.uws_max_execution_duration_s
+            token = f"; {users_limit} s with a token" if limit < users_limit else ""
             message = (f"The job ran longer than its execution duration of "
                        f"{job.execution_duration} s and was cancelled. Ask for a longer "
-                       f"EXECUTIONDURATION (up to {self.settings.uws_max_execution_duration_s} s) "
-                       "or narrow the query.")
+                       f"EXECUTIONDURATION (up to {limit} s{token}) or narrow the query.")
         elif isinstance(exc, TapError):
             message = exc.message
         elif isinstance(exc, OSError):
@@ -252,22 +283,56 @@ class Worker:
                 log.warning("reaper round failed", exc_info=True)
 
     def reap(self) -> dict[str, int]:
-        """One round: take back jobs of dead workers, destroy expired jobs, drop orphans."""
-        reclaimed = self.store.reclaim_stale(self.settings.uws_lease_s,
-                                             self.settings.uws_max_attempts)
-        for job_id, phase in reclaimed:
-            log.warning("job taken back from a dead worker",
-                        extra={"job_id": job_id, "new_phase": phase})
-        destroyed = self.store.destroy_expired()
-        for job in destroyed:
-            shutil.rmtree(job_dir(self.settings, job.job_id), ignore_errors=True)
-            log.info("job destroyed", extra={"job_id": job.job_id, "owner": job.owner,
-                                             "destruction": job.destruction.isoformat()})
-        orphans = self.tap.upload_store.drop_older_than(
+        """One round: take back jobs of dead workers, destroy expired jobs, drop orphans.
+
+        Each step, and each job within a step, fails alone: a row or file that cannot be
+        handled is logged and skipped, and everything else is still cleaned up.
+        """
+        counts: dict[str, int] = {}
+        for name, step in (("reclaimed", self._reclaim_stale), ("destroyed", self._destroy_expired),
+                           ("orphan_uploads", self._drop_orphan_uploads),
+                           ("orphan_dirs", self._remove_orphan_dirs)):
+            try:
+                counts[name] = step()
+            except Exception:  # noqa: BLE001 - the other steps still run; this one next round
+                log.warning("reaper step failed", extra={"step": name}, exc_info=True)
+                counts[name] = 0
+        return counts
+
+    def _reclaim_stale(self) -> int:
+        reclaimed = 0
+        for job_id in self.store.stale_jobs(self.settings.uws_lease_s):
+            try:
+                phase = self.store.reclaim(job_id, self.settings.uws_lease_s,
+                                           self.settings.uws_max_attempts)
+            except Exception:  # noqa: BLE001 - one bad row must not stop the others
+                log.warning("could not take back a job", extra={"job_id": job_id}, exc_info=True)
+                continue
+            if phase is not None:
+                reclaimed += 1
+                log.warning("job taken back from a dead worker",
+                            extra={"job_id": job_id, "new_phase": phase})
+        return reclaimed
+
+    def _destroy_expired(self) -> int:
+        destroyed = 0
+        for job_id in self.store.expired_jobs():
+            try:
+                gone = self.store.destroy(job_id)
+                if gone is None:
+                    continue
+                shutil.rmtree(job_dir(self.settings, job_id), ignore_errors=True)
+            except Exception:  # noqa: BLE001 - one bad row must not stop the others
+                log.warning("could not destroy a job", extra={"job_id": job_id}, exc_info=True)
+                continue
+            destroyed += 1
+            log.info("job destroyed", extra={"job_id": job_id, "owner": gone[0],
+                                             "destruction": gone[1]})
+        return destroyed
+
+    def _drop_orphan_uploads(self) -> int:
+        return self.tap.upload_store.drop_older_than(
             self.settings.uws_max_execution_duration_s + self.settings.query_timeout_s + 600)
-        stale_dirs = self._remove_orphan_dirs()
-        return {"reclaimed": len(reclaimed), "destroyed": len(destroyed),
-                "orphan_uploads": orphans, "orphan_dirs": stale_dirs}
 
     def _remove_orphan_dirs(self, min_age_s: float = 3600) -> int:
         """Job folders without a job record (a crash between writing uploads and the insert)."""
@@ -275,7 +340,13 @@ class Worker:
         if not root.exists():
             return 0
         cutoff = time.time() - min_age_s
-        candidates = [p for p in root.iterdir() if p.is_dir() and p.stat().st_mtime < cutoff]
+        candidates = []
+        for path in root.iterdir():
+            try:
+                if path.is_dir() and path.stat().st_mtime < cutoff:
+                    candidates.append(path)
+            except OSError:  # removed meanwhile, or unreadable: not ours to judge now
+                continue
         if not candidates:
             return 0
         known = self.store.job_ids()
