@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 import threading
 import time
 import uuid
@@ -622,3 +623,22 @@ def test_job_inputs_count_in_the_stored_bytes(tap_url, store, users) -> None:  #
     assert grown >= 5000 + 1024
     assert post(job_url + "/parameters", heidi, QUERY=QUICK).status_code == 303
     assert store.stored_bytes(owner) - before == grown - 5000
+
+
+def test_anonymous_jobs_are_destroyed_within_a_day(server) -> None:  # noqa: ANN001
+    """Anonymous users share one quota of stored bytes: their jobs drain within a day, whatever
+    DESTRUCTION they ask for."""
+    url = server.url + "/tap/async"
+    far = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=20)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    resp = requests.post(url, data={"LANG": "ADQL", "QUERY": "SELECT TOP 1 object_id FROM pz.photoz_demo",
+                                    "DESTRUCTION": far}, allow_redirects=False, timeout=30)
+    assert resp.status_code == 303
+    job_url = resp.headers["Location"]
+    try:
+        doc = requests.get(job_url, timeout=30).text
+        when = re.search(r"<uws:destruction>([^<]+)</uws:destruction>", doc).group(1)
+        created = re.search(r"<uws:creationTime>([^<]+)</uws:creationTime>", doc).group(1)
+        parse = lambda text: dt.datetime.fromisoformat(text.replace("Z", "+00:00"))  # noqa: E731
+        assert parse(when) - parse(created) <= dt.timedelta(days=1, seconds=1)
+    finally:
+        requests.delete(job_url, timeout=30)

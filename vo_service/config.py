@@ -74,6 +74,9 @@ class Settings:
     # -- limits of the public service; see docs/security.md -------------------------------------
     uws_anonymous_max_execution_duration_s: int = 60
     """Execution duration limit of jobs created without a token."""
+    uws_anonymous_retention_s: int = 86400
+    """Latest destruction of a job created without a token, after creation (default and limit):
+    anonymous users share one quota of stored bytes, which must drain soon."""
     uws_anonymous_max_active_jobs: int = 4
     """Jobs all anonymous users together may have QUEUED or EXECUTING."""
     uws_anonymous_slots: int = 1

@@ -168,6 +168,14 @@ def duration_limit(settings: Settings, owner: str | None) -> int:
     return max(1, limit)
 
 
+def retention_limit(settings: Settings, owner: str | None) -> int:
+    """Longest time from creation to destruction of the owner's jobs (anonymous ones the shortest)."""
+    limit = settings.uws_max_retention_s
+    if owner is None:
+        limit = min(limit, settings.uws_anonymous_retention_s)
+    return max(1, limit)
+
+
 def active_limit(settings: Settings, owner: str | None) -> int:
     """Jobs the owner may have QUEUED or EXECUTING (all anonymous users together)."""
     return settings.uws_anonymous_max_active_jobs if owner is None else settings.uws_max_active_jobs
@@ -307,7 +315,7 @@ class UwsService:
                         if name not in UWS_CONTROL for value in values],
             execution_duration=min(self.settings.uws_execution_duration_s, limit),
             destruction=now + dt.timedelta(seconds=min(self.settings.uws_retention_s,
-                                                       self.settings.uws_max_retention_s)),
+                                                       retention_limit(self.settings, owner))),
             creation_time=now, run_id=_run_id(_single(params, "runid")))
         if _single(params, "executionduration") is not None:
             job.execution_duration = self._duration(owner, _single(params, "executionduration"))
@@ -471,7 +479,7 @@ class UwsService:
         if wanted <= utcnow():
             raise ParameterError(f"DESTRUCTION={shown(value)} is in the past; give a future time "
                                  "(to delete the job now, send DELETE or ACTION=DELETE).")
-        latest = job.creation_time + dt.timedelta(seconds=self.settings.uws_max_retention_s)
+        latest = job.creation_time + dt.timedelta(seconds=retention_limit(self.settings, job.owner))
         return min(wanted, latest)
 
     # -- reading -------------------------------------------------------------------------------
