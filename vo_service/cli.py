@@ -84,7 +84,8 @@ def _days(value: str) -> timedelta:
 
 
 def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
-    from vo_service.auth import AuthService, UnknownTokenError, UnknownUserError, UserExistsError
+    from vo_service.auth import (AuthService, UnknownTokenError, UnknownUserError, UserExistsError,
+                                 UserOwnsProductsError)
     from vo_service.database import owner_engine
 
     service = AuthService(engine=owner_engine(settings))
@@ -111,11 +112,20 @@ def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
                       f"expires {_when(t.expires_at)}{' (expired)' if t.expired else ''}  "
                       f"last used {_when(t.last_used_at)}")
             print(f"{len(tokens)} token(s) of {args.name}")
+        elif args.action == "delete":
+            done = service.delete_user(args.name, reassign_to=args.reassign_to)
+            print(f"deleted user {done.name}: {done.tokens} token(s) deleted, {done.jobs} async "
+                  f"job(s) aborted and left to the reaper, {done.products} product version(s) "
+                  f"({done.live_products} live) now owned by {done.products_to}")
+    except UserOwnsProductsError as exc:
+        print(f"pzvo user: {exc}; hand them to another user with --reassign-to NAME, or delete "
+              f"them first (`pzvo products delete`)", file=sys.stderr)
+        return 1
     except UserExistsError as exc:
         print(f"pzvo user: {exc}", file=sys.stderr)
         return 1
-    except UnknownUserError:
-        print(f"pzvo user: no user {args.name!r}; create it with `pzvo user add`", file=sys.stderr)
+    except UnknownUserError as exc:
+        print(f"pzvo user: no user {exc.name!r}; create it with `pzvo user add`", file=sys.stderr)
         return 1
     except UnknownTokenError as exc:
         print(f"pzvo user: {exc}", file=sys.stderr)
@@ -318,6 +328,11 @@ def build_parser() -> argparse.ArgumentParser:
     user_sub.add_parser("list", help="users, admin flag, live tokens, last use")
     tokens = user_sub.add_parser("tokens", help="a user's tokens by prefix, with expiry and last use")
     tokens.add_argument("name")
+    delete = user_sub.add_parser("delete", help="delete a user: its tokens, its async jobs; refused "
+                                 "while it owns live products unless --reassign-to")
+    delete.add_argument("name")
+    delete.add_argument("--reassign-to", metavar="USER",
+                        help="an existing user who becomes the owner of all its products")
     user.set_defaults(func=cmd_user)
     serve = sub.add_parser("serve", help="serve the web service: nginx in front of gunicorn")
     serve.add_argument("--bind", default="127.0.0.1:8000")

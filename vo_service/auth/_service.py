@@ -16,6 +16,8 @@ TOKEN_PREFIX = "pzvo_"
 # Stored in clear to name a token: "pzvo_" and 8 random characters, 48 of its 192 bits.
 SHOWN_PREFIX_LEN = len(TOKEN_PREFIX) + 8
 OPERATOR = "pzvo"
+#: UWS phases of a job that has not ended: a deleted user's jobs in them are aborted.
+_UNFINISHED_PHASES = ("PENDING", "QUEUED", "EXECUTING", "HELD", "SUSPENDED")
 _NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 
 log = logging.getLogger(__name__)
@@ -82,6 +84,28 @@ class UnknownUserError(KeyError):
 
     def __str__(self) -> str:
         return f"no user {self.name!r}"
+
+
+@dataclass(frozen=True)
+class DeletedUser:
+    """What ``pzvo user delete`` did: tokens deleted, jobs aborted and expired, product
+    versions handed over (``products_to``; ``live_products`` of them not deleted ones)."""
+
+    name: str
+    tokens: int
+    jobs: int
+    products: int
+    live_products: int
+    products_to: str
+
+
+class UserOwnsProductsError(ValueError):
+    """``pzvo user delete`` of a user who still owns live products, with nobody to take them."""
+
+    def __init__(self, name: str, products: list[str]) -> None:
+        shown = ", ".join(products[:10]) + (f" and {len(products) - 10} more" if len(products) > 10 else "")
+        super().__init__(f"{name} owns {len(products)} live product version(s): {shown}")
+        self.products = products
 
 
 class UnknownTokenError(LookupError):
@@ -175,6 +199,51 @@ class AuthService:
         user, prefix = rows[0]
         log.info("token revoked", extra={"user": user, "token_prefix": prefix})
         return user, prefix
+
+    def delete_user(self, name: str, *, reassign_to: str | None = None) -> DeletedUser:
+        """Delete a user in one transaction, leaving nothing that refers to the name.
+
+        Tokens are deleted (they stop working at once).  Async jobs are aborted and given a
+        destruction time of now, so the reaper removes their results and uploads as it does for
+        any expired job.  Live products are never orphaned or deleted silently: without
+        ``reassign_to`` the deletion is refused while the user owns one; the registry rows of
+        deleted versions (kept so that their provenance resolves) go to ``reassign_to`` or the
+        operator account.  Provenance records naming the user as agent stay: they are history.
+        """
+        if name == OPERATOR:
+            raise ValueError(f"the operator account {OPERATOR!r} cannot be deleted: the command "
+                             "line acts as it, and it keeps the records of deleted users' products")
+        if reassign_to == name:
+            raise ValueError("--reassign-to must name another user")
+        target = reassign_to or OPERATOR
+        with self.engine.begin() as conn:
+            if not conn.execute(text("SELECT 1 FROM registry.users WHERE name = :n FOR UPDATE"),
+                                {"n": name}).first():
+                raise UnknownUserError(name)
+            if target == OPERATOR:
+                conn.execute(text("INSERT INTO registry.users (name, is_admin) VALUES (:n, true) "
+                                  "ON CONFLICT (name) DO NOTHING"), {"n": OPERATOR})
+            elif not conn.execute(text("SELECT 1 FROM registry.users WHERE name = :n FOR SHARE"),
+                                  {"n": target}).first():
+                raise UnknownUserError(target)
+            live = [f"{row[0]} v{row[1]}" for row in conn.execute(text(
+                "SELECT name, version FROM registry.products WHERE owner = :n "
+                "AND status <> 'deleted' ORDER BY name, version"), {"n": name})]
+            if live and reassign_to is None:
+                raise UserOwnsProductsError(name, live)
+            products = conn.execute(text("UPDATE registry.products SET owner = :t WHERE owner = :n"),
+                                    {"t": target, "n": name}).rowcount
+            jobs = conn.execute(text(
+                "UPDATE uws.jobs SET destruction = now(), "
+                "end_time = CASE WHEN phase = ANY(:active) THEN now() ELSE end_time END, "
+                "phase = CASE WHEN phase = ANY(:active) THEN 'ABORTED' ELSE phase END "
+                "WHERE owner = :n"), {"n": name, "active": list(_UNFINISHED_PHASES)}).rowcount
+            tokens = conn.execute(text("DELETE FROM registry.tokens WHERE user_name = :n"),
+                                  {"n": name}).rowcount
+            conn.execute(text("DELETE FROM registry.users WHERE name = :n"), {"n": name})
+        log.info("user deleted", extra={"user": name, "tokens": tokens, "jobs": jobs,
+                                        "products": products, "products_to": target})
+        return DeletedUser(name, tokens, jobs, products, len(live), target)
 
     def list_users(self) -> list[UserSummary]:
         """Every user with its number of live (unexpired) tokens."""

@@ -25,6 +25,7 @@ from vo_service.provenance._serialize import (
     FORMATS, MAX_DRAWN_NODES, adql_queries, node_summaries, serialize,
 )
 from vo_service.provenance._service import ProvenanceService
+from vo_service.tap._handlers import dali_http_error
 from vo_service.tap.formats import error_document
 
 log = logging.getLogger(__name__)
@@ -86,14 +87,18 @@ def _auth_error(exc: AuthError) -> Response:
 @provenance.errorhandler(HTTPException)
 def _http_error(exc: HTTPException) -> Response:
     if _is_api():
-        return _dali_error(f"{exc.name}: {exc.description}", exc.code or 500)
-    return exc  # type: ignore[return-value]
+        return dali_http_error(exc)
+    return exc.get_response()
 
 
 @provenance.errorhandler(Exception)
 def _unexpected(exc: Exception) -> Response:
     log.exception("unexpected error in a provenance request")
-    return _dali_error(f"Internal error ({type(exc).__name__}); the service log has details.", 500)
+    message = f"Internal error ({type(exc).__name__}); the service log has details."
+    if _is_api():
+        return _dali_error(message, 500)
+    return Response(render_template("provenance_error.html", message=message, status=500),
+                    status=500, mimetype="text/html")
 
 
 @provenance.route("/prov", methods=["GET", "POST"], strict_slashes=False)
@@ -109,6 +114,19 @@ def prov() -> Response:
     g.log_extra = {"ids": req.ids, "depth": req.depth if req.depth is not None else "ALL",
                    "direction": req.direction, "format": fmt, "nodes": graph.node_count}
     return Response(body, content_type=mime_type(fmt))
+
+
+_ISLAND_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+
+def json_island(value: object) -> Markup:
+    """JSON for a ``<script type="application/json">`` element, safe whatever the strings hold.
+
+    Escaping ``</`` alone is not enough: ``<!--<script>`` in a stored text switches the HTML
+    parser into a state where the island's ``</script>`` no longer closes it.  With ``<``, ``>``
+    and ``&`` written as ``\\u003c`` etc. no markup can appear, and JSON.parse reads the same text.
+    """
+    return Markup(json.dumps(value, default=str).translate(_ISLAND_ESCAPES))
 
 
 def _flag(name: str, default: bool) -> bool:
@@ -170,8 +188,7 @@ def page(record_id: str) -> str:
     g.log_extra = {"ids": [record_id], "nodes": graph.node_count}
     return render_template(
         "provenance.html", record_id=record_id, centre=centre, svg=Markup(svg), drawn=drawn,
-        max_drawn=MAX_DRAWN_NODES, node_count=graph.node_count, nodes_json=Markup(
-            json.dumps(nodes, default=str).replace("</", "<\\/")),
+        max_drawn=MAX_DRAWN_NODES, node_count=graph.node_count, nodes_json=json_island(nodes),
         depth_text="ALL" if depth is None else str(depth), direction=direction, agents=agents,
         members=members, downloads=downloads, queries=queries, product=product,
         page_base=url_for("provenance.index"), formats=sorted({c for c, _ in FORMATS.values()}))

@@ -48,8 +48,14 @@ def _auth_error(exc: AuthError) -> Response:
     return response
 
 
-def _http_error(exc: HTTPException) -> Response:
-    return dali_error(f"{exc.name}: {exc.description}", exc.code or 500)
+def dali_http_error(exc: HTTPException) -> Response:
+    """An HTTP error (404, 405, 413, ...) as a DALI document, keeping what its headers say:
+    ``Allow`` on a 405 (RFC 9110), ``Retry-After`` where werkzeug sets it."""
+    response = dali_error(f"{exc.name}: {exc.description}", exc.code or 500)
+    for name, value in exc.get_headers():
+        if name in ("Allow", "Retry-After"):
+            response.headers[name] = value
+    return response
 
 
 def _unexpected(exc: Exception) -> Response:
@@ -66,7 +72,7 @@ def install_dali_errors(blueprint: Blueprint, *domain_errors: type[Exception]) -
     for cls in domain_errors:
         blueprint.register_error_handler(cls, _domain_error)
     blueprint.register_error_handler(AuthError, _auth_error)
-    blueprint.register_error_handler(HTTPException, _http_error)
+    blueprint.register_error_handler(HTTPException, dali_http_error)
     blueprint.register_error_handler(Exception, _unexpected)
 
 

@@ -11,6 +11,10 @@ narrows them at three points, each of which knows the position of what it refuse
   COALESCE, CASE); every other call stays an anonymous function, which the translator looks up
   in its own function table;
 * the translator (``_translate``) accepts only the AST node types it has a rule for.
+
+The parser is recursive (about 20 Python frames per parenthesis), so :func:`parse_adql`
+measures how deeply the tokens nest before parsing and refuses more than
+:data:`MAX_NESTING` levels: a query must never reach Python's recursion limit.
 """
 from __future__ import annotations
 
@@ -26,6 +30,18 @@ from sqlglot.tokens import Token, TokenType
 from vo_service.tap.adql._errors import AdqlSyntaxError
 
 _REGULAR_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+
+#: Levels of nesting a query may have: parentheses (grouping, function calls, subqueries, IN
+#: lists), CASE ... END, and each NOT or unary sign until its operand ends.  sqlglot needs up to
+#: 23 Python frames per level, so 30 levels stay far inside the interpreter's 1000 frames even
+#: below a deep web stack (tests/adql/test_limits.py measures it).
+MAX_NESTING = 30
+#: Tokens (words, numbers, strings, operators) a query may have: parsing and translating take
+#: about 50 µs per token, so this bounds one query's cost to a few seconds of CPU while leaving
+#: room for OR lists of 10 000 terms.  Longer lists belong in an uploaded table (TAP_UPLOAD).
+MAX_TOKENS = 50_000
+#: The largest TOP, OFFSET or integer literal: PostgreSQL's bigint.
+MAX_INTEGER = 2**63 - 1
 
 # Every operator and punctuation token ADQL 2.1 has; anything else that is not a word, a number,
 # a string or a delimited identifier is refused with its position.
@@ -188,6 +204,85 @@ def _unsigned_integer(token: Token | None) -> bool:
     return token is not None and token.token_type == TokenType.NUMBER and token.text.isdigit()
 
 
+def too_large(digits: str) -> bool:
+    """Whether an unsigned integer literal exceeds bigint (checked on the text: Python refuses
+    to convert more than 4300 digits, and such a value is no row count anyway)."""
+    significant = digits.lstrip("0") or "0"
+    return len(significant) > len(str(MAX_INTEGER)) or int(significant) > MAX_INTEGER
+
+
+_OPERAND_END = frozenset({
+    TokenType.VAR, TokenType.IDENTIFIER, TokenType.NUMBER, TokenType.STRING,
+    TokenType.HEX_STRING, TokenType.NULL, TokenType.R_PAREN, TokenType.END,
+})
+_PREFIX = {TokenType.NOT: "not", TokenType.DASH: "sign", TokenType.PLUS: "sign",
+           TokenType.TILDE: "sign"}
+_OPERAND_TOKENS = frozenset({
+    TokenType.VAR, TokenType.IDENTIFIER, TokenType.NUMBER, TokenType.STRING,
+    TokenType.HEX_STRING, TokenType.NULL, TokenType.STAR, TokenType.DOT,
+})
+#: Binary operators end a unary sign's operand but not a NOT's (NOT a = b is NOT (a = b)).
+_BINARY = frozenset({
+    TokenType.DASH, TokenType.PLUS, TokenType.STAR, TokenType.SLASH, TokenType.DPIPE,
+    TokenType.AMP, TokenType.PIPE, TokenType.CARET, TokenType.EQ, TokenType.NEQ, TokenType.LT,
+    TokenType.LTE, TokenType.GT, TokenType.GTE, TokenType.LIKE, TokenType.ILIKE,
+    TokenType.BETWEEN, TokenType.IN, TokenType.IS, TokenType.NOT,
+})
+
+
+def _check_nesting(query: str, toks: list[Token]) -> None:
+    """Refuse a query nested deeper than :data:`MAX_NESTING` before the recursive parser sees it.
+
+    A stack holds the open brackets (``(``, ``CASE``) and, above them, the unary operators whose
+    operand has not ended yet.  A sign's operand ends at the next binary operator, a NOT's at
+    the next AND (but not BETWEEN's), OR, comma or keyword, and both at a closing bracket: so
+    ``NOT a OR NOT b OR ...`` and ``-a + -b + ...`` stay one level deep however long they are.
+    """
+    stack: list[str] = []
+    betweens: list[int] = []  # stack heights of BETWEENs still waiting for their AND
+    previous: Token | None = None
+    operand_start = False
+
+    def pop_markers(*kinds: str) -> None:
+        while stack and stack[-1] in kinds:
+            stack.pop()
+
+    for tok in toks:
+        kind = tok.token_type
+        prefix = kind in _PREFIX and (previous is None or (
+            previous.token_type not in _OPERAND_END and previous.token_type != TokenType.IS))
+        if kind in (TokenType.L_PAREN, TokenType.CASE):
+            stack.append("bracket")
+        elif kind in (TokenType.R_PAREN, TokenType.END):
+            pop_markers("not", "sign")
+            if stack:
+                stack.pop()
+            while betweens and betweens[-1] > len(stack):
+                betweens.pop()
+        elif prefix:
+            stack.append(_PREFIX[kind])
+        elif kind in _BINARY:
+            pop_markers("sign")
+            if kind == TokenType.BETWEEN:
+                betweens.append(len(stack))
+        elif kind == TokenType.AND:
+            pop_markers("sign")
+            if betweens and betweens[-1] == len(stack):
+                betweens.pop()
+            else:
+                pop_markers("not")
+        elif kind not in _OPERAND_TOKENS and not operand_start:
+            # A keyword right after a unary operator starts its operand (NOT EXISTS, -TRUNCATE).
+            pop_markers("not", "sign")
+        operand_start = prefix
+        if len(stack) > MAX_NESTING:
+            raise AdqlSyntaxError(
+                f"The query is nested more than {MAX_NESTING} levels deep here (parentheses, "
+                f"function calls, subqueries, CASE, NOT and unary signs each open a level); "
+                f"this service accepts at most {MAX_NESTING}", *position(query, tok.start))
+        previous = tok
+
+
 def _check_sequence(query: str, toks: list[Token]) -> None:
     """Token-order rules sqlglot's lenient parser would let through.
 
@@ -215,6 +310,9 @@ def _check_sequence(query: str, toks: list[Token]) -> None:
             if not _unsigned_integer(nxt):
                 raise AdqlSyntaxError(f"{word} must be followed by an unsigned integer literal",
                                       *position(query, (nxt or tok).start))
+            if too_large(nxt.text):
+                raise AdqlSyntaxError(f"{word} must be at most {MAX_INTEGER}",
+                                      *position(query, nxt.start))
             after = toks[i + 2] if i + 2 < count else None
             if kind == TokenType.OFFSET and after is not None \
                     and after.token_type not in _AFTER_OFFSET_ALLOWED:
@@ -226,15 +324,25 @@ def parse_adql(query: str) -> exp.Expr:
     """Parse one ADQL query into a sqlglot tree, refusing non-ADQL tokens and statements."""
     if not query or not query.strip():
         raise AdqlSyntaxError("The query is empty")
+    nul = query.find("\x00")
+    if nul >= 0:
+        raise AdqlSyntaxError("The query contains a NUL character (U+0000), which ADQL text "
+                              "cannot hold", *position(query, nul))
     try:
         toks = _ADQL.tokenize(query)
     except TokenError as error:
         raise _token_error(query, error) from None
     if not toks:
         raise AdqlSyntaxError("The query contains only comments")
+    if len(toks) > MAX_TOKENS:
+        raise AdqlSyntaxError(
+            f"The query has {len(toks)} tokens (words, numbers, operators); this service "
+            f"accepts at most {MAX_TOKENS}. For long lists of values, upload them as a table "
+            f"(TAP_UPLOAD) and join it", *position(query, toks[MAX_TOKENS].start))
     for tok in toks:
         _check_token(query, tok)
     _check_sequence(query, toks)
+    _check_nesting(query, toks)
     first = toks[0]
     if first.token_type not in (TokenType.SELECT, TokenType.WITH, TokenType.L_PAREN):
         raise AdqlSyntaxError(

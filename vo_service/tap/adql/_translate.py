@@ -6,6 +6,11 @@ whatever sqlglot's generic parser lets through (PostgreSQL operators, window fun
 expression and a small static type (numeric, string, geometry kind, condition), which is what
 lets the translator refuse ``POINT(...) = mag`` or ``WHERE mag`` and give result columns their
 VOTable types.
+
+The walk must not reach Python's recursion limit whatever the query: sqlglot parses a chain of
+binary operators (``a OR b OR c ...``) as a tree as deep as the chain is long, so such chains are
+walked in a loop (:meth:`_Translator.chain`), and :func:`_check_depth` refuses trees deeper than
+:data:`MAX_TREE_DEPTH` before the walk (chains that alternate operators, long UNION chains).
 """
 from __future__ import annotations
 
@@ -18,7 +23,9 @@ from typing import Callable
 from sqlglot import exp
 
 from vo_service.tap.adql import _geometry as geo
-from vo_service.tap.adql._dialect import generate_sql, parse_adql, position
+from vo_service.tap.adql._dialect import (
+    MAX_INTEGER, MAX_NESTING, generate_sql, parse_adql, position, too_large,
+)
 from vo_service.tap.adql._dialect import SphereContainedBy, SphereDistance, SphereOverlaps
 from vo_service.tap.adql._errors import AdqlError, AdqlSemanticError, AdqlSyntaxError
 from vo_service.tap.adql._features import (
@@ -27,6 +34,12 @@ from vo_service.tap.adql._features import (
 )
 from vo_service.tap.catalog import Catalog, ColumnMeta, TableMeta
 from vo_service.tap.results import OutputColumn
+
+
+#: Levels of the parse tree the translator and sqlglot's SQL generator walk recursively (a few
+#: frames each).  The left operand of the same operator adds no level: long one-operator chains
+#: are walked in loops, here and in sqlglot's generator.
+MAX_TREE_DEPTH = 200
 
 
 @dataclass(frozen=True)
@@ -298,12 +311,20 @@ class _Translator:
     # ---- queries ------------------------------------------------------------------------
 
     def translate(self, tree: exp.Expr, row_limit: int | None) -> TranslatedQuery:
+        deepest = _check_depth(tree)
+        if deepest is not None:
+            raise self.fail(
+                f"The query is too deeply nested: its expression tree has more than "
+                f"{MAX_TREE_DEPTH} levels. A chain of one operator (a OR b OR c ..., a + b + c ...) "
+                f"counts as one level, but a chain that changes operator (a + b - c + ...) and "
+                f"each UNION, EXCEPT or INTERSECT count one level per operator; group such terms "
+                f"in parentheses or split the query", deepest, syntax=True)
         sql_tree, outs = self.query(tree, None, {}, top=True)
         limit = None
         node = sql_tree.this if isinstance(sql_tree, exp.Subquery) else sql_tree
         if isinstance(node, exp.Select):
             top = node.args.get("limit")
-            limit = int(top.expression.this) if top is not None else None
+            limit = _integer(top.expression.this) if top is not None else None
         if row_limit is not None:
             limit = row_limit if limit is None else min(limit, row_limit)
         if limit is not None:
@@ -394,18 +415,18 @@ class _Translator:
         if limit is not None:
             if not limit.meta.get("top"):
                 raise self.fail("LIMIT is not ADQL; write SELECT TOP n", limit, syntax=True)
-            sql.set("limit", exp.Limit(expression=exp.Literal.number(int(limit.expression.this))))
+            sql.set("limit", exp.Limit(expression=exp.Literal.number(_integer(limit.expression.this))))
         offset = node.args.get("offset")
         if offset is not None:
             self.need(FEATURE_OFFSET, offset, "OFFSET")
-            sql.set("offset", exp.Offset(expression=exp.Literal.number(int(offset.expression.this))))
+            sql.set("offset", exp.Offset(expression=exp.Literal.number(_integer(offset.expression.this))))
 
     def output_reference(self, node: exp.Expr, outs: list[_Out]) -> exp.Expr | None:
         """A result column named or numbered in ORDER BY/GROUP BY, as its SQL alias or number."""
         if isinstance(node, exp.Literal) and not node.is_string and node.this.isdigit():
-            if not 1 <= int(node.this) <= len(outs):
-                raise self.fail(f"There is no result column {node.this}", node)
-            return exp.Literal.number(int(node.this))
+            if too_large(node.this) or not 1 <= _integer(node.this) <= len(outs):
+                raise self.fail(f"There is no result column {_abridged(node.this)}", node)
+            return exp.Literal.number(_integer(node.this))
         if isinstance(node, exp.Column) and not node.args.get("table") \
                 and isinstance(node.this, exp.Identifier):
             hits = [o for o in outs if _same(node.this.this, node.this.quoted, o.name, o.delimited)]
@@ -821,23 +842,47 @@ class _Translator:
     # ---- expressions --------------------------------------------------------------------
 
     def expr(self, node: exp.Expr, scope: _Scope) -> tuple[exp.Expr, _T]:
+        if type(node) in _CHAIN_RULES:
+            return self.chain(node, scope)
         handler = _HANDLERS.get(type(node))
         if handler is None:
             raise self.fail(f"{_describe(node)} is not ADQL", node, syntax=True)
         return handler(self, node, scope)
 
+    def chain(self, node: exp.Binary, scope: _Scope) -> tuple[exp.Expr, _T]:
+        """A left-deep chain of binary operators, walked in a loop rather than recursively.
+
+        sqlglot parses ``a OR b OR c ...`` as ``((a OR b) OR c) ...``, one level per operator;
+        users paste OR lists of hundreds of terms.  Each link checks its left operand, already
+        translated, and translates its right one, in the same order recursion would.
+        """
+        links = []
+        while type(node) in _CHAIN_RULES:
+            links.append(node)
+            node = node.this
+        result = self.expr(node, scope)
+        for link in reversed(links):
+            result = _CHAIN_RULES[type(link)](self, link, result, scope)
+        return result
+
     def condition(self, node: exp.Expr, scope: _Scope, clause: str) -> exp.Expr:
         sql, typ = self.expr(node, scope)
+        self.check_condition(typ, node, clause)
+        return sql
+
+    def check_condition(self, typ: _T, node: exp.Expr, clause: str) -> None:
         if typ.kind != "bool":
             raise self.fail(f"{clause} needs a condition (a comparison, LIKE, IN, BETWEEN, "
                             f"IS NULL, EXISTS, or 1=CONTAINS(...)), not a value", node)
-        return sql
 
     def numeric(self, node: exp.Expr, scope: _Scope, what: str) -> tuple[exp.Expr, _T]:
         sql, typ = self.expr(node, scope)
+        self.check_numeric(typ, node, what)
+        return sql, typ
+
+    def check_numeric(self, typ: _T, node: exp.Expr, what: str) -> None:
         if typ.kind not in _NUMERIC and typ.kind not in _LOOSE:
             raise self.fail(f"{what} needs a number, not a {_kind_name(typ)}", node)
-        return sql, typ
 
     def string(self, node: exp.Expr, scope: _Scope, what: str) -> tuple[exp.Expr, _T]:
         sql, typ = self.expr(node, scope)
@@ -880,13 +925,21 @@ class _Translator:
             return exp.Literal.string(node.this), STRING
         text = node.this
         if text.isdigit():
-            value = int(text)
+            if too_large(text):
+                raise self.fail(f"The integer {_abridged(text)} is larger than {MAX_INTEGER}, "
+                                f"the largest this service computes with; write it as a "
+                                f"floating-point number (e.g. 1E20) if that is meant", node)
+            value = _integer(text)
             return exp.Literal.number(value), INT if value < 2 ** 31 else LONG
         return exp.Literal.number(text), DOUBLE
 
     def hex_literal(self, node: exp.HexString, scope: _Scope) -> tuple[exp.Expr, _T]:
         self.need(FEATURE_BITWISE, node, "Hexadecimal literals")
-        value = int(node.this, 16)
+        digits = node.this.lstrip("0")
+        if len(digits) > 16 or int(digits or "0", 16) > MAX_INTEGER:
+            raise self.fail(f"The hexadecimal literal 0x{_abridged(node.this)} is larger than "
+                            f"0x{MAX_INTEGER:X}, the largest bigint", node)
+        value = int(digits or "0", 16)
         return exp.Literal.number(value), INT if value < 2 ** 31 else LONG
 
     def null(self, node: exp.Null, scope: _Scope) -> tuple[exp.Expr, _T]:
@@ -900,9 +953,11 @@ class _Translator:
         sql, typ = self.numeric(node.this, scope, "Unary minus")
         return exp.Neg(this=sql), typ
 
-    def arithmetic(self, node: exp.Binary, scope: _Scope) -> tuple[exp.Expr, _T]:
+    def arithmetic(self, node: exp.Binary, left_value: tuple[exp.Expr, _T],
+                   scope: _Scope) -> tuple[exp.Expr, _T]:
         symbol = {exp.Add: "+", exp.Sub: "-", exp.Mul: "*", exp.Div: "/"}[type(node)]
-        left, lt = self.numeric(node.this, scope, f"'{symbol}'")
+        left, lt = left_value
+        self.check_numeric(lt, node.this, f"'{symbol}'")
         right, rt = self.numeric(node.expression, scope, f"'{symbol}'")
         integral = lt.kind == "int" and rt.kind == "int"
         if isinstance(node, exp.Div):
@@ -919,10 +974,13 @@ class _Translator:
             typ = replace(typ, derived_unit=_unit_product(lt, rt, "*"))
         return type(node)(this=left, expression=right), typ
 
-    def concatenation(self, node: exp.DPipe, scope: _Scope) -> tuple[exp.Expr, _T]:
+    def concatenation(self, node: exp.DPipe, left_value: tuple[exp.Expr, _T],
+                      scope: _Scope) -> tuple[exp.Expr, _T]:
         parts = []
         for side in (node.this, node.expression):
-            sql, typ = self.value(side, scope, "'||'")
+            sql, typ = left_value if side is node.this else self.expr(side, scope)
+            if typ.kind == "bool":
+                raise self.fail("'||' needs a value, not a condition", side)
             if typ.kind in _GEOMETRY:
                 raise self.fail("'||' cannot concatenate a geometry", side)
             if typ.kind not in ("str", "null", "ts"):
@@ -930,12 +988,17 @@ class _Translator:
             parts.append(sql)
         return exp.DPipe(this=parts[0], expression=parts[1], safe=True), STRING
 
-    def bitwise(self, node: exp.Expr, scope: _Scope) -> tuple[exp.Expr, _T]:
+    def bitwise_not(self, node: exp.BitwiseNot, scope: _Scope) -> tuple[exp.Expr, _T]:
+        return self.bitwise(node, None, scope)
+
+    def bitwise(self, node: exp.Expr, left_value: tuple[exp.Expr, _T] | None,
+                scope: _Scope) -> tuple[exp.Expr, _T]:
         self.need(FEATURE_BITWISE, node, "Bitwise operators")
         args = [node.this] if isinstance(node, exp.BitwiseNot) else [node.this, node.expression]
         sqls, types = [], []
         for arg in args:
-            sql, typ = self.expr(arg, scope)
+            sql, typ = left_value if left_value is not None and arg is node.this \
+                else self.expr(arg, scope)
             if typ.kind not in ("int", "null", "any"):
                 raise self.fail(f"Bitwise operators need integers, not a {_kind_name(typ)}", arg)
             sqls.append(sql)
@@ -986,10 +1049,13 @@ class _Translator:
             return SphereContainedBy(this=b, expression=a)
         return SphereOverlaps(this=a, expression=b)
 
-    def connective(self, node: exp.Expr, scope: _Scope) -> tuple[exp.Expr, _T]:
+    def connective(self, node: exp.Expr, left_value: tuple[exp.Expr, _T],
+                   scope: _Scope) -> tuple[exp.Expr, _T]:
         word = "AND" if isinstance(node, exp.And) else "OR"
-        sides = [self.condition(side, scope, word) for side in (node.this, node.expression)]
-        return type(node)(this=sides[0], expression=sides[1]), BOOL
+        left, lt = left_value
+        self.check_condition(lt, node.this, word)
+        right = self.condition(node.expression, scope, word)
+        return type(node)(this=left, expression=right), BOOL
 
     def negated(self, node: exp.Not, scope: _Scope) -> tuple[exp.Expr, _T]:
         return exp.Not(this=self.condition(node.this, scope, "NOT")), BOOL
@@ -1474,18 +1540,8 @@ _HANDLERS: dict[type, Callable[[_Translator, exp.Expr, _Scope], tuple[exp.Expr, 
     exp.Null: _Translator.null,
     exp.Paren: _Translator.paren,
     exp.Neg: _Translator.negation,
-    exp.Add: _Translator.arithmetic,
-    exp.Sub: _Translator.arithmetic,
-    exp.Mul: _Translator.arithmetic,
-    exp.Div: _Translator.arithmetic,
-    exp.DPipe: _Translator.concatenation,
-    exp.BitwiseAnd: _Translator.bitwise,
-    exp.BitwiseOr: _Translator.bitwise,
-    exp.BitwiseXor: _Translator.bitwise,
-    exp.BitwiseNot: _Translator.bitwise,
+    exp.BitwiseNot: _Translator.bitwise_not,
     **{cls: _Translator.comparison for cls in _COMPARISONS},
-    exp.And: _Translator.connective,
-    exp.Or: _Translator.connective,
     exp.Not: _Translator.negated,
     exp.Between: _Translator.between,
     exp.In: _Translator.in_predicate,
@@ -1504,6 +1560,56 @@ _HANDLERS: dict[type, Callable[[_Translator, exp.Expr, _Scope], tuple[exp.Expr, 
     exp.Sum: _Translator.aggregate,
     exp.Anonymous: _Translator.function,
 }
+
+#: Binary operators whose left-deep chains :meth:`_Translator.chain` walks in a loop; each rule
+#: gets its left operand already translated.
+_CHAIN_RULES: dict[type, Callable[[_Translator, exp.Expr, tuple[exp.Expr, _T], _Scope],
+                                  tuple[exp.Expr, _T]]] = {
+    exp.Add: _Translator.arithmetic,
+    exp.Sub: _Translator.arithmetic,
+    exp.Mul: _Translator.arithmetic,
+    exp.Div: _Translator.arithmetic,
+    exp.DPipe: _Translator.concatenation,
+    exp.BitwiseAnd: _Translator.bitwise,
+    exp.BitwiseOr: _Translator.bitwise,
+    exp.BitwiseXor: _Translator.bitwise,
+    exp.And: _Translator.connective,
+    exp.Or: _Translator.connective,
+}
+
+
+def _chain_class(node: exp.Expr) -> type:
+    """What the SQL generator writes in one loop: AND and OR mix, other operators do not."""
+    return exp.Connector if isinstance(node, exp.Connector) else type(node)
+
+
+def _check_depth(tree: exp.Expr) -> exp.Expr | None:
+    """The first node deeper than :data:`MAX_TREE_DEPTH`, or None; walked with a stack.
+
+    The left operand of a chain link of the same kind adds no level: the translator and the
+    generator both loop over such chains.
+    """
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_TREE_DEPTH:
+            return node
+        for child in node.iter_expressions():
+            free = child is node.args.get("this") and type(node) in _CHAIN_RULES \
+                and _chain_class(child) is _chain_class(node)
+            stack.append((child, depth if free else depth + 1))
+    return None
+
+
+def _integer(digits: str) -> int:
+    """An unsigned integer literal already known to fit bigint (leading zeros do not count
+    towards Python's 4300-digit conversion limit this way)."""
+    return int(digits.lstrip("0") or "0")
+
+
+def _abridged(text: str, keep: int = 24) -> str:
+    return text if len(text) <= keep else f"{text[:keep]}... ({len(text)} digits)"
+
 
 _FUNCTION_RULES: dict[str, Callable[[_Translator, exp.Anonymous, _Scope], tuple[exp.Expr, _T]]] = {
     **{name: _Translator.math for name in _MATH_DOUBLE},
@@ -1564,5 +1670,12 @@ def translate_adql(query: str, catalog: Catalog, *, row_limit: int | None = None
     """
     if row_limit is not None and row_limit < 0:
         raise ValueError("row_limit must not be negative")
-    tree = parse_adql(query)
-    return _Translator(query, catalog, version).translate(tree, row_limit)
+    try:
+        tree = parse_adql(query)
+        return _Translator(query, catalog, version).translate(tree, row_limit)
+    except RecursionError:
+        # Not expected within the limits above; a last guard so no query can become a 500.
+        raise AdqlSyntaxError(
+            f"The query is too deeply nested for this service to translate (at most "
+            f"{MAX_NESTING} levels of parentheses, function calls, subqueries and CASE, and "
+            f"{MAX_TREE_DEPTH} levels of operators)") from None
