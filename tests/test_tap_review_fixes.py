@@ -355,7 +355,8 @@ def test_run_at_creation_over_the_quota_leaves_no_job(tap_url: str, app, databas
     service = app.extensions["pzvo.uws"]
     original = service.settings
     before = _job_rows(database)
-    service.settings = dataclasses.replace(original, uws_max_active_jobs=0)
+    service.settings = dataclasses.replace(original, uws_max_active_jobs=0,
+                                           uws_anonymous_max_active_jobs=0)
     try:
         resp = create_job(tap_url, QUERY="SELECT TOP 1 id FROM pz.specz_demo", PHASE="RUN")
         dali_error(resp, 429, "limit", "create the job again")
