@@ -6,12 +6,18 @@ at all.  Rows are encoded to PostgreSQL's binary COPY format by ``pgpq`` (Arrow 
 Rust) batch by batch and streamed through psycopg2's ``copy_expert``: client memory is bounded
 by one batch.  Measured against the server reading the same data from a binary COPY file, see
 docs/performance.md ("Ingest").
+
+:class:`LoadLimits` stops a load while it streams: rows are counted, and each batch adds what it
+will take in the table (:func:`estimate_table_bytes` of its values), so a file whose rows
+were unknown (CSV) or whose estimate was low is stopped at the limit, not after the disk filled.
 """
 from __future__ import annotations
 
 import logging
+import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 
 import pgpq
 import pyarrow as pa
@@ -19,12 +25,72 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from ingest.columns import ColumnSpec, column_for_role
+from ingest.limits import Limit, check
 from tap_schema.loader import create_indexes_sql, create_table_sql, publish_table, qualified
 from tap_schema.model import ColumnDescription, TableDescription
 
 log = logging.getLogger(__name__)
 
 COPY_CHUNK = 1 << 20
+#: Bytes of a PostgreSQL heap page and of its header; a row costs at least its tuple header
+#: (23 bytes, aligned to 24) and a 4-byte line pointer besides its values.
+PAGE_BYTES, PAGE_HEADER = 8192, 24
+TUPLE_OVERHEAD = 24 + 4
+#: Bytes of a value of each PostgreSQL type; text costs a 1-byte header and its bytes.
+VALUE_BYTES = {"boolean": 1, "smallint": 2, "integer": 4, "real": 4, "bigint": 8,
+               "double precision": 8, "text": 1}
+
+
+@dataclass(frozen=True)
+class LoadLimits:
+    """Limits enforced while rows stream into a table (``None``/empty: unchecked).
+
+    ``table_bytes`` may hold several limits (the table limit, what is left of a quota): the
+    estimated table size must stay under each.
+    """
+
+    rows: Limit | None = None
+    table_bytes: Sequence[Limit] = ()
+
+
+def estimate_table_bytes(rows: int, value_bytes: int = 0) -> int:
+    """A lower bound of the heap of ``rows`` rows holding ``value_bytes`` bytes of values.
+
+    Alignment padding, null bitmaps, indexes and free space only add to it; text is counted
+    uncompressed (PostgreSQL compresses values over about 2 kB, which may make them smaller).
+    """
+    data = rows * TUPLE_OVERHEAD + value_bytes
+    return math.ceil(data * PAGE_BYTES / (PAGE_BYTES - PAGE_HEADER))
+
+
+def value_bytes(columns: Sequence[ColumnSpec], rows: int) -> int:
+    """Bytes of ``rows`` rows of ``columns`` none of which is NULL (text: its header only)."""
+    return rows * sum(VALUE_BYTES.get(c.pg_type, 8) for c in columns)
+
+
+class _Meter:
+    """Counts rows and the estimated table bytes of the batches that pass, against LoadLimits."""
+
+    def __init__(self, columns: Sequence[ColumnSpec], limits: LoadLimits) -> None:
+        self.columns = columns
+        self.limits = limits
+        self.rows = 0
+        self.values = 0
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        import pyarrow.compute as pc
+
+        self.rows += batch.num_rows
+        check(self.limits.rows, self.rows, "the table has at least {value} rows", kind="size")
+        if not self.limits.table_bytes:
+            return
+        for spec, column in zip(self.columns, batch.columns, strict=True):
+            self.values += (len(column) - column.null_count) * VALUE_BYTES.get(spec.pg_type, 8)
+            if spec.pg_type == "text":
+                self.values += pc.sum(pc.binary_length(column)).as_py() or 0
+        estimate = estimate_table_bytes(self.rows, self.values)
+        for limit in self.limits.table_bytes:
+            check(limit, estimate, "the table takes at least {value} bytes", kind="size")
 
 
 class _CopyStream:
@@ -33,6 +99,8 @@ class _CopyStream:
     def __init__(self, chunks: Iterator[bytes]) -> None:
         self._chunks = chunks
         self._buffer = bytearray()
+        self.error: BaseException | None = None
+        """What stopped the stream: psycopg2 reports it only as the text of a QueryCanceled."""
 
     def read(self, size: int = -1) -> bytes:
         while size < 0 or len(self._buffer) < size:
@@ -40,6 +108,9 @@ class _CopyStream:
                 self._buffer += next(self._chunks)
             except StopIteration:
                 break
+            except BaseException as exc:
+                self.error = exc
+                raise
         if size < 0:
             out, self._buffer = bytes(self._buffer), bytearray()
         else:
@@ -50,7 +121,8 @@ class _CopyStream:
 
 
 def binary_copy_chunks(batches: Iterable[pa.RecordBatch], schema: pa.Schema,
-                       counter: list[int], progress: Callable[[int], None] | None = None) -> Iterator[bytes]:
+                       counter: list[int], progress: Callable[[int], None] | None = None,
+                       meter: _Meter | None = None) -> Iterator[bytes]:
     """Encode batches (cast to ``schema``) as PostgreSQL binary COPY data."""
     encoder = pgpq.ArrowToPostgresBinaryEncoder(schema)
     yield encoder.write_header()
@@ -59,6 +131,8 @@ def binary_copy_chunks(batches: Iterable[pa.RecordBatch], schema: pa.Schema,
             batch = pa.RecordBatch.from_arrays(
                 [batch.column(i).cast(schema.field(i).type) for i in range(len(schema))],
                 schema=schema)
+        if meter is not None:
+            meter.add(batch)
         counter[0] += batch.num_rows
         if progress:
             progress(batch.num_rows)
@@ -67,15 +141,26 @@ def binary_copy_chunks(batches: Iterable[pa.RecordBatch], schema: pa.Schema,
 
 
 def copy_arrow(conn: Connection, table: str, columns: list[ColumnSpec],
-               batches: Iterable[pa.RecordBatch], progress: Callable[[int], None] | None = None) -> int:
-    """Stream batches into ``table`` (qualified, quoted) with binary COPY; return the rows."""
+               batches: Iterable[pa.RecordBatch], progress: Callable[[int], None] | None = None,
+               limits: LoadLimits | None = None) -> int:
+    """Stream batches into ``table`` (qualified, quoted) with binary COPY; return the rows.
+
+    Raises :class:`~ingest.errors.LimitExceeded` when ``limits`` are passed (the COPY is then
+    aborted, and the caller's transaction must roll back).
+    """
     schema = pa.schema([pa.field(c.name, c.arrow_type) for c in columns])
     counter = [0]
     renamed = (b.rename_columns([c.name for c in columns]) for b in batches)
-    stream = _CopyStream(binary_copy_chunks(renamed, schema, counter, progress))
+    meter = _Meter(columns, limits) if limits is not None else None
+    stream = _CopyStream(binary_copy_chunks(renamed, schema, counter, progress, meter))
     cols = ", ".join(f'"{c.name}"' for c in columns)
     with conn.connection.dbapi_connection.cursor() as cur:
-        cur.copy_expert(f"COPY {table} ({cols}) FROM STDIN WITH (FORMAT binary)", stream, size=COPY_CHUNK)
+        try:
+            cur.copy_expert(f"COPY {table} ({cols}) FROM STDIN WITH (FORMAT binary)", stream, size=COPY_CHUNK)
+        except Exception:
+            if stream.error is not None:
+                raise stream.error from None
+            raise
     return counter[0]
 
 
@@ -96,7 +181,8 @@ def table_description(schema: str, name: str, description: str, columns: list[Co
 
 def publish_arrow_table(conn: Connection, desc: TableDescription, columns: list[ColumnSpec],
                         batches: Iterable[pa.RecordBatch],
-                        progress: Callable[[int], None] | None = None) -> int:
+                        progress: Callable[[int], None] | None = None,
+                        limits: LoadLimits | None = None) -> int:
     """Create, fill, index and publish a table in the caller's transaction; return its rows.
 
     The primary key and the position index are built after the COPY (faster than maintaining
@@ -110,7 +196,7 @@ def publish_arrow_table(conn: Connection, desc: TableDescription, columns: list[
             ",\n  PRIMARY KEY (" + ", ".join(f'"{c}"' for c in desc.primary_key) + ")", "")
     conn.execute(text(create_schema))
     conn.execute(text(create_table))
-    rows = copy_arrow(conn, qualified(desc), columns, batches, progress)
+    rows = copy_arrow(conn, qualified(desc), columns, batches, progress, limits)
     if desc.primary_key:
         keys = ", ".join(f'"{c}"' for c in desc.primary_key)
         conn.execute(text(f'ALTER TABLE {qualified(desc)} ADD PRIMARY KEY ({keys})'))

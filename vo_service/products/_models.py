@@ -1,4 +1,4 @@
-"""Domain types of the registry: product types and their rules, products, files."""
+"""Domain types of the registry: product types and their rules, products, files, limits."""
 from __future__ import annotations
 
 import datetime as dt
@@ -104,3 +104,25 @@ class RegistrationRequest:
     description_file: Path | None = None
     description_file_name: str | None = None
     auxiliary_files: list[tuple[Path, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ProductLimits:
+    """What one upload may hold and what one user may store (``docs/products.md``, "Limits").
+
+    The REST API passes the service's settings; callers with database rights (the CLI, the
+    pipeline) may pass none and are then not limited.
+    """
+
+    max_rows: int = 50_000_000
+    max_columns: int = 500
+    max_cell_bytes: int = 1024 * 1024
+    max_table_bytes: int = 4 * 1024**3
+    quota_bytes: int = 20 * 1024**3
+
+    @classmethod
+    def from_settings(cls, settings) -> ProductLimits:  # noqa: ANN001 - Settings
+        return cls(max_rows=settings.product_max_rows, max_columns=settings.product_max_columns,
+                   max_cell_bytes=settings.upload_max_cell_bytes,
+                   max_table_bytes=settings.product_max_table_bytes,
+                   quota_bytes=settings.quota_product_bytes)

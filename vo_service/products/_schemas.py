@@ -28,6 +28,10 @@ class ProblemSchema(Schema):
     detail = fields.String()
     problems = fields.List(fields.String(), metadata={"description": "each thing that is wrong"})
     errors = fields.Dict(metadata={"description": "per-field validation errors"})
+    limit = fields.String(metadata={"description": "the setting whose limit was exceeded"})
+    maximum = fields.Integer(metadata={"description": "that limit"})
+    value = fields.Integer(metadata={"description": "what the upload has or would bring"})
+    used = fields.Integer(metadata={"description": "bytes the owner stores now (quota problems)"})
 
 
 class FileSchema(Schema):
@@ -97,8 +101,8 @@ class ProductQuerySchema(PageQuerySchema):
 
 
 class VersionQuerySchema(Schema):
-    version = fields.Integer(validate=validate.Range(min=1, max=1_000_000),
-                             metadata={"description": "a version (default: the latest)"})
+    version = fields.Integer(metadata={"description": "a version (default: the latest); one that "
+                                                      "does not exist is 404"})
 
 
 class FileQuerySchema(VersionQuerySchema):

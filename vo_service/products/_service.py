@@ -4,6 +4,11 @@ Registering a product is one database transaction: the product row, its table (c
 COPY-loaded, indexed), TAP_SCHEMA rows, column metadata, file rows and provenance all commit
 together.  Files are written to a staging directory first and moved into place just before the
 commit; if anything fails they are removed, so a failure leaves no trace on disk either.
+
+With :class:`ProductLimits` (the REST API passes the settings) a registration is also bounded:
+the file's declared rows, columns and cell sizes are checked before it is read, the table's size
+is estimated before loading, metered while loading and measured before the commit, and the
+owner's stored bytes stay within their quota (administrators have none).
 """
 from __future__ import annotations
 
@@ -18,17 +23,21 @@ from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ingest.columns import ColumnError, ColumnSpec, column_for_role, plan_columns
 from ingest.copy import vacuum_analyze
-from ingest.load import publish_arrow_table, table_description
+from ingest.errors import LimitExceeded
+from ingest.limits import PG_MAX_COLUMNS, Limit, ReadLimits
+from ingest.load import (LoadLimits, estimate_table_bytes, publish_arrow_table, table_description,
+                         value_bytes)
 from ingest.readers import ReadError, detect_format, open_table
 from tap_schema.loader import publish_table, unpublish_table
 from tap_schema.model import TableDescription
 from vo_service.auth import AuthService, User
 from vo_service.products._models import (PRODUCT_TYPES, Product, ProductColumn, ProductFile,
-                                         RegistrationRequest)
+                                         ProductLimits, RegistrationRequest)
+from vo_service.products._storage import lock_owner_quota, relation_bytes, stored_bytes
 from vo_service.provenance import (ActivityDescription, GenerationDescription, ParameterDescription,
                                    UsageDescription, file_entity, product_entity_id, record_activity,
                                    record_invalidation, table_entity_id, user_agent)
@@ -38,6 +47,8 @@ from vo_service.provenance import TABLE_TYPE as PROV_TABLE_TYPE
 log = logging.getLogger(__name__)
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+#: Versions are PostgreSQL integers: a larger number names no version (rather than an error).
+MAX_VERSION = 2**31 - 1
 TABLE_SCHEMA = "pz"
 EDITABLE = ("display_name", "description", "release", "official", "pz_code")
 
@@ -69,8 +80,84 @@ class InvalidProductError(ValueError):
         self.problems = problems or [message]
 
 
+class ProductLimitError(InvalidProductError):
+    """A product over a limit: ``status`` 413 for its size (rows, bytes, quota), 422 for its
+    shape (columns, cell sizes); ``limit`` names the setting, ``value`` what was found."""
+
+    def __init__(self, message: str, *, status: int, limit: str, maximum: int, value: int,
+                 used: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.limit = limit
+        self.maximum = maximum
+        self.value = value
+        self.used = used
+
+
 class ProductNotFoundError(LookupError):
     pass
+
+
+QUOTA = "quota_product_bytes"
+TABLE_BYTES = "product_max_table_bytes"
+
+
+class _Budget:
+    """One registration's limits and what its owner already stores (no SQL, no Flask)."""
+
+    def __init__(self, limits: ProductLimits, owner: str, used: int, files: int, exempt: bool) -> None:
+        self.limits = limits
+        self.owner = owner
+        self.used = used
+        self.files = files
+        self.exempt = exempt
+
+    def read_limits(self) -> ReadLimits:
+        columns = min(self.limits.max_columns, PG_MAX_COLUMNS)
+        label = "product_max_columns" if columns == self.limits.max_columns else \
+            "product_max_columns, capped at PostgreSQL's 1600"
+        return ReadLimits(rows=Limit("product_max_rows", self.limits.max_rows),
+                          columns=Limit(label, columns),
+                          cell_bytes=Limit("upload_max_cell_bytes", self.limits.max_cell_bytes))
+
+    def load_limits(self) -> LoadLimits:
+        sizes = [Limit(TABLE_BYTES, self.limits.max_table_bytes)]
+        if not self.exempt:
+            sizes.append(Limit(QUOTA, self.limits.quota_bytes - self.used - self.files))
+        return LoadLimits(rows=Limit("product_max_rows", self.limits.max_rows), table_bytes=sizes)
+
+    def check_files(self) -> None:
+        self._quota(0, "")
+
+    def check_table(self, table_bytes: int, *, estimated: bool) -> None:
+        """The table's size (estimated before loading, or measured) against both limits."""
+        at_least = "at least " if estimated else ""
+        if table_bytes > self.limits.max_table_bytes:
+            raise ProductLimitError(
+                f"the table would take {at_least}{table_bytes} bytes in the database; the limit is "
+                f"{self.limits.max_table_bytes} ({TABLE_BYTES})", status=413, limit=TABLE_BYTES,
+                maximum=self.limits.max_table_bytes, value=table_bytes)
+        self._quota(table_bytes, at_least)
+
+    def _quota(self, table_bytes: int, at_least: str) -> None:
+        total = self.used + self.files + table_bytes
+        if self.exempt or total <= self.limits.quota_bytes:
+            return
+        raise ProductLimitError(
+            f"this upload would bring the products {self.owner} stores to {at_least}{total} bytes "
+            f"(files and tables); the quota is {self.limits.quota_bytes} bytes ({QUOTA}) and "
+            f"{self.used} are in use: delete products you no longer need, or ask an administrator",
+            status=413, limit=QUOTA, maximum=self.limits.quota_bytes, value=total, used=self.used)
+
+    def error(self, exc: LimitExceeded) -> ProductLimitError:
+        """A limit the reader or the load met, in the registry's terms."""
+        if exc.limit.setting in (QUOTA, TABLE_BYTES):
+            try:
+                self.check_table(exc.value, estimated=True)
+            except ProductLimitError as limit_error:
+                return limit_error
+        return ProductLimitError(str(exc), status=413 if exc.kind == "size" else 422,
+                                 limit=exc.limit.setting, maximum=exc.limit.maximum, value=exc.value)
 
 
 def sha256_of(path: Path) -> str:
@@ -100,8 +187,13 @@ class ProductRegistry:
 
     # -- registration ------------------------------------------------------------------------
     def register(self, request: RegistrationRequest, user: User,
-                 progress: Callable[[int], None] | None = None) -> Product:
-        """Create a product (or a new version of one) in a single transaction."""
+                 progress: Callable[[int], None] | None = None,
+                 limits: ProductLimits | None = None) -> Product:
+        """Create a product (or a new version of one) in a single transaction.
+
+        ``limits`` bound what the upload may hold and what its owner may store; without them
+        (trusted callers with database rights) nothing is limited.
+        """
         AuthService.require_user(user)
         if request.official:
             AuthService.require_admin(user, "publish official products")
@@ -112,13 +204,21 @@ class ProductRegistry:
         ptype = PRODUCT_TYPES[request.product_type]
         staging = self.storage_dir / ".staging" / uuid.uuid4().hex
         final_dir: Path | None = None
-        moved = False
+        made_parent = moved = False
+        budget: _Budget | None = None
         started = time.perf_counter()
         try:
             files = self._stage_files(request, staging)
             with self.engine.begin() as conn:
                 conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:n))"), {"n": request.name})
                 self._require_new_version_rights(conn, request.name, user)
+                if limits is not None:
+                    exempt = user.is_admin
+                    if not exempt:
+                        lock_owner_quota(conn, user.name)
+                    budget = _Budget(limits, user.name, 0 if exempt else stored_bytes(conn, user.name),
+                                     sum(f.size for _, f, _ in files), exempt)
+                    budget.check_files()
                 version = conn.execute(text(
                     "SELECT coalesce(max(version), 0) + 1 FROM registry.products WHERE name = :n"),
                     {"n": request.name}).scalar()
@@ -141,7 +241,8 @@ class ProductRegistry:
                         agent=user_agent(user.name), used=[(source, "main file")]) as act:
                     rows = table_name = None
                     if ptype.tabular:
-                        rows, table_name, specs = self._load_table(conn, request, ptype, version, progress)
+                        rows, table_name, specs = self._load_table(conn, request, ptype, version,
+                                                                   progress, budget)
                         self._step("table")
                         self._insert_columns(conn, product_id, specs)
                         self._step("columns")
@@ -161,6 +262,7 @@ class ProductRegistry:
                                      role="product", derived_from=[source.id],
                                      comment=f"{ptype.label} {request.name} v{version}")
                     self._step("provenance")
+                made_parent = not final_dir.parent.exists()
                 final_dir.parent.mkdir(parents=True, exist_ok=True)
                 self._set_aside_orphan(final_dir)
                 staging.rename(final_dir)
@@ -170,9 +272,11 @@ class ProductRegistry:
             shutil.rmtree(staging, ignore_errors=True)
             if moved and final_dir is not None:
                 shutil.rmtree(final_dir, ignore_errors=True)
+            if made_parent and final_dir is not None:
+                _remove_if_empty(final_dir.parent)
             log.info("product registration failed", extra={"product": request.name, "user": user.name,
                                                            "error": str(exc)})
-            raise self._domain_error(exc) from exc
+            raise self._domain_error(exc, budget) from exc
         if table_name:
             vacuum_analyze(self.engine, f'"{TABLE_SCHEMA}"."{table_name.split(".", 1)[1]}"')
         log.info("product registered", extra={"product": request.name, "version": version,
@@ -243,7 +347,7 @@ class ProductRegistry:
         entries.extend(("auxiliary", p, n) for p, n in request.auxiliary_files)
         staged = []
         for role, src, file_name in entries:
-            safe = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(file_name).name) or "file"
+            safe = safe_file_name(file_name)
             dest = staging / role / safe
             dest.parent.mkdir(exist_ok=True)
             shutil.copyfile(src, dest)
@@ -252,10 +356,15 @@ class ProductRegistry:
         return staged
 
     def _load_table(self, conn: Connection, request: RegistrationRequest, ptype, version: int,  # noqa: ANN001
-                    progress) -> tuple[int, str, list[ColumnSpec]]:  # noqa: ANN001
+                    progress, budget: _Budget | None) -> tuple[int, str, list[ColumnSpec]]:  # noqa: ANN001
         source = open_table(request.main_file, request.file_format or detect_format(
-            Path(request.main_file_name)))
+            Path(request.main_file_name)), budget.read_limits() if budget else ReadLimits())
         specs = plan_columns(source.columns, request.columns)
+        if budget is not None and source.num_rows is not None:
+            never_null = {c.name for c in source.columns if not c.nullable}
+            known = [s for s in specs if s.original_name in never_null]
+            budget.check_table(estimate_table_bytes(source.num_rows, value_bytes(known, source.num_rows)),
+                               estimated=True)
         missing = [r for r in ptype.required_roles if column_for_role(specs, r) is None]
         if missing:
             raise InvalidProductError(
@@ -266,10 +375,13 @@ class ProductRegistry:
         desc = table_description(TABLE_SCHEMA, name, _table_text(ptype, request.display_name or request.name, request.name,
                                              version, request.release, request.description), specs,
                                  primary_key=id_col.name if id_col else None)
-        rows = publish_arrow_table(conn, desc, specs, source.batches(), progress)
+        rows = publish_arrow_table(conn, desc, specs, source.batches(), progress,
+                                   budget.load_limits() if budget else None)
         if rows == 0:
             raise InvalidProductError("the file holds no rows")
         self._check_positions(conn, desc.qualified_name, specs)
+        if budget is not None:
+            budget.check_table(relation_bytes(conn, desc.qualified_name), estimated=False)
         return rows, desc.qualified_name, specs
 
     @staticmethod
@@ -333,7 +445,9 @@ class ProductRegistry:
             AuthService.require_admin(user, f"add a version to the official product {name!r}")
 
     @staticmethod
-    def _domain_error(exc: BaseException) -> BaseException:
+    def _domain_error(exc: BaseException, budget: _Budget | None = None) -> BaseException:
+        if isinstance(exc, LimitExceeded) and budget is not None:
+            return budget.error(exc)
         if isinstance(exc, ColumnError):
             return InvalidProductError("the columns cannot be published: " + "; ".join(exc.problems),
                                        exc.problems)
@@ -342,6 +456,13 @@ class ProductRegistry:
         if isinstance(exc, IntegrityError) and "_pkey" in str(exc.orig):
             return InvalidProductError("the column with the role 'id' has duplicate values; "
                                        "an id must be unique")
+        orig = exc.orig if isinstance(exc, DBAPIError) else exc
+        code = getattr(orig, "pgcode", None) or ""
+        if code[:2] in ("22", "54"):
+            # Data the file holds but PostgreSQL cannot store (a NUL in text, a number out of
+            # range, a row over 8 kB): the file's to fix, not a server failure.
+            detail = str(orig).strip().splitlines()[0] if str(orig).strip() else code
+            return InvalidProductError(f"the database cannot store the file's data: {detail}")
         return exc
 
     # -- reading ---------------------------------------------------------------------------------
@@ -349,6 +470,8 @@ class ProductRegistry:
             include_deleted: bool = False) -> Product:
         if not NAME.match(name):
             raise ProductNotFoundError(f"no product {name!r} (names are lower-case slugs)")
+        if version is not None and not 1 <= version <= MAX_VERSION:
+            raise ProductNotFoundError(f"no product {name} version {version} (versions count from 1)")
         with self.engine.connect() as conn:
             row = conn.execute(text(
                 "SELECT p.*, (SELECT max(version) FROM registry.products q WHERE q.name = p.name "
@@ -472,6 +595,17 @@ class ProductRegistry:
                                  primary_key=id_col.name if id_col else None)
         publish_table(conn, desc)
 
+    def _remove_files(self, name: str, version: int) -> None:
+        """A deleted version's folder, and the product's folder once no version is left in it.
+
+        Under the product name's lock: a registration of the same name creates the product
+        folder and moves its version in while holding it.
+        """
+        with self.engine.begin() as conn:
+            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:n))"), {"n": name})
+            shutil.rmtree(self.storage_dir / name / f"v{version}", ignore_errors=True)
+            _remove_if_empty(self.storage_dir / name)
+
     def delete(self, name: str, version: int | None, user: User) -> Product:
         """Remove a product version: table dropped, TAP_SCHEMA rows and files removed, the
         registry row kept with status ``deleted`` so its provenance still resolves."""
@@ -490,9 +624,28 @@ class ProductRegistry:
                 conn.execute(text(f'DROP TABLE IF EXISTS "{schema}"."{table}"'))
             conn.execute(text("UPDATE registry.products SET status = 'deleted', updated_at = now() "
                               "WHERE id = :id"), {"id": product.id})
-        shutil.rmtree(self.storage_dir / product.name / f"v{product.version}", ignore_errors=True)
+        self._remove_files(product.name, product.version)
         log.info("product deleted", extra={"product": name, "version": product.version, "user": user.name})
         return product
+
+
+#: Bytes of a stored file's name (file systems allow 255); longer names keep their two ends.
+MAX_FILE_NAME = 200
+
+
+def safe_file_name(file_name: str) -> str:
+    """A file name for the storage: ``[A-Za-z0-9._-]`` only, not hidden, not too long."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(file_name.replace("\x00", "")).name).lstrip(".") or "file"
+    if len(safe) > MAX_FILE_NAME:
+        safe = safe[:MAX_FILE_NAME // 2] + safe[-MAX_FILE_NAME // 2:]
+    return safe
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass  # not empty (other versions), or already gone
 
 
 def _description_text(path: Path, file_name: str) -> str | None:

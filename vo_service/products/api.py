@@ -19,14 +19,16 @@ from werkzeug.exceptions import HTTPException
 
 from vo_service.auth import AuthError, AuthService
 from vo_service.auth.web import current_reader, current_user
-from vo_service.products._models import PRODUCT_TYPES, RegistrationRequest
+from vo_service.products._download import NeutralisedBatches
+from vo_service.products._models import PRODUCT_TYPES, ProductLimits, RegistrationRequest
 from vo_service.products._runs import RunNotFoundError, get_run, list_runs
 from vo_service.products._schemas import (FileQuerySchema, PipelineRunListSchema, PipelineRunQuerySchema,
                                           PipelineRunSchema, ProblemSchema, ProductFilesSchema,
                                           ProductFormSchema, ProductListSchema, ProductPatchSchema,
                                           ProductQuerySchema, ProductSchema, ProductTypeSchema,
                                           TableQuerySchema, VersionQuerySchema, product_document)
-from vo_service.products._service import InvalidProductError, ProductNotFoundError, ProductRegistry
+from vo_service.products._service import (InvalidProductError, ProductLimitError, ProductNotFoundError,
+                                          ProductRegistry, safe_file_name)
 from vo_service.tap._exceptions import TapError
 from vo_service.tap.results import response_body
 
@@ -63,7 +65,8 @@ class ProblemApi(Api):
 
 
 def problem(status: int, title: str, detail: str | None = None, *, problems: list[str] | None = None,
-            errors: dict | None = None, headers: dict | None = None) -> Response:
+            errors: dict | None = None, headers: dict | None = None,
+            extensions: dict | None = None) -> Response:
     body: dict = {"type": "about:blank", "title": title, "status": status}
     if detail:
         body["detail"] = detail
@@ -71,6 +74,7 @@ def problem(status: int, title: str, detail: str | None = None, *, problems: lis
         body["problems"] = problems
     if errors:
         body["errors"] = errors
+    body.update(extensions or {})
     response = Response(json.dumps(body, default=str), status=status, mimetype=PROBLEM_MIME)
     for key, value in (headers or {}).items():
         response.headers[key] = value
@@ -103,6 +107,22 @@ def _table_error(exc: TapError) -> Response:
 @blp.errorhandler(InvalidProductError)
 def _invalid(exc: InvalidProductError) -> Response:
     return problem(422, "Unprocessable Entity", exc.message, problems=exc.problems)
+
+
+@blp.errorhandler(RecursionError)
+def _too_deep(exc: RecursionError) -> Response:
+    """JSON nested deeper than Python's parser recurses (a PATCH body, the columns field)."""
+    return problem(400, "Bad Request", "the JSON is nested too deeply")
+
+
+@blp.errorhandler(ProductLimitError)
+def _over_limit(exc: ProductLimitError) -> Response:
+    """413 for a product's size, 422 for its shape, naming the limit and the value found."""
+    extensions = {"limit": exc.limit, "maximum": exc.maximum, "value": exc.value}
+    if exc.used is not None:
+        extensions["used"] = exc.used
+    return problem(exc.status, HTTPStatus(exc.status).phrase, exc.message, problems=exc.problems,
+                   extensions=extensions)
 
 
 def registry() -> ProductRegistry:
@@ -171,7 +191,8 @@ class Products(MethodView):
     @blp.alt_response(422, schema=ProblemSchema, content_type=PROBLEM_MIME,
                       description="the file or its metadata cannot become a product")
     @blp.alt_response(413, schema=ProblemSchema, content_type=PROBLEM_MIME,
-                      description="the upload is larger than the limit")
+                      description="the upload, its table or its owner's stored products are "
+                                  "over a limit (``limit`` names it)")
     def post(self, form: dict, files: dict):  # noqa: ANN201
         """Upload a product (multipart: the file, and metadata as form fields)."""
         user = AuthService.require_user(current_user())
@@ -181,11 +202,17 @@ class Products(MethodView):
             raise InvalidProductError(f"columns is not valid JSON: {exc}") from None
         if not isinstance(columns, dict) or not all(isinstance(v, dict) for v in columns.values()):
             raise InvalidProductError("columns must be a JSON object: column -> {role, unit, ucd, description}")
-        incoming = current_app.extensions["pzvo.settings"].products_dir / ".incoming"
+        for part in ("file", "description_file"):
+            if files.get(part) is not None and "\x00" in (files[part].filename or ""):
+                raise InvalidProductError(f"the file name of the {part} part contains a NUL character")
+        settings = current_app.extensions["pzvo.settings"]
+        incoming = settings.products_dir / ".incoming"
         incoming.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=incoming) as tmp:
             main = files["file"]
-            main_path = Path(tmp) / "main"
+            # Saved under the (safe) name it came with, so that messages about it name it.
+            main_path = Path(tmp) / "main" / safe_file_name(main.filename or "upload")
+            main_path.parent.mkdir()
             main.save(main_path)
             desc_path = None
             if files.get("description_file"):
@@ -198,7 +225,7 @@ class Products(MethodView):
                 description=form.get("description"), pz_code=form.get("pz_code"),
                 file_format=form.get("format"), columns=columns, description_file=desc_path,
                 description_file_name=files["description_file"].filename if desc_path else None)
-            product = registry().register(req, user)
+            product = registry().register(req, user, limits=ProductLimits.from_settings(settings))
         return _doc(product)
 
 
@@ -272,9 +299,10 @@ class ProductTableResource(MethodView):
                              maxrec=max(rows, 1), format=fmt)
         # An async job's time, not a sync query's: the whole table streams through this request.
         result = tap.run(params, statement_timeout_ms=settings.uws_max_execution_duration_s * 1000)
-        chunks = fmt.encode(result.fields, result.batches, result.status,
+        batches = NeutralisedBatches(result.batches) if fmt.extension == "csv" else result.batches
+        chunks = fmt.encode(result.fields, batches, result.status,
                             infos={"PRODUCT": f"{product.name} v{product.version}"})
-        response = Response(response_body(chunks, result.batches), mimetype=fmt.mime_type)
+        response = Response(response_body(chunks, batches), mimetype=fmt.mime_type)
         response.headers["Content-Disposition"] = (
             f'attachment; filename="{product.name}_v{product.version}.{fmt.extension}"')
         return response

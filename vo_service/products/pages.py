@@ -33,12 +33,22 @@ def _auth(exc: AuthError):  # noqa: ANN202
     return render_template("products/error.html", message=exc.message), exc.http_status
 
 
+#: Pages beyond this are empty anyway; the bound keeps OFFSET within PostgreSQL's bigint.
+MAX_PAGE = 100_000
+
+
+def _page_number() -> int:
+    return min(MAX_PAGE, max(1, request.args.get("page", 1, type=int) or 1))
+
+
 @pages.get("/")
 def product_list() -> str:
     current_reader()
     args = request.args
+    if any("\x00" in value for value in args.values()):
+        abort(400, "The filters must not contain NUL characters.")
     official = {"yes": True, "no": False}.get(args.get("official", ""))
-    page = max(1, args.get("page", 1, type=int) or 1)
+    page = _page_number()
     products, total = _registry().list(
         product_type=args.get("type") or None, release=args.get("release") or None,
         official=official, owner=args.get("owner") or None, search=args.get("q") or None,
@@ -75,7 +85,7 @@ def product_page(name: str) -> str:
 @pages.get("/pipeline-runs")
 def pipeline_runs() -> str:
     current_reader()
-    page = max(1, request.args.get("page", 1, type=int) or 1)
+    page = _page_number()
     runs, total = list_runs(_registry().engine, page=page, page_size=RUNS_PER_PAGE)
     for run in runs:
         for key in ("started", "finished"):

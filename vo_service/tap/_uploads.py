@@ -8,9 +8,12 @@ Arrow table whose column types follow its FIELDs.  The database side (an UNLOGGE
 query or job ends) is :class:`UploadStore`; ``docs/async.md`` explains why the table is
 created by the owner rather than inside the read-only query session.
 
-astropy.io.votable parses the document: it understands every serialization (TABLEDATA,
-BINARY, BINARY2, FITS) and the null conventions of each, which is exactly what a homemade
-parser would get wrong; parsing is not on the hot path (10,000 rows take about 20 ms).
+astropy.io.votable parses the document: it understands the serializations (TABLEDATA,
+BINARY, BINARY2) and the null conventions of each, which is exactly what a homemade parser
+would get wrong; parsing is not on the hot path (10,000 rows take about 20 ms).  astropy
+allocates whatever the document declares and fetches ``STREAM href`` URLs, so a streaming
+pre-scan (:func:`ingest.votable_scan.scan_votable`) checks the declared cell sizes, columns,
+rows and parsed size against the limits first and refuses external data.
 """
 from __future__ import annotations
 
@@ -27,6 +30,9 @@ from typing import BinaryIO
 import numpy as np
 import pyarrow as pa
 
+from ingest.errors import LimitExceeded, ReadError
+from ingest.limits import Limit, ReadLimits
+from ingest.votable_scan import scan_votable
 from vo_service.tap._exceptions import UsageError
 from vo_service.tap.catalog import ColumnMeta, TableMeta
 
@@ -72,16 +78,32 @@ class UploadSpec:
         return f"{self.name},{self.source}"
 
 
+#: A parsed upload may take this many times the upload limit in memory (TABLEDATA's short text
+#: becomes fixed-width arrays); declared sizes beyond it are refused before parsing.
+MEMORY_FACTOR = 8
+
+
 @dataclass(frozen=True)
 class UploadLimits:
     max_bytes: int
     max_rows: int
     url_prefixes: tuple[str, ...] = ()
+    max_columns: int = 500
+    max_cell_bytes: int = 1024 * 1024
 
     @classmethod
     def from_settings(cls, settings) -> UploadLimits:  # noqa: ANN001 - Settings
         prefixes = tuple(p.strip() for p in settings.upload_url_prefixes.split(",") if p.strip())
-        return cls(settings.upload_max_bytes, settings.upload_max_rows, prefixes)
+        return cls(settings.upload_max_bytes, settings.upload_max_rows, prefixes,
+                   settings.upload_max_columns, settings.upload_max_cell_bytes)
+
+    def read_limits(self) -> ReadLimits:
+        """The same limits for the VOTable pre-scan, named as their settings."""
+        return ReadLimits(
+            rows=Limit("upload_max_rows", self.max_rows),
+            columns=Limit("upload_max_columns", self.max_columns),
+            cell_bytes=Limit("upload_max_cell_bytes", self.max_cell_bytes),
+            memory_bytes=Limit(f"{MEMORY_FACTOR} x upload_max_bytes", MEMORY_FACTOR * self.max_bytes))
 
 
 @dataclass(frozen=True)
@@ -183,6 +205,13 @@ def read_votable(name: str, data: bytes, limits: UploadLimits) -> UploadTable:
     from astropy.io.votable import parse
     from astropy.io.votable.exceptions import VOWarning
 
+    try:
+        scan_votable(io.BytesIO(data), limits.read_limits(), f"Upload {name!r}", len(data))
+    except LimitExceeded as exc:
+        raise UploadError(str(exc)) from None
+    except ReadError as exc:
+        raise UploadError(f"Upload {name!r} is not a readable VOTable: "
+                          f"{str(exc).removeprefix(f'Upload {name!r}: ')}") from None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", VOWarning)

@@ -1,0 +1,175 @@
+"""TAP uploads with bounded memory: declared sizes are refused before astropy allocates them.
+
+Each hostile VOTable is a few hundred bytes that declare gigabytes (or point at a server file);
+it is sent anonymously through /tap/sync and /tap/async, must get a DALI error naming the limit,
+and must not grow the server process (which runs in this test process).
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+import tracemalloc
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import psutil
+import pytest
+import requests
+
+from tests.test_upload import post, read, votable_bytes
+
+#: The 245-byte document of issue 14: one row of a 100 MB char cell (1.1-1.5 GB before).
+HUGE_CELL = (b'<?xml version="1.0"?><VOTABLE version="1.4" xmlns="http://www.ivoa.net/xml/VOTable/v1.3">'
+             b'<RESOURCE><TABLE><FIELD name="a" datatype="char" arraysize="100000000"/><DATA><TABLEDATA>'
+             b'<TR><TD>x</TD></TR></TABLEDATA></DATA></TABLE></RESOURCE></VOTABLE>')
+#: RSS growth allowed while a refused upload is handled (the old code grew by over 1 GB).
+GROWTH_BOUND = 150 * 2**20
+
+
+def vot(fields: str, data: str = "<TABLEDATA><TR><TD>1</TD></TR></TABLEDATA>", table: str = "") -> bytes:
+    return (f'<?xml version="1.0"?><VOTABLE version="1.4" xmlns="http://www.ivoa.net/xml/VOTable/v1.3">'
+            f"<RESOURCE><TABLE{table}>{fields}<DATA>{data}</DATA></TABLE></RESOURCE></VOTABLE>").encode()
+
+
+def peak_rss_growth(action: Callable[[], object]) -> tuple[int, object]:
+    """The highest RSS of this process while ``action`` runs, over the RSS before it."""
+    process = psutil.Process()
+    base = process.memory_info().rss
+    peak = [base]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], process.memory_info().rss)
+            done.wait(0.002)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        result = action()
+    finally:
+        done.set()
+        sampler.join()
+    return peak[0] - base, result
+
+
+def async_post(tap_url: str, body: bytes) -> requests.Response:
+    return requests.post(tap_url + "/async", data={"LANG": "ADQL", "UPLOAD": "t,param:t",
+                                                   "QUERY": "SELECT * FROM TAP_UPLOAD.t"},
+                         files={"t": ("t.vot", body)}, allow_redirects=False, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def small_tap(database) -> Iterator[str]:  # noqa: ANN001
+    """A service whose uploads may be 100 kB (so 800 kB parsed) and 20 columns."""
+    from tests.conftest import LiveServer
+    from vo_service.app import create_app
+
+    app = create_app(dataclasses.replace(database, upload_max_bytes=100_000, upload_max_columns=20))
+    with LiveServer(app) as live:
+        yield live.url + "/tap"
+
+
+def test_huge_declared_cell_is_refused_before_parsing_sync(tap_url: str) -> None:
+    growth, r = peak_rss_growth(lambda: post(tap_url, "SELECT * FROM TAP_UPLOAD.t", {"t": HUGE_CELL}))
+    assert r.status_code == 400
+    assert 'value="ERROR"' in r.text
+    assert "100000000 bytes" in r.text and "upload_max_cell_bytes" in r.text
+    assert growth < GROWTH_BOUND, f"the server grew by {growth >> 20} MiB"
+
+
+def test_huge_declared_cell_is_refused_before_parsing_async(tap_url: str) -> None:
+    growth, r = peak_rss_growth(lambda: async_post(tap_url, HUGE_CELL))
+    assert r.status_code == 400 and "upload_max_cell_bytes" in r.text
+    assert growth < GROWTH_BOUND, f"the server grew by {growth >> 20} MiB"
+
+
+def test_reader_allocates_nothing_for_a_refused_declaration() -> None:
+    """Through the reader API: the refusal comes before any array exists (numpy allocations
+    are traced by tracemalloc; astropy's array for this row alone is 100 MB)."""
+    from vo_service.tap._uploads import UploadError, UploadLimits, read_votable
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(UploadError, match="upload_max_cell_bytes"):
+            read_votable("t", HUGE_CELL, UploadLimits(32 * 2**20, 1_000_000))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 5 * 2**20, f"peak {peak >> 20} MiB"
+
+
+def test_multidimensional_and_param_cells_count_too(tap_url: str) -> None:
+    r = post(tap_url, "SELECT * FROM TAP_UPLOAD.t",
+             {"t": vot('<FIELD name="m" datatype="double" arraysize="1000x1000"/>')})
+    assert r.status_code == 400 and "8000000 bytes" in r.text
+    r = post(tap_url, "SELECT * FROM TAP_UPLOAD.t", {"t": vot(
+        '<PARAM name="p" datatype="unicodeChar" arraysize="50000000*" value="x"/>'
+        '<FIELD name="k" datatype="int"/>')})
+    assert r.status_code == 400 and "PARAM 'p'" in r.text and "upload_max_cell_bytes" in r.text
+
+
+def test_too_many_columns_are_refused(small_tap: str) -> None:
+    fields = "".join(f'<FIELD name="c{i}" datatype="int"/>' for i in range(21))
+    r = post(small_tap, "SELECT * FROM TAP_UPLOAD.t", {"t": vot(fields)})
+    assert r.status_code == 400 and "at least 21 columns" in r.text and "upload_max_columns" in r.text
+    r = async_post(small_tap, vot(fields))
+    assert r.status_code == 400 and "upload_max_columns" in r.text
+
+
+def test_declared_nrows_is_checked_before_allocation(tap_url: str) -> None:
+    body = vot('<FIELD name="k" datatype="double"/>', table=' nrows="900000000"')
+    growth, r = peak_rss_growth(lambda: post(tap_url, "SELECT * FROM TAP_UPLOAD.t", {"t": body}))
+    assert r.status_code == 400 and "nrows=900000000" in r.text and "upload_max_rows" in r.text
+    assert growth < GROWTH_BOUND
+
+
+def test_tabledata_rows_are_counted_against_the_parsed_size(small_tap: str) -> None:
+    """Short rows of wide (allowed) cells: 1,000 rows of 14 bytes declare 1 MB once parsed, over
+    8 x the 100 kB upload limit."""
+    body = vot('<FIELD name="s" datatype="char" arraysize="1000"/>',
+               "<TABLEDATA>" + "<TR><TD/></TR>" * 1000 + "</TABLEDATA>")
+    assert len(body) < 100_000
+    r = post(small_tap, "SELECT * FROM TAP_UPLOAD.t", {"t": body})
+    assert r.status_code == 400
+    assert "1000 declared bytes" in r.text and "8 x upload_max_bytes" in r.text
+    fine = vot('<FIELD name="s" datatype="char" arraysize="10"/>',
+               "<TABLEDATA>" + "<TR><TD>ab</TD></TR>" * 1000 + "</TABLEDATA>")
+    assert len(read(post(small_tap, "SELECT * FROM TAP_UPLOAD.t", {"t": fine}))) == 1000
+
+
+@pytest.mark.parametrize("body,fragment", [
+    (vot('<FIELD name="a" datatype="char" arraysize="64"/>',
+         '<BINARY><STREAM href="file:///etc/passwd"/></BINARY>'), "nothing is fetched"),
+    (vot('<FIELD name="a" datatype="char" arraysize="64"/>',
+         '<FITS><STREAM href="file:///etc/hostname"/></FITS>'), "nothing is fetched"),
+    (b'<?xml version="1.0"?><!DOCTYPE v [<!ENTITY e "x">]>' + vot('<FIELD name="a" datatype="int"/>')[21:],
+     "entity"),
+    (b"<VOTABLE><RESOURCE><TABLE><FIELD name='a' datatype='int'/>", "not well-formed"),
+])
+def test_external_data_and_entities_are_refused(tap_url: str, body: bytes, fragment: str) -> None:
+    """astropy fetches STREAM href URLs, file: ones included: an anonymous upload could read
+    the server's files into a query result."""
+    r = post(tap_url, "SELECT * FROM TAP_UPLOAD.t", {"t": body})
+    assert r.status_code == 400 and fragment in r.text, r.text[:500]
+    assert "root:" not in r.text
+
+
+def test_service_is_healthy_after_refusals(tap_url: str) -> None:
+    body = votable_bytes({"k": ("int", np.arange(5, dtype=np.int32)),
+                          "s": ("char", np.array(["a", "b", "c", "d", "e"], dtype=object))}, 5)
+    assert list(read(post(tap_url, "SELECT k FROM TAP_UPLOAD.t ORDER BY k", {"t": body}))["k"]) == [0, 1, 2, 3, 4]
+
+
+def test_a_later_table_is_checked_after_rows_that_are_skipped(tap_url: str) -> None:
+    """The scan skips the rows of a narrow TABLEDATA without a callback per element; it must
+    still see what follows them (here a second table declaring 100 MB cells)."""
+    rows = "<TR><TD>1</TD></TR>" * 20_000
+    body = (b'<?xml version="1.0"?><VOTABLE version="1.4" xmlns="http://www.ivoa.net/xml/VOTable/v1.3">'
+            b'<RESOURCE><TABLE><FIELD name="k" datatype="int"/><DATA><TABLEDATA>' + rows.encode()
+            + b"</TABLEDATA></DATA></TABLE></RESOURCE><RESOURCE><TABLE>"
+            b'<FIELD name="a" datatype="char" arraysize="100000000"/><DATA><TABLEDATA><TR><TD>x</TD></TR>'
+            b"</TABLEDATA></DATA></TABLE></RESOURCE></VOTABLE>")
+    assert len(body) > 5 * 65_536
+    r = post(tap_url, "SELECT COUNT(*) AS n FROM TAP_UPLOAD.t", {"t": body})
+    assert r.status_code == 400 and "upload_max_cell_bytes" in r.text
