@@ -19,6 +19,7 @@ from werkzeug.exceptions import HTTPException
 
 from vo_service.auth import AuthError, AuthService
 from vo_service.auth.web import current_reader, current_user
+from vo_service.hangup import QueryGuard
 from vo_service.products._download import NeutralisedBatches
 from vo_service.products._models import PRODUCT_TYPES, ProductLimits, RegistrationRequest
 from vo_service.products._runs import RunNotFoundError, get_run, list_runs
@@ -298,7 +299,9 @@ class ProductTableResource(MethodView):
         params = QueryParams(query=f"SELECT * FROM {product.table_name}", lang="ADQL", adql_version="2.1",
                              maxrec=max(rows, 1), format=fmt)
         # An async job's time, not a sync query's: the whole table streams through this request.
-        result = tap.run(params, statement_timeout_ms=settings.uws_max_execution_duration_s * 1000)
+        guard = QueryGuard(request.environ, describe=params.query)
+        result = tap.run(params, statement_timeout_ms=settings.uws_max_execution_duration_s * 1000,
+                         on_connection=guard.attach, on_release=guard.release)
         batches = NeutralisedBatches(result.batches) if fmt.extension == "csv" else result.batches
         chunks = fmt.encode(result.fields, batches, result.status,
                             infos={"PRODUCT": f"{product.name} v{product.version}"})
