@@ -28,11 +28,17 @@ POLL_INTERVAL_S = 0.2
 
 
 class HangupWatcher:
-    """A daemon thread that calls back when a watched socket's peer closes it."""
+    """A daemon thread that calls back when a watched socket's peer closes it.
+
+    A ``poll()`` in progress keeps the descriptors it started with, so an event may arrive for a
+    number that has since been unwatched, closed and reused by the next connection.  An event is
+    therefore confirmed on the socket registered now, by a fresh zero-timeout poll, before its
+    callback runs; an unconfirmed one is dropped and the watch stays.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._callbacks: dict[int, Callable[[], None]] = {}
+        self._watched: dict[int, tuple[socket.socket, Callable[[], None]]] = {}
         self._poll = select.poll()
         self._thread: threading.Thread | None = None
 
@@ -40,8 +46,9 @@ class HangupWatcher:
         """Watch ``sock``; returns the function that stops watching it (call it before the
         socket is closed, as its number is reused by the next connection)."""
         fd = sock.fileno()
+        entry = (sock, on_hangup)
         with self._lock:
-            self._callbacks[fd] = on_hangup
+            self._watched[fd] = entry
             self._poll.register(fd, _HANGUP)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="hangup-watcher", daemon=True)
@@ -49,8 +56,8 @@ class HangupWatcher:
 
         def unwatch() -> None:
             with self._lock:
-                if self._callbacks.get(fd) is on_hangup:
-                    del self._callbacks[fd]
+                if self._watched.get(fd) is entry:
+                    del self._watched[fd]
                     self._poll.unregister(fd)
 
         return unwatch
@@ -59,14 +66,28 @@ class HangupWatcher:
         while True:
             for fd, _events in self._poll.poll(POLL_INTERVAL_S * 1000):
                 with self._lock:
-                    callback = self._callbacks.pop(fd, None)
-                    if callback is not None:
+                    entry = self._watched.get(fd)
+                    if entry is None:
+                        continue
+                    if entry[0].fileno() < 0:  # closed while watched: nobody left to cancel for
+                        del self._watched[fd]
                         self._poll.unregister(fd)
-                if callback is not None:
-                    try:
-                        callback()
-                    except Exception:  # noqa: BLE001 - one failed cancel must not stop the watcher
-                        log.warning("hang-up callback failed", exc_info=True)
+                        continue
+                    if not _hung_up(entry[0]):
+                        continue
+                    del self._watched[fd]
+                    self._poll.unregister(fd)
+                try:
+                    entry[1]()
+                except Exception:  # noqa: BLE001 - one failed cancel must not stop the watcher
+                    log.warning("hang-up callback failed", exc_info=True)
+
+
+def _hung_up(sock: socket.socket) -> bool:
+    """The socket registered now reports a hang-up now (a fresh, zero-timeout poll)."""
+    probe = select.poll()
+    probe.register(sock.fileno(), _HANGUP)
+    return bool(probe.poll(0))
 
 
 _watcher = HangupWatcher()
