@@ -38,18 +38,13 @@ def service(port: int = 8765, workers: int = 2, env: dict[str, str] | None = Non
     on a loopback port, for the duration of a benchmark."""
     sys.path.insert(0, str(ROOT))
     from vo_service.config import load_settings
-    from vo_service.serving import ServiceProcesses
+    from vo_service.serving import running_service
 
     full_env = {"PZVO_LOG_LEVEL": "WARNING", "PZVO_MAXREC_LIMIT": "2000000",
                 "PZVO_PUBLIC_READ": "true", **(env or {})}
     settings = load_settings(**{k[5:].lower(): v for k, v in full_env.items()
                                 if k in ("PZVO_DB_NAME",)})
-    proc = ServiceProcesses(settings, f"127.0.0.1:{port}", front=front, web_workers=workers,
-                            web_threads=4, env=full_env, quiet=True)
-    proc.start()
-    try:
-        proc.wait_ready(start_timeout)
+    with running_service(settings, f"127.0.0.1:{port}", front=front, web_workers=workers,
+                         web_threads=4, env=full_env, quiet=True,
+                         ready_timeout_s=start_timeout) as proc:
         yield proc.url
-    finally:
-        proc.stop()
-

@@ -94,9 +94,10 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def front_service(database: Settings):  # noqa: ANN201
-    """The service as `make run` serves it (nginx in front of 2 gunicorn processes x 4 threads,
-    one async worker) on a free loopback port, for tests of what only the real front shows:
-    slow clients, hang-ups, streaming, request limits."""
+    """The service as `make run` serves it (nginx in front of 2 gunicorn processes x 4 threads)
+    on a free loopback port, for tests of what only the real front shows: slow clients,
+    hang-ups, streaming, request limits.  No async worker: the UWS tests start their own on the
+    same database, and one living here for the whole session would take their jobs."""
     from vo_service.serving import running_service
 
     env = {"PZVO_DB_NAME": database.db_name, "PZVO_PUBLIC_READ": "true",
@@ -104,7 +105,7 @@ def front_service(database: Settings):  # noqa: ANN201
     if database.database_url:
         env["PZVO_DATABASE_URL"] = database.database_url
     with running_service(database, f"127.0.0.1:{free_port()}", front="nginx", web_workers=2,
-                         web_threads=4, async_workers=1, env=env, quiet=True) as service:
+                         web_threads=4, async_workers=0, env=env, quiet=True) as service:
         yield service
 
 

@@ -164,8 +164,27 @@ def test_api_body_over_the_limit_is_a_problem_document(front_service, database) 
     assert str(database.product_max_bytes).encode() in json.loads(body)["detail"].encode()
 
 
-def test_front_passes_the_client_address_and_host(front_service) -> None:  # noqa: ANN001
-    """Behind nginx the app sees the public host (capabilities' URLs) and the client address."""
+def test_uploads_without_a_user_are_refused_before_the_body(front_service) -> None:  # noqa: ANN001
+    """nginx asks the app whether the credentials may upload before it takes a product body:
+    an anonymous or bad-token client cannot make it spool 2 GiB to disk."""
+    status, ctype, body = _announce_body(front_service.url, "/api/products", 2**30)
+    assert status == 401
+    assert ctype == "application/problem+json"
+    assert "Bearer" in json.loads(body)["detail"]
+    listing = requests.get(front_service.url + "/api/products", timeout=10)
+    assert listing.status_code == 200  # reading stays open to anonymous users
+
+
+def test_a_second_service_on_a_served_address_is_refused(front_service, database) -> None:  # noqa: ANN001
+    from vo_service.serving import ServiceProcesses
+
+    with pytest.raises(RuntimeError, match="in use"):
+        ServiceProcesses(database, front_service.bind).start()
+    assert requests.get(front_service.url + "/tap/availability", timeout=10).status_code == 200
+
+
+def test_front_passes_the_public_host(front_service) -> None:  # noqa: ANN001
+    """Behind nginx the app sees the host the client asked for (capabilities' URLs)."""
     caps = requests.get(front_service.url + "/tap/capabilities", timeout=10)
     assert caps.status_code == 200
     assert front_service.url.encode() in caps.content

@@ -247,10 +247,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         service = ServiceProcesses(settings, args.bind, front=args.front or settings.front,
                                    web_workers=args.workers, web_threads=args.threads,
                                    async_workers=workers)
+        service.start()
     except (RuntimeError, ValueError) as exc:
         print(f"pzvo serve: {exc}", file=sys.stderr)
         return 1
-    service.start()
     return service.supervise()
 
 

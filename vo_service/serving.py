@@ -25,6 +25,7 @@ import os
 import pwd
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -48,6 +49,7 @@ DIRECT_ACCESS_LOG_FORMAT = ACCESS_LOG_FORMAT.replace("%({x-forwarded-for}i)s", "
 BEHIND_FRONT_ENV = "PZVO_BEHIND_FRONT"
 
 NGINX = "/usr/sbin/nginx"
+WORKER_ARGV = (sys.executable, "-m", "vo_service.cli", "worker")
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,7 @@ worker_processes 1;
 worker_rlimit_nofile 16384;
 pid {layout.root / "nginx.pid"};
 error_log {layout.root / "error.log"} warn;
+worker_shutdown_timeout 10s;
 events {{
     worker_connections 8192;
 }}
@@ -155,7 +158,7 @@ http {{
     proxy_set_header Connection "";
     proxy_set_header Host $http_host;
     proxy_set_header X-Forwarded-For $remote_addr;
-    proxy_set_header X-Forwarded-Proto $scheme;
+    proxy_set_header X-Forwarded-Proto $pzvo_proto;
     proxy_set_header X-Forwarded-Host $http_host;
     proxy_request_buffering on;
     proxy_buffering on;
@@ -168,6 +171,11 @@ http {{
     proxy_connect_timeout 10s;
     proxy_next_upstream off;
 
+    map $http_x_forwarded_proto $pzvo_proto {{
+        default $http_x_forwarded_proto;
+        "" $scheme;
+    }}
+
     upstream pzvo_app {{
         server unix:{layout.socket} fail_timeout=0;
     }}
@@ -179,15 +187,28 @@ http {{
         }}
         location /tap {{
             error_page 413 = @tap_413;
+            error_page 502 504 = @tap_unavailable;
             proxy_pass http://pzvo_app;
         }}
         location = /api/products {{
             client_max_body_size {product_body};
+            auth_request /_pzvo/upload-permission;
             error_page 413 = @product_413;
+            error_page 401 = @api_401;
+            error_page 502 504 = @api_unavailable;
             proxy_pass http://pzvo_app;
+        }}
+        location = /_pzvo/upload-permission {{
+            internal;
+            client_max_body_size 0;
+            proxy_pass http://pzvo_app/api/upload-permission;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header X-Original-Method $request_method;
         }}
         location /api/ {{
             error_page 413 = @api_413;
+            error_page 502 504 = @api_unavailable;
             proxy_pass http://pzvo_app;
         }}
         location @tap_413 {{
@@ -201,6 +222,23 @@ http {{
             return 413 '{{"type": "about:blank", "title": "Payload Too Large", "status": 413, "detail": "{api_413}"}}
 ';
         }}
+        location @api_401 {{
+            default_type application/problem+json;
+            add_header WWW-Authenticate 'Bearer realm="pzvo"' always;
+            return 401 '{{"type": "about:blank", "title": "Unauthorized", "status": 401, "detail": "Uploading a product needs a user: send Authorization: Bearer <token> (a token from pzvo user add)."}}
+';
+        }}
+        location @api_unavailable {{
+            default_type application/problem+json;
+            return 503 '{{"type": "about:blank", "title": "Service Unavailable", "status": 503, "detail": "The service is restarting or overloaded; try again in a moment."}}
+';
+        }}
+        location @tap_unavailable {{
+            default_type application/x-votable+xml;
+            return 503 '<?xml version="1.0" encoding="UTF-8"?>
+<VOTABLE version="1.4" xmlns="http://www.ivoa.net/xml/VOTable/v1.3"><RESOURCE type="results"><INFO name="QUERY_STATUS" value="ERROR">The service is restarting or overloaded; try again in a moment.</INFO></RESOURCE></VOTABLE>
+';
+        }}
         location @product_413 {{
             default_type application/problem+json;
             return 413 '{{"type": "about:blank", "title": "Payload Too Large", "status": 413, "detail": "{product_413}"}}
@@ -209,6 +247,17 @@ http {{
     }}
 }}
 """
+
+
+def _check_free(bind: str) -> None:
+    host, _, port = bind.rpartition(":")
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as nginx and gunicorn do
+        try:
+            probe.bind((host.strip("[]"), int(port)))
+        except OSError as exc:
+            raise RuntimeError(f"{bind} is in use ({exc.strerror}): is another `pzvo serve` "
+                               "running there?") from None
 
 
 def _xml_escape(text: str) -> str:
@@ -253,16 +302,23 @@ class ServiceProcesses:
         self.nginx: subprocess.Popen | None = None
         self.workers: list[subprocess.Popen] = []
 
-    def _popen(self, argv: Sequence[str], env: dict[str, str] | None = None) -> subprocess.Popen:
-        """A child process; ``quiet`` sends its output to ``service.log`` in the layout."""
+    def _popen(self, argv: Sequence[str], env: dict[str, str] | None = None,
+               new_session: bool = False) -> subprocess.Popen:
+        """A child process; ``quiet`` sends its output to ``service.log`` in the layout.
+        nginx gets a session of its own, so that its workers can be killed with it."""
         if not self._quiet:
-            return subprocess.Popen(list(argv), cwd=PROJECT_ROOT, env=env or self.env)
+            return subprocess.Popen(list(argv), cwd=PROJECT_ROOT, env=env or self.env,
+                                    start_new_session=new_session)
         self.layout.root.mkdir(parents=True, exist_ok=True)
         with (self.layout.root / "service.log").open("ab") as out:
             return subprocess.Popen(list(argv), cwd=PROJECT_ROOT, env=env or self.env,
-                                    stdout=out, stderr=subprocess.STDOUT)
+                                    stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=new_session)
 
     def start(self) -> None:
+        """Start every process; refuses an address already served (a second ``pzvo serve`` on
+        it would otherwise take the running instance's socket and spool directory)."""
+        _check_free(self.bind)
         self.layout.root.mkdir(parents=True, exist_ok=True)
         (self.layout.root / "service.log").unlink(missing_ok=True)
         if self.front == "nginx":
@@ -274,12 +330,11 @@ class ServiceProcesses:
                 env=dict(self.env, **{BEHIND_FRONT_ENV: "1"}))
             self.nginx = self._popen([NGINX, "-e", str(self.layout.root / "error.log"),
                                       "-p", str(self.layout.root), "-c", str(self.layout.config),
-                                      "-g", "daemon off;"])
+                                      "-g", "daemon off;"], new_session=True)
         else:
             self.web = self._popen(gunicorn_argv(self.settings, self.bind, workers=self.web_workers,
                                                  threads=self.web_threads, behind_front=False))
-        worker_argv = [sys.executable, "-m", "vo_service.cli", "worker"]
-        self.workers = [self._popen(worker_argv) for _ in range(self.async_workers)]
+        self.workers = [self._popen(WORKER_ARGV) for _ in range(self.async_workers)]
         log.info("serving", extra={"bind": self.bind, "front": self.front,
                                    "web_pid": self.web.pid,
                                    "nginx_pid": self.nginx.pid if self.nginx else None,
@@ -330,7 +385,6 @@ class ServiceProcesses:
 
         signal.signal(signal.SIGTERM, forward)
         signal.signal(signal.SIGINT, forward)
-        worker_argv = [sys.executable, "-m", "vo_service.cli", "worker"]
         code = 0
         while True:
             ended = [p for p in (self.web, self.nginx) if p is not None and p.poll() is not None]
@@ -343,7 +397,7 @@ class ServiceProcesses:
                     log.warning("worker exited; starting another",
                                 extra={"pid": proc.pid, "status": status})
                     time.sleep(1.0)
-                    self.workers[index] = self._popen(worker_argv)
+                    self.workers[index] = self._popen(WORKER_ARGV)
             time.sleep(0.5)
         self.stop()
         return code
@@ -358,17 +412,23 @@ class ServiceProcesses:
             try:
                 proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                proc.kill()
+                if proc is self.nginx:
+                    os.killpg(proc.pid, signal.SIGKILL)  # its workers too
+                else:
+                    proc.kill()
                 proc.wait()
 
 
 @contextmanager
-def running_service(settings: Settings, bind: str, **kwargs: object) -> Iterator[ServiceProcesses]:
-    """The service as ``pzvo serve`` runs it, for tests and benchmarks; stopped on exit."""
+def running_service(settings: Settings, bind: str, ready_timeout_s: float = 60.0,
+                    **kwargs: object) -> Iterator[ServiceProcesses]:
+    """The service as ``pzvo serve`` runs it, for tests and benchmarks; stopped and its files
+    removed on exit."""
     service = ServiceProcesses(settings, bind, **kwargs)  # type: ignore[arg-type]
     service.start()
     try:
-        service.wait_ready()
+        service.wait_ready(ready_timeout_s)
         yield service
     finally:
         service.stop()
+        shutil.rmtree(service.layout.root, ignore_errors=True)

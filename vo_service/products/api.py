@@ -173,6 +173,20 @@ class PipelineRun(MethodView):
         return get_run(registry().engine, run_id)
 
 
+@blp.route("/upload-permission")
+class UploadPermission(MethodView):
+    @blp.response(204)
+    @blp.alt_response(401, schema=ProblemSchema, content_type=PROBLEM_MIME,
+                      description="the request carries no valid credentials for an upload")
+    def get(self):  # noqa: ANN201
+        """May the credentials of this request upload a product?  The nginx front asks this
+        (``auth_request``) before it accepts a product upload's body of up to 2 GiB, so that
+        requests without a valid user are refused before anything is stored."""
+        if request.headers.get("X-Original-Method", "POST").upper() == "POST":
+            AuthService.require_user(current_user())
+        return None
+
+
 @blp.route("/products")
 class Products(MethodView):
     @blp.arguments(ProductQuerySchema, location="query")
