@@ -574,6 +574,7 @@ def test_result_over_the_quota_ends_in_error_and_keeps_nothing(tap_url, database
         dali_error(post(tap_url + "/async", frank, LANG="ADQL", QUERY=QUICK), 403,
                    "quota", "Delete jobs")
         dali_error(post(pending + "/phase", frank, PHASE="RUN"), 403, "quota")
+        dali_error(post(pending + "/parameters", frank, QUERY=QUICK + " " * 100), 403, "quota")
         assert phase_of(pending, frank) == "PENDING"
         requests.delete(small, headers=frank, timeout=30)
         assert post(pending + "/phase", frank, PHASE="RUN").status_code == 303
@@ -602,6 +603,60 @@ def test_anonymous_users_share_one_small_quota(tap_url, service, store, users) -
                     QUERY=QUICK).status_code == 303  # each user has a quota of their own
         requests.delete(first.headers["Location"], timeout=30)
         assert send().status_code == 303  # deleting freed the room
+
+
+def test_concurrent_creations_never_pass_the_quota_of_stored_bytes(tap_url, service,
+                                                                   store) -> None:  # noqa: ANN001
+    """Sixteen anonymous creations at once (half with PHASE=RUN), each with an upload, against
+    room for three: the owner's total is summed and the job stored in one transaction under the
+    owner's lock, so however the requests interleave, exactly three get in.  (A sum read in one
+    transaction and an insert in another let every one of them pass.)"""
+    import numpy as np
+
+    from tests.test_upload import votable_bytes
+
+    upload = votable_bytes({"oid": ("long", np.arange(2000, dtype=np.int64))}, 2000)
+    data = {"LANG": "ADQL", "QUERY": "SELECT * FROM TAP_UPLOAD.t", "UPLOAD": "t,param:f"}
+
+    def send(**extra: str) -> requests.Response:
+        return requests.post(tap_url + "/async", data={**data, **extra},
+                             files={"f": ("f.vot", upload)}, allow_redirects=False, timeout=60)
+
+    probe = send()
+    assert probe.status_code == 303, probe.text
+    one = store.get(job_id(probe.headers["Location"])).input_bytes  # what each job holds
+    requests.delete(probe.headers["Location"], timeout=30)
+    quota = store.stored_bytes(None) + 3 * one + one // 2
+    folders = job_dir(service.settings, "x").parent
+    before = {p.name for p in folders.glob("*")}
+    clients = 16
+    barrier = threading.Barrier(clients)
+    answers: list[requests.Response] = []
+
+    def client(index: int) -> None:
+        barrier.wait()
+        answers.append(send(**({"PHASE": "RUN"} if index % 2 else {})))
+
+    with web_settings(service, quota_anonymous_job_result_bytes=quota,
+                      uws_anonymous_max_active_jobs=clients):
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(90)
+        created = [r.headers["Location"] for r in answers if r.status_code == 303]
+        try:
+            held = store.stored_bytes(None)
+            assert len(answers) == clients
+            assert held <= quota, f"{len(created)} jobs stored: {held} bytes > quota {quota}"
+            assert len(created) == 3
+            for refused in (r for r in answers if r.status_code != 303):
+                dali_error(refused, 403, "anonymous", "quota", "token")
+            left = {p.name for p in folders.glob("*")} - before  # refused: no files kept
+            assert left <= {job_id(u) for u in created}, left
+        finally:
+            for url in created:
+                requests.delete(url, timeout=30)
 
 
 def test_active_job_quota_of_users_still_holds(tap_url, service, users) -> None:  # noqa: ANN001

@@ -16,8 +16,6 @@ TOKEN_PREFIX = "pzvo_"
 # Stored in clear to name a token: "pzvo_" and 8 random characters, 48 of its 192 bits.
 SHOWN_PREFIX_LEN = len(TOKEN_PREFIX) + 8
 OPERATOR = "pzvo"
-#: UWS phases of a job that has not ended: a deleted user's jobs in them are aborted.
-_UNFINISHED_PHASES = ("PENDING", "QUEUED", "EXECUTING", "HELD", "SUSPENDED")
 _NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 
 log = logging.getLogger(__name__)
@@ -215,6 +213,9 @@ class AuthService:
                              "line acts as it, and it keeps the records of deleted users' products")
         if reassign_to == name:
             raise ValueError("--reassign-to must name another user")
+        # Here, not at the top: vo_service.uws imports this module (for User).
+        from vo_service.uws._storage import JobStore
+
         target = reassign_to or OPERATOR
         with self.engine.begin() as conn:
             if not conn.execute(text("SELECT 1 FROM registry.users WHERE name = :n FOR UPDATE"),
@@ -233,11 +234,7 @@ class AuthService:
                 raise UserOwnsProductsError(name, live)
             products = conn.execute(text("UPDATE registry.products SET owner = :t WHERE owner = :n"),
                                     {"t": target, "n": name}).rowcount
-            jobs = conn.execute(text(
-                "UPDATE uws.jobs SET destruction = now(), "
-                "end_time = CASE WHEN phase = ANY(:active) THEN now() ELSE end_time END, "
-                "phase = CASE WHEN phase = ANY(:active) THEN 'ABORTED' ELSE phase END "
-                "WHERE owner = :n"), {"n": name, "active": list(_UNFINISHED_PHASES)}).rowcount
+            jobs = JobStore.retire_owner(conn, name)
             tokens = conn.execute(text("DELETE FROM registry.tokens WHERE user_name = :n"),
                                   {"n": name}).rowcount
             conn.execute(text("DELETE FROM registry.users WHERE name = :n"), {"n": name})

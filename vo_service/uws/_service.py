@@ -44,7 +44,7 @@ from vo_service.uws._exceptions import (InvalidPhaseError, JobNotFoundError, Par
                                         StorageQuotaError)
 from vo_service.uws._models import (FINAL_PHASES, RESULT_ID, WAITABLE_PHASES, ExecutionPhase,
                                     Job)
-from vo_service.uws._storage import JobStore
+from vo_service.uws._storage import JobStore, OverByteQuota
 
 log = logging.getLogger(__name__)
 
@@ -328,32 +328,42 @@ class UwsService:
             read_votable(spec.name, data, limits)  # refuse unusable tables now, not later
         job.input_bytes = (record_bytes(job.parameters, job.run_id)
                            + sum(len(data) for _, data in uploads))
-        self._check_storage(owner, adding=job.input_bytes)
+        self._check_storage(owner, adding=job.input_bytes)  # before writing any file
         folder = job_dir(self.settings, job.job_id)
-        if uploads:
+        if uploads:  # before the job exists: a worker may claim a QUEUED one at once
             folder.mkdir(parents=True, exist_ok=True)
             for spec, data in uploads:
                 (folder / f"upload-{spec.name}.vot").write_bytes(data)
-        if phase is None:
-            self.store.insert(job)
-            return job
         # PHASE=RUN at creation: the job is stored already QUEUED or not at all, so a full
         # quota leaves no PENDING job behind that the 429 gave the client no URL for.
-        job.phase, job.queued_at = ExecutionPhase.QUEUED, now
-        if not self.store.insert(job, max_active=active_limit(self.settings, owner)):
+        if phase is not None:
+            job.phase, job.queued_at = ExecutionPhase.QUEUED, now
+        try:
+            stored = self.store.insert(
+                job, max_bytes=storage_quota(self.settings, owner),
+                max_active=None if phase is None else active_limit(self.settings, owner))
+        except OverByteQuota as full:  # concurrent creations took the room meanwhile
+            shutil.rmtree(folder, ignore_errors=True)
+            raise self._storage_error(owner, full.used, job.input_bytes) from None
+        if not stored:
             shutil.rmtree(folder, ignore_errors=True)
             raise self._quota_error(owner, "create the job again")
         return job
 
-    def _check_storage(self, owner: str | None, adding: int = 0) -> None:
-        """Refuse to store or start a job while the owner's jobs fill their quota."""
-        quota = storage_quota(self.settings, owner)
+    def _check_storage(self, owner: str | None, adding: int) -> None:
+        """Refuse a new job that clearly does not fit before its files are written.  Only a
+        first look: the store checks again under the owner's lock in the transaction that
+        inserts, which is what holds against concurrent requests."""
         used = self.store.stored_bytes(owner)
-        if (used + adding <= quota) if adding else (used < quota):
-            return
+        if used + adding > storage_quota(self.settings, owner):
+            raise self._storage_error(owner, used, adding)
+
+    def _storage_error(self, owner: str | None, used: int, adding: int = 0) -> StorageQuotaError:
+        """The 403 for a full quota of stored job bytes: how much is held and what helps."""
+        quota = storage_quota(self.settings, owner)
         who = "Jobs without a token (all anonymous users together)" if owner is None \
             else f"The jobs of {owner}"
-        raise StorageQuotaError(
+        return StorageQuotaError(
             f"{who} hold {format_bytes(used)} of uploads and results; the quota is "
             f"{format_bytes(quota)}"
             + (f" and this job would add {format_bytes(adding)}" if adding else "")
@@ -369,8 +379,12 @@ class UwsService:
         if job.phase not in (ExecutionPhase.PENDING, ExecutionPhase.HELD):
             raise InvalidPhaseError(f"Job {job_id} is {job.phase.value}; only a PENDING job can "
                                     "be started. Create a new job to run the query again.")
-        self._check_storage(job.owner)
-        queued, full = self.store.queue(job_id, job.owner, active_limit(self.settings, job.owner))
+        try:
+            queued, full = self.store.queue(job_id, job.owner,
+                                            active_limit(self.settings, job.owner),
+                                            max_bytes=storage_quota(self.settings, job.owner))
+        except OverByteQuota as over:
+            raise self._storage_error(job.owner, over.used) from None
         if full:
             raise self._quota_error(job.owner, "send PHASE=RUN again")
         return queued or self.get_job(user, job_id)
@@ -429,18 +443,20 @@ class UwsService:
             if value not in ("RUN", "ABORT"):
                 raise ParameterError(f"PHASE={shown(_single(control, 'phase'))} is not allowed; "
                                      "send PHASE=RUN or PHASE=ABORT.")
+        grown = 0
         if "parameters" in updates or "run_id" in updates:
             grown = record_bytes(parameters, run_id) - record_bytes(job.parameters, job.run_id)
-            if grown > 0:
-                self._check_storage(job.owner, adding=grown)
             updates["input_bytes"] = max(0, job.input_bytes + grown)
-        job = self._apply(user, job, updates, duration=_single(control, "executionduration"))
+        job = self._apply(user, job, updates, duration=_single(control, "executionduration"),
+                          grown=grown)
         if "phase" in control:
             return self.change_phase(user, job_id, _single(control, "phase") or "")
         return job
 
     def _apply(self, user: User, job: Job, updates: dict[str, object],
-               duration: str | None = None) -> Job:
+               duration: str | None = None, grown: int = 0) -> Job:
+        """Store the changes; ``grown`` more stored bytes only if the owner's quota has room
+        (checked by the store in the same transaction)."""
         if duration is not None:
             if job.phase != ExecutionPhase.PENDING:
                 raise InvalidPhaseError(f"Job {job.job_id} is {job.phase.value}; the execution "
@@ -448,7 +464,13 @@ class UwsService:
             updates["execution_duration"] = self._duration(job.owner, duration)
         if not updates:
             return job
-        return self.store.update(job.job_id, **updates) or self.get_job(user, job.job_id)
+        try:
+            updated = self.store.update(
+                job.job_id, **updates, adding_bytes=grown,
+                max_bytes=storage_quota(self.settings, job.owner) if grown > 0 else None)
+        except OverByteQuota as full:
+            raise self._storage_error(job.owner, full.used, grown) from None
+        return updated or self.get_job(user, job.job_id)
 
     def change_phase(self, user: User, job_id: str, phase: str) -> Job:
         value = phase.strip().upper()

@@ -1,5 +1,9 @@
 """The ``uws.jobs`` table: every read and write of job state, and the claim/lease protocol.
 
+The owner's quotas (active jobs, stored bytes) are summed and the write they allow is made in
+one transaction under an advisory lock per owner (``uws:<owner>``), so concurrent requests of
+one owner are checked one after the other and cannot all pass on the same sum.
+
 Workers claim jobs with ``SELECT ... FOR UPDATE SKIP LOCKED`` inside one UPDATE, so two
 workers never get the same job and a claim never waits behind another worker's lock.  A
 claimed job carries the worker's name and a heartbeat; every state change a worker makes is
@@ -13,9 +17,9 @@ import json
 from collections.abc import Iterable
 
 from sqlalchemy import text
-from sqlalchemy.engine import Engine, RowMapping
+from sqlalchemy.engine import Connection, Engine, RowMapping
 
-from vo_service.uws._models import ExecutionPhase, Job
+from vo_service.uws._models import WAITABLE_PHASES, ExecutionPhase, Job
 
 #: Destruction as Python can hold it: rows written by versions before migration 0008 may
 #: carry times psycopg cannot convert (before year 1), which must not make a read fail.
@@ -27,6 +31,15 @@ _COLUMNS = ("job_id, owner, run_id, phase, parameters, execution_duration, " + _
             "result_rows, overflow, input_bytes")
 #: Advisory lock taken (without waiting) by a claim that may start an anonymous job.
 _ANONYMOUS_CLAIM_LOCK = "uws-claim:anonymous"
+
+
+class OverByteQuota(Exception):
+    """A write refused because the owner's jobs hold ``used`` bytes, which leaves no room for
+    it in the quota; the service turns it into its 403."""
+
+    def __init__(self, used: int) -> None:
+        super().__init__(used)
+        self.used = used
 
 
 def _of_owner(owner: str | None) -> str:
@@ -69,11 +82,18 @@ class JobStore:
         self.engine = engine
 
     # -- web side ------------------------------------------------------------------------------
-    def insert(self, job: Job, *, max_active: int | None = None) -> bool:
-        """Store a new job; with ``max_active``, only if its owner's quota has room (same lock
-        and count as :meth:`queue`, in the same transaction), else nothing is stored: False."""
+    def insert(self, job: Job, *, max_active: int | None = None,
+               max_bytes: int | None = None) -> bool:
+        """Store a new job, only if its owner's quotas have room for it, else nothing.
+
+        With ``max_bytes``, the owner's jobs plus this one's ``input_bytes`` must fit in it
+        (else :class:`OverByteQuota`); with ``max_active``, the owner's queued and executing
+        jobs must be fewer (else False).  Both are counted under the owner's lock in the
+        insert's transaction, as in :meth:`queue`.
+        """
         with self.engine.begin() as conn:
-            if max_active is not None and self._quota_full(conn, job.owner, max_active):
+            if not self._quotas_allow(conn, job.owner, max_active=max_active,
+                                      max_bytes=max_bytes, adding=job.input_bytes):
                 return False
             conn.execute(text(
                 "INSERT INTO uws.jobs (job_id, owner, run_id, phase, parameters, "
@@ -124,12 +144,18 @@ class JobStore:
 
     def stored_bytes(self, owner: str | None, *, exclude: str | None = None) -> int:
         """Bytes the owner's jobs hold (inputs and results; anonymous jobs all together),
-        leaving out the job ``exclude``'s result (the one being written)."""
+        leaving out the job ``exclude``'s result (the one being written).  A snapshot: a
+        write that must stay within the quota checks it again in its own transaction."""
         with self.engine.connect() as conn:
-            return int(conn.execute(text(
-                "SELECT coalesce(sum(input_bytes + CASE WHEN job_id = :exclude THEN 0 "
-                f"ELSE coalesce(result_size, 0) END), 0) FROM uws.jobs WHERE {_of_owner(owner)}"),
-                {"owner": owner, "exclude": exclude}).scalar_one())
+            return self._stored(conn, owner, exclude)
+
+    @staticmethod
+    def _stored(conn: Connection, owner: str | None, exclude: str | None = None) -> int:
+        """:meth:`stored_bytes` in the caller's transaction (after its lock, if it took one)."""
+        return int(conn.execute(text(
+            "SELECT coalesce(sum(input_bytes + CASE WHEN job_id = :exclude THEN 0 "
+            f"ELSE coalesce(result_size, 0) END), 0) FROM uws.jobs WHERE {_of_owner(owner)}"),
+            {"owner": owner, "exclude": exclude}).scalar_one())
 
     def count_active(self, owner: str | None) -> int:
         with self.engine.connect() as conn:
@@ -138,9 +164,13 @@ class JobStore:
                 "AND phase IN ('QUEUED', 'EXECUTING')"), {"owner": owner}).scalar_one()
 
     def update(self, job_id: str, *, only_in: Iterable[ExecutionPhase] | None = None,
+               max_bytes: int | None = None, adding_bytes: int = 0,
                **values: object) -> Job | None:
         """Set columns of a job; with ``only_in``, only while it is in one of those phases.
 
+        With ``max_bytes``, a change that makes the job hold ``adding_bytes`` more is made
+        only if its owner's jobs still fit in the quota with them (checked under the owner's
+        lock in the same transaction), else :class:`OverByteQuota`.
         Returns the updated job, or None when it does not exist or was in another phase.
         """
         sets = []
@@ -159,18 +189,27 @@ class JobStore:
             where += " AND phase = ANY(:only_in)"
             args["only_in"] = [p.value for p in only_in]
         with self.engine.begin() as conn:
+            if max_bytes is not None:
+                owner = conn.execute(text("SELECT owner FROM uws.jobs WHERE job_id = :id"),
+                                     {"id": job_id}).first()
+                if owner is None:
+                    return None
+                self._quotas_allow(conn, owner[0], max_bytes=max_bytes, adding=adding_bytes)
             row = conn.execute(text(f"UPDATE uws.jobs SET {', '.join(sets)} WHERE {where} "
                                     f"RETURNING {_COLUMNS}"), args).mappings().first()
         return _job(row) if row else None
 
-    def queue(self, job_id: str, owner: str | None, max_active: int) -> tuple[Job | None, bool]:
+    def queue(self, job_id: str, owner: str | None, max_active: int, *,
+              max_bytes: int | None = None) -> tuple[Job | None, bool]:
         """PENDING/HELD -> QUEUED unless the owner's quota is full; (job, quota_full).
 
         The owner's count and the change happen in one transaction under an advisory lock
-        per owner, so two concurrent RUNs cannot both take the last place.
+        per owner, so two concurrent RUNs cannot both take the last place.  With
+        ``max_bytes``, the owner's jobs must hold less than it (else :class:`OverByteQuota`),
+        checked under the same lock, so a creation that fills the quota meanwhile is seen.
         """
         with self.engine.begin() as conn:
-            if self._quota_full(conn, owner, max_active):
+            if not self._quotas_allow(conn, owner, max_active=max_active, max_bytes=max_bytes):
                 return None, True
             row = conn.execute(text(
                 f"UPDATE uws.jobs SET phase = 'QUEUED', queued_at = now() WHERE job_id = :id "
@@ -178,15 +217,43 @@ class JobStore:
                 {"id": job_id}).mappings().first()
         return (_job(row) if row else None), False
 
-    @staticmethod
-    def _quota_full(conn, owner: str | None, max_active: int) -> bool:  # noqa: ANN001
-        """Lock the owner's quota for this transaction and tell whether it is used up."""
+    @classmethod
+    def _quotas_allow(cls, conn: Connection, owner: str | None, *,
+                      max_active: int | None = None, max_bytes: int | None = None,
+                      adding: int = 0) -> bool:
+        """Lock the owner's quotas until the end of this transaction, then check them.
+
+        Stored bytes: with ``adding``, the owner's jobs plus it must fit in ``max_bytes``;
+        without, they must hold less (a job may not start at or over the quota).  Over it:
+        :class:`OverByteQuota`.  Active jobs: False when ``max_active`` are queued or executing.
+        Every writer takes the lock before it sums, so no two of them act on the same sum.
+        """
+        if max_active is None and max_bytes is None:
+            return True
         conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('uws:' || coalesce(:o, '')))"),
                      {"o": owner})
+        if max_bytes is not None:
+            used = cls._stored(conn, owner)
+            if (used + adding > max_bytes) if adding else (used >= max_bytes):
+                raise OverByteQuota(used)
+        if max_active is None:
+            return True
         active = conn.execute(text(
             f"SELECT count(*) FROM uws.jobs WHERE {_of_owner(owner)} "
             "AND phase IN ('QUEUED', 'EXECUTING')"), {"owner": owner}).scalar_one()
-        return active >= max_active
+        return active < max_active
+
+    @staticmethod
+    def retire_owner(conn: Connection, owner: str) -> int:
+        """For a user being deleted, in the caller's transaction: abort the owner's unfinished
+        jobs and make all of them expire now, so the reaper removes them with their files as
+        any expired job; the number of jobs."""
+        return conn.execute(text(
+            "UPDATE uws.jobs SET destruction = now(), "
+            "end_time = CASE WHEN phase = ANY(:active) THEN now() ELSE end_time END, "
+            "phase = CASE WHEN phase = ANY(:active) THEN 'ABORTED' ELSE phase END "
+            "WHERE owner = :owner"),
+            {"owner": owner, "active": sorted(p.value for p in WAITABLE_PHASES)}).rowcount
 
     def delete(self, job_id: str) -> Job | None:
         with self.engine.begin() as conn:
