@@ -288,7 +288,12 @@ def main() -> int:
     for kind, row in summary["by_kind"].items():
         print(f"| {kind} | {row['n']} | {row['per_s']} | {row['p50_ms']} | {row['p95_ms']} |")
     print(f"| all | {requests_done} | {summary['throughput_per_s']} | | |")
-    for message in (stats.errors + warm.errors)[:20]:
+    return report(stats.errors + warm.errors, checks)
+
+
+def report(errors: list[str], checks: dict[str, bool]) -> int:
+    """The first errors and each check on stderr; the exit status (1 when a check failed)."""
+    for message in errors[:20]:
         print("error:", message, file=sys.stderr)
     for name, ok in checks.items():
         print(f"{'PASS' if ok else 'FAIL'}: {name}", file=sys.stderr)

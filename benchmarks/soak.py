@@ -42,7 +42,7 @@ import pyarrow.parquet as pq
 import requests
 
 from _hostile import Tricklers, address
-from loadtest import Client, Stats, connections, total
+from loadtest import Client, Stats, connections, report, total
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -306,11 +306,7 @@ def main() -> int:
     print(json.dumps(summary, indent=2))
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))
-    for message in stats.errors[:20]:
-        print("error:", message, file=sys.stderr)
-    for name, ok in checks.items():
-        print(f"{'PASS' if ok else 'FAIL'}: {name}", file=sys.stderr)
-    return 0 if all(checks.values()) else 1
+    return report(stats.errors + warm.errors, checks)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import requests
 from lxml import etree
 from sqlalchemy import text
 
+from tests._waiting import wait_until
 from vo_service.database import owner_engine
 from vo_service.uws import ExecutionPhase, JobStore, UwsService, Worker, build_worker
 from vo_service.uws._service import job_dir
@@ -111,15 +112,6 @@ def job_doc(job_url: str, headers: dict | None = None) -> etree._Element:
 
 def phase_of(job_url: str, headers: dict | None = None) -> str:
     return requests.get(job_url + "/phase", headers=headers, timeout=30).text
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def wait_final(job_url: str, headers: dict | None = None, timeout: float = 60) -> str:

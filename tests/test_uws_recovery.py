@@ -13,6 +13,7 @@ import time
 import pytest
 from sqlalchemy import text
 
+from tests._waiting import wait_until
 from vo_service.auth import User
 from vo_service.database import owner_engine
 from vo_service.uws import ExecutionPhase, Job, JobStore, UwsService, build_worker
@@ -38,15 +39,6 @@ def submit(service: UwsService, query: str, user: str = "recovery") -> Job:
                                                 "phase": ["RUN"]}, {})
 
 
-def wait_for(predicate, timeout: float, what: str) -> None:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def worker_env(database) -> dict[str, str]:  # noqa: ANN001
     env = dict(os.environ, PZVO_DB_NAME=database.db_name, PZVO_UWS_HEARTBEAT_S="0.3",
                PZVO_LOG_LEVEL="WARNING")
@@ -60,7 +52,7 @@ def test_killed_worker_job_is_requeued_and_completed(database, service, store) -
                             env=worker_env(database))
     try:
         job = submit(service, MEDIUM)
-        wait_for(lambda: store.get(job.job_id).phase == ExecutionPhase.EXECUTING, 30, "EXECUTING")
+        wait_until(lambda: store.get(job.job_id).phase == ExecutionPhase.EXECUTING, 30, "EXECUTING")
         running = store.get(job.job_id)
         assert running.worker.split(":")[1].startswith(str(proc.pid))
         time.sleep(0.5)
@@ -79,7 +71,7 @@ def test_killed_worker_job_is_requeued_and_completed(database, service, store) -
     assert requeued.phase == ExecutionPhase.QUEUED and "stopped" in requeued.progress
     rescuer.start()
     try:
-        wait_for(lambda: store.get(job.job_id).phase == ExecutionPhase.COMPLETED, 60, "COMPLETED")
+        wait_until(lambda: store.get(job.job_id).phase == ExecutionPhase.COMPLETED, 60, "COMPLETED")
     finally:
         rescuer.stop()
     done = store.get(job.job_id)
@@ -106,7 +98,7 @@ def test_several_workers_never_run_a_job_twice(database, service, store) -> None
     for w in workers:
         w.start()
     try:
-        wait_for(lambda: all(store.get(j.job_id).phase == ExecutionPhase.COMPLETED for j in jobs),
+        wait_until(lambda: all(store.get(j.job_id).phase == ExecutionPhase.COMPLETED for j in jobs),
                  60, "all jobs COMPLETED")
     finally:
         for w in workers:
