@@ -56,8 +56,8 @@ def test_a_reused_descriptor_belongs_to_its_new_connection() -> None:
     number = old.fileno()
     calls: list[str] = []
     unwatch = watcher.watch(old, lambda: calls.append("old"))
+    unwatch()  # the request ended; then its client leaves and the server closes the socket
     old_peer.close()
-    unwatch()
     old.close()
     new, new_peer = _pair()
     if new.fileno() != number:  # the kernel gives the lowest free number: normally the same
