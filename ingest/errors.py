@@ -22,3 +22,8 @@ class LimitExceeded(ReadError):
         self.limit = limit
         self.value = value
         self.kind = kind
+
+
+class UnsupportedData(ReadError):
+    """A readable file holding something the service does not take (array columns, an encoding
+    its pre-scan cannot follow); the message says what to change."""

@@ -41,6 +41,15 @@ PARQUET_MAX_FOOTER = 32 << 20
 HDF5_MAX_CHUNK_BYTES = 64 << 20
 #: Objects an HDF5 file may hold before the reader stops looking for its table.
 HDF5_MAX_OBJECTS = 10_000
+#: Bytes one HDF5 read may bring if every variable-length string in it were as long as the cell
+#: limit allows (h5py gives no length before reading, so reads are sized by that limit and each
+#: cell is checked after).
+HDF5_VLEN_READ_BYTES = 64 << 20
+#: The length assumed for a variable-length string when no cell limit is given (trusted callers).
+HDF5_VLEN_CELL_GUESS = 64 << 10
+#: Chunks of a dataset with variable-length strings: its small reads go through a whole chunk
+#: each (h5py's own chunks are at most 1 MiB; a 24 MB one made each 63-row read take 57 ms).
+HDF5_VLEN_MAX_CHUNK_BYTES = 4 << 20
 #: Cards of one FITS header (a table of 999 columns with every keyword needs about 12,000).
 FITS_MAX_CARDS = 30_000
 #: How messages name the limits above, which are constants rather than settings.
@@ -572,7 +581,12 @@ def _open_votable(path: Path, fmt: str, limits: ReadLimits) -> TableSource:
 def _open_hdf5(path: Path, fmt: str, limits: ReadLimits) -> TableSource:
     """HDF5 compound datasets (as astropy writes tables), read slice by slice with h5py after
     checking the declared shape, field sizes and chunk size; data stored in other files
-    (external storage, virtual datasets) is refused, as it would read the server's files."""
+    (external storage, virtual datasets) is refused, as it would read the server's files.
+
+    A variable-length string declares nothing (its field is 8 bytes, a pointer), so datasets
+    holding them are read in slices small enough for cells at the cell limit, each cell is
+    checked after its slice is read, and slices are joined into batches by their bytes.
+    """
     import h5py
 
     h5 = h5py.File(path, "r")
@@ -584,12 +598,20 @@ def _open_hdf5(path: Path, fmt: str, limits: ReadLimits) -> TableSource:
                             "a table is one-dimensional")
         _check_columns(len(dtype.names), limits, path)
         _check_rows(dataset.shape[0], limits, path)
+        vlen = []
         for field_name in dtype.names:
             sub = dtype.fields[field_name][0]
             check(limits.cell_bytes, sub.itemsize, f"column {field_name!r} declares cells of {{value}} bytes",
                   kind="shape", where=path.name)
+            if sub.kind == "O":
+                if h5py.check_string_dtype(sub) is None:
+                    raise ReadError(f"{path.name}: column {field_name!r} holds variable-length "
+                                    "arrays or references; only scalar columns and strings can "
+                                    "become table columns")
+                vlen.append(field_name)
+        element = max(dtype.itemsize, dataset.id.get_type().get_size())
         if dataset.chunks:
-            check(Limit(FIXED, HDF5_MAX_CHUNK_BYTES), math.prod(dataset.chunks) * dtype.itemsize,
+            check(Limit(FIXED, HDF5_MAX_CHUNK_BYTES), math.prod(dataset.chunks) * element,
                   "the dataset's chunks hold {value} bytes each (HDF5 decompresses a whole chunk)",
                   kind="shape", where=path.name)
         meta = _hdf5_column_meta(h5, name)
@@ -597,7 +619,21 @@ def _open_hdf5(path: Path, fmt: str, limits: ReadLimits) -> TableSource:
         step = batch_rows(dtype.itemsize)
         if dataset.chunks:
             step = max(dataset.chunks[0], step - step % dataset.chunks[0])
-        sample = dataset[: min(n, 1024)]
+        reads = step
+        if vlen:
+            cell = limits.cell_bytes.maximum if limits.cell_bytes else HDF5_VLEN_CELL_GUESS
+            reads = max(1, min(step, HDF5_VLEN_READ_BYTES // (dtype.itemsize + len(vlen) * cell)))
+            if dataset.chunks:
+                chunk_bytes = math.prod(dataset.chunks) * element
+                check(Limit(FIXED, HDF5_VLEN_MAX_CHUNK_BYTES), chunk_bytes,
+                      "the dataset holds variable-length strings in chunks of {value} bytes (it "
+                      "is read in small slices, each of which goes through a whole chunk); write "
+                      "it with smaller chunks or fixed-length strings", kind="shape", where=path.name)
+                # Small reads of a chunk must not each decompress it again.
+                dataset = _hdf5_chunk_cached(h5, name, chunk_bytes)
+        sample = dataset[: min(n, 1024, reads)]
+        for field_name in vlen:
+            _hdf5_text_bytes(sample[field_name], field_name, limits, path)
         columns = []
         types = []
         for field_name in dtype.names:
@@ -613,18 +649,54 @@ def _open_hdf5(path: Path, fmt: str, limits: ReadLimits) -> TableSource:
         h5.close()
         raise
 
+    def batch(part: np.ndarray) -> pa.RecordBatch:
+        return pa.RecordBatch.from_arrays(
+            [_column_to_arrow(c.name, part[c.name], path, t) for c, t in zip(columns, types, strict=True)],
+            names=[c.name for c in columns])
+
     def batches() -> Iterator[pa.RecordBatch]:
         try:
-            for start in range(0, n, step):
-                part = dataset[start:start + step]
-                yield pa.RecordBatch.from_arrays(
-                    [_column_to_arrow(c.name, part[c.name], path, t)
-                     for c, t in zip(columns, types, strict=True)],
-                    names=[c.name for c in columns])
+            if not vlen:
+                for start in range(0, n, step):
+                    yield batch(dataset[start:start + step])
+                return
+            parts: list[np.ndarray] = []
+            rows = size = 0
+            for start in range(0, n, reads):
+                part = dataset[start:start + reads]
+                part_size = len(part) * dtype.itemsize + sum(
+                    _hdf5_text_bytes(part[f], f, limits, path) for f in vlen)
+                if parts and (rows + len(part) > step or size + part_size > BATCH_BYTES):
+                    yield batch(np.concatenate(parts))
+                    parts, rows, size = [], 0, 0
+                parts.append(part)
+                rows += len(part)
+                size += part_size
+            if parts:
+                yield batch(np.concatenate(parts))
         finally:
             h5.close()
 
     return TableSource(path, fmt, columns, n, batches)
+
+
+def _hdf5_text_bytes(values: np.ndarray, name: str, limits: ReadLimits, path: Path) -> int:
+    """Bytes of a slice of variable-length strings, each checked against the cell limit."""
+    lengths = [len(v) if isinstance(v, bytes) else len(str(v).encode()) if v is not None else 0
+               for v in values]
+    if lengths:
+        check(limits.cell_bytes, max(lengths), f"column {name!r} holds a value of {{value}} bytes",
+              kind="shape", where=path.name)
+    return sum(lengths)
+
+
+def _hdf5_chunk_cached(h5, name: str, chunk_bytes: int):  # noqa: ANN001, ANN202 - h5py File, Dataset
+    """The dataset opened again with a chunk cache that holds one of its chunks."""
+    import h5py
+
+    access = h5py.h5p.create(h5py.h5p.DATASET_ACCESS)
+    access.set_chunk_cache(521, 2 * chunk_bytes + (1 << 20), 1.0)
+    return h5py.Dataset(h5py.h5d.open(h5.id, name.encode(), dapl=access))
 
 
 def _hdf5_table(h5, path: Path):  # noqa: ANN001, ANN202 - h5py File, (name, Dataset)

@@ -173,3 +173,144 @@ def test_a_later_table_is_checked_after_rows_that_are_skipped(tap_url: str) -> N
     assert len(body) > 5 * 65_536
     r = post(tap_url, "SELECT COUNT(*) AS n FROM TAP_UPLOAD.t", {"t": body})
     assert r.status_code == 400 and "upload_max_cell_bytes" in r.text
+
+
+# -- encodings: the scan reads the bytes astropy reads --------------------------------------------
+_SECOND_TABLES = {
+    "a 20 MB cell": '<FIELD name="a" datatype="char" arraysize="20000000"/><DATA><TABLEDATA>'
+                    "<TR><TD>x</TD></TR></TABLEDATA></DATA>",
+    "a file: STREAM": '<FIELD name="a" datatype="char" arraysize="64"/><DATA><BINARY>'
+                      '<STREAM href="file:///etc/passwd"/></BINARY></DATA>',
+}
+
+
+def two_tables(second: str, declaration: str = '<?xml version="1.0"?>', end_tag: str = "</TABLEDATA>") -> str:
+    """A tiny first TABLE (read with the callbacks off) then ``second``."""
+    return (f'{declaration}<VOTABLE version="1.4" xmlns="http://www.ivoa.net/xml/VOTable/v1.3">'
+            '<RESOURCE><TABLE><FIELD name="k" datatype="int"/><DATA><TABLEDATA><TR><TD>1</TD></TR>'
+            f"{end_tag}</DATA></TABLE></RESOURCE><RESOURCE><TABLE>{second}</TABLE></RESOURCE></VOTABLE>")
+
+
+@pytest.mark.parametrize("second", list(_SECOND_TABLES.values()), ids=list(_SECOND_TABLES))
+@pytest.mark.parametrize("encoding,declared", [
+    ("utf-16", "UTF-16"), ("utf-16-le", "UTF-16"), ("utf-16-be", "UTF-16"), ("utf-32", "UTF-32")])
+def test_utf16_documents_are_refused_whatever_they_hide(tap_url: str, second: str, encoding: str,
+                                                         declared: str) -> None:
+    """In UTF-16 the bytes of ``TABLEDATA`` never appear, so a scan that waits for them to turn
+    its callbacks back on saw nothing after the first table, while astropy read the document:
+    a 20 MB cell passed (300 MB parsed) and a file: STREAM was fetched."""
+    body = two_tables(second, f'<?xml version="1.0" encoding="{declared}"?>').encode(encoding)
+    r = post(tap_url, "SELECT * FROM TAP_UPLOAD.t", {"t": body})
+    assert r.status_code == 400 and 'value="ERROR"' in r.text, r.text[:500]
+    assert "UTF-16 or UTF-32" in r.text and "UTF-8" in r.text
+    assert "root:" not in r.text
+
+
+def test_encodings_other_than_utf8_ascii_latin1_are_refused_by_name(tap_url: str) -> None:
+    body = two_tables("", '<?xml version="1.0" encoding="UTF-16"?>').encode()
+    r = post(tap_url, "SELECT * FROM TAP_UPLOAD.t", {"t": body})
+    assert r.status_code == 400 and "encoding 'UTF-16'" in r.text
+    latin = ('<?xml version="1.0" encoding="ISO-8859-1"?><VOTABLE version="1.4" '
+             'xmlns="http://www.ivoa.net/xml/VOTable/v1.3"><RESOURCE><TABLE>'
+             '<FIELD name="s" datatype="char" arraysize="*"/><DATA><TABLEDATA>'
+             "<TR><TD>caf\u00e9</TD></TR></TABLEDATA></DATA></TABLE></RESOURCE></VOTABLE>").encode("latin-1")
+    assert list(read(post(tap_url, "SELECT s FROM TAP_UPLOAD.t", {"t": latin}))["s"]) == ["caf\u00e9"]
+
+
+def test_a_utf16_document_allocates_nothing() -> None:
+    """Through the reader API: the document of the review parsed to 321 MB (traced)."""
+    from vo_service.tap._uploads import UploadError, UploadLimits, read_votable
+
+    body = two_tables(_SECOND_TABLES["a 20 MB cell"], '<?xml version="1.0" encoding="UTF-16"?>')
+    tracemalloc.start()
+    try:
+        with pytest.raises(UploadError, match="UTF-16"):
+            read_votable("t", body.encode("utf-16"), UploadLimits(32 * 2**20, 1_000_000))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 5 * 2**20, f"peak {peak >> 20} MiB"
+
+
+def test_an_end_tag_cut_by_spaces_does_not_hide_what_follows(tap_url: str) -> None:
+    """``</TABLEDATA`` followed by more than a chunk of spaces: expat reports the end tag only in
+    a chunk that does not name it, where the scan had its callbacks off for good."""
+    body = two_tables(_SECOND_TABLES["a file: STREAM"], end_tag="</TABLEDATA" + " " * 200_000 + ">")
+    r = post(tap_url, "SELECT * FROM TAP_UPLOAD.t", {"t": body.encode()})
+    assert r.status_code == 400 and "nothing is fetched" in r.text, r.text[:500]
+    assert "root:" not in r.text
+
+
+# -- arrays and rows: what astropy would build is bounded before it builds it ----------------------
+@pytest.mark.parametrize("field", [
+    '<FIELD name="v" datatype="double" arraysize="*"/>',
+    '<FIELD name="v" datatype="int" arraysize="3"/>',
+    '<FIELD name="v" datatype="short" arraysize="2x*"/>',
+])
+def test_array_fields_are_refused_by_the_scan(tap_url: str, field: str) -> None:
+    r = post(tap_url, "SELECT * FROM TAP_UPLOAD.t", {"t": vot(field, "<TABLEDATA><TR><TD/></TR></TABLEDATA>")})
+    assert r.status_code == 400, r.text[:500]
+    assert "FIELD 'v' holds arrays" in r.text and "only scalar columns" in r.text
+
+
+def test_variable_length_arrays_allocate_nothing() -> None:
+    """200,000 rows of ``<TR><TD/></TR>`` (2.8 MB) in a ``double[*]`` FIELD: astropy builds a
+    masked array per cell (about 600 bytes each) before the type check refused the column."""
+    from vo_service.tap._uploads import UploadError, UploadLimits, read_votable
+
+    body = vot('<FIELD name="v" datatype="double" arraysize="*"/>',
+               "<TABLEDATA>" + "<TR><TD/></TR>" * 200_000 + "</TABLEDATA>")
+    tracemalloc.start()
+    try:
+        with pytest.raises(UploadError, match="holds arrays"):
+            read_votable("t", body, UploadLimits(32 * 2**20, 1_000_000))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 5 * 2**20, f"peak {peak >> 20} MiB"
+
+
+@pytest.fixture(scope="module")
+def few_rows_tap(database) -> Iterator[str]:  # noqa: ANN001
+    """A service whose uploads may have 1,000 rows."""
+    from tests.conftest import LiveServer
+    from vo_service.app import create_app
+
+    app = create_app(dataclasses.replace(database, upload_max_rows=1000))
+    with LiveServer(app) as live:
+        yield live.url + "/tap"
+
+
+def _binary(fields: str, payload: bytes, serialization: str = "BINARY") -> bytes:
+    import base64
+
+    stream = base64.encodebytes(payload).decode()
+    return vot(fields, f'<{serialization}><STREAM encoding="base64">{stream}</STREAM></{serialization}>')
+
+
+@pytest.mark.parametrize("body,fragment", [
+    (vot('<FIELD name="k" datatype="int"/>', "<TABLEDATA>" + "<TR><TD>1</TD></TR>" * 1001 + "</TABLEDATA>"),
+     "the table has at least 1001 rows"),
+    (vot('<FIELD name="k" datatype="int"/>', '<TABLEDATA>' + '<vot:TR xmlns:vot="http://www.ivoa.net/xml/'
+         'VOTable/v1.3"><TD>1</TD></vot:TR>' * 1001 + "</TABLEDATA>"), "the table has at least 1001 rows"),
+    (_binary('<FIELD name="k" datatype="int"/>', bytes(4 * 2000)), "the BINARY stream holds up to 2000 rows"),
+    (_binary('<FIELD name="s" datatype="char" arraysize="*"/><FIELD name="k" datatype="short"/>',
+             b"\0\0\0\0\2ab\0\7" * 1500, "BINARY2"), "the BINARY2 stream holds 1500 rows"),
+])
+def test_rows_are_counted_by_the_scan(few_rows_tap: str, body: bytes, fragment: str) -> None:
+    """TABLEDATA rows from the bytes, BINARY rows from the stream's length over the row width,
+    and when strings of variable length make that a loose bound, by walking the stream."""
+    r = post(few_rows_tap, "SELECT * FROM TAP_UPLOAD.t", {"t": body})
+    assert r.status_code == 400, r.text[:500]
+    assert fragment in r.text and "upload_max_rows" in r.text, r.text[:800]
+
+
+def test_rows_up_to_the_limit_still_load(few_rows_tap: str) -> None:
+    tabledata = vot('<FIELD name="k" datatype="int"/>',
+                    "<TABLEDATA>" + "<TR><TD>1</TD></TR>" * 1000 + "</TABLEDATA>")
+    assert len(read(post(few_rows_tap, "SELECT * FROM TAP_UPLOAD.t", {"t": tabledata}))) == 1000
+    # 1,000 rows of 19 bytes: the stream could hold 2,714 rows of the narrowest width (7 bytes).
+    binary2 = _binary('<FIELD name="s" datatype="char" arraysize="*"/><FIELD name="k" datatype="short"/>',
+                      b"\0\0\0\0\x0cgalaxy-00042\0\7" * 1000, "BINARY2")
+    table = read(post(few_rows_tap, "SELECT s, k FROM TAP_UPLOAD.t", {"t": binary2}))
+    assert len(table) == 1000 and set(table["s"]) == {"galaxy-00042"} and set(table["k"]) == {7}

@@ -13,7 +13,9 @@ BINARY, BINARY2) and the null conventions of each, which is exactly what a homem
 would get wrong; parsing is not on the hot path (10,000 rows take about 20 ms).  astropy
 allocates whatever the document declares and fetches ``STREAM href`` URLs, so a streaming
 pre-scan (:func:`ingest.votable_scan.scan_votable`) checks the declared cell sizes, columns,
-rows and parsed size against the limits first and refuses external data.
+rows and parsed size against the limits first, and refuses external data, array FIELDs (which
+the type check below refuses anyway, but only after astropy has built them) and encodings other
+than UTF-8, US-ASCII and ISO-8859-1.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from typing import BinaryIO
 import numpy as np
 import pyarrow as pa
 
-from ingest.errors import LimitExceeded, ReadError
+from ingest.errors import LimitExceeded, ReadError, UnsupportedData
 from ingest.limits import Limit, ReadLimits
 from ingest.votable_scan import scan_votable
 from vo_service.tap._exceptions import UsageError
@@ -207,7 +209,7 @@ def read_votable(name: str, data: bytes, limits: UploadLimits) -> UploadTable:
 
     try:
         scan_votable(io.BytesIO(data), limits.read_limits(), f"Upload {name!r}", len(data))
-    except LimitExceeded as exc:
+    except (LimitExceeded, UnsupportedData) as exc:
         raise UploadError(str(exc)) from None
     except ReadError as exc:
         raise UploadError(f"Upload {name!r} is not a readable VOTable: "
