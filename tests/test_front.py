@@ -143,6 +143,23 @@ def test_query_of_a_client_that_hangs_up_is_cancelled(front_service, server, dat
     assert time.monotonic() - closed < 2.0
 
 
+def test_a_client_gone_before_its_query_starts_leaves_nothing_running(front_service, database) -> None:  # noqa: ANN001
+    """Clients that close right after sending: whether the hang-up is seen before, while or
+    after the statement starts, no query of theirs is left running."""
+    marker = "4321.1234"
+    query = ("SELECT COUNT(*) AS n FROM bench.photoz AS a CROSS JOIN bench.photoz AS b "
+             f"WHERE a.ra + b.dec > {marker}")
+    body = urllib.parse.urlencode({"LANG": "ADQL", "QUERY": query}).encode()
+    engine = owner_engine(database)
+    for _ in range(5):
+        with socket.create_connection(_address(front_service.url), timeout=5) as sock:
+            sock.sendall(b"POST /tap/sync HTTP/1.1\r\nHost: x\r\n"
+                         b"Content-Type: application/x-www-form-urlencoded\r\n"
+                         b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    time.sleep(3.0)
+    assert _active(engine, marker) == 0
+
+
 def _announce_body(url: str, path: str, length: int) -> tuple[int, str, bytes]:
     """Send only the headers of a POST announcing ``length`` bytes; the front answers at once."""
     host, port = _address(url)

@@ -4,7 +4,9 @@ A WSGI application learns that its client is gone only when a write fails, so a 
 that produces no row for a while (an aggregate, a big join) kept running in PostgreSQL until its
 statement timeout after the client had left.  One thread per process watches the sockets of
 requests whose query runs, with ``poll(POLLRDHUP)``, which reports the peer's FIN without
-reading the socket; on a hang-up it sends PostgreSQL a cancel request for that query.  Behind
+reading the socket; on a hang-up it sends PostgreSQL a cancel request for that query, again
+every half second until the connection is released (a cancel that arrives before the statement
+starts is ignored).  Behind
 the nginx front, the watched socket is nginx's connection to gunicorn, which nginx closes as
 soon as its client goes away (``proxy_ignore_client_abort off``, its default).
 
@@ -17,6 +19,7 @@ import logging
 import select
 import socket
 import threading
+import time
 from collections.abc import Callable, Mapping
 
 log = logging.getLogger("vo_service.hangup")
@@ -25,6 +28,9 @@ log = logging.getLogger("vo_service.hangup")
 _HANGUP = select.POLLRDHUP | select.POLLHUP | select.POLLERR
 #: Longest delay between a hang-up and its cancel request, besides the cancel's own round trip.
 POLL_INTERVAL_S = 0.2
+#: Cancel requests of one hung-up query: every 0.5 s for 30 s at most.
+CANCEL_INTERVAL_S = 0.5
+CANCEL_REPEATS = 60
 
 
 class HangupWatcher:
@@ -123,12 +129,25 @@ class QueryGuard:
 
     def _hangup(self) -> None:
         with self._lock:
-            conn = self._conn
-            if conn is None:
+            if self._conn is None:
                 return
             self.hung_up = True
-            log.info("client hung up; cancelling its query", extra={"query": self._describe})
-            conn.adbc_cancel()  # type: ignore[attr-defined]
+        log.info("client hung up; cancelling its query", extra={"query": self._describe})
+        threading.Thread(target=self._cancel_until_released, name="hangup-cancel", daemon=True).start()
+
+    def _cancel_until_released(self) -> None:
+        """A cancel request that arrives before the statement starts (the client left while
+        it was being translated) is ignored by PostgreSQL, so it is repeated until the
+        connection is released, for at most the longest a query could still need to start."""
+        for _ in range(CANCEL_REPEATS):
+            with self._lock:
+                if self._conn is None:
+                    return
+                try:
+                    self._conn.adbc_cancel()  # type: ignore[attr-defined]
+                except Exception:  # noqa: BLE001 - a closed connection has nothing left to cancel
+                    return
+            time.sleep(CANCEL_INTERVAL_S)
 
     def release(self) -> None:
         if self._unwatch is not None:
