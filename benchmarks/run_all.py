@@ -14,7 +14,7 @@ from pathlib import Path
 from _common import machine
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["bench_adql.py", "bench_encoders.py", "bench_fetch.py", "bench_tap.py", "bench_ingest.py",
+SCRIPTS = ["bench_adql.py", "bench_encoders.py", "bench_fetch.py", "bench_tap.py", "bench_front.py", "bench_ingest.py",
            "bench_provenance.py", "run_corpus.py", "bench_pipeline.py", "bench_pit_seeds.py"]
 
 
