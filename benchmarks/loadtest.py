@@ -185,6 +185,37 @@ def total(counts: dict[str, int]) -> int:
     return sum(counts.values())
 
 
+class PoolPeak:
+    """The most database connections seen while the block runs, sampled every 0.5 s.
+
+    That is the baseline of full pools: idle pool connections stay open by design and pools may
+    still be filling after a short warm-up; after the run every connection must be idle and
+    none beyond this count.
+    """
+
+    def __init__(self, engine) -> None:  # noqa: ANN001
+        self._engine = engine
+        self._samples: list[dict[str, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.5):
+            self._samples.append(connections(self._engine))
+
+    def __enter__(self) -> "PoolPeak":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def most(self) -> dict[str, int]:
+        return max(self._samples, key=total, default={})
+
+
 def run_clients(base: str, tokens: list[str | None], seconds: float, ids: np.ndarray) -> tuple[Stats, float]:
     stats = Stats()
     deadline = time.monotonic() + seconds
@@ -225,24 +256,11 @@ def main() -> int:
         "LANG": "ADQL", "RESPONSEFORMAT": "csv", "MAXREC": "100000",
         "QUERY": "SELECT object_id FROM pz.photoz_demo"}, timeout=60).text.split()[1:], dtype=np.int64)
 
-    # The baseline is the connection count of full pools: the most seen during the warm-up and
-    # the run (idle pool connections stay open by design and pools may still be filling after a
-    # short warm-up); after the run every connection must be idle and none beyond that count.
-    samples: list[dict[str, int]] = []
-    stop_sampling = threading.Event()
-
-    def sample() -> None:
-        while not stop_sampling.wait(0.5):
-            samples.append(connections(engine))
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    warm, _ = run_clients(args.url, tokens, args.warmup, ids)
-    time.sleep(2)
-    stats, elapsed = run_clients(args.url, tokens, args.duration, ids)
-    stop_sampling.set()
-    sampler.join()
-    baseline = max(samples, key=total)
+    with PoolPeak(engine) as peak:
+        warm, _ = run_clients(args.url, tokens, args.warmup, ids)
+        time.sleep(2)
+        stats, elapsed = run_clients(args.url, tokens, args.duration, ids)
+    baseline = peak.most
     print(f"baseline connections (full pools): {baseline}", file=sys.stderr)
 
     after = connections(engine)

@@ -43,7 +43,7 @@ import pyarrow.parquet as pq
 import requests
 
 from _hostile import Tricklers, address
-from loadtest import Client, Stats, connections, report, total
+from loadtest import Client, PoolPeak, Stats, connections, report, total
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -258,27 +258,14 @@ def main() -> int:
             for c in clients:
                 c.join()
 
-        # The baseline is the connection count of full pools: the most seen while the mix ran
-        # (pools keep idle connections by design and may still fill after the warm-up); after
-        # the run every connection must be idle and none beyond that count.
-        samples: list[dict[str, int]] = []
-        sampling = threading.Event()
-
-        def sample() -> None:
-            while not sampling.wait(0.5):
-                samples.append(connections(engine))
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        warm = Stats()
-        run_mix(args.warmup, warm)
-        started = time.monotonic()
-        with Tricklers(base, headers=20, bodies=20) as tricklers:
-            run_mix(args.duration, stats)
-            reopened = tricklers.reopened
-        sampling.set()
-        sampler.join()
-        baseline = max(samples, key=total)
+        with PoolPeak(engine) as peak:
+            warm = Stats()
+            run_mix(args.warmup, warm)
+            started = time.monotonic()
+            with Tricklers(base, headers=20, bodies=20) as tricklers:
+                run_mix(args.duration, stats)
+                reopened = tricklers.reopened
+        baseline = peak.most
         elapsed = time.monotonic() - started
         memory.stop.set()
         memory.join()
