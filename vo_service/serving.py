@@ -49,6 +49,9 @@ DIRECT_ACCESS_LOG_FORMAT = ACCESS_LOG_FORMAT.replace("%({x-forwarded-for}i)s", "
 BEHIND_FRONT_ENV = "PZVO_BEHIND_FRONT"
 
 NGINX = "/usr/sbin/nginx"
+#: Seconds nginx keeps an idle connection to gunicorn for the next request (saves a connect and
+#: gunicorn's accept per request; measured in docs/performance.md).
+UPSTREAM_KEEPALIVE_S = 10
 WORKER_ARGV = (sys.executable, "-m", "vo_service.cli", "worker")
 
 
@@ -84,6 +87,8 @@ def gunicorn_argv(settings: Settings, bind: str, *, workers: int, threads: int,
     return [gunicorn, "vo_service.wsgi:app", "--bind", bind, "--workers", str(workers),
             "--worker-class", "gthread", "--threads", str(threads),
             "--timeout", "120", "--graceful-timeout", "10",
+            # longer than nginx keeps an idle upstream connection, so nginx always closes first
+            "--keep-alive", str(UPSTREAM_KEEPALIVE_S * 2),
             "--access-logfile", "-", "--access-logformat",
             ACCESS_LOG_FORMAT if behind_front else DIRECT_ACCESS_LOG_FORMAT]
 
@@ -178,6 +183,8 @@ http {{
 
     upstream pzvo_app {{
         server unix:{layout.socket} fail_timeout=0;
+        keepalive 32;
+        keepalive_timeout {UPSTREAM_KEEPALIVE_S}s;
     }}
 
     server {{
