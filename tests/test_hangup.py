@@ -18,14 +18,18 @@ def _pair() -> tuple[socket.socket, socket.socket]:
     return accepted, client
 
 
-def test_a_peer_close_calls_back_once() -> None:
-    watcher = HangupWatcher()
+def assert_fires_on_peer_close(watcher: HangupWatcher) -> None:
     ours, peer = _pair()
     fired = threading.Event()
     watcher.watch(ours, fired.set)
     peer.close()
     assert fired.wait(5)
     ours.close()
+
+
+def test_a_peer_close_calls_back_once() -> None:
+    watcher = HangupWatcher()
+    assert_fires_on_peer_close(watcher)
 
 
 def test_live_sockets_with_unread_bytes_and_unwatched_ones_are_left_alone() -> None:
@@ -81,9 +85,4 @@ def test_a_socket_closed_while_watched_does_not_stop_the_watcher() -> None:
     watcher.watch(careless, lambda: None)
     careless.close()
     careless_peer.close()
-    ours, peer = _pair()
-    fired = threading.Event()
-    watcher.watch(ours, fired.set)
-    peer.close()
-    assert fired.wait(5)
-    ours.close()
+    assert_fires_on_peer_close(watcher)

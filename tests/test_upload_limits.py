@@ -70,6 +70,21 @@ def small_tap(database) -> Iterator[str]:  # noqa: ANN001
         yield live.url + "/tap"
 
 
+
+def assert_refused_without_allocating(body: bytes, match: str) -> None:
+    """The reader refuses ``body`` with a message matching ``match`` before any large array
+    exists: under 5 MiB traced (numpy allocations are traced by tracemalloc)."""
+    from vo_service.tap._uploads import UploadError, UploadLimits, read_votable
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(UploadError, match=match):
+            read_votable("t", body, UploadLimits(32 * 2**20, 1_000_000))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 5 * 2**20, f"peak {peak >> 20} MiB"
+
 def test_huge_declared_cell_is_refused_before_parsing_sync(tap_url: str) -> None:
     growth, r = peak_rss_growth(lambda: post(tap_url, "SELECT * FROM TAP_UPLOAD.t", {"t": HUGE_CELL}))
     assert r.status_code == 400
@@ -87,16 +102,7 @@ def test_huge_declared_cell_is_refused_before_parsing_async(tap_url: str) -> Non
 def test_reader_allocates_nothing_for_a_refused_declaration() -> None:
     """Through the reader API: the refusal comes before any array exists (numpy allocations
     are traced by tracemalloc; astropy's array for this row alone is 100 MB)."""
-    from vo_service.tap._uploads import UploadError, UploadLimits, read_votable
-
-    tracemalloc.start()
-    try:
-        with pytest.raises(UploadError, match="upload_max_cell_bytes"):
-            read_votable("t", HUGE_CELL, UploadLimits(32 * 2**20, 1_000_000))
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 5 * 2**20, f"peak {peak >> 20} MiB"
+    assert_refused_without_allocating(HUGE_CELL, "upload_max_cell_bytes")
 
 
 def test_multidimensional_and_param_cells_count_too(tap_url: str) -> None:
@@ -219,17 +225,8 @@ def test_encodings_other_than_utf8_ascii_latin1_are_refused_by_name(tap_url: str
 
 def test_a_utf16_document_allocates_nothing() -> None:
     """Through the reader API: the document of the review parsed to 321 MB (traced)."""
-    from vo_service.tap._uploads import UploadError, UploadLimits, read_votable
-
     body = two_tables(_SECOND_TABLES["a 20 MB cell"], '<?xml version="1.0" encoding="UTF-16"?>')
-    tracemalloc.start()
-    try:
-        with pytest.raises(UploadError, match="UTF-16"):
-            read_votable("t", body.encode("utf-16"), UploadLimits(32 * 2**20, 1_000_000))
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 5 * 2**20, f"peak {peak >> 20} MiB"
+    assert_refused_without_allocating(body.encode("utf-16"), "UTF-16")
 
 
 def test_an_end_tag_cut_by_spaces_does_not_hide_what_follows(tap_url: str) -> None:
@@ -256,18 +253,9 @@ def test_array_fields_are_refused_by_the_scan(tap_url: str, field: str) -> None:
 def test_variable_length_arrays_allocate_nothing() -> None:
     """200,000 rows of ``<TR><TD/></TR>`` (2.8 MB) in a ``double[*]`` FIELD: astropy builds a
     masked array per cell (about 600 bytes each) before the type check refused the column."""
-    from vo_service.tap._uploads import UploadError, UploadLimits, read_votable
-
     body = vot('<FIELD name="v" datatype="double" arraysize="*"/>',
                "<TABLEDATA>" + "<TR><TD/></TR>" * 200_000 + "</TABLEDATA>")
-    tracemalloc.start()
-    try:
-        with pytest.raises(UploadError, match="holds arrays"):
-            read_votable("t", body, UploadLimits(32 * 2**20, 1_000_000))
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 5 * 2**20, f"peak {peak >> 20} MiB"
+    assert_refused_without_allocating(body, "holds arrays")
 
 
 @pytest.fixture(scope="module")

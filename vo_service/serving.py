@@ -282,8 +282,7 @@ def _xml_escape(text: str) -> str:
 
 
 def _prepare(layout: Layout) -> None:
-    """Fresh directories for one start; nginx's workers (``nobody``) own only ``tmp/``."""
-    layout.root.mkdir(parents=True, exist_ok=True)
+    """A fresh spool directory for one start; nginx's workers (``nobody``) own only ``tmp/``."""
     shutil.rmtree(layout.tmp, ignore_errors=True)
     layout.tmp.mkdir()
     user = _worker_user(layout.root)
@@ -325,7 +324,6 @@ class ServiceProcesses:
         if not self._quiet:
             return subprocess.Popen(list(argv), cwd=PROJECT_ROOT, env=env or self.env,
                                     start_new_session=new_session)
-        self.layout.root.mkdir(parents=True, exist_ok=True)
         with (self.layout.root / "service.log").open("ab") as out:
             return subprocess.Popen(list(argv), cwd=PROJECT_ROOT, env=env or self.env,
                                     stdout=out, stderr=subprocess.STDOUT,
