@@ -37,7 +37,7 @@ def service(port: int = 8765, workers: int = 2, env: dict[str, str] | None = Non
     """The service as `make run` serves it (``front`` nginx, or ``none`` for gunicorn alone),
     on a loopback port, for the duration of a benchmark."""
     sys.path.insert(0, str(ROOT))
-    from vo_service.config import load_settings
+    from vo_service.core.settings import load_settings
     from vo_service.serving import running_service
 
     full_env = {"PZVO_LOG_LEVEL": "WARNING", "PZVO_MAXREC_LIMIT": "2000000",

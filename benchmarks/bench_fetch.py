@@ -17,7 +17,7 @@ import psycopg
 import psycopg2
 
 from _common import machine, median_ms
-from vo_service.config import load_settings
+from vo_service.core.settings import load_settings
 
 SQL = "SELECT object_id, ra, dec, z_phot FROM bench.photoz LIMIT 100000"
 

@@ -26,8 +26,8 @@ from _common import machine
 from ingest.columns import plan_columns
 from ingest.load import copy_arrow
 from ingest.readers import open_table
-from vo_service.config import load_settings
-from vo_service.database import owner_engine
+from vo_service.core.settings import load_settings
+from vo_service.core.database import owner_engine
 
 COLUMNS = 10
 

@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import service, machine, median_ms  # noqa: E402
 
-from vo_service.config import load_settings  # noqa: E402
+from vo_service.core.settings import load_settings  # noqa: E402
 
 DB_NAME = "pzvo_bench_prov"
 N_ENTITIES = 100_000
@@ -63,7 +63,7 @@ def _copy(cur, table: str, columns: list[str], rows) -> int:  # noqa: ANN001
 def build(settings) -> dict[str, float]:  # noqa: ANN001
     """Create, migrate and fill the benchmark database; return the seconds each step took."""
     from vo_service.cluster import PrivateCluster
-    from vo_service.database import migrate, owner_engine
+    from vo_service.core.database import migrate, owner_engine
 
     timings = {}
     t0 = time.perf_counter()
@@ -135,7 +135,7 @@ def deep_entity() -> str:
 
 
 def measure(settings, repeat: int) -> dict[str, object]:  # noqa: ANN001
-    from vo_service.database import owner_engine
+    from vo_service.core.database import owner_engine
     from vo_service.provenance import GraphRequest, ProvenanceService
     from vo_service.provenance._serialize import graph_to_prov_json, to_document, to_prov_json
 

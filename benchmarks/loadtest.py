@@ -40,8 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import text  # noqa: E402
 
 from vo_service.auth import AuthService  # noqa: E402
-from vo_service.config import load_settings  # noqa: E402
-from vo_service.database import owner_engine  # noqa: E402
+from vo_service.core.settings import load_settings  # noqa: E402
+from vo_service.core.database import owner_engine  # noqa: E402
 
 NS_PHASE = "<uws:phase>"
 FINAL = ("COMPLETED", "ERROR", "ABORTED")

@@ -50,8 +50,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import text  # noqa: E402
 
 from vo_service.auth import AuthService  # noqa: E402
-from vo_service.config import load_settings  # noqa: E402
-from vo_service.database import owner_engine  # noqa: E402
+from vo_service.core.settings import load_settings  # noqa: E402
+from vo_service.core.database import owner_engine  # noqa: E402
 from vo_service.serving import ServiceProcesses  # noqa: E402
 
 PORT = 8768

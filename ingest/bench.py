@@ -19,8 +19,8 @@ from ingest.copy import vacuum_analyze
 from ingest.demo import table_rows
 from tap_schema.loader import create_indexes_sql, create_table_sql, publish_table, qualified
 from tap_schema.model import load_table
-from vo_service.config import PROJECT_ROOT
-from vo_service.database import grant_published_schema
+from vo_service.core.settings import PROJECT_ROOT
+from vo_service.core.database import grant_published_schema
 
 log = logging.getLogger(__name__)
 

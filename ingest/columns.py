@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 import pyarrow as pa
 
 from ingest.readers import SourceColumn
-from vo_service.tap.adql._features import PG_RESERVED, RESERVED_WORDS
+from vo_service.core.identifiers import is_reserved
 
 BANDS = ("u", "g", "r", "i", "z", "y")
 _BAND_UCD = {"u": "em.opt.U", "g": "em.opt.B", "r": "em.opt.R", "i": "em.opt.I", "z": "em.opt.I",
@@ -137,7 +137,7 @@ def plan_columns(columns: list[SourceColumn], overrides: dict[str, dict] | None 
         name = meta.get("name") or normalize_name(col.name)
         if normalize_name(name) != name:
             problems.append(f"column name {name!r} is not a plain identifier ([a-z][a-z0-9_]*)")
-        if name.upper() in RESERVED_WORDS or name in PG_RESERVED:
+        if is_reserved(name):
             problems.append(f"column {col.name!r} would be named {name!r}, an SQL/ADQL reserved "
                             f"word; rename it (e.g. {name}_) in the column metadata")
         if name in seen:

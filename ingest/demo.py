@@ -36,7 +36,7 @@ from pipeline.knn import KNNPhotoZ
 from pipeline.photometry import BANDS, observe
 from tap_schema.loader import create_indexes_sql, create_table_sql, publish_table, qualified
 from tap_schema.model import TableDescription, load_table
-from vo_service.config import PROJECT_ROOT
+from vo_service.core.settings import PROJECT_ROOT
 from vo_service.provenance import (
     COLLECTION_TYPE, TABLE_TYPE, ActivityDescription, EntityDescription, GenerationDescription,
     ParameterDescription, UsageDescription, collection_entity_id, file_entity, next_entity_version,
@@ -281,7 +281,7 @@ def load_demo(engine: Engine, *, force: bool = False, storage_dir: Path | None =
     if not force and all(present[n] == d.extra.get("x_rows") for n, d in wanted.items()):
         log.info("demo data already loaded", extra={"tables": list(wanted)})
         return {n: int(r) for n, r in present.items() if r is not None}
-    from vo_service.config import load_settings
+    from vo_service.core.settings import load_settings
     from vo_service.products import ProductRegistry
 
     registry = ProductRegistry(engine=engine,

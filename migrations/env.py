@@ -1,4 +1,4 @@
-"""Alembic environment: the URL and connection come from :mod:`vo_service.database`."""
+"""Alembic environment: the URL and connection come from :mod:`vo_service.core.database`."""
 from __future__ import annotations
 
 from alembic import context

@@ -105,7 +105,7 @@ def _run(args: argparse.Namespace, settings: Any) -> int:
         config = replace(config, publish=False)
     engine = None
     if config.publish:
-        from vo_service.database import owner_engine
+        from vo_service.core.database import owner_engine
 
         engine = owner_engine(settings)
     logging.getLogger("distributed").setLevel(logging.WARNING)

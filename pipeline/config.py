@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from pipeline.estimators import DEFAULT_ESTIMATOR
-from vo_service.config import PROJECT_ROOT
+from vo_service.core.settings import PROJECT_ROOT
 
 
 class ConfigError(ValueError):

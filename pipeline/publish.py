@@ -100,7 +100,7 @@ def record_product(conn: Connection, desc: TableDescription, result: "RunResult 
         log.info("published without a run record: no product registered", extra={"table": desc.qualified_name})
         return
     from vo_service.auth import AuthService
-    from vo_service.config import load_settings
+    from vo_service.core.settings import load_settings
     from vo_service.products import ProductRegistry
     from vo_service.provenance import (TABLE_TYPE, ActivityDescription, collection_entity,
                                        collection_entity_id, file_entity, next_entity_version,
@@ -159,7 +159,7 @@ def register_quality_report(engine: Engine, result: "RunResult", table_name: str
     Returns the product name.
     """
     from vo_service.auth import AuthService
-    from vo_service.config import load_settings
+    from vo_service.core.settings import load_settings
     from vo_service.products import ProductRegistry, RegistrationRequest
 
     quality = result.quality or {}

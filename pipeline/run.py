@@ -346,8 +346,8 @@ def _resolve_training(config: PipelineConfig, engine: Any) -> tuple[PipelineConf
     from dataclasses import replace
 
     from pipeline.training import resolve_training_product
-    from vo_service.config import load_settings
-    from vo_service.database import owner_engine
+    from vo_service.core.settings import load_settings
+    from vo_service.core.database import owner_engine
 
     settings = load_settings()
     found = resolve_training_product(engine or owner_engine(settings), config.training_product,
@@ -438,8 +438,8 @@ def _locked_run(config: PipelineConfig, *, scheduler: str | None, progress: Sequ
     started = time.perf_counter()
     prepare_demo_inputs(config)
     if engine is None and config.publish:  # the run uses the database anyway: its record goes there too
-        from vo_service.config import load_settings
-        from vo_service.database import owner_engine
+        from vo_service.core.settings import load_settings
+        from vo_service.core.database import owner_engine
 
         engine = owner_engine(load_settings())
     if config.publish:
@@ -515,8 +515,8 @@ def _run_and_publish(config: PipelineConfig, estimator: Estimator, partitions: l
         from pipeline.publish import publish_run
 
         if engine is None:
-            from vo_service.config import load_settings
-            from vo_service.database import owner_engine
+            from vo_service.core.settings import load_settings
+            from vo_service.core.database import owner_engine
 
             engine = owner_engine(load_settings())
         result.published = publish_run(engine, result, partitions=config.publish_partitions,

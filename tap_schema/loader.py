@@ -10,11 +10,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from tap_schema.model import TableDescription
-
-
-def quote_ident(name: str) -> str:
-    """PostgreSQL identifier quoting (doubles embedded quotes)."""
-    return '"' + name.replace('"', '""') + '"'
+from vo_service.core.database import READER_ROLE
+from vo_service.core.identifiers import quote_ident
 
 
 def qualified(desc: TableDescription) -> str:
@@ -75,9 +72,6 @@ def unpublish_table(conn: Connection, qualified_name: str) -> None:
     conn.execute(text("DELETE FROM tap_schema.keys WHERE from_table = :t"), {"t": qualified_name})
     conn.execute(text("DELETE FROM tap_schema.columns WHERE table_name = :t"), {"t": qualified_name})
     conn.execute(text("DELETE FROM tap_schema.tables WHERE table_name = :t"), {"t": qualified_name})
-
-
-READER_ROLE = "pzvo_reader"
 
 
 def publish_table(conn: Connection, desc: TableDescription, table_index: int | None = None) -> None:

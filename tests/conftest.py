@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
-from vo_service.config import Settings, load_settings
+from vo_service.core.settings import Settings, load_settings
 
 BENCH_TEST_ROWS = 20_000
 
@@ -45,7 +45,7 @@ def database(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Se
     """The migrated test database with demo and benchmark tables."""
     from ingest.bench import load_bench_table
     from ingest.demo import load_demo
-    from vo_service.database import migrate, owner_engine
+    from vo_service.core.database import migrate, owner_engine
 
     migrate(settings)
     engine = owner_engine(settings)

@@ -49,7 +49,7 @@ def add_user(database, name: str, *, admin: bool = False) -> str:  # noqa: ANN00
 def test_user_add_prints_a_token_once_and_stores_only_its_hash(database) -> None:  # noqa: ANN001
     from sqlalchemy import text
 
-    from vo_service.database import owner_engine
+    from vo_service.core.database import owner_engine
 
     name = unique("alice")
     token = add_user(database, name)
@@ -97,7 +97,7 @@ def test_public_read_lets_anonymous_users_query(tap_url: str) -> None:
 def _user_exists(database, name: str) -> bool:  # noqa: ANN001
     from sqlalchemy import text
 
-    from vo_service.database import owner_engine
+    from vo_service.core.database import owner_engine
 
     with owner_engine(database).connect() as conn:
         return conn.execute(text("SELECT 1 FROM registry.users WHERE name = :n"), {"n": name}).first() is not None

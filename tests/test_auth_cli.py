@@ -30,7 +30,7 @@ def env(database) -> dict[str, str]:  # noqa: ANN001
 
 @pytest.fixture(scope="module")
 def engine(database):  # noqa: ANN001, ANN201
-    from vo_service.database import owner_engine
+    from vo_service.core.database import owner_engine
 
     return owner_engine(database)
 

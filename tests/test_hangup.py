@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 
-from vo_service.hangup import HangupWatcher
+from vo_service.core.hangup import HangupWatcher
 
 
 def _pair() -> tuple[socket.socket, socket.socket]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from vo_service.config import load_settings
+from vo_service.core.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 PZVO = Path(sys.executable).parent / "pzvo"
@@ -53,7 +53,7 @@ def test_pgsphere_patch_removes_only_the_smoc_clauses_and_is_idempotent(tmp_path
 
 
 def test_pg_sphere_is_installed_in_the_database(database) -> None:  # noqa: ANN001
-    from vo_service.database import owner_engine
+    from vo_service.core.database import owner_engine
 
     with owner_engine(database).connect() as conn:
         version = conn.execute(text("SELECT extversion FROM pg_extension WHERE extname = 'pg_sphere'")).scalar()
@@ -65,7 +65,7 @@ def test_pg_sphere_is_installed_in_the_database(database) -> None:  # noqa: ANN0
 def test_private_cluster_listens_on_loopback_only_as_unprivileged_user(database) -> None:  # noqa: ANN001
     if database.database_url:
         pytest.skip("external PostgreSQL")
-    from vo_service.database import owner_engine
+    from vo_service.core.database import owner_engine
 
     with owner_engine(database).connect() as conn:
         listen = conn.execute(text("SHOW listen_addresses")).scalar()
@@ -104,7 +104,7 @@ def test_toml_file_is_the_fallback_for_settings(tmp_path: Path, monkeypatch) -> 
 def test_migrations_are_idempotent_and_reader_is_read_only(database) -> None:  # noqa: ANN001
     import psycopg2
 
-    from vo_service.database import migrate
+    from vo_service.core.database import migrate
 
     migrate(database)
     conn = psycopg2.connect(database.query_url())
@@ -119,7 +119,7 @@ def test_migrations_are_idempotent_and_reader_is_read_only(database) -> None:  #
 
 
 def test_tap_schema_describes_itself_with_all_standard_columns(database) -> None:  # noqa: ANN001
-    from vo_service.database import owner_engine
+    from vo_service.core.database import owner_engine
 
     with owner_engine(database).connect() as conn:
         cols = {r[0] for r in conn.execute(text(

@@ -345,7 +345,7 @@ def test_delimited_schema_names_are_case_sensitive(tap_url: str) -> None:
 def _job_rows(database) -> int:  # noqa: ANN001
     from sqlalchemy import text
 
-    from vo_service.database import owner_engine
+    from vo_service.core.database import owner_engine
 
     with owner_engine(database).connect() as conn:
         return conn.execute(text("SELECT count(*) FROM uws.jobs")).scalar_one()

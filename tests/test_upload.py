@@ -89,7 +89,7 @@ def test_two_uploads_in_one_request(tap_url: str) -> None:
 
 
 def test_upload_tables_are_dropped_after_the_query(tap_url: str, database) -> None:  # noqa: ANN001
-    from vo_service.database import owner_engine
+    from vo_service.core.database import owner_engine
 
     body = votable_bytes({"k": ("int", np.arange(3, dtype=np.int32))}, 3)
     read(post(tap_url, "SELECT * FROM TAP_UPLOAD.gone", {"gone": body}))

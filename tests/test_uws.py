@@ -52,7 +52,7 @@ def worker(database, app) -> Iterator[object]:  # noqa: ANN001
 @pytest.fixture(scope="module")
 def users(database) -> dict[str, dict[str, str]]:  # noqa: ANN001
     from vo_service.auth import AuthService
-    from vo_service.database import owner_engine
+    from vo_service.core.database import owner_engine
 
     auth = AuthService(engine=owner_engine(database))
     suffix = uuid.uuid4().hex[:6]
@@ -262,7 +262,7 @@ def test_delete_cancels_an_executing_query(tap_url: str, worker, database) -> No
 def _reader_query_gone(database, marker: str, timeout: float) -> bool:  # noqa: ANN001
     from sqlalchemy import text
 
-    from vo_service.database import owner_engine
+    from vo_service.core.database import owner_engine
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -19,7 +19,7 @@ from lxml import etree
 from sqlalchemy import text
 
 from tests._waiting import wait_until
-from vo_service.database import owner_engine
+from vo_service.core.database import owner_engine
 from vo_service.uws import ExecutionPhase, JobStore, UwsService, Worker, build_worker
 from vo_service.uws._service import job_dir
 
@@ -406,7 +406,7 @@ def test_reaper_and_reads_survive_rows_older_versions_wrote(tap_url, database, s
 def test_migration_0008_repairs_out_of_range_destructions(database) -> None:  # noqa: ANN001
     from alembic import command
 
-    from vo_service.database import alembic_config
+    from vo_service.core.database import alembic_config
 
     def alembic(action: str, revision: str) -> None:
         cfg = alembic_config(database)

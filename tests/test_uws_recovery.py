@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from tests._waiting import wait_until
 from vo_service.auth import User
-from vo_service.database import owner_engine
+from vo_service.core.database import owner_engine
 from vo_service.uws import ExecutionPhase, Job, JobStore, UwsService, build_worker
 
 #: A few seconds of work, so a worker can be killed in the middle of it.

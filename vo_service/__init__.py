@@ -1,11 +1,10 @@
-"""pzvo: photometric-redshift products for Rubin/LSST users, served through IVOA protocols."""
+"""pzvo: photometric-redshift products for Rubin/LSST users, served through IVOA protocols.
+
+The Flask application is built by :func:`vo_service.app.create_app` from the services of
+:mod:`vo_service.services`; docs/architecture.md describes the packages and their layers.
+"""
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from vo_service.core import __version__
 
-
-def create_app(settings=None):  # noqa: ANN001, ANN201 - re-exported factory
-    """Build the Flask application (see :func:`vo_service.app.create_app`)."""
-    from vo_service.app import create_app as _create_app
-
-    return _create_app(settings)
+__all__ = ["__version__"]

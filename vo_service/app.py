@@ -16,11 +16,11 @@ from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import BadRequest, HTTPException, MethodNotAllowed, RequestEntityTooLarge
 from werkzeug.wsgi import LimitedStream
 
-from vo_service import __version__
+from vo_service.core import __version__
 from vo_service.auth import AuthService
-from vo_service.config import Settings, load_settings
-from vo_service.database import owner_engine
-from vo_service.logs import configure_logging
+from vo_service.core.settings import Settings, load_settings
+from vo_service.core.database import owner_engine
+from vo_service.core.logs import configure_logging
 from vo_service.products import ProductRegistry
 from vo_service.products.api import ProblemApi, problem
 from vo_service.products.api import blp as products_api
@@ -29,7 +29,7 @@ from vo_service.provenance._handlers import provenance
 from vo_service.tap import tap
 from vo_service.tap._handlers import dali_http_error
 from vo_service.tap._service import TapService
-from vo_service.tap._storage import ConnectionPool
+from vo_service.core.pool import ConnectionPool
 from vo_service.uws import JobStore, UwsService
 from vo_service.uws._handlers import uws
 from vo_service.vosi import vosi

@@ -7,8 +7,8 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from vo_service.config import Settings, load_settings
-from vo_service.logs import configure_logging
+from vo_service.core.settings import Settings, load_settings
+from vo_service.core.logs import configure_logging
 
 
 def _cluster(settings: Settings):  # noqa: ANN202
@@ -35,7 +35,7 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
         print(cluster.status())
         return 0 if cluster.is_running() else 3
     elif args.action == "migrate":
-        from vo_service.database import migrate
+        from vo_service.core.database import migrate
 
         if settings.uses_private_cluster:
             cluster.start()
@@ -46,7 +46,7 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.demo import load_demo
-    from vo_service.database import owner_engine
+    from vo_service.core.database import owner_engine
 
     counts = load_demo(owner_engine(settings), force=args.force,
                        storage_dir=settings.products_dir)
@@ -57,7 +57,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_bench_load(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.bench import load_bench_table
-    from vo_service.database import owner_engine
+    from vo_service.core.database import owner_engine
 
     seconds = load_bench_table(owner_engine(settings), args.rows, settings.var_dir / "bench",
                                force=args.force)
@@ -86,7 +86,7 @@ def _days(value: str) -> timedelta:
 def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
     from vo_service.auth import (AuthService, UnknownTokenError, UnknownUserError, UserExistsError,
                                  UserOwnsProductsError)
-    from vo_service.database import owner_engine
+    from vo_service.core.database import owner_engine
 
     service = AuthService(engine=owner_engine(settings))
     try:
@@ -137,7 +137,7 @@ def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _registry(settings: Settings):  # noqa: ANN202
-    from vo_service.database import owner_engine
+    from vo_service.core.database import owner_engine
     from vo_service.products import ProductRegistry
 
     return ProductRegistry(engine=owner_engine(settings), storage_dir=settings.products_dir)
@@ -149,7 +149,7 @@ def _operator(settings: Settings, name: str | None):  # noqa: ANN202
     Raises UnknownUserError for a name that is no user: naming one never creates it.
     """
     from vo_service.auth import AuthService
-    from vo_service.database import owner_engine
+    from vo_service.core.database import owner_engine
 
     return AuthService(engine=owner_engine(settings)).operator(name or os.environ.get("PZVO_USER"))
 

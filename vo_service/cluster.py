@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg2
 from psycopg2 import sql
 
-from vo_service.config import Settings, _secret
+from vo_service.core.settings import Settings, _secret
 
 PG_VERSION = "15"
 SERVICE_USER = "postgres"

@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from vo_service.config import PROJECT_ROOT, Settings
+from vo_service.core.settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger("vo_service.serving")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.catalog import write_demo_catalog
-from vo_service.config import PROJECT_ROOT
+from vo_service.core.settings import PROJECT_ROOT
 
 SOURCE = PROJECT_ROOT.parent / "shared" / "data" / "buzzard_ugrizy_80k.parquet"
 

@@ -126,7 +126,7 @@ def test_hats_run_publishes_every_object_once(hats_objects: Path, demo_inputs: d
     from pipeline.config import parse_config
     from pipeline.run import run_pipeline
     from tests.pipeline.test_run import drop_published
-    from vo_service.database import owner_engine
+    from vo_service.core.database import owner_engine
 
     cfg = parse_config({"release": "hats-pub", "objects": str(hats_objects), "training": str(demo_inputs["training"]),
                         "output": str(tmp_path / "out"), "table": {"schema": "pz", "name": "photoz_hats_test"},

@@ -17,7 +17,7 @@ from pipeline.estimators import DEFAULT_ESTIMATOR
 from pipeline.pdf import LEVELS
 from pipeline.photometry import njy_to_mag
 from pipeline.run import PartitionError, run_pipeline
-from vo_service.database import owner_engine
+from vo_service.core.database import owner_engine
 
 VENV_BIN = Path(sys.executable).parent
 

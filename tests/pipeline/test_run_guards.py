@@ -17,7 +17,7 @@ import yaml
 from pipeline.config import ConfigError, parse_config
 from pipeline.publish import publish_run
 from pipeline.run import FINGERPRINT_KEY, OutputBusyError, output_lock, run_pipeline
-from vo_service.database import owner_engine
+from vo_service.core.database import owner_engine
 
 VENV_BIN = Path(sys.executable).parent
 TOY = {"estimator": {"name": "toy"}, "dask": {"workers": 1, "processes": False}}

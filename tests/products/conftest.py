@@ -16,7 +16,7 @@ SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "buzzard_ugri
 @pytest.fixture(scope="session")
 def auth(database):  # noqa: ANN001, ANN201
     from vo_service.auth import AuthService
-    from vo_service.database import owner_engine
+    from vo_service.core.database import owner_engine
 
     return AuthService(engine=owner_engine(database))
 

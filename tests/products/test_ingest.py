@@ -24,7 +24,7 @@ PZVO = Path(sys.executable).parent / "pzvo"
 @pytest.fixture
 def registry(database):  # noqa: ANN001, ANN201
     """The registry as the live service sees it (same storage), so downloads keep working."""
-    from vo_service.database import owner_engine
+    from vo_service.core.database import owner_engine
 
     return ProductRegistry(engine=owner_engine(database), storage_dir=database.products_dir)
 
@@ -93,7 +93,7 @@ def _count_traces(registry, name: str) -> dict[str, int]:  # noqa: ANN001
 
 @pytest.mark.parametrize("step", ["product-row", "table", "columns", "files", "provenance", "commit"])
 def test_a_failure_at_any_step_leaves_no_trace(database, tmp_path, owner, specz_parquet, step) -> None:  # noqa: ANN001
-    from vo_service.database import owner_engine
+    from vo_service.core.database import owner_engine
 
     def fail_at(name: str) -> None:
         if name == step:
@@ -204,7 +204,7 @@ def test_migration_0007_backfills_file_product_entities(registry, owner, tmp_pat
     by its registration and derived from its file; running it again changes nothing."""
     import importlib.util
 
-    from vo_service.config import PROJECT_ROOT
+    from vo_service.core.settings import PROJECT_ROOT
 
     spec = importlib.util.spec_from_file_location(
         "m0007", PROJECT_ROOT / "migrations" / "versions" / "0007_file_product_entities.py")

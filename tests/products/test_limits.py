@@ -44,7 +44,7 @@ def limited_api(database, **settings: object) -> Iterator[str]:  # noqa: ANN001
 
 def traces(database, name: str) -> dict[str, int]:  # noqa: ANN001
     """What exists of a product anywhere: rows, tables, TAP_SCHEMA, provenance, its folder."""
-    from vo_service.database import owner_engine
+    from vo_service.core.database import owner_engine
 
     with owner_engine(database).connect() as conn:
         counts = {
@@ -76,7 +76,7 @@ def refused(resp: requests.Response, status: int, limit: str) -> dict:
 
 
 def stored_bytes(database, owner: str) -> int:  # noqa: ANN001
-    from vo_service.database import owner_engine
+    from vo_service.core.database import owner_engine
     from vo_service.products._storage import stored_bytes as measure
 
     with owner_engine(database).connect() as conn:
@@ -242,7 +242,7 @@ def test_the_real_table_size_is_checked_before_the_commit(database, api, user, s
     """Indexes are not in the estimate: a limit just over the rows' own pages passes the
     estimate and the meter, and the measurement with the primary key and the position index
     catches it."""
-    from vo_service.database import owner_engine
+    from vo_service.core.database import owner_engine
 
     first = unique_name("real")
     assert upload(api, user[1], specz_parquet, name=first, columns=SPECZ_COLUMNS).status_code == 201

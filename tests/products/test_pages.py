@@ -84,7 +84,7 @@ def test_pipeline_runs_page_shows_phase_and_progress(server, database, browser, 
     from sqlalchemy import text
 
     from pipeline.run import JobRecord, Progress
-    from vo_service.database import owner_engine
+    from vo_service.core.database import owner_engine
 
     engine = owner_engine(database)
     release = unique_name("runs")

@@ -14,12 +14,12 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from tests.conftest import LiveServer
-from vo_service.config import Settings
+from vo_service.core.settings import Settings
 
 
 @pytest.fixture(scope="session")
 def owner(database: Settings) -> Engine:
-    from vo_service.database import owner_engine
+    from vo_service.core.database import owner_engine
 
     return owner_engine(database)
 

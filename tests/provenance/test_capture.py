@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from vo_service import __version__
+from vo_service.core import __version__
 from vo_service.provenance import (
     TABLE_TYPE, ActivityDescription, Entity, EntityExistsError, GraphRequest,
     InvalidIdentifierError, ParameterDescription, ProvenanceService, UnknownRecordError,

@@ -12,6 +12,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from vo_service.core.errors import UNIQUE_VIOLATION, sqlstate
+
 TOKEN_PREFIX = "pzvo_"
 # Stored in clear to name a token: "pzvo_" and 8 random characters, 48 of its 192 bits.
 SHOWN_PREFIX_LEN = len(TOKEN_PREFIX) + 8
@@ -134,6 +136,8 @@ class AuthService:
                              {"n": name, "a": admin})
                 return self._new_token(conn, name, expires_in)
         except IntegrityError as exc:
+            if sqlstate(exc) != UNIQUE_VIOLATION:
+                raise
             raise UserExistsError(f"user {name!r} exists; use `pzvo user token {name}`") from exc
 
     def issue_token(self, name: str, *, expires_in: timedelta | None = None) -> str:

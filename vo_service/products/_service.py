@@ -23,7 +23,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 
 from ingest.columns import ColumnError, ColumnSpec, column_for_role, plan_columns
 from ingest.copy import vacuum_analyze
@@ -35,6 +35,7 @@ from ingest.readers import ReadError, detect_format, open_table
 from tap_schema.loader import publish_table, unpublish_table
 from tap_schema.model import TableDescription
 from vo_service.auth import AuthService, User
+from vo_service.core.errors import UNIQUE_VIOLATION, sqlstate
 from vo_service.products._models import (PRODUCT_TYPES, Product, ProductColumn, ProductFile,
                                          ProductLimits, RegistrationRequest)
 from vo_service.products._storage import lock_owner_quota, relation_bytes, stored_bytes
@@ -453,11 +454,11 @@ class ProductRegistry:
                                        exc.problems)
         if isinstance(exc, ReadError):
             return InvalidProductError(str(exc))
-        if isinstance(exc, IntegrityError) and "_pkey" in str(exc.orig):
+        if sqlstate(exc) == UNIQUE_VIOLATION:
             return InvalidProductError("the column with the role 'id' has duplicate values; "
                                        "an id must be unique")
         orig = exc.orig if isinstance(exc, DBAPIError) else exc
-        code = getattr(orig, "pgcode", None) or ""
+        code = sqlstate(exc) or ""
         if code[:2] in ("22", "54"):
             # Data the file holds but PostgreSQL cannot store (a NUL in text, a number out of
             # range, a row over 8 kB): the file's to fix, not a server failure.

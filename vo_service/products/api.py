@@ -19,7 +19,7 @@ from werkzeug.exceptions import HTTPException
 
 from vo_service.auth import AuthError, AuthService
 from vo_service.auth.web import current_reader, current_user
-from vo_service.hangup import QueryGuard
+from vo_service.core.hangup import QueryGuard
 from vo_service.products._download import NeutralisedBatches
 from vo_service.products._models import PRODUCT_TYPES, ProductLimits, RegistrationRequest
 from vo_service.products._runs import RunNotFoundError, get_run, list_runs

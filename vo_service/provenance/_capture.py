@@ -39,7 +39,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import Connection, Engine
 
-from vo_service import __version__
+from vo_service.core import __version__
 from vo_service.provenance import _storage as storage
 from vo_service.provenance._exceptions import EntityExistsError, UnknownRecordError
 from vo_service.provenance._models import (

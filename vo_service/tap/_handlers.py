@@ -12,10 +12,10 @@ from typing import BinaryIO
 from flask import Blueprint, Response, current_app, g, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from vo_service import __version__
+from vo_service.core import __version__
 from vo_service.auth import AuthError
 from vo_service.auth.web import current_reader
-from vo_service.hangup import QueryGuard
+from vo_service.core.hangup import QueryGuard
 from vo_service.tap._exceptions import TapError
 from vo_service.tap._params import merge_params, parse_query_params
 from vo_service.tap._service import TapService

@@ -14,7 +14,9 @@ from typing import BinaryIO
 
 import pyarrow as pa
 
-from vo_service.config import Settings
+from vo_service.core.settings import Settings
+from vo_service.core import pool as _pool
+from vo_service.core.errors import is_connection_failure, is_query_canceled, sqlstate
 from vo_service.tap import _storage
 from vo_service.tap._exceptions import (ExecutionError, QueryError, QueryTimeoutError,
                                         ServiceUnavailableError)
@@ -47,7 +49,7 @@ class TapService:
     table it does not know, so a table published by ingest is queryable immediately.
     """
 
-    def __init__(self, *, settings: Settings, pool: _storage.ConnectionPool,
+    def __init__(self, *, settings: Settings, pool: _pool.ConnectionPool,
                  upload_store: UploadStore | None = None) -> None:
         self.settings = settings
         self.pool = pool
@@ -78,7 +80,7 @@ class TapService:
                 try:
                     with self.pool.connection() as conn:
                         self._catalog = _storage.load_catalog(conn)
-                except _storage.DatabaseError as exc:
+                except _pool.DatabaseError as exc:
                     raise ServiceUnavailableError(f"The database is not reachable: {exc}") from exc
                 self._catalog_at = time.monotonic()
             return self._catalog
@@ -123,7 +125,7 @@ class TapService:
         if uploads:
             try:
                 upload_tables = tuple(self.upload_store.load(uploads))
-            except _storage.DatabaseError as exc:
+            except _pool.DatabaseError as exc:
                 raise _database_error(exc) from exc
         status = ResultStatus()
         pool_cm = self.pool.connection(statement_timeout_ms)
@@ -136,7 +138,7 @@ class TapService:
                 conn = pool_cm.__enter__()
                 if on_connection is not None:
                     on_connection(conn)
-                reader = _storage.execute(conn, translated.sql)
+                reader = _pool.execute(conn, translated.sql)
                 first = reader.next_batch()
             except BaseException as exc:
                 pool_cm.__exit__(type(exc), exc, exc.__traceback__)
@@ -222,14 +224,15 @@ def _position_message(exc: AdqlError) -> str:
 
 def _database_error(exc: BaseException) -> Exception:
     """Turn a driver error into a domain error with a message a person can act on."""
-    if not isinstance(exc, (_storage.DatabaseError, pa.ArrowException, OSError)):
+    if not isinstance(exc, (_pool.DatabaseError, pa.ArrowException, OSError)):
         return exc  # type: ignore[return-value]
     text = str(exc)
     detail = text.split("ERROR:", 1)[-1].strip().split("\n")[0] if "ERROR:" in text else text
-    if "statement timeout" in text or "canceling statement" in text:
+    if is_query_canceled(exc):
         return QueryTimeoutError("The query ran longer than the time limit and was cancelled. "
                                  "Narrow it (a cone, a TOP, an indexed column) or use async TAP.")
-    if "could not connect" in text or "connection" in text.lower() and "refused" in text:
+    if is_connection_failure(exc) or isinstance(exc, _pool.DatabaseError) and sqlstate(exc) is None \
+            and "could not connect" in text:
         return ServiceUnavailableError(f"The database is not reachable: {detail}")
     return ExecutionError(f"The database could not run the query: {detail}")
 

@@ -189,17 +189,6 @@ def collect_uploads(specs: Sequence[UploadSpec], files: Mapping[str, BinaryIO],
     return found
 
 
-def _reserved(name: str) -> bool:
-    from vo_service.tap.adql._features import RESERVED_WORDS  # local: avoid an import cycle
-
-    return name.upper() in RESERVED_WORDS
-
-
-def _adql_column_name(name: str) -> str:
-    """The column's name in the catalogue: delimited when it is not a regular identifier."""
-    if _REGULAR.match(name) and not _reserved(name):
-        return name
-    return '"' + name.replace('"', '""') + '"'
 
 
 def read_votable(name: str, data: bytes, limits: UploadLimits) -> UploadTable:
@@ -252,7 +241,7 @@ def read_votable(name: str, data: bytes, limits: UploadLimits) -> UploadTable:
         arrow_type, pg_type = _TYPES[datatype]
         arrays.append(_column_array(table.array[table.array.dtype.names[index]], arrow_type))
         columns.append(ColumnMeta(
-            name=_adql_column_name(col_name), datatype=datatype,
+            name=adql_name(col_name), datatype=datatype,
             arraysize=None if arraysize == "1" else arraysize, xtype=fld.xtype, unit=str(fld.unit) if fld.unit else None,
             ucd=fld.ucd, utype=fld.utype,
             description=str(fld.description) if fld.description else None,
@@ -296,7 +285,7 @@ class UploadStore:
     """
 
     def __init__(self, owner_url: str) -> None:
-        from vo_service.tap._storage import ConnectionPool
+        from vo_service.core.pool import ConnectionPool
 
         self._pool = ConnectionPool(owner_url, size=2)
 

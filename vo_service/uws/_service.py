@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from vo_service.auth import User
-from vo_service.config import Settings
+from vo_service.core.settings import Settings
 from vo_service.tap._uploads import (UploadLimits, collect_uploads, parse_upload_param,
                                      read_votable)
 from vo_service.uws._exceptions import (InvalidPhaseError, JobNotFoundError, ParameterError,

@@ -30,8 +30,8 @@ import threading
 import time
 from pathlib import Path
 
-from vo_service import __version__
-from vo_service.config import Settings
+from vo_service.core import __version__
+from vo_service.core.settings import Settings
 from vo_service.tap._exceptions import QueryTimeoutError, TapError
 from vo_service.tap._params import parse_query_params
 from vo_service.tap._service import TapService
@@ -361,8 +361,8 @@ class Worker:
 def build_worker(settings: Settings, *, threads: int | None = None,
                  name: str | None = None) -> Worker:
     """A worker with its own read-only pool and owner engine (one per process)."""
-    from vo_service.database import owner_engine
-    from vo_service.tap._storage import ConnectionPool
+    from vo_service.core.database import owner_engine
+    from vo_service.core.pool import ConnectionPool
 
     threads = threads if threads is not None else settings.uws_worker_threads
     pool = ConnectionPool(settings.query_url(), size=max(1, threads),

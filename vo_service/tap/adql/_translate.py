@@ -30,8 +30,9 @@ from vo_service.tap.adql._dialect import SphereContainedBy, SphereDistance, Sphe
 from vo_service.tap.adql._errors import AdqlError, AdqlSemanticError, AdqlSyntaxError
 from vo_service.tap.adql._features import (
     FEATURE_BITWISE, FEATURE_CONDITIONAL, FEATURE_CTE, FEATURE_OFFSET, FEATURE_SETS,
-    FEATURE_STRING, FEATURE_TYPE, FEATURE_UNIT, FUNCTIONS, PG_RESERVED, RESERVED_WORDS,
+    FEATURE_STRING, FEATURE_TYPE, FEATURE_UNIT, FUNCTIONS,
 )
+from vo_service.core.identifiers import RESERVED_WORDS, needs_quotes_in_pg, unquote_delimited
 from vo_service.tap.catalog import Catalog, ColumnMeta, TableMeta
 from vo_service.tap.results import OutputColumn
 
@@ -120,19 +121,17 @@ def _column_type(col: ColumnMeta) -> _T:
 # Names
 
 _REGULAR = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
-_PG_PLAIN = re.compile(r"[a-z_][a-z0-9_]*\Z")
 
 
 def _ident(name: str) -> exp.Identifier:
     """A PostgreSQL identifier for an exact name, quoted only when PostgreSQL needs it."""
-    return exp.Identifier(this=name, quoted=not _PG_PLAIN.match(name) or name in PG_RESERVED)
+    return exp.Identifier(this=name, quoted=needs_quotes_in_pg(name))
 
 
 def _catalog_name(name: str) -> tuple[str, bool]:
     """(name, delimited) of a catalogue name, which TAP_SCHEMA may list as ``"plAin"``."""
-    if len(name) > 1 and name[0] == '"' and name[-1] == '"':
-        return name[1:-1].replace('""', '"'), True
-    return name, not _REGULAR.match(name)
+    bare, delimited = unquote_delimited(name)
+    return bare, delimited or not _REGULAR.match(name)
 
 
 def _pg_name(name: str) -> str:

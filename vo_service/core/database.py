@@ -9,10 +9,13 @@ from alembic.config import Config
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.engine import Engine
 
-from tap_schema.loader import READER_ROLE
-from vo_service.config import Settings
+from vo_service.core.identifiers import quote_ident
+from vo_service.core.settings import Settings
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+#: The role user queries run as (read-only, published schemas only); created by the migrations.
+READER_ROLE = "pzvo_reader"
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
 
 @lru_cache(maxsize=8)
@@ -66,8 +69,6 @@ def ensure_reader_login(settings: Settings) -> None:
 
 def grant_published_schema(conn, schema: str) -> None:  # noqa: ANN001 - SQLAlchemy Connection
     """Make a schema readable by user queries (its present and future tables)."""
-    from tap_schema.loader import quote_ident
-
     q = quote_ident(schema)
     conn.execute(text(f"GRANT USAGE ON SCHEMA {q} TO {READER_ROLE}"))
     conn.execute(text(f"GRANT SELECT ON ALL TABLES IN SCHEMA {q} TO {READER_ROLE}"))

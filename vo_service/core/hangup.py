@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
-log = logging.getLogger("vo_service.hangup")
+log = logging.getLogger("vo_service.core.hangup")
 
 #: Peer closed (FIN), connection reset or failed.
 _HANGUP = select.POLLRDHUP | select.POLLHUP | select.POLLERR
