@@ -16,13 +16,14 @@ import numpy as np
 import pyarrow as pa
 
 from vo_service.tap.formats import OUTPUT_FORMATS
-from vo_service.tap.results import ResultField, ResultStatus
+from vo_service.core.columns import Column
+from vo_service.tap.results import ResultStatus
 
 FIELDS = [
-    ResultField("object_id", "long", ucd="meta.id;meta.main"),
-    ResultField("ra", "double", unit="deg", ucd="pos.eq.ra;meta.main"),
-    ResultField("dec", "double", unit="deg", ucd="pos.eq.dec;meta.main"),
-    ResultField("z_phot", "float", ucd="src.redshift.phot"),
+    Column("object_id", "long", ucd="meta.id;meta.main"),
+    Column("ra", "double", unit="deg", ucd="pos.eq.ra;meta.main"),
+    Column("dec", "double", unit="deg", ucd="pos.eq.dec;meta.main"),
+    Column("z_phot", "float", ucd="src.redshift.phot"),
 ]
 
 

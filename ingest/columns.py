@@ -8,11 +8,11 @@ the PZ tools (``ra``, ``redshift``, ``mag_i`` ...) and implies its IVOA UCD, so 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
-
-import pyarrow as pa
+from collections.abc import Iterable
+from dataclasses import replace
 
 from ingest.readers import SourceColumn
+from vo_service.core.columns import NUMERIC_DATATYPES, Column, storable_datatype
 from vo_service.core.identifiers import is_reserved
 
 BANDS = ("u", "g", "r", "i", "z", "y")
@@ -38,23 +38,11 @@ for _b in BANDS:
     ROLES[f"flux_{_b}"] = (f"phot.flux;{_BAND_UCD[_b]}", "nJy")
     ROLES[f"fluxerr_{_b}"] = (f"stat.error;phot.flux;{_BAND_UCD[_b]}", "nJy")
 
-#: Arrow type -> (PostgreSQL type, VOTable datatype, Arrow type pgpq encodes as that PG type).
-_TYPES: list[tuple[object, str, str, pa.DataType]] = [
-    (pa.types.is_boolean, "boolean", "boolean", pa.bool_()),
-    (lambda t: t in (pa.int8(), pa.uint8(), pa.int16()), "smallint", "short", pa.int16()),
-    (lambda t: t in (pa.uint16(), pa.int32()), "integer", "int", pa.int32()),
-    (lambda t: t in (pa.uint32(), pa.int64()), "bigint", "long", pa.int64()),
-    (lambda t: t in (pa.float16(), pa.float32()), "real", "float", pa.float32()),
-    (lambda t: t == pa.float64(), "double precision", "double", pa.float64()),
-    (lambda t: pa.types.is_string(t) or pa.types.is_large_string(t), "text", "char", pa.string()),
-]
-
 _IDENT = re.compile(r"[^a-z0-9_]+")
 #: What column metadata may say.
 METADATA_KEYS = ("name", "role", "unit", "ucd", "description")
 #: Roles whose column may hold something other than numbers.
 NON_NUMERIC_ROLES = frozenset({"id", "survey", "quality_flag"})
-NUMERIC_DATATYPES = frozenset({"short", "int", "long", "float", "double"})
 
 
 class ColumnError(ValueError):
@@ -65,34 +53,10 @@ class ColumnError(ValueError):
         self.problems = problems
 
 
-@dataclass(frozen=True)
-class ColumnSpec:
-    name: str
-    original_name: str
-    arrow_type: pa.DataType
-    pg_type: str
-    datatype: str
-    unit: str | None = None
-    ucd: str | None = None
-    description: str | None = None
-    role: str | None = None
-
-    @property
-    def arraysize(self) -> str | None:
-        return "*" if self.datatype == "char" else None
-
-
-_ARROW_FOR_DATATYPE = {"boolean": pa.bool_(), "unsignedByte": pa.int16(), "short": pa.int16(),
-                       "int": pa.int32(), "long": pa.int64(), "float": pa.float32(),
-                       "double": pa.float64(), "char": pa.string(), "unicodeChar": pa.string()}
-
-
-def specs_for_description(columns) -> list[ColumnSpec]:  # noqa: ANN001 - tap_schema ColumnDescriptions
-    """Column plans for a table described in ``tap_schema/`` YAML, to load it with copy_arrow."""
-    return [ColumnSpec(name=c.db_name, original_name=c.db_name,
-                       arrow_type=_ARROW_FOR_DATATYPE[c.datatype], pg_type=c.sql_type,
-                       datatype=c.datatype, unit=c.unit, ucd=c.ucd, description=c.description)
-            for c in columns]
+def specs_for_description(columns: Iterable[Column]) -> list[Column]:
+    """The columns of a table described in ``tap_schema/`` YAML, named as stored (to load it
+    with :func:`ingest.load.copy_arrow`)."""
+    return [c.with_(name=c.sql_name, original_name=c.sql_name) for c in columns]
 
 
 def normalize_name(original: str) -> str:
@@ -103,14 +67,7 @@ def normalize_name(original: str) -> str:
     return f"c_{name}" if name[0].isdigit() else name
 
 
-def _sql_types(t: pa.DataType) -> tuple[str, str, pa.DataType] | None:
-    for test, pg, vot, target in _TYPES:
-        if test(t):
-            return pg, vot, target
-    return None
-
-
-def plan_columns(columns: list[SourceColumn], overrides: dict[str, dict] | None = None) -> list[ColumnSpec]:
+def plan_columns(columns: list[SourceColumn], overrides: dict[str, dict] | None = None) -> list[Column]:
     """Decide each column's published name, type and metadata; report every problem at once.
 
     ``overrides`` maps a file column name (or its normalized name) to any of ``name``,
@@ -119,7 +76,7 @@ def plan_columns(columns: list[SourceColumn], overrides: dict[str, dict] | None 
     """
     overrides = {k: v for k, v in (overrides or {}).items()}
     problems: list[str] = []
-    specs: list[ColumnSpec] = []
+    specs: list[Column] = []
     seen: dict[str, str] = {}
     known = {c.name for c in columns} | {normalize_name(c.name) for c in columns}
     for key in overrides:
@@ -144,8 +101,8 @@ def plan_columns(columns: list[SourceColumn], overrides: dict[str, dict] | None 
             problems.append(f"columns {seen[name]!r} and {col.name!r} both become {name!r}; "
                             "rename one in the column metadata")
         seen[name] = col.name
-        types = _sql_types(col.type)
-        if types is None:
+        datatype = storable_datatype(col.type)
+        if datatype is None:
             problems.append(f"column {col.name!r} has type {col.type}, which cannot be published "
                             "(numbers, booleans and strings can)")
             continue
@@ -153,13 +110,13 @@ def plan_columns(columns: list[SourceColumn], overrides: dict[str, dict] | None 
         if role is not None and role not in ROLES:
             problems.append(f"column {col.name!r}: unknown role {role!r} (known: {', '.join(sorted(ROLES))})")
             role = None
-        if role is not None and role not in NON_NUMERIC_ROLES and types[1] not in NUMERIC_DATATYPES:
-            problems.append(f"column {col.name!r} has the role {role!r} but holds {types[1]} values; "
+        if role is not None and role not in NON_NUMERIC_ROLES and datatype not in NUMERIC_DATATYPES:
+            problems.append(f"column {col.name!r} has the role {role!r} but holds {datatype} values; "
                             "it must hold numbers")
         role_ucd, role_unit = ROLES.get(role, (None, None)) if role else (None, None)
-        specs.append(ColumnSpec(
-            name=name, original_name=col.name, arrow_type=types[2], pg_type=types[0],
-            datatype=types[1], unit=meta.get("unit") or col.unit or role_unit,
+        specs.append(Column(
+            name=name, original_name=col.name, datatype=datatype,
+            arraysize="*" if datatype == "char" else None, unit=meta.get("unit") or col.unit or role_unit,
             ucd=meta.get("ucd") or role_ucd or col.ucd, description=meta.get("description") or col.description,
             role=role))
     roles = [s.role for s in specs if s.role]
@@ -170,11 +127,11 @@ def plan_columns(columns: list[SourceColumn], overrides: dict[str, dict] | None 
     return specs
 
 
-def with_roles(specs: list[ColumnSpec], roles: dict[str, str]) -> list[ColumnSpec]:
+def with_roles(specs: list[Column], roles: dict[str, str]) -> list[Column]:
     """Assign roles to already planned columns (by published name)."""
     return [replace(s, role=roles.get(s.name, s.role),
                     ucd=ROLES[roles[s.name]][0] if s.name in roles else s.ucd) for s in specs]
 
 
-def column_for_role(specs: list[ColumnSpec], role: str) -> ColumnSpec | None:
+def column_for_role(specs: list[Column], role: str) -> Column | None:
     return next((s for s in specs if s.role == role), None)

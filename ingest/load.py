@@ -24,10 +24,17 @@ import pyarrow as pa
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from ingest.columns import ColumnSpec, column_for_role
+from ingest.columns import column_for_role
 from ingest.limits import Limit, check
-from tap_schema.loader import create_indexes_sql, create_table_sql, publish_table, qualified
-from tap_schema.model import ColumnDescription, TableDescription
+from tap_schema import TableDescription
+from tap_schema.loader import (
+    create_indexes_sql,
+    create_table_sql,
+    publish_table,
+    qualified,
+)
+from vo_service.core.columns import PG_VALUE_BYTES, Column
+from vo_service.core.identifiers import quote_ident
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +43,6 @@ COPY_CHUNK = 1 << 20
 #: (23 bytes, aligned to 24) and a 4-byte line pointer besides its values.
 PAGE_BYTES, PAGE_HEADER = 8192, 24
 TUPLE_OVERHEAD = 24 + 4
-#: Bytes of a value of each PostgreSQL type; text costs a 1-byte header and its bytes.
-VALUE_BYTES = {"boolean": 1, "smallint": 2, "integer": 4, "real": 4, "bigint": 8,
-               "double precision": 8, "text": 1}
 
 
 @dataclass(frozen=True)
@@ -63,15 +67,15 @@ def estimate_table_bytes(rows: int, value_bytes: int = 0) -> int:
     return math.ceil(data * PAGE_BYTES / (PAGE_BYTES - PAGE_HEADER))
 
 
-def value_bytes(columns: Sequence[ColumnSpec], rows: int) -> int:
+def value_bytes(columns: Sequence[Column], rows: int) -> int:
     """Bytes of ``rows`` rows of ``columns`` none of which is NULL (text: its header only)."""
-    return rows * sum(VALUE_BYTES.get(c.pg_type, 8) for c in columns)
+    return rows * sum(PG_VALUE_BYTES.get(c.sql_type, 8) for c in columns)
 
 
 class _Meter:
     """Counts rows and the estimated table bytes of the batches that pass, against LoadLimits."""
 
-    def __init__(self, columns: Sequence[ColumnSpec], limits: LoadLimits) -> None:
+    def __init__(self, columns: Sequence[Column], limits: LoadLimits) -> None:
         self.columns = columns
         self.limits = limits
         self.rows = 0
@@ -85,8 +89,8 @@ class _Meter:
         if not self.limits.table_bytes:
             return
         for spec, column in zip(self.columns, batch.columns, strict=True):
-            self.values += (len(column) - column.null_count) * VALUE_BYTES.get(spec.pg_type, 8)
-            if spec.pg_type == "text":
+            self.values += (len(column) - column.null_count) * PG_VALUE_BYTES.get(spec.sql_type, 8)
+            if spec.sql_type == "text":
                 self.values += pc.sum(pc.binary_length(column)).as_py() or 0
         estimate = estimate_table_bytes(self.rows, self.values)
         for limit in self.limits.table_bytes:
@@ -140,7 +144,7 @@ def binary_copy_chunks(batches: Iterable[pa.RecordBatch], schema: pa.Schema,
     yield encoder.finish()
 
 
-def copy_arrow(conn: Connection, table: str, columns: list[ColumnSpec],
+def copy_arrow(conn: Connection, table: str, columns: list[Column],
                batches: Iterable[pa.RecordBatch], progress: Callable[[int], None] | None = None,
                limits: LoadLimits | None = None) -> int:
     """Stream batches into ``table`` (qualified, quoted) with binary COPY; return the rows.
@@ -148,12 +152,12 @@ def copy_arrow(conn: Connection, table: str, columns: list[ColumnSpec],
     Raises :class:`~ingest.errors.LimitExceeded` when ``limits`` are passed (the COPY is then
     aborted, and the caller's transaction must roll back).
     """
-    schema = pa.schema([pa.field(c.name, c.arrow_type) for c in columns])
+    schema = pa.schema([pa.field(c.sql_name, c.pg_arrow_type) for c in columns])
     counter = [0]
-    renamed = (b.rename_columns([c.name for c in columns]) for b in batches)
+    renamed = (b.rename_columns([c.sql_name for c in columns]) for b in batches)
     meter = _Meter(columns, limits) if limits is not None else None
     stream = _CopyStream(binary_copy_chunks(renamed, schema, counter, progress, meter))
-    cols = ", ".join(f'"{c.name}"' for c in columns)
+    cols = ", ".join(quote_ident(c.sql_name) for c in columns)
     with conn.connection.dbapi_connection.cursor() as cur:
         try:
             cur.copy_expert(f"COPY {table} ({cols}) FROM STDIN WITH (FORMAT binary)", stream, size=COPY_CHUNK)
@@ -164,22 +168,20 @@ def copy_arrow(conn: Connection, table: str, columns: list[ColumnSpec],
     return counter[0]
 
 
-def table_description(schema: str, name: str, description: str, columns: list[ColumnSpec],
+def table_description(schema: str, name: str, description: str, columns: list[Column],
                       primary_key: str | None = None) -> TableDescription:
     """The TAP_SCHEMA description of a product table, from its planned columns."""
     ra, dec = column_for_role(columns, "ra"), column_for_role(columns, "dec")
     return TableDescription(
         schema=schema, name=name, description=description,
-        columns=tuple(ColumnDescription(
-            name=c.name, datatype=c.datatype, arraysize=c.arraysize, unit=c.unit, ucd=c.ucd,
-            description=c.description, principal=c.role is not None,
-            indexed=c.name == primary_key or c.role in ("ra", "dec"),
-            nullable=c.name != primary_key, pg_type=c.pg_type) for c in columns),
+        columns=tuple(c.with_(
+            principal=c.role is not None, indexed=c.name == primary_key or c.role in ("ra", "dec"),
+            nullable=c.name != primary_key) for c in columns),
         primary_key=(primary_key,) if primary_key else (),
         position_columns=(ra.name, dec.name) if ra and dec else None)
 
 
-def publish_arrow_table(conn: Connection, desc: TableDescription, columns: list[ColumnSpec],
+def publish_arrow_table(conn: Connection, desc: TableDescription, columns: list[Column],
                         batches: Iterable[pa.RecordBatch],
                         progress: Callable[[int], None] | None = None,
                         limits: LoadLimits | None = None) -> int:
@@ -193,12 +195,12 @@ def publish_arrow_table(conn: Connection, desc: TableDescription, columns: list[
     create_schema, create_table = stmts[0], stmts[1]
     if desc.primary_key:
         create_table = create_table.replace(
-            ",\n  PRIMARY KEY (" + ", ".join(f'"{c}"' for c in desc.primary_key) + ")", "")
+            ",\n  PRIMARY KEY (" + ", ".join(quote_ident(c) for c in desc.primary_key) + ")", "")
     conn.execute(text(create_schema))
     conn.execute(text(create_table))
     rows = copy_arrow(conn, qualified(desc), columns, batches, progress, limits)
     if desc.primary_key:
-        keys = ", ".join(f'"{c}"' for c in desc.primary_key)
+        keys = ", ".join(quote_ident(c) for c in desc.primary_key)
         conn.execute(text(f'ALTER TABLE {qualified(desc)} ADD PRIMARY KEY ({keys})'))
     for stmt in create_indexes_sql(desc):
         conn.execute(text(stmt))

@@ -141,6 +141,18 @@ def _f64(table: pa.Table, name: str) -> np.ndarray:
 
 DEMO_SEED = 20261125
 GOLD_I_LIMIT = 25.3
+#: The demo footprint (deg): where the demo catalog's galaxies are, and those of the demo tables
+#: ``pz.photoz_demo`` and ``pz.specz_demo`` (``vo_service.demo``), drawn with the same seed.
+DEMO_FOOTPRINT = {"ra": (50.0, 70.0), "dec": (-40.0, -25.0)}
+
+
+def sky_positions(n: int, rng: np.random.Generator,
+                  footprint: dict[str, tuple[float, float]] = DEMO_FOOTPRINT) -> tuple[np.ndarray, np.ndarray]:
+    """Uniform on the sphere inside the footprint (uniform in RA and in sin Dec)."""
+    ra = rng.uniform(*footprint["ra"], n)
+    s0, s1 = np.sin(np.radians(footprint["dec"]))
+    dec = np.degrees(np.arcsin(rng.uniform(s0, s1, n)))
+    return ra, dec
 
 
 def observe_lsst(mags: dict[str, np.ndarray], seed: int, years: float = 10.0) -> dict[str, np.ndarray]:
@@ -168,8 +180,6 @@ def demo_objects(source: Path, seed: int = DEMO_SEED, copies: int = 1) -> tuple[
     ``copies`` > 1 repeats the catalogue with fresh noise and positions (new objectIds), to make
     benchmark catalogues of any size from the same galaxies.
     """
-    from ingest.demo import sky_positions  # the demo footprint, shared with pz.photoz_demo
-
     cat = pq.read_table(source)
     mags = {b: cat.column(b).to_numpy() for b in BANDS}
     ids = cat.column("galaxy_id").to_numpy().astype(np.int64)

@@ -103,13 +103,13 @@ def _run(args: argparse.Namespace, settings: Any) -> int:
         config = replace(config, workers=args.workers)
     if args.no_publish:
         config = replace(config, publish=False)
-    engine = None
-    if config.publish:
+    engine = storage_dir = None
+    if config.publish or config.training_product:  # the product registry: its database and storage
         from vo_service.core.database import owner_engine
 
-        engine = owner_engine(settings)
+        engine, storage_dir = owner_engine(settings), settings.products_dir
     logging.getLogger("distributed").setLevel(logging.WARNING)
-    result = run_pipeline(config, scheduler=args.scheduler, engine=engine,
+    result = run_pipeline(config, scheduler=args.scheduler, engine=engine, storage_dir=storage_dir,
                           progress=[ProgressBar(not args.no_progress)])
     summary = {k: v for k, v in result.to_json().items() if k not in ("partition_seconds",)}
     if result.quality:

@@ -38,10 +38,10 @@ import pyarrow.parquet as pq
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Connection, Engine
 
-from ingest.columns import ColumnSpec
 from ingest.copy import vacuum_analyze
 from ingest.load import copy_arrow
 from pipeline.catalog import input_identity, list_partitions, stored_input_identity
+from vo_service.core.columns import Column
 from tap_schema.loader import create_indexes_sql, create_table_sql, publish_table, qualified, quote_ident
 from tap_schema.model import TableDescription, load_table
 
@@ -70,8 +70,7 @@ def _load_files(engine: Engine, table: str, files: list[Path]) -> int:
     """Binary COPY of some output files into the staging table (one connection of several);
     pgpq encodes the fixed-size PDF lists as PostgreSQL ``real[]`` directly."""
     schema = pq.read_schema(files[0])
-    specs = [ColumnSpec(name=f.name, original_name=f.name, arrow_type=f.type, pg_type="", datatype="")
-             for f in schema]
+    specs = [Column.from_arrow(f.name, f.type) for f in schema]
     with engine.begin() as conn:
         return copy_arrow(conn, table, specs, _batches(files))
 
@@ -86,10 +85,11 @@ def _index_partition(engine: Engine, part: TableDescription) -> None:
             conn.execute(text(stmt))
 
 
-def record_product(conn: Connection, desc: TableDescription, result: "RunResult | None",
+def record_product(conn: Connection, desc: TableDescription, result: "RunResult | None", *,
                    storage_dir: Path | None = None) -> None:
     """Record the published table's provenance and register it as a PZ-table product, in the
     transaction that publishes the table (all three appear together or not at all).
+    ``storage_dir`` is the registry's product storage (needed with a ``result``).
 
     The activity uses the training set (a file entity, by checksum) and the object catalog (a
     collection of its Parquet files), carries the estimator's name, version and parameters, the
@@ -99,8 +99,8 @@ def record_product(conn: Connection, desc: TableDescription, result: "RunResult 
     if result is None:
         log.info("published without a run record: no product registered", extra={"table": desc.qualified_name})
         return
+    _require_storage(storage_dir)
     from vo_service.auth import AuthService
-    from vo_service.core.settings import load_settings
     from vo_service.products import ProductRegistry
     from vo_service.provenance import (TABLE_TYPE, ActivityDescription, collection_entity,
                                        collection_entity_id, file_entity, next_entity_version,
@@ -140,8 +140,7 @@ def record_product(conn: Connection, desc: TableDescription, result: "RunResult 
                      comment=f"{result.rows} rows, release {result.release}")
         roles = {"object_id": "id", "ra": "ra", "dec": "dec", "z_phot": "photoz", "z_err": "photoz_err",
                  "odds": "odds"}
-        registry = ProductRegistry(engine=conn.engine, storage_dir=storage_dir
-                                   or load_settings().products_dir_for(conn.engine.url.database))
+        registry = ProductRegistry(engine=conn.engine, storage_dir=storage_dir)  # type: ignore[arg-type]
         registry.register_table(conn, name=desc.name, product_type="pztable", desc=desc, rows=result.rows,
                                 owner=AuthService(engine=conn.engine).operator(), roles=roles,
                                 data_file=result.table_yaml,
@@ -150,16 +149,15 @@ def record_product(conn: Connection, desc: TableDescription, result: "RunResult 
     log.info("product registered", extra={"table": desc.qualified_name, "entity": entity_id})
 
 
-def register_quality_report(engine: Engine, result: "RunResult", table_name: str,
-                            storage_dir: Path | None = None) -> str:
+def register_quality_report(engine: Engine, result: "RunResult", table_name: str, *, storage_dir: Path) -> str:
     """Register the quality report as a validation-results product (``<table>_quality``).
 
     Its table holds the per-object estimates on the held-out validation set (z_true, z_phot,
     z_err, odds), queryable by ADQL; quality.json and the plots are its auxiliary files.
-    Returns the product name.
+    ``storage_dir`` is the registry's product storage.  Returns the product name.
     """
+    _require_storage(storage_dir)
     from vo_service.auth import AuthService
-    from vo_service.core.settings import load_settings
     from vo_service.products import ProductRegistry, RegistrationRequest
 
     quality = result.quality or {}
@@ -178,16 +176,19 @@ def register_quality_report(engine: Engine, result: "RunResult", table_name: str
         columns={"z_true": {"role": "redshift"}, "z_phot": {"role": "photoz"},
                  "z_err": {"role": "photoz_err"}, "odds": {"role": "odds"}},
         auxiliary_files=[(Path(f), Path(f).name) for f in quality.get("files", [])])
-    registry = ProductRegistry(engine=engine,
-                               storage_dir=storage_dir or load_settings().products_dir_for(engine.url.database))
+    registry = ProductRegistry(engine=engine, storage_dir=storage_dir)
     registry.register(request, AuthService(engine=engine).operator())
     return name
 
 
 def publish_table_files(engine: Engine, desc: TableDescription, files: list[Path], *, partitions: int = 16,
-                        workers: int = 2, result: "RunResult | None" = None) -> dict[str, Any]:
-    """Load Parquet files into the partitioned table ``desc`` and publish it (steps 1-5 above)."""
+                        workers: int = 2, result: "RunResult | None" = None,
+                        storage_dir: Path | None = None) -> dict[str, Any]:
+    """Load Parquet files into the partitioned table ``desc`` and publish it (steps 1-5 above).
+    With a run's ``result`` the table becomes a product, whose files go to ``storage_dir``."""
     started = time.perf_counter()
+    if result is not None:
+        _require_storage(storage_dir)
     if desc.primary_key != (PARTITION_KEY,):
         raise ValueError(f"{desc.qualified_name}: the partitioned load needs primary key ({PARTITION_KEY})")
     stage = replace(desc, schema=staging_schema(desc), primary_key=())
@@ -222,7 +223,7 @@ def publish_table_files(engine: Engine, desc: TableDescription, files: list[Path
             for stmt in create_indexes_sql(desc):
                 conn.execute(text(stmt))
             publish_table(conn, desc)
-            record_product(conn, desc, result)
+            record_product(conn, desc, result, storage_dir=storage_dir)
     except BaseException:
         # The published table is untouched; the half-loaded copy would hold its disk until the
         # next publish of this table (at billions of rows, a lot of it).
@@ -239,8 +240,11 @@ def publish_table_files(engine: Engine, desc: TableDescription, files: list[Path
     return timings
 
 
-def publish_run(engine: Engine, result: "RunResult", *, partitions: int = 16, workers: int = 2) -> dict[str, Any]:
-    """Publish a finished run's table from its output directory."""
+def publish_run(engine: Engine, result: "RunResult", *, storage_dir: Path, partitions: int = 16,
+                workers: int = 2) -> dict[str, Any]:
+    """Publish a finished run's table from its output directory and register it as a product
+    (its files under ``storage_dir``, the registry's product storage)."""
+    _require_storage(storage_dir)
     if result.table_yaml is None:
         raise ValueError("the run has no table description")
     desc = load_table(result.table_yaml)
@@ -261,4 +265,10 @@ def publish_run(engine: Engine, result: "RunResult", *, partitions: int = 16, wo
     if changed:
         raise ValueError(f"{len(changed)} input file(s) changed since the run estimated them (first: "
                          f"{changed[0]}): run the pipeline again, then publish")
-    return publish_table_files(engine, desc, files, partitions=partitions, workers=workers, result=result)
+    return publish_table_files(engine, desc, files, partitions=partitions, workers=workers, result=result,
+                               storage_dir=storage_dir)
+
+
+def _require_storage(storage_dir: Path | None) -> None:
+    if storage_dir is None:
+        raise ValueError("registering a product needs the registry's product storage (storage_dir)")

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -41,6 +41,9 @@ from pipeline.estimators import Estimator, make_estimator
 from pipeline.hats_catalog import is_hats_catalog, remove_hats_metadata, write_hats_metadata
 from pipeline.quality import json_safe
 from pipeline.schema import arrow_schema, table_description, write_descriptions
+
+if TYPE_CHECKING:  # imported when used: the Dask workers that import this module need none of it
+    from vo_service.products import PipelineRunStore
 
 log = logging.getLogger(__name__)
 
@@ -253,19 +256,25 @@ def check_database(engine: Any) -> None:
 
 class JobRecord:
     """The run's job record, updated as partitions finish (a ProgressHook): a JSON file in the
-    output directory, and with ``engine`` also a row of ``registry.pipeline_runs``, where the
-    REST API (``/api/pipeline-runs``) shows every run's phase and progress.
+    output directory, and with ``runs`` (or ``engine``, for a store on it) also the registry's
+    record of the run (:class:`vo_service.products.PipelineRunStore`, ``registry.pipeline_runs``),
+    where the REST API (``/api/pipeline-runs``) shows every run's phase and progress.
 
     The database copy is best effort: a run does not fail because its record cannot be written
     there (an older database without the table, a connection lost); the file stays complete.
     """
 
-    def __init__(self, path: Path, base: dict[str, Any], engine: Any = None) -> None:
+    def __init__(self, path: Path, base: dict[str, Any], engine: Any = None, *,
+                 runs: PipelineRunStore | None = None) -> None:
         self.path = path
         self.record = {"run_id": str(uuid.uuid4()), **base, "phase": "EXECUTING", "done": 0, "total": None,
                        "rows": 0, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         self._last_write = 0.0
-        self._engine = engine
+        if runs is None and engine is not None:
+            from vo_service.products import PipelineRunStore
+
+            runs = PipelineRunStore(engine)
+        self._runs = runs
         self._db_insert()
         self._write()
 
@@ -291,40 +300,35 @@ class JobRecord:
     _COLUMNS = frozenset({"run_id", "release", "table", "estimator", "fingerprint", "inputs", "started", "phase",
                           "done", "total", "rows", "finished", "error"})
 
-    def _db(self, sql: str, params: dict[str, Any]) -> None:
-        if self._engine is None:
+    def _db(self, write: Callable[[PipelineRunStore], object]) -> None:
+        if self._runs is None:
             return
-        from sqlalchemy import text
         from sqlalchemy.exc import SQLAlchemyError
 
         try:
-            with self._engine.begin() as conn:
-                conn.execute(text(sql), params)
+            write(self._runs)
         except SQLAlchemyError as exc:
             log.warning("job record not written to the registry; run.json still is",
                         extra={"run_id": self.record["run_id"], "error": str(exc).splitlines()[0]})
-            self._engine = None
+            self._runs = None
 
     def _db_insert(self) -> None:
         r = self.record
-        self._db("INSERT INTO registry.pipeline_runs (run_id, release, table_name, estimator, fingerprint, inputs, "
-                 "output_dir, phase) VALUES (:run_id, :release, :table, CAST(:estimator AS jsonb), :fingerprint, "
-                 "CAST(:inputs AS jsonb), :output_dir, :phase)",
-                 {"run_id": r["run_id"], "release": r.get("release", ""), "table": r.get("table", ""),
-                  "estimator": json.dumps(json_safe(r.get("estimator", {})), default=str),
-                  "fingerprint": r.get("fingerprint", ""),
-                  "inputs": json.dumps(json_safe(r.get("inputs", {})), default=str),
-                  "output_dir": str(self.path.parent), "phase": r["phase"]})
+        self._db(lambda runs: runs.start(
+            run_id=r["run_id"], release=r.get("release", ""), table_name=r.get("table", ""),
+            estimator=json_safe(r.get("estimator", {})), fingerprint=r.get("fingerprint", ""),
+            inputs=json_safe(r.get("inputs", {})), output_dir=self.path.parent))
 
     def _db_update(self) -> None:
         r = self.record
-        summary = {k: v for k, v in r.items() if k not in self._COLUMNS}
-        self._db("UPDATE registry.pipeline_runs SET phase = :phase, done = :done, total = :total, rows = :rows, "
-                 "updated = now(), finished = CASE WHEN :finished THEN now() END, error = :error, "
-                 "summary = CAST(:summary AS jsonb) WHERE run_id = :run_id",
-                 {"run_id": r["run_id"], "phase": r["phase"], "done": r["done"], "total": r["total"],
-                  "rows": r["rows"], "finished": "finished" in r, "error": r.get("error"),
-                  "summary": json.dumps(json_safe(summary), default=str) if summary else None})
+        summary = json_safe({k: v for k, v in r.items() if k not in self._COLUMNS}) or None
+        counts = {"done": r["done"], "total": r["total"], "rows": r["rows"], "summary": summary}
+        if "finished" not in r:
+            self._db(lambda runs: runs.progress(r["run_id"], **counts))
+        elif r["phase"] == "ERROR":
+            self._db(lambda runs: runs.fail(r["run_id"], error=r.get("error"), **counts))
+        else:
+            self._db(lambda runs: runs.finish(r["run_id"], phase=r["phase"], **counts))
 
 
 def prepare_demo_inputs(config: PipelineConfig) -> None:
@@ -341,17 +345,13 @@ def prepare_demo_inputs(config: PipelineConfig) -> None:
                        seed=demo.seed, train_fraction=demo.train_fraction, copies=demo.copies)
 
 
-def _resolve_training(config: PipelineConfig, engine: Any) -> tuple[PipelineConfig, str]:
+def _resolve_training(config: PipelineConfig, engine: Any, storage_dir: Path) -> tuple[PipelineConfig, str]:
     """Export a training-set product to Parquet; return the updated config and its entity."""
     from dataclasses import replace
 
     from pipeline.training import resolve_training_product
-    from vo_service.core.settings import load_settings
-    from vo_service.core.database import owner_engine
 
-    settings = load_settings()
-    found = resolve_training_product(engine or owner_engine(settings), config.training_product,
-                                     config.output / "training", settings.products_dir)
+    found = resolve_training_product(engine, config.training_product, config.output / "training", storage_dir)
     log.info("training set from a product", extra={"product": found.label, "file": str(found.path)})
     return replace(config, training=found.path, redshift_column=found.redshift_column), found.entity_id
 
@@ -421,32 +421,46 @@ def estimate_catalog(estimator: Estimator, partitions: Sequence[Partition], data
 
 
 def run_pipeline(config: PipelineConfig, *, scheduler: str | None = None,
-                 progress: Sequence[ProgressHook] = (), client: Any = None, engine: Any = None) -> RunResult:
+                 progress: Sequence[ProgressHook] = (), client: Any = None, engine: Any = None,
+                 storage_dir: Path | None = None, runs: PipelineRunStore | None = None) -> RunResult:
     """Train, estimate every partition, describe the table, report quality, publish if asked.
 
     ``client`` reuses a Dask client (tests, notebooks); otherwise one is opened from
     ``scheduler`` (or the configuration's) or a new ``LocalCluster``, and closed at the end.
-    ``engine`` (SQLAlchemy, owner role) is where ``publish`` loads the table; by default the
-    configured database.
+    ``engine`` (SQLAlchemy, owner role) is the registry's database: where ``publish`` loads the
+    table and a ``product:`` training set is read; ``storage_dir`` is the registry's product
+    storage (``Settings.products_dir``).  Both are needed to publish or to train on a product.
+    The run's record goes to ``runs`` (by default a
+    :class:`~vo_service.products.PipelineRunStore` on ``engine``, when there is one).
     """
     with output_lock(config.output):
-        return _locked_run(config, scheduler=scheduler, progress=progress, client=client, engine=engine)
+        return _locked_run(config, scheduler=scheduler, progress=progress, client=client, engine=engine,
+                           storage_dir=storage_dir, runs=runs)
+
+
+def require_registry(config: PipelineConfig, engine: Any, storage_dir: Path | None) -> None:
+    """Before any work: publishing and a ``product:`` training set need the registry's database
+    and product storage, from the caller."""
+    needs = [what for what, needed in (("publishing", config.publish),
+                                       (f"the training set {config.training_product}", config.training_product))
+             if needed]
+    missing = [what for what, value in (("engine", engine), ("storage_dir", storage_dir)) if value is None]
+    if needs and missing:
+        raise ValueError(f"{' and '.join(needs)} need(s) the product registry: no {' and no '.join(missing)} "
+                         "given to run_pipeline")
 
 
 def _locked_run(config: PipelineConfig, *, scheduler: str | None, progress: Sequence[ProgressHook],
-                client: Any, engine: Any) -> RunResult:
+                client: Any, engine: Any, storage_dir: Path | None,
+                runs: PipelineRunStore | None) -> RunResult:
     started = time.perf_counter()
+    require_registry(config, engine, storage_dir)
     prepare_demo_inputs(config)
-    if engine is None and config.publish:  # the run uses the database anyway: its record goes there too
-        from vo_service.core.settings import load_settings
-        from vo_service.core.database import owner_engine
-
-        engine = owner_engine(load_settings())
     if config.publish:
         check_database(engine)
     training_entity = None
     if config.training_product:
-        config, training_entity = _resolve_training(config, engine)
+        config, training_entity = _resolve_training(config, engine, storage_dir)  # type: ignore[arg-type]
     check_validation_set(config)
     estimator, training_digest = train(config)
     fingerprint = run_fingerprint(estimator, training_digest, config.release, config.redshift_column)
@@ -459,12 +473,13 @@ def _locked_run(config: PipelineConfig, *, scheduler: str | None, progress: Sequ
               "validation": str(config.validation) if config.validation else None}
     record = JobRecord(config.output / JOB_RECORD, {"release": config.release, "estimator": estimator.describe(),
                                                     "fingerprint": fingerprint, "inputs": inputs,
-                                                    "table": config.qualified_table}, engine=engine)
+                                                    "table": config.qualified_table}, engine=engine, runs=runs)
     log.info("pipeline run", extra={"release": config.release, "estimator": estimator.name,
                                     "partitions": len(partitions), "fingerprint": fingerprint})
     try:
         result = _run_and_publish(config, estimator, partitions, data_dir, fingerprint, inputs, record,
-                                  scheduler=scheduler, progress=progress, client=client, engine=engine)
+                                  scheduler=scheduler, progress=progress, client=client, engine=engine,
+                                  storage_dir=storage_dir)
     except BaseException as exc:
         record.finish("ERROR", error=repr(exc))
         raise
@@ -479,7 +494,8 @@ def _locked_run(config: PipelineConfig, *, scheduler: str | None, progress: Sequ
 
 def _run_and_publish(config: PipelineConfig, estimator: Estimator, partitions: list[Partition], data_dir: Path,
                      fingerprint: str, inputs: dict[str, Any], record: "JobRecord", *, scheduler: str | None,
-                     progress: Sequence[ProgressHook], client: Any, engine: Any) -> "RunResult":
+                     progress: Sequence[ProgressHook], client: Any, engine: Any,
+                     storage_dir: Path | None) -> "RunResult":
     """Everything after training that can fail; the caller records the failure in the job record."""
     hats_input = is_hats_catalog(config.objects)
     if hats_input:
@@ -514,17 +530,13 @@ def _run_and_publish(config: PipelineConfig, estimator: Estimator, partitions: l
     if config.publish:
         from pipeline.publish import publish_run
 
-        if engine is None:
-            from vo_service.core.settings import load_settings
-            from vo_service.core.database import owner_engine
-
-            engine = owner_engine(load_settings())
-        result.published = publish_run(engine, result, partitions=config.publish_partitions,
-                                       workers=config.publish_workers)
+        result.published = publish_run(engine, result, storage_dir=storage_dir,  # type: ignore[arg-type]
+                                       partitions=config.publish_partitions, workers=config.publish_workers)
         if result.quality and result.quality.get("per_object"):
             from pipeline.publish import register_quality_report
 
-            result.quality["product"] = register_quality_report(engine, result, config.table_name)
+            result.quality["product"] = register_quality_report(engine, result, config.table_name,
+                                                                storage_dir=storage_dir)  # type: ignore[arg-type]
     return result
 
 

@@ -13,24 +13,22 @@ from typing import Any
 import pyarrow as pa
 import yaml
 
-from pipeline.estimators.base import Estimator, OutputColumn
+from pipeline.estimators.base import Estimator, output_column
 from pipeline.pdf import LEVELS
+from vo_service.core.columns import DATATYPES, Column, pg_type_for
 
 ID_COLUMNS = (
-    OutputColumn("object_id", pa.int64(), "LSST Object identifier (objectId of the Object catalog).",
+    output_column("object_id", pa.int64(), "LSST Object identifier (objectId of the Object catalog).",
                  "meta.id;meta.main", principal=True, indexed=True),
-    OutputColumn("ra", pa.float64(), "Right ascension (ICRS), coord_ra of the Object catalog.",
+    output_column("ra", pa.float64(), "Right ascension (ICRS), coord_ra of the Object catalog.",
                  "pos.eq.ra;meta.main", unit="deg", principal=True, indexed=True),
-    OutputColumn("dec", pa.float64(), "Declination (ICRS), coord_dec of the Object catalog.",
+    output_column("dec", pa.float64(), "Declination (ICRS), coord_dec of the Object catalog.",
                  "pos.eq.dec;meta.main", unit="deg", principal=True, indexed=True),
 )
 
-#: felis datatypes for the VOTable datatypes the pipeline writes.
-_FELIS_TYPES = {"long": "long", "int": "int", "short": "short", "double": "double", "float": "float",
-                "boolean": "boolean"}
 
 
-def output_columns(estimator: Estimator) -> tuple[OutputColumn, ...]:
+def output_columns(estimator: Estimator) -> tuple[Column, ...]:
     return ID_COLUMNS + tuple(estimator.columns)
 
 
@@ -48,14 +46,14 @@ def table_description(estimator: Estimator, *, schema: str, name: str, release: 
         f"stored as quantiles (z_pdf) at the levels {', '.join(f'{q:g}' for q in LEVELS)}.")
     columns = []
     for col in output_columns(estimator):
-        datatype, arraysize = col.votable
+        datatype, arraysize = col.datatype, col.arraysize
         entry: dict[str, Any] = {"name": col.name, "datatype": datatype, "description": col.description}
         for key in ("unit", "ucd"):
             if getattr(col, key):
                 entry[key] = getattr(col, key)
         if arraysize:
             entry["arraysize"] = arraysize
-            entry["pg_type"] = "real[]" if datatype == "float" else "double precision[]"
+            entry["pg_type"] = pg_type_for(datatype, arraysize)
         if col.principal:
             entry["principal"] = True
         if col.indexed:
@@ -81,7 +79,7 @@ def to_felis(raw: dict[str, Any]) -> dict[str, Any]:
     columns = []
     for i, col in enumerate(raw["columns"]):
         entry: dict[str, Any] = {"name": col["name"], "@id": f"{tid}.{col['name']}",
-                                 "datatype": _FELIS_TYPES[col["datatype"]],
+                                 "datatype": DATATYPES[col["datatype"]].felis,
                                  "description": col["description"], "nullable": col.get("nullable", True),
                                  "tap:principal": int(bool(col.get("principal"))), "tap:column_index": i + 1}
         if col.get("unit"):

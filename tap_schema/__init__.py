@@ -6,6 +6,9 @@ that describes a table to a user (TAP_SCHEMA rows, VOTable FIELDs, VOSI tables, 
 demo tables) derives from these files; :func:`tap_schema.loader.publish_table` is the only code
 that writes TAP_SCHEMA.
 """
-from tap_schema.model import ColumnDescription, ForeignKeyDescription, TableDescription, load_table, load_tables
+from __future__ import annotations
 
-__all__ = ["ColumnDescription", "ForeignKeyDescription", "TableDescription", "load_table", "load_tables"]
+from tap_schema.model import (DescriptionError, ForeignKeyDescription, TableDescription, load_table, load_tables,
+                             parse_table)
+
+__all__ = ["DescriptionError", "ForeignKeyDescription", "TableDescription", "load_table", "load_tables", "parse_table"]

@@ -20,7 +20,7 @@ def qualified(desc: TableDescription) -> str:
 
 def create_table_sql(desc: TableDescription) -> list[str]:
     """``CREATE SCHEMA``/``CREATE TABLE`` statements for a description (primary key included)."""
-    cols = [f"{quote_ident(c.db_name)} {c.sql_type}{'' if c.nullable else ' NOT NULL'}"
+    cols = [f"{quote_ident(c.sql_name)} {c.sql_type}{'' if c.nullable else ' NOT NULL'}"
             for c in desc.columns]
     if desc.primary_key:
         cols.append("PRIMARY KEY (" + ", ".join(quote_ident(c) for c in desc.primary_key) + ")")
@@ -47,8 +47,8 @@ def create_indexes_sql(desc: TableDescription) -> list[str]:
     skip = set(desc.primary_key) | set(desc.position_columns or ())
     for col in desc.columns:
         if col.indexed and col.name not in skip:
-            stmts.append(f"CREATE INDEX {quote_ident(desc.name + '_' + col.db_name + '_idx')} "
-                         f"ON {qualified(desc)} ({quote_ident(col.db_name)})")
+            stmts.append(f"CREATE INDEX {quote_ident(desc.name + '_' + col.sql_name + '_idx')} "
+                         f"ON {qualified(desc)} ({quote_ident(col.sql_name)})")
     return stmts
 
 

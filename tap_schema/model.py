@@ -7,57 +7,12 @@ from typing import Any
 
 import yaml
 
+from vo_service.core.columns import DATATYPES, Column
+
 TABLES_DIR = Path(__file__).resolve().parent / "tables"
-
-#: VOTable datatype -> PostgreSQL type, for tables whose DDL derives from their description.
-PG_TYPES = {
-    "boolean": "boolean",
-    "unsignedByte": "smallint",
-    "short": "smallint",
-    "int": "integer",
-    "long": "bigint",
-    "float": "real",
-    "double": "double precision",
-    "char": "text",
-    "unicodeChar": "text",
-}
-
 
 class DescriptionError(ValueError):
     """A YAML table description is malformed."""
-
-
-@dataclass(frozen=True)
-class ColumnDescription:
-    name: str
-    datatype: str
-    description: str | None = None
-    unit: str | None = None
-    ucd: str | None = None
-    utype: str | None = None
-    arraysize: str | None = None
-    xtype: str | None = None
-    size: int | None = None
-    principal: bool = False
-    indexed: bool = False
-    std: bool = False
-    nullable: bool = True
-    pg_type: str | None = None
-
-    @property
-    def db_name(self) -> str:
-        """The PostgreSQL column name: a delimited ADQL name (``"size"``) without its quotes."""
-        if len(self.name) > 1 and self.name.startswith('"') and self.name.endswith('"'):
-            return self.name[1:-1].replace('""', '"')
-        return self.name
-
-    @property
-    def sql_type(self) -> str:
-        if self.pg_type:
-            return self.pg_type
-        if self.datatype == "char" and self.arraysize and self.arraysize.isdigit():
-            return f"char({self.arraysize})"
-        return PG_TYPES[self.datatype]
 
 
 @dataclass(frozen=True)
@@ -73,7 +28,7 @@ class TableDescription:
     schema: str
     name: str
     description: str
-    columns: tuple[ColumnDescription, ...]
+    columns: tuple[Column, ...]
     schema_description: str | None = None
     table_type: str = "table"
     utype: str | None = None
@@ -86,23 +41,23 @@ class TableDescription:
     def qualified_name(self) -> str:
         return f"{self.schema}.{self.name}"
 
-    def column(self, name: str) -> ColumnDescription:
+    def column(self, name: str) -> Column:
         for col in self.columns:
             if col.name == name:
                 return col
         raise KeyError(name)
 
 
-def _column(raw: dict[str, Any], where: str) -> ColumnDescription:
+def _column(raw: dict[str, Any], where: str) -> Column:
     try:
         datatype = raw["datatype"]
         name = raw["name"]
     except KeyError as exc:
         raise DescriptionError(f"{where}: column lacks {exc.args[0]!r}") from exc
-    if datatype not in PG_TYPES:
+    if datatype not in DATATYPES:
         raise DescriptionError(f"{where}: column {name}: unknown datatype {datatype!r}")
     arraysize = raw.get("arraysize")
-    return ColumnDescription(
+    return Column(
         name=name, datatype=datatype, description=raw.get("description"), unit=raw.get("unit"),
         ucd=raw.get("ucd"), utype=raw.get("utype"),
         arraysize=None if arraysize is None else str(arraysize), xtype=raw.get("xtype"),

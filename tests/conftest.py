@@ -15,9 +15,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from flask import Flask
 from werkzeug.serving import make_server
 
+from vo_service.app import create_app
+from vo_service.cluster import PrivateCluster
+from vo_service.core.database import migrate
 from vo_service.core.settings import Settings, load_settings
+from vo_service.demo import load_bench_table, load_demo
+from vo_service.services import Services
+from vo_service.serving import running_service
 
 BENCH_TEST_ROWS = 20_000
 
@@ -28,8 +35,6 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     if external:
         return load_settings(database_url=external, maxrec_default=100_000, public_read=True)
     base = load_settings()
-    from vo_service.cluster import PrivateCluster
-
     name = os.environ.get("PZVO_TEST_DB", "pzvo_test")
     cluster = PrivateCluster(settings=base)
     cluster.start()
@@ -43,15 +48,20 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 @pytest.fixture(scope="session")
 def database(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """The migrated test database with demo and benchmark tables."""
-    from ingest.bench import load_bench_table
-    from ingest.demo import load_demo
-    from vo_service.core.database import migrate, owner_engine
-
     migrate(settings)
-    engine = owner_engine(settings)
-    load_demo(engine)
-    load_bench_table(engine, BENCH_TEST_ROWS, settings.var_dir / "bench")
+    services = Services.build(settings)
+    load_demo(services)
+    load_bench_table(services.owner_engine, BENCH_TEST_ROWS, settings.var_dir / "bench")
+    services.close()
     return settings
+
+
+@pytest.fixture(scope="session")
+def services(database: Settings) -> Iterator[Services]:
+    """The session's services on the test database, as the composition root builds them."""
+    built = Services.build(database)
+    yield built
+    built.close()
 
 
 class LiveServer:
@@ -69,10 +79,8 @@ class LiveServer:
 
 
 @pytest.fixture(scope="session")
-def app(database: Settings):  # noqa: ANN201
-    from vo_service.app import create_app
-
-    return create_app(database)
+def app(services: Services) -> Flask:
+    return create_app(services)
 
 
 @pytest.fixture(scope="session")
@@ -98,8 +106,6 @@ def front_service(database: Settings):  # noqa: ANN201
     on a free loopback port, for tests of what only the real front shows: slow clients,
     hang-ups, streaming, request limits.  No async worker: the UWS tests start their own on the
     same database, and one living here for the whole session would take their jobs."""
-    from vo_service.serving import running_service
-
     env = {"PZVO_DB_NAME": database.db_name, "PZVO_PUBLIC_READ": "true",
            "PZVO_MAXREC_LIMIT": "2000000", "PZVO_LOG_LEVEL": "WARNING"}
     if database.database_url:

@@ -24,18 +24,18 @@ def unique(prefix: str) -> str:
 
 @pytest.fixture(scope="module")
 def closed_server(database):  # noqa: ANN001, ANN201
-    from vo_service.app import create_app
+    from tests._services import app_for
 
-    with LiveServer(create_app(dataclasses.replace(database, public_read=False))) as live:
+    with LiveServer(app_for(dataclasses.replace(database, public_read=False))) as live:
         yield live.url
 
 
 @pytest.fixture(scope="module")
 def proxy_server(database):  # noqa: ANN001, ANN201
-    from vo_service.app import create_app
+    from tests._services import app_for
 
     settings = dataclasses.replace(database, public_read=False, trust_proxy_header=True)
-    with LiveServer(create_app(settings)) as live:
+    with LiveServer(app_for(settings)) as live:
         yield live.url
 
 

@@ -48,9 +48,9 @@ def async_worker(database):  # noqa: ANN001, ANN201
     """Runs async jobs (QAS, UWS stages and the pyvo async tests) in this process."""
     import dataclasses
 
-    from vo_service.uws import build_worker
+    from tests._services import worker_for
 
-    worker = build_worker(dataclasses.replace(database, uws_heartbeat_s=0.5), threads=2,
+    worker = worker_for(dataclasses.replace(database, uws_heartbeat_s=0.5), threads=2,
                           name="clients-worker")
     worker.start()
     yield worker

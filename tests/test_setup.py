@@ -93,7 +93,7 @@ def test_database_url_environment_variable_wins(monkeypatch) -> None:  # noqa: A
 
 def test_toml_file_is_the_fallback_for_settings(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
     cfg = tmp_path / "pzvo.toml"
-    cfg.write_text('maxrec_default = 1234\nbase_url = "http://example.invalid"\n')
+    cfg.write_text('maxrec_default = 1234\n')
     monkeypatch.setenv("PZVO_CONFIG", str(cfg))
     monkeypatch.delenv("PZVO_MAXREC_DEFAULT", raising=False)
     assert load_settings().maxrec_default == 1234

@@ -144,9 +144,9 @@ def test_late_error_in_votable_is_the_query_status(tap_url: str) -> None:
 
 @pytest.fixture(scope="module")
 def worker(database) -> Iterator[object]:  # noqa: ANN001
-    from vo_service.uws import build_worker
+    from tests._services import worker_for
 
-    w = build_worker(dataclasses.replace(database, uws_heartbeat_s=0.3), threads=1,
+    w = worker_for(dataclasses.replace(database, uws_heartbeat_s=0.3), threads=1,
                      name="review-worker")
     w.start()
     yield w

@@ -230,9 +230,9 @@ def test_timeout_is_reported_and_the_service_recovers(database, tmp_path) -> Non
     import dataclasses
 
     from tests.conftest import LiveServer
-    from vo_service.app import create_app
+    from tests._services import app_for
 
-    app = create_app(dataclasses.replace(database, query_timeout_s=0.5))
+    app = app_for(dataclasses.replace(database, query_timeout_s=0.5))
     with LiveServer(app) as live:
         slow = ("SELECT COUNT(*) FROM pz.photoz_demo AS a JOIN pz.photoz_demo AS b "
                 "ON a.z_phot + b.z_phot > 100")

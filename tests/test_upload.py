@@ -183,9 +183,9 @@ def test_tap_request_body_is_limited_while_it_is_read(database) -> None:  # noqa
     import requests
 
     from tests.conftest import LiveServer
-    from vo_service.app import create_app
+    from tests._services import app_for
 
-    app = create_app(dataclasses.replace(database, upload_max_bytes=10_000, product_max_bytes=10**9))
+    app = app_for(dataclasses.replace(database, upload_max_bytes=10_000, product_max_bytes=10**9))
     boundary = "pzvotap"
     head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"QUERY\"\r\n\r\nSELECT 1 AS x\r\n"
             f"--{boundary}\r\nContent-Disposition: form-data; name=\"t\"; filename=\"t.xml\"\r\n\r\n").encode()

@@ -63,9 +63,9 @@ def async_post(tap_url: str, body: bytes) -> requests.Response:
 def small_tap(database) -> Iterator[str]:  # noqa: ANN001
     """A service whose uploads may be 100 kB (so 800 kB parsed) and 20 columns."""
     from tests.conftest import LiveServer
-    from vo_service.app import create_app
+    from tests._services import app_for
 
-    app = create_app(dataclasses.replace(database, upload_max_bytes=100_000, upload_max_columns=20))
+    app = app_for(dataclasses.replace(database, upload_max_bytes=100_000, upload_max_columns=20))
     with LiveServer(app) as live:
         yield live.url + "/tap"
 
@@ -262,9 +262,9 @@ def test_variable_length_arrays_allocate_nothing() -> None:
 def few_rows_tap(database) -> Iterator[str]:  # noqa: ANN001
     """A service whose uploads may have 1,000 rows."""
     from tests.conftest import LiveServer
-    from vo_service.app import create_app
+    from tests._services import app_for
 
-    app = create_app(dataclasses.replace(database, upload_max_rows=1000))
+    app = app_for(dataclasses.replace(database, upload_max_rows=1000))
     with LiveServer(app) as live:
         yield live.url + "/tap"
 

@@ -19,7 +19,7 @@ import requests
 from astropy.io.votable import parse_single_table
 from lxml import etree
 
-from vo_service.uws import build_worker
+from tests._services import worker_for
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "vo_service" / "uws" / "schema"
 NS = {"uws": "http://www.ivoa.net/xml/UWS/v1.0", "xlink": "http://www.w3.org/1999/xlink"}
@@ -43,7 +43,7 @@ def worker(database, app) -> Iterator[object]:  # noqa: ANN001
     # The session database is new, so any job folder left for it by an earlier run is stale.
     shutil.rmtree(jobs_root(database), ignore_errors=True)
     settings = dataclasses.replace(database, uws_heartbeat_s=0.3)
-    w = build_worker(settings, threads=2, name="test-worker")
+    w = worker_for(settings, threads=2, name="test-worker")
     w.start()
     yield w
     w.stop()

@@ -20,7 +20,8 @@ from sqlalchemy import text
 
 from tests._waiting import wait_until
 from vo_service.core.database import owner_engine
-from vo_service.uws import ExecutionPhase, JobStore, UwsService, Worker, build_worker
+from tests._services import worker_for
+from vo_service.uws import ExecutionPhase, JobStore, UwsService, Worker
 from vo_service.uws._service import job_dir
 
 NS = {"uws": "http://www.ivoa.net/xml/UWS/v1.0"}
@@ -74,7 +75,7 @@ def start_worker(database) -> Iterator[Callable[..., Worker]]:  # noqa: ANN001
 
     def start(threads: int = 2, **overrides: object) -> Worker:
         settings = dataclasses.replace(database, uws_heartbeat_s=0.3, **overrides)
-        worker = build_worker(settings, threads=threads, name=f"hardening-{len(started)}")
+        worker = worker_for(settings, threads=threads, name=f"hardening-{len(started)}")
         worker.start()
         started.append(worker)
         return worker
@@ -217,7 +218,7 @@ def test_worker_holds_old_jobs_to_the_owners_limit(tap_url, database, store) -> 
     claimed = store.update(job_id(job_url), execution_duration=3600,
                            phase=ExecutionPhase.EXECUTING, worker="limit-test",
                            start_time="now()", heartbeat_at="now()", attempts=1)
-    worker = build_worker(dataclasses.replace(database, uws_heartbeat_s=0.3,
+    worker = worker_for(dataclasses.replace(database, uws_heartbeat_s=0.3,
                                               uws_anonymous_max_execution_duration_s=1),
                           threads=0, name="limit-test")
     t0 = time.monotonic()
@@ -387,7 +388,7 @@ def test_reaper_and_reads_survive_rows_older_versions_wrote(tap_url, database, s
                 raise ValueError("year -1 is out of range")
             return real_destroy(one)
 
-        reaper = build_worker(database, threads=0, name="reaper")
+        reaper = worker_for(database, threads=0, name="reaper")
         monkeypatch.setattr(reaper, "store", store)
         monkeypatch.setattr(store, "destroy", destroy)
         assert reaper.reap()["destroyed"] >= 3

@@ -63,7 +63,7 @@ def test_killed_worker_job_is_requeued_and_completed(database, service, store) -
             proc.kill()
     # Nobody renews the lease now: the job stays EXECUTING until a reaper takes it back.
     assert store.get(job.job_id).phase == ExecutionPhase.EXECUTING
-    rescuer = build_worker(dataclasses.replace(database, uws_lease_s=1.0, uws_heartbeat_s=0.3),
+    rescuer = worker_for(dataclasses.replace(database, uws_lease_s=1.0, uws_heartbeat_s=0.3),
                            threads=1, name="rescuer")
     time.sleep(1.5)
     assert rescuer.reap()["reclaimed"] == 1
@@ -85,7 +85,7 @@ def test_job_that_keeps_losing_workers_ends_in_error(database, service, store) -
                           "attempts = :n, heartbeat_at = now() - interval '1 hour', "
                           "start_time = now() - interval '1 hour' WHERE job_id = :id"),
                      {"id": job.job_id, "n": database.uws_max_attempts})
-    reaper = build_worker(database, threads=0, name="reaper")
+    reaper = worker_for(database, threads=0, name="reaper")
     assert reaper.reap()["reclaimed"] >= 1
     failed = store.get(job.job_id)
     assert failed.phase == ExecutionPhase.ERROR and failed.end_time is not None
@@ -94,7 +94,7 @@ def test_job_that_keeps_losing_workers_ends_in_error(database, service, store) -
 
 def test_several_workers_never_run_a_job_twice(database, service, store) -> None:  # noqa: ANN001
     jobs = [submit(service, QUICK, user="many") for _ in range(24)]
-    workers = [build_worker(database, threads=3, name=f"w{i}") for i in range(3)]
+    workers = [worker_for(database, threads=3, name=f"w{i}") for i in range(3)]
     for w in workers:
         w.start()
     try:
@@ -112,7 +112,7 @@ def test_destroyed_jobs_leave_nothing(database, service, store) -> None:  # noqa
     from vo_service.uws._service import job_dir
 
     job = submit(service, QUICK)
-    worker = build_worker(database, threads=1, name="once")
+    worker = worker_for(database, threads=1, name="once")
     assert worker.run_one()
     assert store.get(job.job_id).phase == ExecutionPhase.COMPLETED
     assert job_dir(database, job.job_id).exists()

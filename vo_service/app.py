@@ -17,21 +17,14 @@ from werkzeug.exceptions import BadRequest, HTTPException, MethodNotAllowed, Req
 from werkzeug.wsgi import LimitedStream
 
 from vo_service.core import __version__
-from vo_service.auth import AuthService
-from vo_service.core.settings import Settings, load_settings
-from vo_service.core.database import owner_engine
+from vo_service.core.settings import Settings
 from vo_service.core.logs import configure_logging
-from vo_service.products import ProductRegistry
-from vo_service.products.api import ProblemApi, problem
-from vo_service.products.api import blp as products_api
-from vo_service.products.pages import pages as product_pages
-from vo_service.provenance._handlers import provenance
+from vo_service.products import ProblemApi, problem, product_pages, products_api
+from vo_service.services import Services
+from vo_service.provenance import provenance
 from vo_service.tap import tap
-from vo_service.tap._handlers import dali_http_error
-from vo_service.tap._service import TapService
-from vo_service.core.pool import ConnectionPool
-from vo_service.uws import JobStore, UwsService
-from vo_service.uws._handlers import uws
+from vo_service.tap import dali_http_error
+from vo_service.uws import uws
 from vo_service.vosi import vosi
 
 log = logging.getLogger("vo_service.request")
@@ -60,23 +53,22 @@ PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 's
 DOCUMENT_TYPES = ("text/html", "application/xhtml+xml", "image/svg+xml")
 
 
-def create_app(settings: Settings | None = None) -> Flask:
-    """Build the app with its services; nothing global, so tests can build several."""
-    settings = settings or load_settings()
+def create_app(services: Services) -> Flask:
+    """Build the app on the process's services (:class:`vo_service.services.Services`);
+    nothing global, so tests can build several."""
+    settings = services.settings
     configure_logging(settings.log_level)
     app = Flask(__name__)
-    pool = ConnectionPool(settings.query_url(), size=settings.pool_size,
-                          statement_timeout_ms=int(settings.query_timeout_s * 1000))
+    app.extensions["pzvo.services"] = services
     app.extensions["pzvo.settings"] = settings
-    app.extensions["pzvo.auth"] = AuthService(engine=owner_engine(settings),
-                                              trust_proxy_header=settings.trust_proxy_header,
-                                              public_read=settings.public_read)
-    app.extensions["pzvo.tap"] = TapService(settings=settings, pool=pool)
-    app.extensions["pzvo.products"] = ProductRegistry(engine=owner_engine(settings),
-                                                      storage_dir=settings.products_dir)
+    app.extensions["pzvo.auth"] = services.auth
+    app.extensions["pzvo.tap"] = services.tap
+    app.extensions["pzvo.products"] = services.products
+    app.extensions["pzvo.runs"] = services.runs
+    app.extensions["pzvo.uws"] = services.uws
+    app.extensions["pzvo.provenance"] = services.provenance
     app.register_blueprint(tap)
     app.register_blueprint(vosi)
-    app.extensions["pzvo.uws"] = UwsService(settings=settings, store=JobStore(owner_engine(settings)))
     app.register_blueprint(uws)
     app.register_blueprint(provenance)
     app.config.update(API_TITLE="pzvo PZ products", API_VERSION=__version__,

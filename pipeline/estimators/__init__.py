@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from pipeline.estimators.base import Estimator, OutputColumn, Photometry
+from pipeline.estimators.base import Estimator, Photometry, output_column
 from pipeline.estimators.cells import ColourCellEstimator
 from pipeline.estimators.knn import NearestNeighbourEstimator
 from pipeline.estimators.mlp import NeuralNetworkEstimator
@@ -45,5 +45,5 @@ def make_estimator(name: str, params: dict[str, Any] | None = None) -> Estimator
     return cls(**(params or {}))
 
 
-__all__ = ["DEFAULT_ESTIMATOR", "ESTIMATORS", "Estimator", "OutputColumn", "Photometry", "make_estimator",
+__all__ = ["DEFAULT_ESTIMATOR", "ESTIMATORS", "Estimator", "Photometry", "make_estimator", "output_column",
            "register"]

@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from pipeline.pdf import HI68_INDEX, LEVELS, LO68_INDEX, MEDIAN_INDEX, cdf_at
 from pipeline.photometry import BANDS, FLUX_SIGMA_10YR, asinh_magnitude
+from vo_service.core.columns import Column
 
 
 @dataclass(frozen=True)
@@ -55,40 +56,23 @@ class Photometry:
         return np.column_stack([asinh_magnitude(self.flux[:, j], softening[j]) for j in range(len(BANDS))])
 
 
-@dataclass(frozen=True)
-class OutputColumn:
+def output_column(name: str, arrow_type: pa.DataType, description: str, ucd: str | None = None,
+                  unit: str | None = None, *, principal: bool = False, indexed: bool = False) -> Column:
     """One column an estimator writes, described once for Parquet, TAP_SCHEMA and felis."""
+    return Column.from_arrow(name, arrow_type, description=description, ucd=ucd, unit=unit,
+                             principal=principal, indexed=indexed)
 
-    name: str
-    arrow_type: pa.DataType
-    description: str
-    ucd: str | None = None
-    unit: str | None = None
-    principal: bool = False
-    indexed: bool = False
-
-    @property
-    def votable(self) -> tuple[str, str | None]:
-        """(VOTable datatype, arraysize)."""
-        t = self.arrow_type
-        if pa.types.is_fixed_size_list(t):
-            return _VOTABLE[t.value_type], str(t.list_size)
-        return _VOTABLE[t], None
-
-
-_VOTABLE = {pa.float32(): "float", pa.float64(): "double", pa.int64(): "long", pa.int32(): "int",
-            pa.int16(): "short", pa.bool_(): "boolean"}
 
 #: The columns of a PDF-producing estimator that follows the pipeline's conventions.
 PDF_COLUMNS = (
-    OutputColumn("z_phot", pa.float32(), "Photometric redshift point estimate: the median of the PDF.",
+    output_column("z_phot", pa.float32(), "Photometric redshift point estimate: the median of the PDF.",
                  "src.redshift.phot", principal=True, indexed=True),
-    OutputColumn("z_mode", pa.float32(), "Mode of the photo-z PDF.", "src.redshift.phot", principal=True),
-    OutputColumn("z_err", pa.float32(), "Half-width of the central 68 % interval of the photo-z PDF.",
+    output_column("z_mode", pa.float32(), "Mode of the photo-z PDF.", "src.redshift.phot", principal=True),
+    output_column("z_err", pa.float32(), "Half-width of the central 68 % interval of the photo-z PDF.",
                  "stat.error;src.redshift.phot", principal=True),
-    OutputColumn("odds", pa.float32(), "Probability within 0.06(1+z) of the mode (BPZ odds).",
+    output_column("odds", pa.float32(), "Probability within 0.06(1+z) of the mode (BPZ odds).",
                  "stat.likelihood;src.redshift.phot", principal=True),
-    OutputColumn("z_pdf", pa.list_(pa.float32(), len(LEVELS)),
+    output_column("z_pdf", pa.list_(pa.float32(), len(LEVELS)),
                  "Photo-z PDF as the redshifts at which its CDF reaches the quantile levels "
                  + ", ".join(f"{q:g}" for q in LEVELS) + " (qp 'quant' parameterization).",
                  "src.redshift.phot;stat.probability"),
@@ -125,7 +109,7 @@ class Estimator(ABC):
 
     name: ClassVar[str]
     version: ClassVar[str]
-    columns: ClassVar[tuple[OutputColumn, ...]] = PDF_COLUMNS
+    columns: ClassVar[tuple[Column, ...]] = PDF_COLUMNS
 
     def __init__(self, **params: Any) -> None:
         self._params = dict(params)

@@ -3,14 +3,19 @@ from __future__ import annotations
 
 import pytest
 
+from vo_service.core.columns import Column
 from vo_service.tap.adql import (
-    SUPPORTED_FEATURES, AdqlError, AdqlSemanticError, AdqlSyntaxError, translate_adql,
+    SUPPORTED_FEATURES,
+    AdqlError,
+    AdqlSemanticError,
+    AdqlSyntaxError,
+    translate_adql,
 )
-from vo_service.tap.catalog import Catalog, ColumnMeta, TableMeta
+from vo_service.tap.catalog import Catalog, TableMeta
 
 
-def _col(name: str, datatype: str, index: int, unit: str | None = None, **kw) -> ColumnMeta:
-    return ColumnMeta(name=name, datatype=datatype, unit=unit, column_index=index, **kw)
+def _col(name: str, datatype: str, index: int, unit: str | None = None, **kw) -> Column:
+    return Column(name=name, datatype=datatype, unit=unit, column_index=index, **kw)
 
 
 PHOTOZ = TableMeta("pz", "pz.photoz", (

@@ -10,16 +10,17 @@ from collections.abc import Iterator
 
 import pytest
 
+from vo_service.core.columns import Column
 from vo_service.tap.adql import translate_adql
-from vo_service.tap.catalog import Catalog, ColumnMeta, TableMeta
+from vo_service.tap.catalog import Catalog, TableMeta
 
 psycopg = pytest.importorskip("psycopg")
 
 SCHEMA = f"adql_test_{os.getpid()}"
 
 
-def _col(name: str, datatype: str, index: int, unit: str | None = None) -> ColumnMeta:
-    return ColumnMeta(name=name, datatype=datatype, unit=unit, column_index=index)
+def _col(name: str, datatype: str, index: int, unit: str | None = None) -> Column:
+    return Column(name=name, datatype=datatype, unit=unit, column_index=index)
 
 
 CATALOG = Catalog(tables=(TableMeta(SCHEMA, f"{SCHEMA}.photoz", (

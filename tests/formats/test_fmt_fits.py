@@ -10,21 +10,22 @@ import pytest
 from astropy.io import fits
 from astropy.table import Table
 
+from vo_service.core.columns import Column
 from vo_service.tap.formats import find_format
-from vo_service.tap.results import ResultField, ResultStatus
+from vo_service.tap.results import ResultStatus
 
 FIELDS = [
-    ResultField("object_id", "long", ucd="meta.id;meta.main", description="Identifier"),
-    ResultField("n", "int"),
-    ResultField("s16", "short"),
-    ResultField("u8", "unsignedByte"),
-    ResultField("good", "boolean"),
-    ResultField("z", "float"),
-    ResultField("ra", "double", unit="deg", ucd="pos.eq.ra"),
-    ResultField("name", "char", "*"),
-    ResultField("pos", "double", "2", xtype="point"),
-    ResultField("poly", "double", "*", xtype="polygon"),
-    ResultField("name", "int"),
+    Column("object_id", "long", ucd="meta.id;meta.main", description="Identifier"),
+    Column("n", "int"),
+    Column("s16", "short"),
+    Column("u8", "unsignedByte"),
+    Column("good", "boolean"),
+    Column("z", "float"),
+    Column("ra", "double", unit="deg", ucd="pos.eq.ra"),
+    Column("name", "char", "*"),
+    Column("pos", "double", "2", xtype="point"),
+    Column("poly", "double", "*", xtype="polygon"),
+    Column("name", "int"),
 ]
 
 
@@ -101,7 +102,7 @@ def test_boolean():
 
 
 def test_null_boolean_byte_is_zero():
-    data = encode(fields=[ResultField("g", "boolean")], batches=[pa.record_batch([pa.array([True, None, False])], names=["a"])])
+    data = encode(fields=[Column("g", "boolean")], batches=[pa.record_batch([pa.array([True, None, False])], names=["a"])])
     body = data[5760:5763]
     assert body == b"T\x00F"
 
@@ -166,7 +167,7 @@ def test_many_batches_identical():
 
 
 def test_non_ascii_string_written_as_utf8():
-    fields = [ResultField("s", "char", "*")]
+    fields = [Column("s", "char", "*")]
     data = encode([pa.record_batch([pa.array(["Ångström", "x"])], names=["a"])], fields=fields)
     with fits.open(io.BytesIO(data)) as hdul:
         assert hdul[1].header["TFORM1"] == "10A"

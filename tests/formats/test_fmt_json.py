@@ -7,17 +7,18 @@ import json
 import pyarrow as pa
 import pytest
 
+from vo_service.core.columns import Column
 from vo_service.tap.formats import find_format
-from vo_service.tap.results import ResultField, ResultStatus
+from vo_service.tap.results import ResultStatus
 
 FIELDS = [
-    ResultField("id", "long", ucd="meta.id", description="The id"),
-    ResultField("x", "double", unit="deg"),
-    ResultField("s", "char", "*"),
-    ResultField("b", "boolean"),
-    ResultField("pt", "double", "2", xtype="point"),
-    ResultField("t", "char", "*", xtype="timestamp"),
-    ResultField("id", "float"),
+    Column("id", "long", ucd="meta.id", description="The id"),
+    Column("x", "double", unit="deg"),
+    Column("s", "char", "*"),
+    Column("b", "boolean"),
+    Column("pt", "double", "2", xtype="point"),
+    Column("t", "char", "*", xtype="timestamp"),
+    Column("id", "float"),
 ]
 
 ROWS = [
@@ -75,7 +76,7 @@ def test_overflow_and_rows(overflow):
 
 
 def test_nan_and_infinity_are_null():
-    fields = [ResultField("v", "double"), ResultField("a", "double", "*")]
+    fields = [Column("v", "double"), Column("a", "double", "*")]
     batch = pa.record_batch([pa.array([float("nan"), float("inf"), -float("inf"), 1.0]),
                              pa.array([[float("nan"), 1.0], [], None, [float("inf")]])], names=["p", "q"])
     assert encode([batch], fields=fields)["data"] == [[None, [None, 1.0]], [None, []], [None, None], [1.0, [None]]]
@@ -94,7 +95,7 @@ def test_many_batches():
 
 
 def test_rare_control_characters():
-    fields = [ResultField("s", "char", "*")]
+    fields = [Column("s", "char", "*")]
     batch = pa.record_batch([pa.array(["a\x01b", "c"])], names=["p"])
     assert encode([batch], fields=fields)["data"] == [["a\x01b"], ["c"]]
 

@@ -8,19 +8,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from vo_service.core.columns import Column
 from vo_service.tap.formats import find_format
-from vo_service.tap.results import ResultField, ResultStatus
+from vo_service.tap.results import ResultStatus
 
 FIELDS = [
-    ResultField("id", "long", ucd="meta.id", description="Identifier"),
-    ResultField("ra", "double", unit="deg", ucd="pos.eq.ra"),
-    ResultField("z", "float"),
-    ResultField("name", "char", "*"),
-    ResultField("t", "char", "*", xtype="timestamp"),
-    ResultField("pos", "double", "2", xtype="point"),
-    ResultField("poly", "double", "*", xtype="polygon"),
-    ResultField("ok", "boolean"),
-    ResultField("x", "double"),
+    Column("id", "long", ucd="meta.id", description="Identifier"),
+    Column("ra", "double", unit="deg", ucd="pos.eq.ra"),
+    Column("z", "float"),
+    Column("name", "char", "*"),
+    Column("t", "char", "*", xtype="timestamp"),
+    Column("pos", "double", "2", xtype="point"),
+    Column("poly", "double", "*", xtype="polygon"),
+    Column("ok", "boolean"),
+    Column("x", "double"),
 ]
 
 TIMES = [datetime.datetime(2020, 1, 1, 12), None, datetime.datetime(1999, 1, 1, 0, 0, 0, 5)]
@@ -112,7 +113,7 @@ def test_streams_before_end():
 
 
 def test_duplicate_names_made_unique():
-    fields = [ResultField("a", "int"), ResultField("a", "int")]
+    fields = [Column("a", "int"), Column("a", "int")]
     batch = pa.record_batch([pa.array([1], pa.int32()), pa.array([2], pa.int32())], names=["p", "q"])
     data = b"".join(find_format("parquet").encode(fields, iter([batch]), ResultStatus()))
     table = read(data)

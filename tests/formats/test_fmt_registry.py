@@ -4,7 +4,9 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from vo_service.tap.formats import OUTPUT_FORMATS, UnknownFormatError, find_format, vot_datatype_for_arrow
+from vo_service.core.columns import Column, datatype_for_arrow
+from vo_service.tap.formats import OUTPUT_FORMATS, UnknownFormatError, find_format
+from vo_service.tap.results import ResultStatus
 
 
 def test_default_first():
@@ -98,21 +100,18 @@ def test_metadata_present():
     (pa.binary(), ("unsignedByte", "*")),
     (pa.dictionary(pa.int32(), pa.string()), ("char", "*")),
 ])
-def test_vot_datatype_for_arrow(arrow, expected):
-    assert vot_datatype_for_arrow(arrow) == expected
+def test_datatype_for_arrow(arrow, expected):
+    assert datatype_for_arrow(arrow) == expected
 
 
 def _sample():
-    from vo_service.tap.results import ResultField
-
-    fields = [ResultField("id", "long"), ResultField("s", "char", "*")]
+    fields = [Column("id", "long"), Column("s", "char", "*")]
     batch = pa.record_batch([pa.array(range(10), pa.int64()), pa.array([str(i) for i in range(10)])], names=["a", "b"])
     return fields, batch
 
 
 @pytest.mark.parametrize("key", [f.key for f in OUTPUT_FORMATS if f.key != "fits"])
 def test_streaming_consumes_batches_one_at_a_time(key):
-    from vo_service.tap.results import ResultStatus
 
     fields, batch = _sample()
     pulled = []
@@ -132,7 +131,6 @@ def test_streaming_consumes_batches_one_at_a_time(key):
 
 @pytest.mark.parametrize("key", [f.key for f in OUTPUT_FORMATS])
 def test_every_format_yields_bytes(key):
-    from vo_service.tap.results import ResultStatus
 
     fields, batch = _sample()
     chunks = list(find_format(key).encode(fields, iter([batch, batch]), ResultStatus()))
@@ -141,19 +139,15 @@ def test_every_format_yields_bytes(key):
 
 @pytest.mark.parametrize("key", [f.key for f in OUTPUT_FORMATS])
 def test_uncastable_type_published_as_text(key):
-    from vo_service.tap.results import ResultField, ResultStatus
-
     interval = pa.array([pa.scalar((1, 2, 3), pa.month_day_nano_interval())], pa.month_day_nano_interval())
     batch = pa.record_batch([interval], names=["a"])
-    data = b"".join(find_format(key).encode([ResultField("iv", "")], iter([batch]), ResultStatus()))
+    data = b"".join(find_format(key).encode([Column("iv", "")], iter([batch]), ResultStatus()))
     assert data
 
 
 @pytest.mark.parametrize("key", [f.key for f in OUTPUT_FORMATS])
 def test_field_count_mismatch_raises(key):
-    from vo_service.tap.results import ResultField, ResultStatus
-
     batch = pa.record_batch([pa.array([1])], names=["a"])
     with pytest.raises(ValueError):
-        b"".join(find_format(key).encode([ResultField("a", "long"), ResultField("b", "long")], iter([batch]),
+        b"".join(find_format(key).encode([Column("a", "long"), Column("b", "long")], iter([batch]),
                                          ResultStatus()))

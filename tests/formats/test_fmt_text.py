@@ -10,17 +10,18 @@ import pyarrow.csv as pcsv
 import pytest
 from astropy.table import Table
 
+from vo_service.core.columns import Column
 from vo_service.tap.formats import find_format
-from vo_service.tap.results import ResultField, ResultStatus
+from vo_service.tap.results import ResultStatus
 
 FIELDS = [
-    ResultField("object_id", "long"),
-    ResultField("ra", "double", unit="deg"),
-    ResultField("z", "float"),
-    ResultField("name", "char", "*"),
-    ResultField("good", "boolean"),
-    ResultField("t", "char", "*", xtype="timestamp"),
-    ResultField("pos", "double", "2", xtype="point"),
+    Column("object_id", "long"),
+    Column("ra", "double", unit="deg"),
+    Column("z", "float"),
+    Column("name", "char", "*"),
+    Column("good", "boolean"),
+    Column("t", "char", "*", xtype="timestamp"),
+    Column("pos", "double", "2", xtype="point"),
 ]
 
 
@@ -88,13 +89,13 @@ def test_csv_astropy_round_trip():
 
 
 def test_csv_header_quoting():
-    fields = [ResultField('a,"b"', "int"), ResultField("x", "int")]
+    fields = [Column('a,"b"', "int"), Column("x", "int")]
     batch = pa.record_batch([pa.array([1], pa.int32()), pa.array([2], pa.int32())], names=["p", "q"])
     assert encode("csv", [batch], fields).split(b"\r\n")[0] == b'"a,""b""",x'
 
 
 def test_csv_duplicate_names():
-    fields = [ResultField("x", "int"), ResultField("x", "int")]
+    fields = [Column("x", "int"), Column("x", "int")]
     batch = pa.record_batch([pa.array([1], pa.int32()), pa.array([2], pa.int32())], names=["p", "q"])
     assert encode("csv", [batch], fields) == b"x,x\r\n1,2\r\n"
 
@@ -157,7 +158,7 @@ def test_tsv_zero_rows():
 
 @pytest.mark.parametrize("key", ["csv", "tsv"])
 def test_variable_arrays_space_separated(key):
-    fields = [ResultField("poly", "double", "*", xtype="polygon")]
+    fields = [Column("poly", "double", "*", xtype="polygon")]
     batch = pa.record_batch([pa.array([[1.0, 2.0, 3.5], [], None], pa.list_(pa.float64()))], names=["p"])
     lines = encode(key, [batch], fields).decode().splitlines()
     assert lines[1].strip('"') == "1 2 3.5"

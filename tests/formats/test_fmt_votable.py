@@ -15,26 +15,27 @@ from astropy.io.votable import parse
 from astropy.io.votable.exceptions import W33
 from pyvo.dal import DALQueryError, DALResults
 
+from vo_service.core.columns import Column
 from vo_service.tap.formats import error_document, find_format
-from vo_service.tap.results import ResultField, ResultStatus
+from vo_service.tap.results import ResultStatus
 
 SERIALIZATIONS = ["votable", "votable/b", "votable/td"]
 
 FIELDS = [
-    ResultField("object_id", "long", ucd="meta.id;meta.main", description="Object identifier"),
-    ResultField("n_obs", "int"),
-    ResultField("flags", "short"),
-    ResultField("quality", "unsignedByte"),
-    ResultField("good", "boolean"),
-    ResultField("z_phot", "float", ucd="src.redshift.phot"),
-    ResultField("ra", "double", unit="deg", ucd="pos.eq.ra;meta.main", description="Right ascension <ICRS> & more"),
-    ResultField("name", "char", "*"),
-    ResultField("obs_time", "char", "*", xtype="timestamp"),
-    ResultField("pos", "double", "2", xtype="point", unit="deg", ucd="pos.eq"),
-    ResultField("region", "double", "3", xtype="circle", unit="deg"),
-    ResultField("footprint", "double", "*", xtype="polygon", unit="deg"),
-    ResultField("blob", "unsignedByte", "*"),
-    ResultField("code", "char", "4"),
+    Column("object_id", "long", ucd="meta.id;meta.main", description="Object identifier"),
+    Column("n_obs", "int"),
+    Column("flags", "short"),
+    Column("quality", "unsignedByte"),
+    Column("good", "boolean"),
+    Column("z_phot", "float", ucd="src.redshift.phot"),
+    Column("ra", "double", unit="deg", ucd="pos.eq.ra;meta.main", description="Right ascension <ICRS> & more"),
+    Column("name", "char", "*"),
+    Column("obs_time", "char", "*", xtype="timestamp"),
+    Column("pos", "double", "2", xtype="point", unit="deg", ucd="pos.eq"),
+    Column("region", "double", "3", xtype="circle", unit="deg"),
+    Column("footprint", "double", "*", xtype="polygon", unit="deg"),
+    Column("blob", "unsignedByte", "*"),
+    Column("code", "char", "4"),
 ]
 
 ROWS = [
@@ -141,14 +142,14 @@ def stream_bytes(data: bytes) -> bytes:
 
 
 def test_binary2_flags_null_string_not_empty_one():
-    fields = [ResultField("s", "char", "*")]
+    fields = [Column("s", "char", "*")]
     batch = pa.record_batch([pa.array(["", None, "ab"])], names=["a"])
     raw = stream_bytes(encode("votable", fields=fields, batches=[batch]))
     assert raw == b"\x00" + bytes(4) + b"\x80" + bytes(4) + b"\x00\x00\x00\x00\x02ab"
 
 
 def test_binary2_layout_of_numbers():
-    fields = [ResultField("i", "int"), ResultField("d", "double"), ResultField("f", "float")]
+    fields = [Column("i", "int"), Column("d", "double"), Column("f", "float")]
     batch = pa.record_batch([pa.array([1, None], pa.int32()), pa.array([None, 2.0]), pa.array([0.5, None], pa.float32())],
                             names=["a", "b", "c"])
     raw = stream_bytes(encode("votable", fields=fields, batches=[batch]))
@@ -363,7 +364,7 @@ def test_many_batches_stream_identical_to_one_batch(key):
 
 @pytest.mark.parametrize("key", SERIALIZATIONS)
 def test_duplicate_names_get_unique_ids(key):
-    fields = [ResultField("x", "int"), ResultField("x", "double"), ResultField("1 bad id", "int")]
+    fields = [Column("x", "int"), Column("x", "double"), Column("1 bad id", "int")]
     batch = pa.record_batch([pa.array([1], pa.int32()), pa.array([2.5]), pa.array([3], pa.int32())],
                             names=["a1", "a2", "a3"])
     data = encode(key, fields=fields, batches=[batch])
@@ -382,7 +383,7 @@ NON_ASCII = ["Ångström", None, "naïve ☃", "plain", "𝔘nicode"]
 
 @pytest.mark.parametrize("key", SERIALIZATIONS)
 def test_non_ascii_in_char_column(key):
-    fields = [ResultField("label", "char", "*")]
+    fields = [Column("label", "char", "*")]
     batch = pa.record_batch([pa.array(NON_ASCII)], names=["a"])
     table = strict_table(encode(key, fields=fields, batches=[batch]))
     assert table.fields[0].datatype == "unicodeChar"
@@ -392,21 +393,21 @@ def test_non_ascii_in_char_column(key):
 
 @pytest.mark.parametrize("key", SERIALIZATIONS)
 def test_declared_unicode_char(key):
-    fields = [ResultField("label", "unicodeChar", "*")]
+    fields = [Column("label", "unicodeChar", "*")]
     batch = pa.record_batch([pa.array(NON_ASCII)], names=["a"])
     values = strict_table(encode(key, fields=fields, batches=[batch])).to_table()["label"]
     assert values[0] == "Ångström" and values[4] == "𝔘nicode"
 
 
 def test_ascii_char_stays_char():
-    fields = [ResultField("label", "char", "*")]
+    fields = [Column("label", "char", "*")]
     batch = pa.record_batch([pa.array(["a", "b"])], names=["a"])
     assert strict_table(encode("votable", fields=fields, batches=[batch])).fields[0].datatype == "char"
 
 
 @pytest.mark.parametrize("key", SERIALIZATIONS)
 def test_undeclared_types_fall_back_on_arrow(key):
-    fields = [ResultField("a", ""), ResultField("b", ""), ResultField("c", "")]
+    fields = [Column("a", ""), Column("b", ""), Column("c", "")]
     batch = pa.record_batch([pa.array([1, None], pa.int16()), pa.array(["x", "y"]), pa.array([1.5, 2.5])],
                             names=["a", "b", "c"])
     table = strict_table(encode(key, fields=fields, batches=[batch]))
@@ -416,7 +417,7 @@ def test_undeclared_types_fall_back_on_arrow(key):
 
 @pytest.mark.parametrize("key", SERIALIZATIONS)
 def test_declared_type_casts_data(key):
-    fields = [ResultField("n", "long"), ResultField("x", "double")]
+    fields = [Column("n", "long"), Column("x", "double")]
     batch = pa.record_batch([pa.array([1, 2], pa.int32()), pa.array(["1.5", "2.25"])], names=["a", "b"])
     table = strict_table(encode(key, fields=fields, batches=[batch])).to_table()
     assert table["n"].dtype == np.int64
@@ -425,7 +426,7 @@ def test_declared_type_casts_data(key):
 
 @pytest.mark.parametrize("key", SERIALIZATIONS)
 def test_nan_in_array_elements(key):
-    fields = [ResultField("v", "double", "*")]
+    fields = [Column("v", "double", "*")]
     batch = pa.record_batch([pa.array([[1.0, None, float("nan")]], pa.list_(pa.float64()))], names=["a"])
     value = strict_table(encode(key, fields=fields, batches=[batch])).to_table()["v"][0]
     data = np.ma.getdata(value)
@@ -434,7 +435,7 @@ def test_nan_in_array_elements(key):
 
 def test_many_columns_null_mask_spans_bytes():
     n = 19
-    fields = [ResultField(f"c{i}", "int") for i in range(n)]
+    fields = [Column(f"c{i}", "int") for i in range(n)]
     arrays = [pa.array([i if j != i else None for j in range(n)], pa.int32()) for i in range(n)]
     batch = pa.record_batch(arrays, names=[f"a{i}" for i in range(n)])
     table = strict_table(encode("votable", fields=fields, batches=[batch])).to_table()
@@ -463,7 +464,7 @@ def test_error_document_control_characters():
 
 
 def test_xml_invalid_characters_in_strings_replaced():
-    fields = [ResultField("s", "char", "*")]
+    fields = [Column("s", "char", "*")]
     batch = pa.record_batch([pa.array(["a\x01b"])], names=["a"])
     assert strict_table(encode("votable/td", fields=fields, batches=[batch])).to_table()["s"][0] == "a?b"
 
@@ -491,7 +492,7 @@ def test_batches_consumed_lazily():
 
 @pytest.mark.parametrize("key", SERIALIZATIONS)
 def test_fixed_unicode_char(key):
-    fields = [ResultField("u", "unicodeChar", "3")]
+    fields = [Column("u", "unicodeChar", "3")]
     batch = pa.record_batch([pa.array(["Åb", None, "xyzw"])], names=["a"])
     values = strict_table(encode(key, fields=fields, batches=[batch])).to_table()["u"]
     assert values[0] == "Åb"
@@ -499,7 +500,7 @@ def test_fixed_unicode_char(key):
 
 
 def test_non_ascii_after_first_batch_is_utf8():
-    fields = [ResultField("s", "char", "*")]
+    fields = [Column("s", "char", "*")]
     batches = [pa.record_batch([pa.array(["plain"])], names=["a"]), pa.record_batch([pa.array(["Å"])], names=["a"])]
     assert "Å".encode() in stream_bytes(encode("votable", fields=fields, batches=batches))
     with warnings.catch_warnings():
@@ -510,7 +511,7 @@ def test_non_ascii_after_first_batch_is_utf8():
 
 @pytest.mark.parametrize("key", SERIALIZATIONS)
 def test_timestamp_with_time_zone_and_dates(key):
-    fields = [ResultField("t", "char", "*", xtype="timestamp"), ResultField("d", "char", "*", xtype="timestamp")]
+    fields = [Column("t", "char", "*", xtype="timestamp"), Column("d", "char", "*", xtype="timestamp")]
     utc = pa.array([datetime.datetime(2020, 1, 1, 23, 30, tzinfo=datetime.timezone.utc)], pa.timestamp("us", tz="UTC"))
     moscow = utc.cast(pa.timestamp("us", tz="Europe/Moscow"))
     batch = pa.record_batch([moscow, pa.array([datetime.date(2021, 2, 3)], pa.date32())], names=["a", "b"])
@@ -521,7 +522,7 @@ def test_timestamp_with_time_zone_and_dates(key):
 
 @pytest.mark.parametrize("key", SERIALIZATIONS)
 def test_large_string_and_chunked_input(key):
-    fields = [ResultField("s", "char", "*"), ResultField("n", "long")]
+    fields = [Column("s", "char", "*"), Column("n", "long")]
     batch = pa.record_batch([pa.array(["a", None, "ccc"], pa.large_string()), pa.array([1, 2, 3])], names=["a", "b"])
     table = strict_table(encode(key, fields=fields, batches=[batch.slice(1), batch.slice(0, 1)])).to_table()
     assert list(table["n"]) == [2, 3, 1]

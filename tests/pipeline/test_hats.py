@@ -133,7 +133,7 @@ def test_hats_run_publishes_every_object_once(hats_objects: Path, demo_inputs: d
                         "estimator": {"name": "toy"}, "dask": {"workers": 2, "processes": False},
                         "publish": {"enabled": True, "partitions": 2}})
     try:
-        result = run_pipeline(cfg, engine=owner_engine(database))
+        result = run_pipeline(cfg, engine=owner_engine(database), storage_dir=database.products_dir)
         assert result.hats["rows"] == 80_000
         with owner_engine(database).connect() as conn:
             rows, distinct = conn.execute(text("SELECT count(*), count(DISTINCT object_id) FROM pz.photoz_hats_test")).one()

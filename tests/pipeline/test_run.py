@@ -48,7 +48,7 @@ def default_run(demo_inputs: dict[str, Path], database, tmp_path_factory: pytest
     """The default estimator over the 8 demo files on a 2-worker LocalCluster, published."""
     out = tmp_path_factory.mktemp("default-run")
     cfg = config(demo_inputs, out, publish={"enabled": True, "partitions": 4, "workers": 2})
-    yield run_pipeline(cfg, engine=owner_engine(database))
+    yield run_pipeline(cfg, engine=owner_engine(database), storage_dir=database.products_dir)
     drop_published(database, "pz.photoz_pipeline_test", "pz.photoz_pipeline_test_quality")
 
 
@@ -105,7 +105,7 @@ def test_failed_run_is_recorded_as_error(demo_inputs, database, server, tmp_path
     cfg = config({**demo_inputs, "objects": objects}, tmp_path / "out", table="photoz_pipeline_broken",
                  estimator={"name": "toy"}, dask={"workers": 1, "processes": False}, validation=None)
     with pytest.raises(PartitionError, match="zz_broken.parquet failed: ArrowInvalid"):
-        run_pipeline(cfg, engine=owner_engine(database))
+        run_pipeline(cfg, engine=owner_engine(database), storage_dir=database.products_dir)
     record = json.loads((tmp_path / "out" / "run.json").read_text())
     assert record["phase"] == "ERROR" and "zz_broken" in record["error"]
     doc = requests.get(f"{server.url}/api/pipeline-runs/{record['run_id']}", timeout=30).json()
@@ -126,7 +126,8 @@ def test_failure_after_estimation_is_recorded_as_error(demo_inputs, database, se
     cfg = config(demo_inputs, tmp_path / "out", table="photoz_pipeline_badval", estimator={"name": "toy"},
                  dask={"workers": 1, "processes": False}, validation=str(bad))
     with pytest.raises(ValueError, match="needs the columns"):
-        run_pipeline(cfg, engine=owner_engine(database), progress=[break_validation_when_done])
+        run_pipeline(cfg, engine=owner_engine(database), storage_dir=database.products_dir,
+                     progress=[break_validation_when_done])
     record = json.loads((tmp_path / "out" / "run.json").read_text())
     assert record["phase"] == "ERROR" and record["done"] == record["total"] == 8
     assert "needs the columns" in record["error"]
@@ -142,7 +143,7 @@ def test_single_file_catalog_publishes_with_several_workers(demo_inputs, databas
                  estimator={"name": "toy"}, dask={"workers": 1, "processes": False}, validation=None,
                  publish={"enabled": True, "partitions": 2, "workers": 2})
     try:
-        result = run_pipeline(cfg, engine=owner_engine(database))
+        result = run_pipeline(cfg, engine=owner_engine(database), storage_dir=database.products_dir)
         with owner_engine(database).connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM pz.photoz_pipeline_single")).scalar() == 10_000
             catalog = conn.execute(text(
@@ -167,7 +168,7 @@ def test_failed_publish_leaves_no_staging_table(demo_inputs, database, tmp_path)
     victim = sorted(result.data_dir.glob("*.parquet"))[5]
     pq.write_table(pq.read_table(victim).drop(["odds"]), victim)  # same input identity, a column short
     with pytest.raises(Exception):  # noqa: B017 - whatever the COPY raises
-        publish_run(owner_engine(database), replace(result), partitions=2, workers=2)
+        publish_run(owner_engine(database), replace(result), storage_dir=database.products_dir, partitions=2, workers=2)
     desc = load_table(result.table_yaml)
     with owner_engine(database).connect() as conn:
         left = conn.execute(text("SELECT count(*) FROM pg_tables WHERE schemaname = :s AND tablename LIKE :t"),
@@ -190,7 +191,7 @@ def test_publish_refuses_outputs_of_inputs_that_changed_since(demo_inputs, datab
     replaced = sorted(objects.glob("*.parquet"))[2]
     pq.write_table(pq.read_table(replaced).slice(0, 10), replaced)
     with pytest.raises(ValueError, match="changed since the run estimated them"):
-        publish_run(owner_engine(database), result, partitions=2, workers=2)
+        publish_run(owner_engine(database), result, storage_dir=database.products_dir, partitions=2, workers=2)
 
 
 def test_felis_schema_validates_with_felis_cli(default_run) -> None:  # noqa: ANN001
@@ -232,7 +233,7 @@ def test_toy_known_answer_end_to_end(demo_inputs, database, tmp_path) -> None:  
     cfg = config(demo_inputs, tmp_path, table="photoz_pipeline_toy", estimator={"name": "toy"},
                  dask={"workers": 2, "processes": False}, publish={"enabled": True, "partitions": 2},
                  validation=None)
-    result = run_pipeline(cfg, engine=owner_engine(database))
+    result = run_pipeline(cfg, engine=owner_engine(database), storage_dir=database.products_dir)
     objects = pq.read_table(demo_inputs["objects"]).to_pandas().set_index("objectId")
     expected = np.maximum(0.5 + 0.2 * (np.nan_to_num(njy_to_mag(objects["i_cModelFlux"].to_numpy()), nan=30) - 22),
                           0).astype(np.float32)
@@ -293,7 +294,7 @@ def test_training_set_can_be_a_registered_product(demo_inputs, database, tmp_pat
                  dask={"workers": 2, "processes": False}, publish={"enabled": True, "partitions": 2},
                  training=f"product:{name}")
     try:
-        result = run_pipeline(cfg, engine=owner_engine(database))
+        result = run_pipeline(cfg, engine=owner_engine(database), storage_dir=database.products_dir)
         assert result.inputs["training_product"] == f"product:{name}"
         with owner_engine(database).connect() as conn:
             used = conn.execute(text(

@@ -116,8 +116,8 @@ def test_publishing_refuses_outputs_of_another_run(demo_inputs, database, tmp_pa
     table = pq.read_table(victim)
     pq.write_table(table.replace_schema_metadata({**table.schema.metadata, FINGERPRINT_KEY: b"another-run"}), victim)
     with pytest.raises(ValueError, match=r"1 output file\(s\) are missing or not this run's"):
-        publish_run(owner_engine(database), result, partitions=2, workers=2)
+        publish_run(owner_engine(database), result, storage_dir=database.products_dir, partitions=2, workers=2)
     victim.unlink()
     with pytest.raises(ValueError, match="missing or not this run's"):
-        publish_run(owner_engine(database), result, partitions=2, workers=2)
+        publish_run(owner_engine(database), result, storage_dir=database.products_dir, partitions=2, workers=2)
 

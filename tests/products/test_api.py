@@ -106,10 +106,10 @@ def test_download_is_the_whole_table_or_a_clear_refusal(database, user, specz_pa
     import dataclasses
 
     from tests.conftest import LiveServer
-    from vo_service.app import create_app
+    from tests._services import app_for
 
     name = unique_name("dlall")
-    app = create_app(dataclasses.replace(database, maxrec_limit=2000, maxrec_default=100))
+    app = app_for(dataclasses.replace(database, maxrec_limit=2000, maxrec_default=100))
     with LiveServer(app) as live:
         assert upload(live.url + "/api", user[1], specz_parquet, name=name, columns=SPECZ_COLUMNS).status_code == 201
         table = f"{live.url}/api/products/{name}/table"
@@ -117,7 +117,7 @@ def test_download_is_the_whole_table_or_a_clear_refusal(database, user, specz_pa
         assert pq.read_table(io.BytesIO(requests.get(table, params={"format": "parquet"}).content)).num_rows == 2000
         tap = requests.post(f"{live.url}/tap/sync", data={"LANG": "ADQL", "QUERY": f"SELECT * FROM pz.{name}_v1"})
         assert len(parse_single_table(io.BytesIO(tap.content)).to_table()) == 100
-    with LiveServer(create_app(dataclasses.replace(database, maxrec_limit=1000))) as live:
+    with LiveServer(app_for(dataclasses.replace(database, maxrec_limit=1000))) as live:
         refused = requests.get(f"{live.url}/api/products/{name}/table", params={"format": "csv"})
         assert refused.status_code == 413 and refused.headers["Content-Type"] == "application/problem+json"
         assert "2000 rows" in refused.json()["detail"] and "/tap/async" in refused.json()["detail"]
@@ -255,10 +255,10 @@ def test_oversized_upload_is_413_and_leaves_nothing(database, user, tmp_path) ->
     import dataclasses
 
     from tests.conftest import LiveServer
-    from vo_service.app import create_app
+    from tests._services import app_for
 
     # TAP uploads may be larger: the /api limit must hold on its own.
-    app = create_app(dataclasses.replace(database, product_max_bytes=10_000, upload_max_bytes=10_000_000))
+    app = app_for(dataclasses.replace(database, product_max_bytes=10_000, upload_max_bytes=10_000_000))
     big = tmp_path / "big.csv"
     big.write_text("id,z\n" + "".join(f"{i},0.5\n" for i in range(5000)))
     name = unique_name("big")

@@ -36,9 +36,9 @@ PROBLEM = "application/problem+json"
 def limited_api(database, **settings: object) -> Iterator[str]:  # noqa: ANN001
     """The REST API of a service with other limits (same database and storage)."""
     from tests.conftest import LiveServer
-    from vo_service.app import create_app
+    from tests._services import app_for
 
-    with LiveServer(create_app(dataclasses.replace(database, **settings))) as live:
+    with LiveServer(app_for(dataclasses.replace(database, **settings))) as live:
         yield live.url + "/api"
 
 
@@ -77,10 +77,10 @@ def refused(resp: requests.Response, status: int, limit: str) -> dict:
 
 def stored_bytes(database, owner: str) -> int:  # noqa: ANN001
     from vo_service.core.database import owner_engine
-    from vo_service.products._storage import stored_bytes as measure
+    from vo_service.products import ProductStore
 
     with owner_engine(database).connect() as conn:
-        return measure(conn, owner)
+        return ProductStore().stored_bytes(conn, owner)
 
 
 # -- declared sizes, checked before allocation ----------------------------------------------------

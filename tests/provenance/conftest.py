@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy.engine import Engine
 
+from tests._services import app_for
 from tests.conftest import LiveServer
 from vo_service.core.settings import Settings
 
@@ -26,10 +27,8 @@ def owner(database: Settings) -> Engine:
 
 @pytest.fixture(scope="session")
 def prov_server(database: Settings) -> Iterator[LiveServer]:
-    from vo_service.app import create_app
-
     settings = dataclasses.replace(database, public_read=True)
-    with LiveServer(create_app(settings)) as live:
+    with LiveServer(app_for(settings)) as live:
         yield live
 
 

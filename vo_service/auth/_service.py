@@ -5,11 +5,12 @@ import hashlib
 import logging
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from vo_service.core.errors import UNIQUE_VIOLATION, sqlstate
@@ -121,8 +122,13 @@ class AuthService:
     """Create users and tokens; turn request credentials into a :class:`User`."""
 
     def __init__(self, *, engine: Engine, trust_proxy_header: bool = False,
-                 public_read: bool = False) -> None:
+                 public_read: bool = False,
+                 retire_jobs: Callable[[Connection, str], int] | None = None) -> None:
+        """``retire_jobs(conn, user)`` aborts a deleted user's async jobs inside the deletion's
+        transaction and returns how many (the job queue lives above this package, so the
+        composition root hands its ``JobStore.retire_owner`` in)."""
         self.engine = engine
+        self._retire_jobs = retire_jobs
         self.trust_proxy_header = trust_proxy_header
         self.public_read = public_read
 
@@ -217,9 +223,6 @@ class AuthService:
                              "line acts as it, and it keeps the records of deleted users' products")
         if reassign_to == name:
             raise ValueError("--reassign-to must name another user")
-        # Here, not at the top: vo_service.uws imports this module (for User).
-        from vo_service.uws._storage import JobStore
-
         target = reassign_to or OPERATOR
         with self.engine.begin() as conn:
             if not conn.execute(text("SELECT 1 FROM registry.users WHERE name = :n FOR UPDATE"),
@@ -238,7 +241,7 @@ class AuthService:
                 raise UserOwnsProductsError(name, live)
             products = conn.execute(text("UPDATE registry.products SET owner = :t WHERE owner = :n"),
                                     {"t": target, "n": name}).rowcount
-            jobs = JobStore.retire_owner(conn, name)
+            jobs = self._retire_jobs(conn, name) if self._retire_jobs else 0
             tokens = conn.execute(text("DELETE FROM registry.tokens WHERE user_name = :n"),
                                   {"n": name}).rowcount
             conn.execute(text("DELETE FROM registry.users WHERE name = :n"), {"n": name})

@@ -2,17 +2,45 @@
 
 Every setting has an environment variable ``PZVO_<NAME>`` (upper case) and a key ``<name>`` in
 the optional TOML file named by ``PZVO_CONFIG`` (default ``pzvo.toml`` in the project root).
-The table of settings is documented in ``docs/operations.md``.
+The table of settings is documented in ``docs/operations.md``. An unknown key or ``PZVO_*``
+variable, or a value that does not parse, is a :class:`SettingsError`: a misspelt setting would
+otherwise be silently ignored and its default used.
 """
 from __future__ import annotations
 
+import difflib
+import logging
 import os
 import secrets
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+#: ``PZVO_*`` environment variables that are not settings, with why each exists. Any other
+#: ``PZVO_*`` variable must name a setting: keep this in step with docs/operations.md.
+NOT_SETTINGS: dict[str, str] = {
+    "PZVO_CONFIG": "names the TOML settings file itself (default pzvo.toml in the project root)",
+    "PZVO_USER": "who `pzvo ingest` and `pzvo products delete` act as: per command, not a setting",
+    "PZVO_BEHIND_FRONT": "set by `pzvo serve` for gunicorn behind nginx (trust X-Forwarded-*)",
+    "PZVO_TEST_DB": "name of the test suite's database in the private cluster (tests/conftest.py)",
+    "PZVO_TEST_DATABASE_URL": "a disposable external PostgreSQL for the test suite",
+    "PZVO_TAP_URL": "the TAP endpoint benchmarks/loadtest.py loads, which may be another server's",
+}
+
+#: Settings with a fixed set of values (``front`` as in ``vo_service/serving.py``), checked here
+#: so that a typo is a configuration error, not a traceback from wherever the value is used.
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "front": ("nginx", "none"),
+    "log_level": tuple(logging.getLevelNamesMapping()),
+}
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+class SettingsError(ValueError):
+    """An invalid configuration; the message names every bad key (and value), on one line."""
 
 
 @dataclass(frozen=True)
@@ -27,8 +55,6 @@ class Settings:
     var_dir: Path = PROJECT_ROOT / "var"
     db_port: int = 54329
     db_name: str = "pzvo"
-    base_url: str = "http://127.0.0.1:8000"
-    """Public root URL of the service, used in VOSI capabilities and examples."""
     maxrec_default: int = 100_000
     maxrec_limit: int = 10_000_000
     query_timeout_s: float = 60.0
@@ -103,7 +129,6 @@ class Settings:
     """Request threads per gunicorn process."""
     front: str = "nginx"
     """What faces clients in `pzvo serve`: ``nginx`` (buffering proxy) or ``none`` (gunicorn alone)."""
-    extra: dict[str, object] = field(default_factory=dict)
 
     @property
     def pg_dir(self) -> Path:
@@ -160,36 +185,89 @@ def _secret(settings: Settings, name: str) -> str:
     return path.read_text().strip()
 
 
-def _coerce(kind: type, value: object) -> object:
-    if kind in (bool, "bool"):
+def _parse(name: str, kind: str, value: object) -> object:
+    """``value`` (a string from the environment, or a TOML value) as a setting of type ``kind``;
+    ValueError saying what was expected when it is not one."""
+    if kind == "bool":
         if isinstance(value, bool):
             return value
-        return str(value).strip().lower() in ("1", "true", "yes", "on")
-    if kind is Path or kind == "Path":
-        return Path(str(value))
-    if kind in (int, "int"):
-        return int(value)  # type: ignore[arg-type]
-    if kind in (float, "float"):
-        return float(value)  # type: ignore[arg-type]
-    return value
+        text = value.strip().lower() if isinstance(value, str) else None
+        if text in _TRUE or text in _FALSE:
+            return text in _TRUE
+        raise ValueError(f"not a boolean ({'/'.join(_TRUE)} or {'/'.join(_FALSE)})")
+    if kind in ("int", "float"):
+        what = "an integer" if kind == "int" else "a number"
+        # TOML's true is an int to Python, and 2.5 is not an integer: neither is truncated
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)) or (
+                kind == "int" and isinstance(value, float)):
+            raise ValueError(f"not {what}")
+        try:
+            return int(value) if kind == "int" else float(value)
+        except ValueError:
+            raise ValueError(f"not {what}") from None
+    if kind in ("str", "str | None", "Path"):
+        if not isinstance(value, str):
+            raise ValueError("not a string")
+        if name in _CHOICES:
+            chosen = value.upper() if name == "log_level" else value
+            if chosen not in _CHOICES[name]:
+                raise ValueError(f"not one of {', '.join(_CHOICES[name])}")
+            return chosen
+        return Path(value) if kind == "Path" else value
+    raise TypeError(f"setting {name} has a type load_settings cannot read: {kind}")
+
+
+def _unknown(key: str, known: list[str]) -> str:
+    """The hint for an unknown key: the closest known name, if one is close."""
+    close = difflib.get_close_matches(key, known, n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Read settings from overrides, the environment and the TOML file, in that order."""
-    config_path = Path(os.environ.get("PZVO_CONFIG", PROJECT_ROOT / "pzvo.toml"))
+    """Read settings from overrides, the environment and the TOML file, in that order.
+
+    Every source is checked whole, even where a higher one wins: a bad value or unknown key is
+    a mistake waiting for the day that higher source goes away."""
+    kinds = {f.name: str(f.type) for f in fields(Settings)}
+    problems: list[str] = []
+    named = os.environ.get("PZVO_CONFIG")
+    config_path = Path(named) if named else PROJECT_ROOT / "pzvo.toml"
     from_file: dict[str, object] = {}
-    if config_path.exists():
-        with config_path.open("rb") as fh:
-            from_file = tomllib.load(fh)
+    if named and not config_path.is_file():
+        problems.append(f"PZVO_CONFIG names {config_path}, which is not a file")
+    elif config_path.exists():
+        try:
+            with config_path.open("rb") as fh:
+                from_file = tomllib.load(fh)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            problems.append(f"cannot read {config_path}: {exc}")
     values: dict[str, object] = {}
-    for f in fields(Settings):
-        if f.name == "extra":
+    for key, raw in from_file.items():
+        if key not in kinds:
+            problems.append(f"unknown key {key!r} in {config_path}"
+                            f"{_unknown(key.lower().removeprefix('pzvo_'), sorted(kinds))}")
             continue
-        env = os.environ.get(f"PZVO_{f.name.upper()}")
-        if f.name in overrides:
-            values[f.name] = overrides[f.name]
-        elif env not in (None, ""):
-            values[f.name] = _coerce(f.type, env)
-        elif f.name in from_file:
-            values[f.name] = _coerce(f.type, from_file[f.name])
+        try:
+            values[key] = _parse(key, kinds[key], raw)
+        except ValueError as exc:
+            problems.append(f"{key} = {raw!r} in {config_path}: {exc}")
+    env_names = {f"PZVO_{name.upper()}": name for name in kinds}
+    for var, raw in sorted(os.environ.items()):
+        if not var.startswith("PZVO_") or var in NOT_SETTINGS:
+            continue
+        if var not in env_names:
+            problems.append(f"unknown environment variable {var}"
+                            f"{_unknown(var, sorted([*env_names, *NOT_SETTINGS]))}")
+        elif raw != "":  # set but empty counts as unset, as with a shell's `VAR= command`
+            try:
+                values[env_names[var]] = _parse(env_names[var], kinds[env_names[var]], raw)
+            except ValueError as exc:
+                problems.append(f"{var}={raw!r}: {exc}")
+    for name in overrides:
+        if name not in kinds:
+            problems.append(f"unknown setting {name!r} passed to load_settings"
+                            f"{_unknown(name, sorted(kinds))}")
+    if problems:
+        raise SettingsError("; ".join(problems))
+    values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -9,39 +9,24 @@ TAP's CSV output stays faithful to the data (clients parse it as data, not as a 
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from vo_service.tap import BatchTransform
+from vo_service.tap.formats import OutputFormat
 
 #: What a spreadsheet reads as the start of a formula (OWASP's list).
 FORMULA_START = r"^[=+\-@\t\r]"
 
 
-class NeutralisedBatches:
-    """The batches with formula-like text cells prefixed by ``'``.
-
-    An iterator with ``close`` (not a generator, whose ``close`` does nothing before its first
-    item), so that closing it early, as ``response_body`` does on an error, closes the query's
-    batches and returns their connection.
-    """
-
-    def __init__(self, batches: Iterator[pa.RecordBatch]) -> None:
-        self._batches = batches
-
-    def __iter__(self) -> NeutralisedBatches:
-        return self
-
-    def __next__(self) -> pa.RecordBatch:
-        return neutralise_batch(next(self._batches))
-
-    def close(self) -> None:
-        close = getattr(self._batches, "close", None)
-        if close is not None:
-            close()
+def download_transform(fmt: OutputFormat) -> BatchTransform | None:
+    """The batch transform a product download in ``fmt`` streams through: CSV neutralises
+    formula-like text cells, the other formats are written as they are."""
+    return neutralise_batch if fmt.extension == "csv" else None
 
 
 def neutralise_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """``batch`` with every text cell that starts like a formula prefixed by ``'``."""
     columns = []
     for column in batch.columns:
         if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):

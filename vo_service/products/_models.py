@@ -5,6 +5,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vo_service.core.columns import Column
+
 
 @dataclass(frozen=True)
 class ProductType:
@@ -40,17 +42,6 @@ class ProductFile:
 
 
 @dataclass(frozen=True)
-class ProductColumn:
-    name: str
-    original_name: str | None
-    datatype: str
-    unit: str | None
-    ucd: str | None
-    description: str | None
-    role: str | None
-
-
-@dataclass(frozen=True)
 class Product:
     id: int
     name: str
@@ -68,7 +59,7 @@ class Product:
     created_at: dt.datetime
     updated_at: dt.datetime
     files: tuple[ProductFile, ...] = ()
-    columns: tuple[ProductColumn, ...] = ()
+    columns: tuple[Column, ...] = ()
     latest_version: int | None = None
 
     @property

@@ -19,13 +19,13 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
-from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from ingest.columns import ColumnError, ColumnSpec, column_for_role, plan_columns
+from ingest.columns import ColumnError, column_for_role, plan_columns
 from ingest.copy import vacuum_analyze
 from ingest.errors import LimitExceeded
 from ingest.limits import PG_MAX_COLUMNS, Limit, ReadLimits
@@ -35,10 +35,11 @@ from ingest.readers import ReadError, detect_format, open_table
 from tap_schema.loader import publish_table, unpublish_table
 from tap_schema.model import TableDescription
 from vo_service.auth import AuthService, User
+from vo_service.core.columns import Column
 from vo_service.core.errors import UNIQUE_VIOLATION, sqlstate
-from vo_service.products._models import (PRODUCT_TYPES, Product, ProductColumn, ProductFile,
+from vo_service.products._models import (PRODUCT_TYPES, Product, ProductFile,
                                          ProductLimits, RegistrationRequest)
-from vo_service.products._storage import lock_owner_quota, relation_bytes, stored_bytes
+from vo_service.products._storage import ProductStore
 from vo_service.provenance import (ActivityDescription, GenerationDescription, ParameterDescription,
                                    UsageDescription, file_entity, product_entity_id, record_activity,
                                    record_invalidation, table_entity_id, user_agent)
@@ -52,6 +53,7 @@ NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 MAX_VERSION = 2**31 - 1
 TABLE_SCHEMA = "pz"
 EDITABLE = ("display_name", "description", "release", "official", "pz_code")
+COLUMN_EDITABLE = ("description", "unit", "ucd")
 
 
 #: The method every upload applies (ProvenanceDM ActivityDescription).
@@ -172,14 +174,18 @@ def sha256_of(path: Path) -> str:
 class ProductRegistry:
     """Register, list, edit and delete products; every write checks the user's rights.
 
+    The SQL is :class:`ProductStore`'s (``store``, by default a new one); this class decides
+    what runs in which transaction, and checks rights, limits and files.
+
     ``step_hook`` (tests only) is called with the name of each registration step, so a test
     can make any step fail and check that nothing of the product remains.
     """
 
-    def __init__(self, *, engine: Engine, storage_dir: Path,
+    def __init__(self, *, engine: Engine, storage_dir: Path, store: ProductStore | None = None,
                  step_hook: Callable[[str], None] | None = None) -> None:
         self.engine = engine
         self.storage_dir = storage_dir
+        self.store = store or ProductStore()
         self._step_hook = step_hook
 
     def _step(self, name: str) -> None:
@@ -211,25 +217,20 @@ class ProductRegistry:
         try:
             files = self._stage_files(request, staging)
             with self.engine.begin() as conn:
-                conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:n))"), {"n": request.name})
+                self.store.lock_name(conn, request.name)
                 self._require_new_version_rights(conn, request.name, user)
                 if limits is not None:
                     exempt = user.is_admin
                     if not exempt:
-                        lock_owner_quota(conn, user.name)
-                    budget = _Budget(limits, user.name, 0 if exempt else stored_bytes(conn, user.name),
+                        self.store.lock_owner_quota(conn, user.name)
+                    budget = _Budget(limits, user.name, 0 if exempt else self.store.stored_bytes(conn, user.name),
                                      sum(f.size for _, f, _ in files), exempt)
                     budget.check_files()
-                version = conn.execute(text(
-                    "SELECT coalesce(max(version), 0) + 1 FROM registry.products WHERE name = :n"),
-                    {"n": request.name}).scalar()
-                product_id = conn.execute(text(
-                    "INSERT INTO registry.products (name, version, display_name, product_type, release, "
-                    "official, status, description, owner, pz_code) VALUES (:name, :v, :dn, :t, :r, :o, "
-                    "'registering', :d, :owner, :pz) RETURNING id"),
-                    {"name": request.name, "v": version, "dn": request.display_name or request.name,
-                     "t": ptype.key, "r": request.release, "o": request.official,
-                     "d": request.description, "owner": user.name, "pz": request.pz_code}).scalar()
+                product_id, version = self.store.create_version(
+                    conn, name=request.name, display_name=request.display_name or request.name,
+                    product_type=ptype.key, release=request.release, official=request.official,
+                    status="registering", description=request.description, owner=user.name,
+                    pz_code=request.pz_code)
                 self._step("product-row")
                 final_dir = self.storage_dir / request.name / f"v{version}"
                 main_path = next(path for role, _, path in files if role == "main")
@@ -245,13 +246,11 @@ class ProductRegistry:
                         rows, table_name, specs = self._load_table(conn, request, ptype, version,
                                                                    progress, budget)
                         self._step("table")
-                        self._insert_columns(conn, product_id, specs)
+                        self.store.insert_columns(conn, product_id, specs)
                         self._step("columns")
                     self._insert_files(conn, product_id, files, final_dir)
                     self._step("files")
-                    conn.execute(text("UPDATE registry.products SET status = 'published', row_count = :rows, "
-                                      "table_name = :t, updated_at = now() WHERE id = :id"),
-                                 {"rows": rows, "t": table_name, "id": product_id})
+                    self.store.mark_published(conn, product_id, row_count=rows, table_name=table_name)
                     if table_name:
                         act.generate(table_entity_id(table_name), name=table_name, type=PROV_TABLE_TYPE,
                                      location=table_name,
@@ -300,23 +299,17 @@ class ProductRegistry:
         ptype = PRODUCT_TYPES[product_type]
         roles = roles or {}
         with conn.begin_nested():
-            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:n))"), {"n": name})
-            version = conn.execute(text(
-                "SELECT coalesce(max(version), 0) + 1 FROM registry.products WHERE name = :n"),
-                {"n": name}).scalar()
-            conn.execute(text("UPDATE registry.products SET status = 'deleted', updated_at = now() "
-                              "WHERE table_name = :t AND status <> 'deleted'"), {"t": desc.qualified_name})
-            product_id = conn.execute(text(
-                "INSERT INTO registry.products (name, version, display_name, product_type, release, "
-                "official, status, description, owner, pz_code, row_count, table_name) VALUES (:name, "
-                ":v, :dn, :t, :r, :o, 'published', :d, :owner, :pz, :rows, :tn) RETURNING id"),
-                {"name": name, "v": version, "dn": display_name or name, "t": ptype.key, "r": release,
-                 "o": official, "d": description or desc.description, "owner": owner.name,
-                 "pz": pz_code, "rows": rows, "tn": desc.qualified_name}).scalar()
-            specs = [ColumnSpec(name=c.db_name, original_name=c.db_name, arrow_type=None,  # type: ignore[arg-type]
-                                pg_type=c.sql_type, datatype=c.datatype, unit=c.unit, ucd=c.ucd,
-                                description=c.description, role=roles.get(c.name)) for c in desc.columns]
-            self._insert_columns(conn, product_id, specs)
+            self.store.lock_name(conn, name)
+            # The table's live product is replaced (one live product per table).
+            self.store.retire_table(conn, desc.qualified_name)
+            product_id, version = self.store.create_version(
+                conn, name=name, display_name=display_name or name, product_type=ptype.key,
+                release=release, official=official, status="published",
+                description=description or desc.description, owner=owner.name, pz_code=pz_code,
+                row_count=rows, table_name=desc.qualified_name)
+            specs = [c.with_(name=c.sql_name, original_name=c.sql_name, role=roles.get(c.name))
+                     for c in desc.columns]
+            self.store.insert_columns(conn, product_id, specs)
             if data_file is not None:
                 final_dir = self.storage_dir / name / f"v{version}"
                 self._set_aside_orphan(final_dir)
@@ -357,7 +350,7 @@ class ProductRegistry:
         return staged
 
     def _load_table(self, conn: Connection, request: RegistrationRequest, ptype, version: int,  # noqa: ANN001
-                    progress, budget: _Budget | None) -> tuple[int, str, list[ColumnSpec]]:  # noqa: ANN001
+                    progress, budget: _Budget | None) -> tuple[int, str, list[Column]]:  # noqa: ANN001
         source = open_table(request.main_file, request.file_format or detect_format(
             Path(request.main_file_name)), budget.read_limits() if budget else ReadLimits())
         specs = plan_columns(source.columns, request.columns)
@@ -382,43 +375,29 @@ class ProductRegistry:
             raise InvalidProductError("the file holds no rows")
         self._check_positions(conn, desc.qualified_name, specs)
         if budget is not None:
-            budget.check_table(relation_bytes(conn, desc.qualified_name), estimated=False)
+            budget.check_table(self.store.relation_bytes(conn, desc.qualified_name), estimated=False)
         return rows, desc.qualified_name, specs
 
-    @staticmethod
-    def _check_positions(conn: Connection, table: str, specs: list[ColumnSpec]) -> None:
+    def _check_positions(self, conn: Connection, table: str, specs: list[Column]) -> None:
         """RA in [0, 360] and Dec in [-90, 90] degrees: anything else is another unit or a
         sentinel, and would give wrong cone searches rather than errors."""
         ra, dec = column_for_role(specs, "ra"), column_for_role(specs, "dec")
         checks = [(c, lo, hi) for c, lo, hi in ((ra, 0, 360), (dec, -90, 90)) if c is not None]
         problems = []
         for col, lo, hi in checks:
-            bad = conn.execute(text(f'SELECT count(*), min("{col.name}"), max("{col.name}") FROM {table} '
-                                    f'WHERE NOT "{col.name}" BETWEEN {lo} AND {hi}')).one()
+            bad = self.store.values_outside(conn, table, col.name, lo, hi)
             if bad[0]:
                 problems.append(f"column {col.original_name!r} ({col.role}) has {bad[0]} values outside "
                                 f"[{lo}, {hi}] degrees (from {bad[1]} to {bad[2]})")
         if problems:
             raise InvalidProductError("; ".join(problems), problems)
 
-    @staticmethod
-    def _insert_columns(conn: Connection, product_id: int, specs: list[ColumnSpec]) -> None:
-        conn.execute(text(
-            "INSERT INTO registry.product_columns (product_id, column_index, name, original_name, "
-            "datatype, arraysize, unit, ucd, description, role) VALUES (:p, :i, :n, :o, :dt, :a, :u, "
-            ":ucd, :d, :r)"),
-            [{"p": product_id, "i": i, "n": s.name, "o": s.original_name, "dt": s.datatype,
-              "a": s.arraysize, "u": s.unit, "ucd": s.ucd, "d": s.description, "r": s.role}
-             for i, s in enumerate(specs, start=1)])
-
     def _insert_files(self, conn: Connection, product_id: int,
                       files: list[tuple[str, ProductFile, Path]], final_dir: Path) -> None:
-        conn.execute(text(
-            "INSERT INTO registry.product_files (product_id, role, file_name, format, size, sha256, "
-            "storage_path) VALUES (:p, :r, :n, :f, :s, :h, :path)"),
-            [{"p": product_id, "r": f.role, "n": f.file_name, "f": f.format, "s": f.size,
-              "h": f.sha256, "path": str((final_dir / f.role / f.file_name).relative_to(self.storage_dir))}
-             for _, f, _ in files])
+        """The staged files' rows, each with its path once moved to ``final_dir``."""
+        self.store.insert_files(conn, product_id, [
+            replace(f, storage_path=str((final_dir / f.role / f.file_name).relative_to(self.storage_dir)))
+            for _, f, _ in files])
 
     def _set_aside_orphan(self, final_dir: Path) -> None:
         """Move away files where a new version's go: no row of this database names them (the
@@ -432,17 +411,15 @@ class ProductRegistry:
         final_dir.rename(aside)
         log.warning("orphaned product files set aside", extra={"path": str(final_dir), "moved_to": str(aside)})
 
-    @staticmethod
-    def _require_new_version_rights(conn: Connection, name: str, user: User) -> None:
+    def _require_new_version_rights(self, conn: Connection, name: str, user: User) -> None:
         """A name with a live version belongs to that version's owner: only they or an
         administrator add versions, and only an administrator adds to an official product."""
-        latest = conn.execute(text(
-            "SELECT owner, official FROM registry.products WHERE name = :n AND status <> 'deleted' "
-            "ORDER BY version DESC LIMIT 1"), {"n": name}).first()
+        latest = self.store.latest_live(conn, name)
         if latest is None:
             return
-        AuthService.require_owner_or_admin(user, latest.owner, f"add a version to the product {name!r}")
-        if latest.official:
+        owner, official = latest
+        AuthService.require_owner_or_admin(user, owner, f"add a version to the product {name!r}")
+        if official:
             AuthService.require_admin(user, f"add a version to the official product {name!r}")
 
     @staticmethod
@@ -474,65 +451,31 @@ class ProductRegistry:
         if version is not None and not 1 <= version <= MAX_VERSION:
             raise ProductNotFoundError(f"no product {name} version {version} (versions count from 1)")
         with self.engine.connect() as conn:
-            row = conn.execute(text(
-                "SELECT p.*, (SELECT max(version) FROM registry.products q WHERE q.name = p.name "
-                "AND q.status <> 'deleted') AS latest_version FROM registry.products p "
-                "WHERE p.name = :n AND (CAST(:v AS integer) IS NULL OR p.version = :v) "
-                "AND (:all OR p.status <> 'deleted') ORDER BY p.version DESC LIMIT 1"),
-                {"n": name, "v": version, "all": include_deleted}).mappings().first()
-            if row is None:
-                what = f"{name} version {version}" if version else name
-                raise ProductNotFoundError(f"no product {what}")
-            files = tuple(ProductFile(r.role, r.file_name, r.format, r.size, r.sha256, r.storage_path)
-                          for r in conn.execute(text(
-                              "SELECT * FROM registry.product_files WHERE product_id = :id ORDER BY id"),
-                              {"id": row["id"]}))
-            columns = tuple(ProductColumn(r.name, r.original_name, r.datatype, r.unit, r.ucd,
-                                          r.description, r.role)
-                            for r in conn.execute(text(
-                                "SELECT * FROM registry.product_columns WHERE product_id = :id "
-                                "ORDER BY column_index"), {"id": row["id"]}))
-        return _product(row, files, columns)
+            product = self.store.get(conn, name, version, include_deleted=include_deleted)
+        if product is None:
+            what = f"{name} version {version}" if version else name
+            raise ProductNotFoundError(f"no product {what}")
+        return product
 
     def list(self, *, product_type: str | None = None, release: str | None = None,
              official: bool | None = None, owner: str | None = None, search: str | None = None,
              all_versions: bool = False, page: int = 1, page_size: int = 25) -> tuple[list[Product], int]:
         """Products matching every given filter, newest first, and the total count."""
-        where = ["p.status <> 'deleted'"]
-        params: dict[str, object] = {"limit": page_size, "offset": (page - 1) * page_size}
-        for column, value in (("product_type", product_type), ("release", release),
-                              ("official", official), ("owner", owner)):
-            if value is not None:
-                where.append(f"p.{column} = :{column}")
-                params[column] = value
-        if search:
-            where.append("(p.name ILIKE :q OR p.display_name ILIKE :q OR p.description ILIKE :q)")
-            params["q"] = f"%{search}%"
-        if not all_versions:
-            where.append("p.version = (SELECT max(version) FROM registry.products q WHERE "
-                         "q.name = p.name AND q.status <> 'deleted')")
-        clause = " AND ".join(where)
         with self.engine.connect() as conn:
-            total = conn.execute(text(f"SELECT count(*) FROM registry.products p WHERE {clause}"),
-                                 params).scalar()
-            rows = conn.execute(text(
-                f"SELECT p.*, NULL AS latest_version FROM registry.products p WHERE {clause} "
-                "ORDER BY p.updated_at DESC, p.id DESC LIMIT :limit OFFSET :offset"), params).mappings().all()
-        return [_product(r) for r in rows], int(total)
+            return self.store.list(conn, product_type=product_type, release=release, official=official,
+                                   owner=owner, search=search, all_versions=all_versions, page=page,
+                                   page_size=page_size)
 
     def find_by_table(self, table_name: str) -> Product | None:
         """The live product whose table this is, if any (provenance pages link to it)."""
         with self.engine.connect() as conn:
-            row = conn.execute(text("SELECT name, version FROM registry.products WHERE table_name = :t "
-                                    "AND status <> 'deleted'"), {"t": table_name}).first()
-        return self.get(row[0], row[1], user=None) if row else None
+            found = self.store.find_by_table(conn, table_name)
+        return self.get(found[0], found[1], user=None) if found else None
 
     def versions(self, name: str) -> list[int]:
         """The live versions of a product, newest first."""
         with self.engine.connect() as conn:
-            return [r[0] for r in conn.execute(text(
-                "SELECT version FROM registry.products WHERE name = :n AND status <> 'deleted' "
-                "ORDER BY version DESC"), {"n": name})]
+            return self.store.versions(conn, name)
 
     def file_path(self, product: Product, role: str = "main") -> tuple[Path, ProductFile]:
         for f in product.files:
@@ -559,35 +502,19 @@ class ProductRegistry:
         if unknown:
             raise InvalidProductError(f"no such column(s): {', '.join(unknown)}")
         with self.engine.begin() as conn:
-            if fields:
-                sets = ", ".join(f"{k} = :{k}" for k in fields)
-                conn.execute(text(f"UPDATE registry.products SET {sets}, updated_at = now() WHERE id = :id"),
-                             {**fields, "id": product.id})
+            self.store.update_product(conn, product.id, fields)
             for col, meta in column_changes.items():
-                allowed = {k: v for k, v in meta.items() if k in ("description", "unit", "ucd")}
-                if allowed:
-                    sets = ", ".join(f"{k} = :{k}" for k in allowed)
-                    conn.execute(text(f"UPDATE registry.product_columns SET {sets} WHERE product_id = :id "
-                                      "AND name = :n"), {**allowed, "id": product.id, "n": col})
+                allowed = {k: v for k, v in meta.items() if k in COLUMN_EDITABLE}
+                self.store.update_column(conn, product.id, col, allowed)
             if product.table_name:
-                updated = self._get_in(conn, product.id)
-                self._republish(conn, updated)
+                updated = self.store.get_by_id(conn, product.id)
+                self._republish(conn, updated)  # type: ignore[arg-type] - the row was just updated
         return self.get(name, product.version, user=None)
-
-    def _get_in(self, conn: Connection, product_id: int) -> Product:
-        row = conn.execute(text("SELECT *, NULL AS latest_version FROM registry.products WHERE id = :id"),
-                           {"id": product_id}).mappings().first()
-        cols = tuple(ProductColumn(r.name, r.original_name, r.datatype, r.unit, r.ucd, r.description, r.role)
-                     for r in conn.execute(text("SELECT * FROM registry.product_columns WHERE "
-                                                "product_id = :id ORDER BY column_index"), {"id": product_id}))
-        return _product(row, (), cols)
 
     @staticmethod
     def _republish(conn: Connection, product: Product) -> None:
         """Rewrite the product table's TAP_SCHEMA rows after a metadata edit."""
-        specs = [ColumnSpec(name=c.name, original_name=c.original_name or c.name, arrow_type=None,  # type: ignore[arg-type]
-                            pg_type="", datatype=c.datatype, unit=c.unit, ucd=c.ucd,
-                            description=c.description, role=c.role) for c in product.columns]
+        specs = [c.with_(original_name=c.original_name or c.name) for c in product.columns]
         id_col = column_for_role(specs, "id")
         ptype = PRODUCT_TYPES[product.product_type]
         desc = table_description(TABLE_SCHEMA, product.table_name.split(".", 1)[1],  # type: ignore[union-attr]
@@ -603,7 +530,7 @@ class ProductRegistry:
         folder and moves its version in while holding it.
         """
         with self.engine.begin() as conn:
-            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:n))"), {"n": name})
+            self.store.lock_name(conn, name)
             shutil.rmtree(self.storage_dir / name / f"v{version}", ignore_errors=True)
             _remove_if_empty(self.storage_dir / name)
 
@@ -616,15 +543,13 @@ class ProductRegistry:
             AuthService.require_admin(user, "delete an official product")
         with self.engine.begin() as conn:
             entity = product.entity_id
-            if conn.execute(text("SELECT 1 FROM provenance.entity WHERE id = :id"), {"id": entity}).first():
+            if self.store.entity_exists(conn, entity):
                 record_invalidation(conn, entity, agent=user_agent(user.name),
                                     reason=f"product {product.name} v{product.version} deleted")
             if product.table_name:
                 unpublish_table(conn, product.table_name)
-                schema, table = product.table_name.split(".", 1)
-                conn.execute(text(f'DROP TABLE IF EXISTS "{schema}"."{table}"'))
-            conn.execute(text("UPDATE registry.products SET status = 'deleted', updated_at = now() "
-                              "WHERE id = :id"), {"id": product.id})
+                self.store.drop_table(conn, product.table_name)
+            self.store.mark_deleted(conn, product.id)
         self._remove_files(product.name, product.version)
         log.info("product deleted", extra={"product": name, "version": product.version, "user": user.name})
         return product
@@ -674,12 +599,3 @@ def _table_text(ptype, display_name: str, name: str, version: int, release: str 
     head += f", release {release})" if release else ")"
     return head + (f": {description}" if description else ".")
 
-
-def _product(row, files=(), columns=()) -> Product:  # noqa: ANN001
-    return Product(id=row["id"], name=row["name"], version=row["version"],
-                   display_name=row["display_name"], product_type=row["product_type"],
-                   release=row["release"], official=row["official"], status=row["status"],
-                   description=row["description"], owner=row["owner"], pz_code=row["pz_code"],
-                   row_count=row["row_count"], table_name=row["table_name"],
-                   created_at=row["created_at"], updated_at=row["updated_at"],
-                   files=tuple(files), columns=tuple(columns), latest_version=row["latest_version"])

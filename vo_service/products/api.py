@@ -20,7 +20,7 @@ from werkzeug.exceptions import HTTPException
 from vo_service.auth import AuthError, AuthService
 from vo_service.auth.web import current_reader, current_user
 from vo_service.core.hangup import QueryGuard
-from vo_service.products._download import NeutralisedBatches
+from vo_service.products._download import download_transform
 from vo_service.products._models import PRODUCT_TYPES, ProductLimits, RegistrationRequest
 from vo_service.products._runs import RunNotFoundError, get_run, list_runs
 from vo_service.products._schemas import (FileQuerySchema, PipelineRunListSchema, PipelineRunQuerySchema,
@@ -30,8 +30,7 @@ from vo_service.products._schemas import (FileQuerySchema, PipelineRunListSchema
                                           TableQuerySchema, VersionQuerySchema, product_document)
 from vo_service.products._service import (InvalidProductError, ProductLimitError, ProductNotFoundError,
                                           ProductRegistry, safe_file_name)
-from vo_service.tap._exceptions import TapError
-from vo_service.tap.results import response_body
+from vo_service.tap import QueryParams, TapError, stream_response
 
 PROBLEM_MIME = "application/problem+json"
 
@@ -293,16 +292,12 @@ class ProductTableResource(MethodView):
                   content_type="application/octet-stream")
     def get(self, args: dict, name: str):  # noqa: ANN201
         """Download a tabular product's table as Parquet, CSV, FITS or VOTable."""
-        from vo_service.tap._params import QueryParams
-        from vo_service.tap.formats import find_format
-
         current_reader()
         product = registry().get(name, args.get("version"), user=None)
         if not product.table_name:
             raise ProductNotFoundError(f"{name} is a {product.type.label.lower()}: it has a file, not a table")
         tap = current_app.extensions["pzvo.tap"]
         settings = current_app.extensions["pzvo.settings"]
-        fmt = find_format(args["format"])
         rows = product.row_count or 0
         if rows > settings.maxrec_limit:
             # CSV and Parquet cannot say that rows are missing, so a cut download is never sent.
@@ -310,16 +305,13 @@ class ProductTableResource(MethodView):
                            f"{product.table_name} has {rows} rows, more than a download holds "
                            f"({settings.maxrec_limit}, PZVO_MAXREC_LIMIT): query it through TAP "
                            "(/tap/async for large results) with the columns and rows you need")
-        params = QueryParams(query=f"SELECT * FROM {product.table_name}", lang="ADQL", adql_version="2.1",
-                             maxrec=max(rows, 1), format=fmt)
+        params = QueryParams.adql(f"SELECT * FROM {product.table_name}", maxrec=max(rows, 1),
+                                  format=args["format"])
         # An async job's time, not a sync query's: the whole table streams through this request.
         guard = QueryGuard(request.environ, describe=params.query)
-        result = tap.run(params, statement_timeout_ms=settings.uws_max_execution_duration_s * 1000,
-                         on_connection=guard.attach, on_release=guard.release)
-        batches = NeutralisedBatches(result.batches) if fmt.extension == "csv" else result.batches
-        chunks = fmt.encode(result.fields, batches, result.status,
-                            infos={"PRODUCT": f"{product.name} v{product.version}"})
-        response = Response(response_body(chunks, batches), mimetype=fmt.mime_type)
-        response.headers["Content-Disposition"] = (
-            f'attachment; filename="{product.name}_v{product.version}.{fmt.extension}"')
-        return response
+        result = tap.stream(params, statement_timeout_ms=settings.uws_max_execution_duration_s * 1000,
+                            on_connection=guard.attach, on_release=guard.release,
+                            transform=download_transform(params.format),
+                            infos={"PRODUCT": f"{product.name} v{product.version}"},
+                            name=f"{product.name}_v{product.version}")
+        return stream_response(result, attachment=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import timezone
 from urllib.parse import urlencode
 
-import pyarrow as pa
 from flask import Blueprint, abort, current_app, render_template, request
 
 from vo_service.auth import AuthError
@@ -17,6 +16,7 @@ from vo_service.auth.web import current_reader
 from vo_service.products._models import PRODUCT_TYPES
 from vo_service.products._runs import list_runs
 from vo_service.products._service import ProductNotFoundError, ProductRegistry
+from vo_service.tap import QueryParams, TapService
 
 pages = Blueprint("product_pages", __name__)
 PREVIEW_ROWS = 10
@@ -96,19 +96,11 @@ def pipeline_runs() -> str:
 
 def _preview(table_name: str) -> tuple[list[str], list[list[object]]]:
     """The first rows, through the same query path as TAP."""
-    from vo_service.tap._params import QueryParams
-    from vo_service.tap.formats import find_format
-
-    tap = current_app.extensions["pzvo.tap"]
-    result = tap.run(QueryParams(query=f"SELECT TOP {PREVIEW_ROWS} * FROM {table_name}", lang="ADQL",
-                                 adql_version="2.1", maxrec=PREVIEW_ROWS, format=find_format(None)))
-    batches = list(result.batches)
+    tap: TapService = current_app.extensions["pzvo.tap"]
+    result = tap.stream(QueryParams.adql(f"SELECT TOP {PREVIEW_ROWS} * FROM {table_name}",
+                                         maxrec=PREVIEW_ROWS))
     names = [f.name for f in result.fields]
-    if not batches:
-        return names, []
-    table = pa.Table.from_batches(batches)
-    rows = [list(r.values()) for r in table.to_pylist()]
-    return names, [[_fmt(v) for v in row] for row in rows]
+    return names, [[_fmt(v) for v in row] for row in result.rows()]
 
 
 def _fmt(value: object) -> str:

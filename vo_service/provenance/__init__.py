@@ -21,9 +21,11 @@ from vo_service.provenance._models import (
     check_id, collection_entity_id, file_entity_id, product_entity_id, table_entity_id, user_agent_id,
 )
 from vo_service.provenance._serialize import serialize, to_document
+from vo_service.provenance._handlers import provenance
 from vo_service.provenance._service import ProvenanceService
 
 __all__ = [
+    "provenance",
     "COLLECTION_TYPE", "FILE_TYPE", "PRODUCT_REMOVAL", "PRODUCT_TYPE", "TABLE_TYPE", "ActivityDescription",
     "ActivityRecorder", "Agent", "Entity", "EntityDescription", "EntityExistsError",
     "GenerationDescription", "GraphRequest", "GraphTooLargeError", "InvalidIdentifierError",

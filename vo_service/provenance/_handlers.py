@@ -11,7 +11,6 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, g, render_template, request, url_for
 from markupsafe import Markup
-from sqlalchemy import create_engine, make_url
 from werkzeug.exceptions import HTTPException
 
 from vo_service.auth import AuthError
@@ -25,7 +24,7 @@ from vo_service.provenance._serialize import (
     FORMATS, MAX_DRAWN_NODES, adql_queries, node_summaries, serialize,
 )
 from vo_service.provenance._service import ProvenanceService
-from vo_service.tap._handlers import dali_http_error
+from vo_service.tap import dali_http_error
 from vo_service.tap.formats import error_document
 
 log = logging.getLogger(__name__)
@@ -36,15 +35,8 @@ PAGE_FORMATS = ("PROV-JSON", "PROV-N", "PROV-XML", "PROV-VOTABLE", "SVG", "GRAPH
 
 
 def provenance_service() -> ProvenanceService:
-    """The app's service, reading as the read-only role (created on first use)."""
-    service = current_app.extensions.get("pzvo.provenance")
-    if service is None:
-        settings = current_app.extensions["pzvo.settings"]
-        url = make_url(settings.query_url()).set(drivername="postgresql+psycopg2")
-        engine = create_engine(url, pool_size=2, max_overflow=4, pool_pre_ping=True)
-        service = current_app.extensions.setdefault("pzvo.provenance",
-                                                    ProvenanceService(engine=engine))
-    return service
+    """The app's service, reading as the read-only role (built by the composition root)."""
+    return current_app.extensions["pzvo.provenance"]
 
 
 def namespace_uri() -> str:

@@ -21,6 +21,15 @@ class QueryParams:
     uploads: tuple[UploadSpec, ...] = ()
     """UPLOAD items; the tables themselves come with the request (or from allowed URLs)."""
 
+    @classmethod
+    def adql(cls, query: str, *, maxrec: int,
+             format: OutputFormat | str | None = None) -> QueryParams:  # noqa: A002 - TAP's name
+        """A query the service builds itself (product downloads and pages): ADQL 2.1, no uploads,
+        ``format`` an :class:`OutputFormat` or a RESPONSEFORMAT value (VOTable when None)."""
+        fmt = format if isinstance(format, OutputFormat) else find_format(format)
+        return cls(query=query, lang="ADQL", adql_version=LANGUAGES["adql"], maxrec=maxrec,
+                   format=fmt)
+
 
 def merge_params(*sources: Mapping[str, list[str]]) -> dict[str, list[str]]:
     """Combine query-string and form parameters with names folded to lower case (DALI 1.1)."""

@@ -1,7 +1,8 @@
 """TAP_SCHEMA as the TAP layer reads it: the published-table catalogue."""
 from __future__ import annotations
 
-from vo_service.tap.catalog import Catalog, ColumnMeta, ForeignKey, TableMeta
+from vo_service.core.columns import Column
+from vo_service.tap.catalog import Catalog, ForeignKey, TableMeta
 
 
 def load_catalog(conn) -> Catalog:  # noqa: ANN001 - adbc Connection
@@ -12,11 +13,11 @@ def load_catalog(conn) -> Catalog:  # noqa: ANN001 - adbc Connection
         cur.execute("SELECT table_name, column_name, datatype, arraysize, xtype, unit, ucd, utype, "
                     "description, principal, indexed, std, column_index FROM tap_schema.columns "
                     "ORDER BY table_name, column_index, column_name")
-        columns: dict[str, list[ColumnMeta]] = {}
+        columns: dict[str, list[Column]] = {}
         for (table, name, datatype, arraysize, xtype, unit, ucd, utype, desc, principal, indexed,
              std, index) in cur.fetchall():
             delimited = len(name) > 1 and name[0] == name[-1] == '"'
-            columns.setdefault(table, []).append(ColumnMeta(
+            columns.setdefault(table, []).append(Column(
                 name=name, db_name=name[1:-1].replace('""', '"') if delimited else None,
                 datatype=datatype, arraysize=arraysize, xtype=xtype, unit=unit,
                 ucd=ucd, utype=utype, description=desc, principal=bool(principal),

@@ -31,12 +31,17 @@ from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
+from sqlalchemy.engine import make_url
 
 from ingest.errors import LimitExceeded, ReadError, UnsupportedData
 from ingest.limits import Limit, ReadLimits
 from ingest.votable_scan import scan_votable
+from vo_service.core.columns import DATATYPES, Column
+from vo_service.core.identifiers import RESERVED_WORDS, adql_name, quote_ident
+from vo_service.core.pool import ConnectionPool
+from vo_service.core.settings import Settings
 from vo_service.tap._exceptions import UsageError
-from vo_service.tap.catalog import ColumnMeta, TableMeta
+from vo_service.tap.catalog import TableMeta
 
 #: PostgreSQL schema that holds upload tables (created by migration 0005).
 UPLOAD_SCHEMA = "tap_upload"
@@ -45,20 +50,6 @@ ADQL_SCHEMA = "TAP_UPLOAD"
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 _REGULAR = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-
-#: VOTable datatype -> (Arrow type, PostgreSQL type) of the uploaded column.
-_TYPES: dict[str, tuple[pa.DataType, str]] = {
-    "boolean": (pa.bool_(), "boolean"),
-    "unsignedByte": (pa.int16(), "smallint"),
-    "short": (pa.int16(), "smallint"),
-    "int": (pa.int32(), "integer"),
-    "long": (pa.int64(), "bigint"),
-    "float": (pa.float32(), "real"),
-    "double": (pa.float64(), "double precision"),
-    "char": (pa.string(), "text"),
-    "unicodeChar": (pa.string(), "text"),
-}
-
 
 class UploadError(UsageError):
     """An upload the service cannot take (bad UPLOAD value, unreadable VOTable, a limit)."""
@@ -113,7 +104,7 @@ class UploadTable:
     """A parsed upload: column descriptions, PostgreSQL column types and the data."""
 
     name: str
-    columns: tuple[ColumnMeta, ...]
+    columns: tuple[Column, ...]
     pg_types: tuple[str, ...]
     data: pa.Table
 
@@ -132,7 +123,7 @@ def parse_upload_param(values: Iterable[str]) -> tuple[UploadSpec, ...]:
             if not _NAME.match(name):
                 raise UploadError(f"Upload table name {name!r} is not a valid ADQL name (a letter, "
                                   "then letters, digits or _; at most 63 characters).")
-            if _reserved(name):
+            if name.upper() in RESERVED_WORDS:
                 raise UploadError(f"Upload table name {name!r} is an ADQL reserved word, so "
                                   f"TAP_UPLOAD.{name} is not valid ADQL; choose another name.")
             if any(s.name.lower() == name.lower() for s in specs):
@@ -216,7 +207,7 @@ def read_votable(name: str, data: bytes, limits: UploadLimits) -> UploadTable:
         raise UploadError(f"Upload {name!r} has {rows} rows; the limit is {limits.max_rows}.")
     if not table.fields:
         raise UploadError(f"Upload {name!r} has no columns.")
-    columns: list[ColumnMeta] = []
+    columns: list[Column] = []
     pg_types: list[str] = []
     arrays: list[pa.Array] = []
     seen: set[str] = set()
@@ -232,15 +223,16 @@ def read_votable(name: str, data: bytes, limits: UploadLimits) -> UploadTable:
         arraysize = fld.arraysize
         if datatype == "bit" and arraysize in (None, "1"):
             datatype = "boolean"  # what astropy writes for a numpy bool column
-        if datatype not in _TYPES or (arraysize not in (None, "1") and datatype not in
+        if datatype not in DATATYPES or (arraysize not in (None, "1") and datatype not in
                                       ("char", "unicodeChar")):
             shown = f"{fld.datatype}[{arraysize}]" if arraysize else fld.datatype
             raise UploadError(f"Column {col_name!r} of upload {name!r} has type {shown}; uploads "
                               "take scalar boolean (or bit), short, int, long, float, double, "
                               "unsignedByte and char/unicodeChar strings.")
-        arrow_type, pg_type = _TYPES[datatype]
+        # Strings of any declared length are text: an upload's arraysize is a hint, not a limit.
+        arrow_type, pg_type = DATATYPES[datatype].pg_arrow_type, DATATYPES[datatype].pg_type
         arrays.append(_column_array(table.array[table.array.dtype.names[index]], arrow_type))
-        columns.append(ColumnMeta(
+        columns.append(Column(
             name=adql_name(col_name), datatype=datatype,
             arraysize=None if arraysize == "1" else arraysize, xtype=fld.xtype, unit=str(fld.unit) if fld.unit else None,
             ucd=fld.ucd, utype=fld.utype,
@@ -285,27 +277,21 @@ class UploadStore:
     """
 
     def __init__(self, owner_url: str) -> None:
-        from vo_service.core.pool import ConnectionPool
-
         self._pool = ConnectionPool(owner_url, size=2)
 
     @classmethod
-    def from_settings(cls, settings) -> UploadStore:  # noqa: ANN001 - Settings
-        from sqlalchemy.engine import make_url
-
+    def from_settings(cls, settings: Settings) -> UploadStore:
         url = make_url(settings.owner_url()).set(drivername="postgresql")
         return cls(url.render_as_string(hide_password=False))
 
     def load(self, uploads: Sequence[UploadTable]) -> list[TableMeta]:
         """Create one table per upload; return catalogue entries pointing at them."""
-        from vo_service.tap.adql._translate import _ident  # same quoting as the translator
-
         created: list[TableMeta] = []
         try:
             with self._pool.connection() as conn:
                 for upload in uploads:
                     db_table = upload_table_name()
-                    cols = ", ".join(f"{_ident(f'c{i}').sql(dialect='postgres')} {pg_type}"
+                    cols = ", ".join(f"{quote_ident(f'c{i}')} {pg_type}"
                                      for i, pg_type in enumerate(upload.pg_types))
                     with conn.cursor() as cur:
                         cur.execute(f"CREATE UNLOGGED TABLE {UPLOAD_SCHEMA}.{db_table} ({cols})")

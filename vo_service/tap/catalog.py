@@ -8,34 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-
-@dataclass(frozen=True)
-class ColumnMeta:
-    """One row of ``TAP_SCHEMA.columns``.
-
-    ``datatype`` is a VOTable datatype as TAP 1.1 uses it (boolean, short, int, long, float,
-    double, char, unicodeChar); ``arraysize`` and ``xtype`` qualify it (``"*"``, ``"2"``,
-    ``"point"``, ``"circle"``, ``"polygon"``, ``"timestamp"``).  ``db_name`` is the column's
-    identifier in PostgreSQL, which differs from ``name`` only for delimited names.
-    """
-
-    name: str
-    datatype: str
-    arraysize: str | None = None
-    xtype: str | None = None
-    unit: str | None = None
-    ucd: str | None = None
-    utype: str | None = None
-    description: str | None = None
-    principal: bool = False
-    indexed: bool = False
-    std: bool = False
-    column_index: int | None = None
-    db_name: str | None = None
-
-    @property
-    def sql_name(self) -> str:
-        return self.db_name or self.name
+from vo_service.core.columns import Column
 
 
 @dataclass(frozen=True)
@@ -48,7 +21,7 @@ class TableMeta:
 
     schema_name: str
     table_name: str
-    columns: tuple[ColumnMeta, ...]
+    columns: tuple[Column, ...]
     table_type: str = "table"
     description: str | None = None
     utype: str | None = None
@@ -62,7 +35,7 @@ class TableMeta:
     def name(self) -> str:
         return self.table_name.rsplit(".", 1)[-1]
 
-    def column(self, name: str) -> ColumnMeta | None:
+    def column(self, name: str) -> Column | None:
         """Find a column by its regular (case-insensitive) or delimited (exact) name."""
         for col in self.columns:
             if col.name == name:

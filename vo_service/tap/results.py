@@ -1,15 +1,15 @@
-"""Types shared by the ADQL translator, the query runner and the output encoders."""
+"""Types shared by the ADQL translator, the query runner and the output encoders (the result
+columns themselves are :class:`vo_service.core.columns.Column`)."""
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from vo_service.core.columns import Column
 from vo_service.tap._exceptions import ExecutionError
-from vo_service.tap.catalog import ColumnMeta
 
 
 @dataclass(frozen=True)
-class OutputColumn:
+class SelectItem:
     """One item of a translated query's select list.
 
     ``name`` is the label a user sees (the ADQL alias, column name or a generated name);
@@ -22,26 +22,12 @@ class OutputColumn:
 
     name: str
     sql_alias: str
-    source: ColumnMeta | None = None
+    source: Column | None = None
     datatype: str | None = None
     arraysize: str | None = None
     xtype: str | None = None
     unit: str | None = None
     ucd: str | None = None
-
-
-@dataclass(frozen=True)
-class ResultField:
-    """Everything an encoder needs to describe one result column (a VOTable FIELD)."""
-
-    name: str
-    datatype: str
-    arraysize: str | None = None
-    xtype: str | None = None
-    unit: str | None = None
-    ucd: str | None = None
-    utype: str | None = None
-    description: str | None = None
 
 
 @dataclass
@@ -76,27 +62,3 @@ class ResultStatus:
         """
         if self.error is not None:
             raise self.failure if self.failure is not None else ExecutionError(self.error)
-
-
-def response_body(chunks: Iterator[bytes], batches: Iterator[object]) -> Iterator[bytes]:
-    """An encoder's output as a streamed HTTP body, its first chunk taken now.
-
-    Taking it before the response starts turns an error raised before any byte (FITS spools
-    the whole result before its header) into an error document with an HTTP status; the
-    batches are closed then, which returns the connection and drops uploads.  An error
-    raised later propagates out of the WSGI iteration: the server ends the connection without
-    the terminating chunk, so the client sees an incomplete transfer, never a clean short file.
-    """
-    try:
-        first = next(chunks, b"")
-    except BaseException:
-        close = getattr(batches, "close", None)
-        if close is not None:
-            close()
-        raise
-
-    def body() -> Iterator[bytes]:
-        yield first
-        yield from chunks
-
-    return body()

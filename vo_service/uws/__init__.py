@@ -4,14 +4,15 @@
 protocol), ``_service`` (life cycle and access rules, no Flask), ``_handlers`` (HTTP at
 ``/tap/async``), ``_worker`` (execution, heartbeats, the reaper).  See ``docs/async.md``.
 """
+from vo_service.uws._handlers import uws
 from vo_service.uws._exceptions import (InvalidPhaseError, JobNotFoundError, ParameterError,
                                         PermissionDeniedError, QuotaExceededError,
                                         StorageQuotaError, UwsError)
 from vo_service.uws._models import ExecutionPhase, Job
 from vo_service.uws._service import UwsService
 from vo_service.uws._storage import JobStore
-from vo_service.uws._worker import Worker, build_worker
+from vo_service.uws._worker import Worker
 
 __all__ = ["ExecutionPhase", "InvalidPhaseError", "Job", "JobNotFoundError", "JobStore",
            "ParameterError", "PermissionDeniedError", "QuotaExceededError", "StorageQuotaError",
-           "UwsError", "UwsService", "Worker", "build_worker"]
+           "UwsError", "UwsService", "Worker", "uws"]

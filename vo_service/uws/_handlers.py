@@ -10,9 +10,7 @@ import logging
 from flask import Blueprint, Response, current_app, g, redirect, render_template, request
 
 from vo_service.auth.web import current_reader
-from vo_service.tap._exceptions import TapError
-from vo_service.tap._handlers import dali_error, install_dali_errors, request_files
-from vo_service.tap._params import merge_params
+from vo_service.tap import TapError, dali_error, install_dali_errors, request_files, request_params
 from vo_service.uws._exceptions import JobNotFoundError, UwsError
 from vo_service.uws._models import Job
 from vo_service.uws._service import UwsService, format_time, shown
@@ -29,7 +27,7 @@ def uws_service() -> UwsService:
 
 
 def _params() -> dict[str, list[str]]:
-    return merge_params(request.args.to_dict(flat=False), request.form.to_dict(flat=False))
+    return request_params()
 
 
 def _list_url() -> str:

@@ -37,8 +37,7 @@ from typing import BinaryIO
 
 from vo_service.auth import User
 from vo_service.core.settings import Settings
-from vo_service.tap._uploads import (UploadLimits, collect_uploads, parse_upload_param,
-                                     read_votable)
+from vo_service.tap import UploadLimits, collect_uploads, parse_upload_param, read_votable
 from vo_service.uws._exceptions import (InvalidPhaseError, JobNotFoundError, ParameterError,
                                         PermissionDeniedError, QuotaExceededError,
                                         StorageQuotaError)

@@ -3,7 +3,7 @@
 Each worker process runs ``uws_worker_threads`` job threads and one reaper thread.
 
 A job thread claims the oldest QUEUED job (``JobStore.claim_next``), runs it through the same
-:class:`~vo_service.tap._service.TapService` and encoders as sync TAP (so both give identical
+query path as sync TAP (:meth:`vo_service.tap.TapService.stream`, so both give identical
 results), writes the encoded result to ``var/uws/<db>/<job>/result.<ext>`` and records it.  While
 the query runs, a heartbeat renews the job's lease every ``uws_heartbeat_s`` and notices when
 the job was aborted or deleted, or ran past its execution duration; then it cancels the query
@@ -30,15 +30,12 @@ import threading
 import time
 from pathlib import Path
 
-from vo_service.core import __version__
 from vo_service.core.settings import Settings
-from vo_service.tap._exceptions import QueryTimeoutError, TapError
-from vo_service.tap._params import parse_query_params
-from vo_service.tap._service import TapService
-from vo_service.tap._uploads import UploadLimits, read_votable
+from vo_service.tap import (QueryTimeoutError, TapError, TapService, UploadLimits,
+                            parse_query_params, query_infos, read_votable)
 from vo_service.uws._models import ExecutionPhase, Job
 from vo_service.uws._service import (duration_limit, format_bytes, job_dir, jobs_root,
-                                     storage_quota, utcnow)
+                                     storage_quota)
 from vo_service.uws._storage import JobStore
 
 log = logging.getLogger("vo_service.uws.worker")
@@ -174,29 +171,24 @@ class Worker:
             limits = UploadLimits.from_settings(self.settings)
             uploads = [read_votable(spec.name, (folder / f"upload-{spec.name}.vot").read_bytes(),
                                     limits) for spec in params.uploads]
-            result = self.tap.run(params, uploads=uploads,
-                                  statement_timeout_ms=job.execution_duration * 1000,
-                                  on_connection=cancel.attach)
+            result = self.tap.stream(params, uploads=uploads,
+                                     statement_timeout_ms=job.execution_duration * 1000,
+                                     on_connection=cancel.attach,
+                                     infos=query_infos(params, JOB_ID=job.job_id))
             status_box.append(result.status)
-            infos = {"QUERY": params.query, "LANG": params.lang,
-                     "REQUEST_DATE": utcnow().isoformat(timespec="seconds"),
-                     "SERVER_SOFTWARE": f"pzvo {__version__}", "JOB_ID": job.job_id}
-            folder.mkdir(parents=True, exist_ok=True)
-            final = folder / f"result.{params.format.extension}"
-            partial = final.with_name(final.name + ".part")
-            size = 0
-            try:
+            with result:  # closing it ends the query: connection back to the pool, uploads dropped
+                folder.mkdir(parents=True, exist_ok=True)
+                final = folder / result.filename
+                partial = final.with_name(final.name + ".part")
+                size = 0
                 with partial.open("wb") as fh:
-                    for chunk in params.format.encode(result.fields, result.batches, result.status,
-                                                      infos=infos):
+                    for chunk in result.chunks:
                         size += len(chunk)
                         if size > room:
                             raise _OverQuota(size, room, quota)
                         fh.write(chunk)
                         if cancel.requested:
                             raise _JobCancelled()
-            finally:
-                result.batches.close()  # type: ignore[attr-defined] - releases connection, uploads
             if cancel.requested:
                 raise _JobCancelled()
             if result.status.error:
@@ -206,7 +198,7 @@ class Worker:
             outcome = {"phase": "COMPLETED", "rows": result.status.rows, "bytes": size,
                        "overflow": result.status.overflow}
             if not self.store.finish(job.job_id, worker_name, ExecutionPhase.COMPLETED,
-                                     result_path=str(final), result_mime=params.format.mime_type,
+                                     result_path=str(final), result_mime=result.media_type,
                                      result_size=size, result_rows=result.status.rows,
                                      overflow=result.status.overflow,
                                      progress=f"{result.status.rows} rows"):
@@ -356,17 +348,3 @@ class Worker:
                 shutil.rmtree(path, ignore_errors=True)
                 removed += 1
         return removed
-
-
-def build_worker(settings: Settings, *, threads: int | None = None,
-                 name: str | None = None) -> Worker:
-    """A worker with its own read-only pool and owner engine (one per process)."""
-    from vo_service.core.database import owner_engine
-    from vo_service.core.pool import ConnectionPool
-
-    threads = threads if threads is not None else settings.uws_worker_threads
-    pool = ConnectionPool(settings.query_url(), size=max(1, threads),
-                          statement_timeout_ms=int(settings.query_timeout_s * 1000))
-    tap = TapService(settings=settings, pool=pool)
-    return Worker(settings=settings, store=JobStore(owner_engine(settings)), tap=tap,
-                  name=name, threads=threads)

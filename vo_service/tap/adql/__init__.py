@@ -20,7 +20,10 @@ from __future__ import annotations
 
 from vo_service.tap.adql._errors import AdqlError, AdqlSemanticError, AdqlSyntaxError
 from vo_service.tap.adql._features import (
-    FUNCTIONS, SUPPORTED_FEATURES, FunctionSpec, LanguageFeature,
+    FUNCTIONS,
+    SUPPORTED_FEATURES,
+    FunctionSpec,
+    LanguageFeature,
 )
 from vo_service.tap.adql._translate import TranslatedQuery, translate_adql
 

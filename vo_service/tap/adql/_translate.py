@@ -22,20 +22,38 @@ from typing import Callable
 
 from sqlglot import exp
 
+from vo_service.core.columns import Column
+from vo_service.core.identifiers import (
+    RESERVED_WORDS,
+    needs_quotes_in_pg,
+    unquote_delimited,
+)
 from vo_service.tap.adql import _geometry as geo
 from vo_service.tap.adql._dialect import (
-    MAX_INTEGER, MAX_NESTING, generate_sql, parse_adql, position, too_large,
+    MAX_INTEGER,
+    MAX_NESTING,
+    SphereContainedBy,
+    SphereDistance,
+    SphereOverlaps,
+    generate_sql,
+    parse_adql,
+    position,
+    too_large,
 )
-from vo_service.tap.adql._dialect import SphereContainedBy, SphereDistance, SphereOverlaps
 from vo_service.tap.adql._errors import AdqlError, AdqlSemanticError, AdqlSyntaxError
 from vo_service.tap.adql._features import (
-    FEATURE_BITWISE, FEATURE_CONDITIONAL, FEATURE_CTE, FEATURE_OFFSET, FEATURE_SETS,
-    FEATURE_STRING, FEATURE_TYPE, FEATURE_UNIT, FUNCTIONS,
+    FEATURE_BITWISE,
+    FEATURE_CONDITIONAL,
+    FEATURE_CTE,
+    FEATURE_OFFSET,
+    FEATURE_SETS,
+    FEATURE_STRING,
+    FEATURE_TYPE,
+    FEATURE_UNIT,
+    FUNCTIONS,
 )
-from vo_service.core.identifiers import RESERVED_WORDS, needs_quotes_in_pg, unquote_delimited
-from vo_service.tap.catalog import Catalog, ColumnMeta, TableMeta
-from vo_service.tap.results import OutputColumn
-
+from vo_service.tap.catalog import Catalog, TableMeta
+from vo_service.tap.results import SelectItem
 
 #: Levels of the parse tree the translator and sqlglot's SQL generator walk recursively (a few
 #: frames each).  The left operand of the same operator adds no level: long one-operator chains
@@ -52,7 +70,7 @@ class TranslatedQuery:
     """
 
     sql: str
-    columns: tuple[OutputColumn, ...]
+    columns: tuple[SelectItem, ...]
     limit: int | None
 
 
@@ -100,7 +118,7 @@ def _geometry_type(kind: str, frame: str | None = None) -> _T:
     return replace(_GEOMETRY_TYPES[kind], frame=frame)
 
 
-def _column_type(col: ColumnMeta) -> _T:
+def _column_type(col: Column) -> _T:
     xtype = (col.xtype or "").lower()
     if xtype in ("point", "circle", "polygon"):
         kind = xtype
@@ -157,7 +175,7 @@ class _Col:
     delimited: bool
     sql: str
     typ: _T
-    source: ColumnMeta | None = None
+    source: Column | None = None
 
 
 @dataclass
@@ -200,7 +218,7 @@ class _Out:
     delimited: bool
     typ: _T
     expr: exp.Expr
-    source: ColumnMeta | None = None
+    source: Column | None = None
     sql_alias: str = ""
 
 
@@ -331,7 +349,7 @@ class _Translator:
                 sql_tree = sql_tree.this
             sql_tree.set("limit", exp.Limit(expression=exp.Literal.number(limit)))
         columns = tuple(
-            OutputColumn(name=o.name, sql_alias=o.sql_alias, source=o.source,
+            SelectItem(name=o.name, sql_alias=o.sql_alias, source=o.source,
                          datatype=o.typ.datatype, arraysize=o.typ.arraysize,
                          xtype=o.typ.xtype, unit=o.typ.unit)
             for o in outs)

@@ -2,8 +2,12 @@
 Parquet and JSON.  Each encoder is a generator consuming Arrow record batches one at a time."""
 from __future__ import annotations
 
-from vo_service.tap.formats._columns import vot_datatype_for_arrow
-from vo_service.tap.formats._registry import OUTPUT_FORMATS, OutputFormat, UnknownFormatError, find_format
+from vo_service.tap.formats._registry import (
+    OUTPUT_FORMATS,
+    OutputFormat,
+    UnknownFormatError,
+    find_format,
+)
 from vo_service.tap.formats._votable import error_document
 
 __all__ = [
@@ -12,5 +16,4 @@ __all__ = [
     "UnknownFormatError",
     "error_document",
     "find_format",
-    "vot_datatype_for_arrow",
 ]

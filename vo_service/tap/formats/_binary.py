@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from vo_service.tap.formats._columns import (
     INT_NULL,
-    ColumnSpec,
+    ColumnEncoding,
     gather_ragged,
     list_parts,
     null_mask,
@@ -73,7 +73,7 @@ def _count_prefix(lengths: np.ndarray) -> Segment:
     return Segment(lengths.astype(">u4").view(np.uint8), width=4)
 
 
-def column_segments(array: pa.Array, spec: ColumnSpec) -> list[Segment]:
+def column_segments(array: pa.Array, spec: ColumnEncoding) -> list[Segment]:
     """Segments for one normalised column (see ``_columns.normalize``)."""
     datatype = spec.datatype
     nulls = null_mask(array)

@@ -1,6 +1,6 @@
 """Column typing shared by all encoders.
 
-Every encoder works from a ``ColumnSpec``: the VOTable type the column is published with and a
+Every encoder works from a ``ColumnEncoding``: the VOTable type the column is published with and a
 normalised Arrow array whose physical layout matches it.  Keeping the type decision in one place
 means a column reads back with the same type in every format.
 """
@@ -15,88 +15,32 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from vo_service.tap.results import ResultField
+from vo_service.core.columns import (
+    DATATYPES,
+    SCALAR_DATATYPES,
+    STRING_DATATYPES,
+    Column,
+    datatype_for_arrow,
+    parse_arraysize,
+    xtype_for_arrow,
+)
 
-NUMERIC_ARROW: dict[str, pa.DataType] = {
-    "boolean": pa.bool_(),
-    "unsignedByte": pa.uint8(),
-    "short": pa.int16(),
-    "int": pa.int32(),
-    "long": pa.int64(),
-    "float": pa.float32(),
-    "double": pa.float64(),
-}
-STRING_TYPES = ("char", "unicodeChar")
-
-INT_NULL: dict[str, int] = {
-    "unsignedByte": 255,
-    "short": -(2**15),
-    "int": -(2**31),
-    "long": -(2**63),
-}
-
-
-def vot_datatype_for_arrow(t: pa.DataType) -> tuple[str, str | None]:
-    """VOTable (datatype, arraysize) for a result column whose type nobody declared."""
-    if isinstance(t, pa.BaseExtensionType):
-        t = t.storage_type
-    if pa.types.is_dictionary(t):
-        t = t.value_type
-    if pa.types.is_boolean(t):
-        return "boolean", None
-    if pa.types.is_uint8(t):
-        return "unsignedByte", None
-    if pa.types.is_int8(t) or pa.types.is_int16(t):
-        return "short", None
-    if pa.types.is_int32(t) or pa.types.is_uint16(t):
-        return "int", None
-    if pa.types.is_integer(t):
-        return "long", None
-    if pa.types.is_float16(t) or pa.types.is_float32(t):
-        return "float", None
-    if pa.types.is_floating(t) or pa.types.is_decimal(t):
-        return "double", None
-    if pa.types.is_binary(t) or pa.types.is_large_binary(t):
-        return "unsignedByte", "*"
-    if pa.types.is_fixed_size_binary(t):
-        return "unsignedByte", str(t.byte_width)
-    if pa.types.is_fixed_size_list(t):
-        inner, _ = vot_datatype_for_arrow(t.value_type)
-        return (inner, str(t.list_size)) if inner in NUMERIC_ARROW else ("char", "*")
-    if pa.types.is_list(t) or pa.types.is_large_list(t):
-        inner, _ = vot_datatype_for_arrow(t.value_type)
-        return (inner, "*") if inner in NUMERIC_ARROW else ("char", "*")
-    return "char", "*"
-
-
-def _xtype_for_arrow(t: pa.DataType) -> str | None:
-    if pa.types.is_timestamp(t) or pa.types.is_date(t):
-        return "timestamp"
-    return None
-
-
-def parse_arraysize(arraysize: str | None) -> tuple[bool, int | None]:
-    """(is_array, fixed element count or None when variable) for a VOTable arraysize."""
-    if arraysize is None or arraysize.strip() == "":
-        return False, None
-    text = arraysize.strip()
-    if text.endswith("*"):
-        return True, None
-    count = 1
-    for part in text.split("x"):
-        count *= int(part)
-    return True, count
+#: VOTable datatype -> Arrow type of its cells, for the fixed-width (non-string) datatypes.
+NUMERIC_ARROW: dict[str, pa.DataType] = {name: DATATYPES[name].arrow_type for name in SCALAR_DATATYPES}
+STRING_TYPES = tuple(sorted(STRING_DATATYPES))
+#: The value that stands for NULL in an integer cell where a format needs one.
+INT_NULL: dict[str, int] = {d.name: d.int_null for d in DATATYPES.values() if d.int_null is not None}
 
 
 @dataclass(frozen=True)
-class ColumnSpec:
+class ColumnEncoding:
     """How one column is published: ``field`` is what the FIELD element says.
 
     ``kind`` is "scalar" (numeric or boolean), "array" (numeric array), or "string";
     ``count`` is the fixed number of elements (or characters) or None when variable.
     """
 
-    field: ResultField
+    field: Column
     kind: str
     count: int | None
 
@@ -113,7 +57,7 @@ class ColumnSpec:
         return self.field.datatype == "unicodeChar"
 
 
-def resolve_spec(field: ResultField, arrow_type: pa.DataType | None) -> ColumnSpec:
+def resolve_spec(field: Column, arrow_type: pa.DataType | None) -> ColumnEncoding:
     """Settle a column's published type from its declaration, falling back on the Arrow type."""
     datatype = field.datatype
     arraysize = field.arraysize
@@ -122,16 +66,16 @@ def resolve_spec(field: ResultField, arrow_type: pa.DataType | None) -> ColumnSp
         if arrow_type is None:
             datatype, arraysize = "char", "*"
         else:
-            datatype, arraysize = vot_datatype_for_arrow(arrow_type)
-            xtype = xtype or _xtype_for_arrow(arrow_type)
+            datatype, arraysize = datatype_for_arrow(arrow_type)
+            xtype = xtype or xtype_for_arrow(arrow_type)
     if datatype in STRING_TYPES:
         if not arraysize or not arraysize.strip():
             arraysize = "*"
         _, count = parse_arraysize(arraysize)
         if arrow_type is not None and xtype is None:
-            xtype = _xtype_for_arrow(arrow_type)
+            xtype = xtype_for_arrow(arrow_type)
         resolved = replace(field, datatype=datatype, arraysize=arraysize, xtype=xtype)
-        return ColumnSpec(resolved, "string", count)
+        return ColumnEncoding(resolved, "string", count)
     if datatype == "unsignedByte" and arraysize is None and arrow_type is not None and (
         pa.types.is_binary(arrow_type) or pa.types.is_large_binary(arrow_type)
     ):
@@ -139,12 +83,12 @@ def resolve_spec(field: ResultField, arrow_type: pa.DataType | None) -> ColumnSp
     is_array, count = parse_arraysize(arraysize)
     if datatype == "boolean" and is_array:
         resolved = replace(field, datatype="char", arraysize="*", xtype=xtype)
-        return ColumnSpec(resolved, "string", None)
+        return ColumnEncoding(resolved, "string", None)
     resolved = replace(field, datatype=datatype, arraysize=arraysize, xtype=xtype)
-    return ColumnSpec(resolved, "array" if is_array else "scalar", count)
+    return ColumnEncoding(resolved, "array" if is_array else "scalar", count)
 
 
-def upgrade_non_ascii(spec: ColumnSpec, array: pa.Array) -> ColumnSpec:
+def upgrade_non_ascii(spec: ColumnEncoding, array: pa.Array) -> ColumnEncoding:
     """Publish a ``char`` column as ``unicodeChar`` when its first batch is not pure ASCII.
 
     astropy (and so pyvo) decodes binary ``char`` cells as ASCII and fails on anything else.
@@ -209,7 +153,7 @@ def rebuild_list(array: pa.Array, values: pa.Array) -> pa.Array:
     return cls.from_arrays(offsets, values)
 
 
-def normalize(array: pa.Array | pa.ChunkedArray, spec: ColumnSpec) -> pa.Array:
+def normalize(array: pa.Array | pa.ChunkedArray, spec: ColumnEncoding) -> pa.Array:
     """Cast a result column to the layout its published type implies.
 
     Scalars become the VOTable type's Arrow type; arrays a list (or fixed-size list) of it;
@@ -367,8 +311,8 @@ def peek(batches: Iterable[pa.RecordBatch]) -> tuple[pa.RecordBatch | None, Iter
 
 
 def resolve_specs(
-    fields: Sequence[ResultField], first: pa.RecordBatch | None, *, unicode_upgrade: bool = False
-) -> list[ColumnSpec]:
+    fields: Sequence[Column], first: pa.RecordBatch | None, *, unicode_upgrade: bool = False
+) -> list[ColumnEncoding]:
     """Specs for all columns, using the first batch's schema (and data) where declarations lack."""
     if first is not None and first.num_columns != len(fields):
         raise ValueError(f"{len(fields)} fields described but batches have {first.num_columns} columns")

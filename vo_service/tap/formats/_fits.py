@@ -24,10 +24,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from astropy.io import fits
 
-from vo_service.tap.formats._binary import BIG_ENDIAN, Segment, numeric_values, to_big_endian, assemble_rows
+from vo_service.core.columns import Column
+from vo_service.tap.formats._binary import (
+    BIG_ENDIAN,
+    Segment,
+    assemble_rows,
+    numeric_values,
+    to_big_endian,
+)
 from vo_service.tap.formats._columns import (
     INT_NULL,
-    ColumnSpec,
+    ColumnEncoding,
     gather_ragged,
     list_parts,
     normalize,
@@ -40,14 +47,14 @@ from vo_service.tap.formats._columns import (
     unique_names,
 )
 from vo_service.tap.formats._votable import NO_INFOS
-from vo_service.tap.results import ResultField, ResultStatus
+from vo_service.tap.results import ResultStatus
 
 BLOCK = 2880
 SPOOL_MEMORY = 32 * 2**20
 _TFORM = {"boolean": "L", "unsignedByte": "B", "short": "I", "int": "J", "long": "K", "float": "E", "double": "D"}
 
 
-def _canonical(spec: ColumnSpec) -> pa.DataType:
+def _canonical(spec: ColumnEncoding) -> pa.DataType:
     if spec.kind == "string":
         return pa.large_string()
     if spec.kind == "scalar":
@@ -64,7 +71,7 @@ class _Sizes:
         self.heap = 0
 
 
-def _spool(specs: list[ColumnSpec], batches: Iterable[pa.RecordBatch], spool) -> _Sizes:
+def _spool(specs: list[ColumnEncoding], batches: Iterable[pa.RecordBatch], spool) -> _Sizes:
     schema = pa.schema([pa.field(f"c{i}", _canonical(s)) for i, s in enumerate(specs)])
     sizes = _Sizes(len(specs))
     with pa.ipc.new_stream(spool, schema) as writer:
@@ -95,7 +102,7 @@ def _ascii(text: str) -> str:
     return text.encode("ascii", "replace").decode("ascii")
 
 
-def _column_form(spec: ColumnSpec, longest: int) -> tuple[str, int]:
+def _column_form(spec: ColumnEncoding, longest: int) -> tuple[str, int]:
     """(TFORM, bytes per row)."""
     if spec.kind == "string":
         width = max(1, longest)
@@ -110,7 +117,7 @@ def _column_form(spec: ColumnSpec, longest: int) -> tuple[str, int]:
 
 
 def _headers(
-    specs: list[ColumnSpec], sizes: _Sizes, status: ResultStatus, infos: Mapping[str, str]
+    specs: list[ColumnEncoding], sizes: _Sizes, status: ResultStatus, infos: Mapping[str, str]
 ) -> tuple[bytes, list[int]]:
     primary = fits.Header()
     primary["SIMPLE"] = True
@@ -146,7 +153,7 @@ def _headers(
     return primary.tostring().encode("ascii") + table.tostring().encode("ascii"), [w for _, w in forms]
 
 
-def _rows(specs: list[ColumnSpec], widths: list[int], batch: pa.RecordBatch, heap, heap_at: int) -> tuple[bytes, int]:
+def _rows(specs: list[ColumnEncoding], widths: list[int], batch: pa.RecordBatch, heap, heap_at: int) -> tuple[bytes, int]:
     segments = []
     for i, spec in enumerate(specs):
         array = batch.column(i)
@@ -188,7 +195,7 @@ def _fill(datatype: str) -> float | int:
 
 
 def encode_fits(
-    fields: Sequence[ResultField],
+    fields: Sequence[Column],
     batches: Iterable[pa.RecordBatch],
     status: ResultStatus,
     *,

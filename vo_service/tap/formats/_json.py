@@ -14,16 +14,17 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import pyarrow as pa
 
+from vo_service.core.columns import Column
 from vo_service.tap.formats._columns import normalize, peek, resolve_specs
 from vo_service.tap.formats._textcells import cell_text, join_rows
 from vo_service.tap.formats._votable import NO_INFOS
-from vo_service.tap.results import ResultField, ResultStatus
+from vo_service.tap.results import ResultStatus
 
 _COLUMN_KEYS = ("name", "datatype", "arraysize", "xtype", "unit", "ucd", "description")
 
 
 def encode_json(
-    fields: Sequence[ResultField],
+    fields: Sequence[Column],
     batches: Iterable[pa.RecordBatch],
     status: ResultStatus,
     *,

@@ -20,9 +20,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from vo_service.tap.formats._columns import ColumnSpec, normalize, peek, resolve_specs, unique_names
+from vo_service.core.columns import Column
+from vo_service.tap.formats._columns import (
+    ColumnEncoding,
+    normalize,
+    peek,
+    resolve_specs,
+    unique_names,
+)
 from vo_service.tap.formats._votable import NO_INFOS
-from vo_service.tap.results import ResultField, ResultStatus
+from vo_service.tap.results import ResultStatus
 
 #: astropy's reader turns a NULL string into the text "None" cut to the column width; a
 #: width of at least 4 shows it whole instead of as a plausible-looking "N".
@@ -62,7 +69,7 @@ class _DrainSink:
         return data
 
 
-def _parquet_type(spec: ColumnSpec, arrow_type: pa.DataType | None) -> pa.DataType:
+def _parquet_type(spec: ColumnEncoding, arrow_type: pa.DataType | None) -> pa.DataType:
     """Arrow type written: times stay native Parquet timestamps, the rest follows the spec."""
     if arrow_type is not None and spec.field.xtype == "timestamp" and (
         pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type)
@@ -77,7 +84,7 @@ def _parquet_type(spec: ColumnSpec, arrow_type: pa.DataType | None) -> pa.DataTy
     return pa.large_list(spec.element_type) if spec.datatype == "unsignedByte" else pa.list_(spec.element_type)
 
 
-def _schema(specs: list[ColumnSpec], first: pa.RecordBatch | None) -> pa.Schema:
+def _schema(specs: list[ColumnEncoding], first: pa.RecordBatch | None) -> pa.Schema:
     """Output names made unique (``x``, ``x_2``; readers such as pq.read_table reject repeats)."""
     fields = []
     for i, (spec, name) in enumerate(zip(specs, unique_names([s.field.name for s in specs]))):
@@ -99,7 +106,7 @@ def _stored_schema(schema: pa.Schema) -> str:
     return base64.b64encode(schema.serialize().to_pybytes()).decode("ascii")
 
 
-def _column(array: pa.Array, spec: ColumnSpec, target: pa.DataType) -> pa.Array:
+def _column(array: pa.Array, spec: ColumnEncoding, target: pa.DataType) -> pa.Array:
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
     if array.type == target:
@@ -111,7 +118,7 @@ def _column(array: pa.Array, spec: ColumnSpec, target: pa.DataType) -> pa.Array:
 
 
 def encode_parquet(
-    fields: Sequence[ResultField],
+    fields: Sequence[Column],
     batches: Iterable[pa.RecordBatch],
     status: ResultStatus,
     *,

@@ -8,12 +8,13 @@ from functools import partial
 
 import pyarrow as pa
 
+from vo_service.core.columns import Column
 from vo_service.tap.formats._fits import encode_fits
 from vo_service.tap.formats._json import encode_json
 from vo_service.tap.formats._parquet import encode_parquet
 from vo_service.tap.formats._text import encode_csv, encode_tsv
 from vo_service.tap.formats._votable import NO_INFOS, encode_votable
-from vo_service.tap.results import ResultField, ResultStatus
+from vo_service.tap.results import ResultStatus
 
 Encoder = Callable[..., Iterator[bytes]]
 
@@ -35,7 +36,7 @@ class OutputFormat:
 
     def encode(
         self,
-        fields: Sequence[ResultField],
+        fields: Sequence[Column],
         batches: Iterable[pa.RecordBatch],
         status: ResultStatus,
         *,

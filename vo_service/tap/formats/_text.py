@@ -16,10 +16,17 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 import pyarrow as pa
 import pyarrow.csv as pcsv
 
-from vo_service.tap.formats._columns import ColumnSpec, as_string, normalize, peek, resolve_specs
+from vo_service.core.columns import Column
+from vo_service.tap.formats._columns import (
+    ColumnEncoding,
+    as_string,
+    normalize,
+    peek,
+    resolve_specs,
+)
 from vo_service.tap.formats._textcells import cell_text, join_rows
 from vo_service.tap.formats._votable import NO_INFOS
-from vo_service.tap.results import ResultField, ResultStatus
+from vo_service.tap.results import ResultStatus
 
 _CSV_OPTIONS = pcsv.WriteOptions(include_header=False, eol="\r\n", quoting_style="needed")
 
@@ -30,14 +37,14 @@ def _csv_name(name: str) -> str:
     return name
 
 
-def _csv_column(array: pa.Array, spec: ColumnSpec) -> pa.Array:
+def _csv_column(array: pa.Array, spec: ColumnEncoding) -> pa.Array:
     if spec.kind == "array":
         return as_string(array)
     return array
 
 
 def encode_csv(
-    fields: Sequence[ResultField],
+    fields: Sequence[Column],
     batches: Iterable[pa.RecordBatch],
     status: ResultStatus,
     *,
@@ -63,7 +70,7 @@ def _tsv_name(name: str) -> str:
 
 
 def encode_tsv(
-    fields: Sequence[ResultField],
+    fields: Sequence[Column],
     batches: Iterable[pa.RecordBatch],
     status: ResultStatus,
     *,

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from vo_service.tap.formats._columns import ColumnSpec, rebuild_list
+from vo_service.tap.formats._columns import ColumnEncoding, rebuild_list
 
 _XML_INVALID = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x{fffe}\x{ffff}]"
 _JSON_OTHER_CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
@@ -74,7 +74,7 @@ def _scalar_text(values: pa.Array, style: str) -> pa.Array:
     return _number_text(values, style)
 
 
-def cell_text(array: pa.Array, spec: ColumnSpec, style: str) -> pa.Array:
+def cell_text(array: pa.Array, spec: ColumnEncoding, style: str) -> pa.Array:
     """Finished cell text for one normalised column; NULL stays NULL (JSON: the text "null")."""
     if spec.kind == "scalar":
         text = _scalar_text(array, style)

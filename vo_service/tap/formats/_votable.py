@@ -19,6 +19,7 @@ from types import MappingProxyType
 
 import pyarrow as pa
 
+from vo_service.core.columns import Column
 from vo_service.tap.formats._binary import (
     Base64Lines,
     assemble_rows,
@@ -27,14 +28,14 @@ from vo_service.tap.formats._binary import (
 )
 from vo_service.tap.formats._columns import (
     INT_NULL,
-    ColumnSpec,
+    ColumnEncoding,
     normalize,
     peek,
     resolve_specs,
     unique_xml_ids,
 )
 from vo_service.tap.formats._textcells import cell_text, join_rows
-from vo_service.tap.results import ResultField, ResultStatus
+from vo_service.tap.results import ResultStatus
 
 NO_INFOS: Mapping[str, str] = MappingProxyType({})
 
@@ -69,14 +70,14 @@ def _info(name: str, value: str, content: str | None = None) -> str:
     return f"<INFO name={xml_attr(name)} value={xml_attr(value)}>{xml_text(content)}</INFO>\n"
 
 
-def _has_null_sentinel(spec: ColumnSpec) -> bool:
+def _has_null_sentinel(spec: ColumnEncoding) -> bool:
     """BINARY integers carry NULL as a declared value; byte arrays (blobs) use all 256 values."""
     if spec.datatype not in INT_NULL or spec.kind == "string":
         return False
     return spec.kind == "scalar" or spec.datatype != "unsignedByte"
 
 
-def field_element(spec: ColumnSpec, xml_id: str, *, declare_null: bool) -> str:
+def field_element(spec: ColumnEncoding, xml_id: str, *, declare_null: bool) -> str:
     f = spec.field
     attrs = [("name", f.name), ("ID", xml_id), ("datatype", f.datatype)]
     for key in ("arraysize", "xtype", "unit", "ucd", "utype"):
@@ -94,7 +95,7 @@ def field_element(spec: ColumnSpec, xml_id: str, *, declare_null: bool) -> str:
     return parts[0] + "/>\n"
 
 
-def _header(specs: list[ColumnSpec], infos: Mapping[str, str], serialization: str) -> bytes:
+def _header(specs: list[ColumnEncoding], infos: Mapping[str, str], serialization: str) -> bytes:
     out = [_PROLOGUE, '<RESOURCE type="results">\n', _info("QUERY_STATUS", "OK")]
     out.extend(_info(name, value) for name, value in infos.items())
     out.append("<TABLE>\n")
@@ -125,7 +126,7 @@ def _footer(status: ResultStatus, serialization: str) -> bytes:
 
 
 def encode_votable(
-    fields: Sequence[ResultField],
+    fields: Sequence[Column],
     batches: Iterable[pa.RecordBatch],
     status: ResultStatus,
     *,

@@ -4,7 +4,8 @@ From the shared Buzzard catalog (80,000 galaxies, true redshift and ugrizy magni
 positions or errors), with fixed seeds so every installation serves identical tables:
 
 - ``pz.photoz_demo``: every galaxy, with a sky position inside the demo footprint, observed
-  magnitudes with LSST 10-year errors and a kNN photo-z trained on the spec-z catalog;
+  magnitudes with LSST 10-year errors and a photo-z from the pipeline's kNN estimator
+  (``pipeline/estimators/knn.py``) trained on the secure spec-z of the spec-z catalog;
 - ``pz.specz_demo``: 10,000 of them as a spectroscopic compilation (spec-z error, quality flag,
   survey).
 
@@ -17,9 +18,8 @@ the ``pzvo:collection/demo`` collection of both.  A forced reload records new ve
 """
 from __future__ import annotations
 
-import hashlib
 import logging
-import time
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,18 +27,21 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import text
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
-from ingest.columns import specs_for_description
 from ingest.copy import vacuum_analyze
-from ingest.load import copy_arrow
-from pipeline.knn import KNNPhotoZ
+from pipeline.catalog import DEMO_FOOTPRINT, DEMO_SEED, photometry_from_magnitudes, sky_positions
+from pipeline.estimators import Estimator, make_estimator
 from pipeline.photometry import BANDS, observe
-from tap_schema.loader import create_indexes_sql, create_table_sql, publish_table, qualified
-from tap_schema.model import TableDescription, load_table
+from tap_schema.loader import qualified
+from tap_schema import TableDescription, load_table
+from vo_service.auth import User
 from vo_service.core.settings import PROJECT_ROOT
+from vo_service.demo._tables import load_table_data, table_checksum, table_rows
+from vo_service.products import ProductRegistry
+from vo_service.services import Services
 from vo_service.provenance import (
-    COLLECTION_TYPE, TABLE_TYPE, ActivityDescription, EntityDescription, GenerationDescription,
+    COLLECTION_TYPE, TABLE_TYPE, ActivityDescription, ActivityRecorder, EntityDescription, GenerationDescription,
     ParameterDescription, UsageDescription, collection_entity_id, file_entity, next_entity_version,
     record_activity, table_entity_id, user_agent,
 )
@@ -46,12 +49,18 @@ from vo_service.provenance import (
 log = logging.getLogger(__name__)
 
 SOURCE = PROJECT_ROOT.parent / "shared" / "data" / "buzzard_ugrizy_80k.parquet"
-SEED = 20261125
-FOOTPRINT = {"ra": (50.0, 70.0), "dec": (-40.0, -25.0)}
+#: The pipeline demo catalog's seed: the galaxies get the same sky positions there and here.
+SEED = DEMO_SEED
+FOOTPRINT = DEMO_FOOTPRINT
 SURVEYS = np.array(["GAMA", "SDSS-BOSS", "DESI", "VVDS", "DEEP2", "zCOSMOS"])
 N_SPECZ = 10_000
-KNN_K = 20
 Z_FLAG_MIN = 3
+#: The pipeline estimator behind ``pz.photoz_demo`` (``pipeline.estimators`` registry) and its
+#: parameters.  ``knn`` because it trains and estimates the 80,000 galaxies in about a second,
+#: so ``pzvo demo`` (hence ``make run``) stays fast; ``mlp``, the pipeline's default, takes
+#: about 95 s to train on the 8,500 secure spec-z on 2 cores.
+ESTIMATOR = "knn"
+ESTIMATOR_PARAMS = {"k": 20}
 
 # --- provenance: the methods behind the two demo tables (docs/provenance.md) ---------------------
 SOURCE_CATALOG = EntityDescription(
@@ -78,24 +87,32 @@ DEMO_SPECZ = ActivityDescription(
     version="1", type="simulation", subtype="spec-z compilation",
     description="Draws sky positions in the footprint, LSST 10-year photometric errors, and a "
                 "spec-z subsample weighted to i < 24 with spectroscopic errors, quality flags and "
-                "surveys (ingest/demo.py:simulate_specz).",
+                "surveys (vo_service/demo/_demo.py:simulate_specz).",
     parameters=_FOOTPRINT_PARAMS + (
         ParameterDescription("n_specz", "int", "Number of spectroscopic redshifts", None, "meta.number"),),
     usages=(UsageDescription("catalog", "Simulated galaxies with true redshifts", "pzvo:File",
                              entity_description=SOURCE_CATALOG),),
     generations=(GenerationDescription("spec-z catalog", "The spec-z compilation", TABLE_TYPE,
                                        entity_description=SPECZ_CATALOG),))
+#: Version 2: the pipeline's kNN estimator (version 1 was a separate demo-only kNN).
 DEMO_PHOTOZ = ActivityDescription(
-    id="pzvo:activitydescription/demo-knn-photoz/1", name="demo kNN photo-z estimation",
-    version="1", type="estimation", subtype="photo-z",
-    description="k-nearest-neighbour photo-z (colours and i magnitude, Gaussian-kernel PDF) "
-                "trained on the secure spec-z, applied to every galaxy (pipeline/knn.py).",
+    id="pzvo:activitydescription/demo-knn-photoz/2", name="demo kNN photo-z estimation",
+    version="2", type="estimation", subtype="photo-z",
+    description="The pipeline's k-nearest-neighbour photo-z (asinh colours and i magnitude, "
+                "calibrated quantile PDFs; pipeline/estimators/knn.py) trained on the secure "
+                "spec-z, applied to every galaxy; z_phot is the PDF's mode "
+                "(vo_service/demo/_demo.py:estimate_photoz).",
     parameters=_FOOTPRINT_PARAMS + (
+        ParameterDescription("estimator", "char", "Name of the pipeline estimator", None, "meta.code"),
+        ParameterDescription("estimator_version", "char", "Version of the pipeline estimator", None,
+                             "meta.version"),
         ParameterDescription("k", "int", "Number of neighbours", None, "meta.number"),
+        ParameterDescription("eps", "double", "Relative approximation of the neighbour search", None,
+                             "arith.factor"),
+        ParameterDescription("calibrate", "boolean", "Whether the PDFs are recalibrated (flat PIT)", None,
+                             "meta.code"),
         ParameterDescription("z_flag_min", "short", "Lowest spec-z quality flag used for training",
-                             None, "meta.code.qual;src.redshift"),
-        ParameterDescription("bandwidth", "double", "Kernel width of the redshift PDF", None,
-                             "stat.fit.param;src.redshift.phot")),
+                             None, "meta.code.qual;src.redshift")),
     usages=(UsageDescription("photometry", "Galaxies to estimate", "pzvo:File",
                              entity_description=SOURCE_CATALOG),
             UsageDescription("training set", "Spec-z the estimator learns from", TABLE_TYPE,
@@ -103,14 +120,6 @@ DEMO_PHOTOZ = ActivityDescription(
     generations=(GenerationDescription("PZ table", "Photo-z of every galaxy", TABLE_TYPE,
                                        entity_description=PZ_TABLE),))
 DEMO_COLLECTION_ID = collection_entity_id("demo")
-
-
-def sky_positions(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Uniform on the sphere inside the footprint (uniform in RA and in sin Dec)."""
-    ra = rng.uniform(*FOOTPRINT["ra"], n)
-    s0, s1 = np.sin(np.radians(FOOTPRINT["dec"]))
-    dec = np.degrees(np.arcsin(rng.uniform(s0, s1, n)))
-    return ra, dec
 
 
 @dataclass
@@ -134,7 +143,7 @@ def simulate_specz(source: Path = SOURCE) -> _Simulation:
     cat = {name: table.column(name).to_numpy() for name in table.column_names}
     rng = np.random.default_rng(SEED)
     n = table.num_rows
-    ra, dec = sky_positions(n, rng)
+    ra, dec = sky_positions(n, rng, FOOTPRINT)
     observed, errors = observe({b: cat[b] for b in BANDS}, rng)
 
     i_mag = observed["i"]
@@ -158,64 +167,40 @@ def simulate_specz(source: Path = SOURCE) -> _Simulation:
                        errors=errors, spec_idx=spec_idx, z_spec=z_spec, z_flag=z_flag)
 
 
-def estimate_photoz(sim: _Simulation) -> pa.Table:
-    """kNN photo-z of every galaxy, trained on the secure spec-z (flag >= 3)."""
+def demo_estimator() -> Estimator:
+    """The unfitted pipeline estimator of ``pz.photoz_demo``."""
+    return make_estimator(ESTIMATOR, ESTIMATOR_PARAMS)
+
+
+def estimate_photoz(sim: _Simulation, estimator: Estimator | None = None) -> pa.Table:
+    """Photo-z of every galaxy from a pipeline estimator (:func:`demo_estimator` unless given)
+    trained on the secure spec-z (flag >= Z_FLAG_MIN).
+
+    The estimator reads fluxes: the observed magnitudes and their errors are converted as the
+    pipeline converts a magnitude file (a non-detection is a flux of zero in asinh magnitudes).
+    ``z_phot`` is the PDF's mode, as the table's description says; ``z_err`` and ``odds`` are
+    the estimator's (half the central 68 % interval; the probability within 0.06 (1 + z) of the
+    mode).
+    """
+    estimator = estimator or demo_estimator()
+    mags = {b: sim.observed[b] for b in BANDS}
+    mags.update({f"{b}_err": sim.errors[b] for b in BANDS})
+    phot = photometry_from_magnitudes(pa.table(mags))
     good = sim.z_flag >= Z_FLAG_MIN
-    model = KNNPhotoZ(k=KNN_K).fit({b: sim.observed[b][sim.spec_idx][good] for b in BANDS},
-                                   sim.z_spec[good])
-    est = model.predict(sim.observed)
+    estimator.fit(phot.take(sim.spec_idx[good]), sim.z_spec[good])
+    est = estimator.estimate(phot)
     photoz = {"object_id": sim.galaxy_id.astype(np.int64), "ra": sim.ra, "dec": sim.dec,
-              "z_phot": est.z_phot, "z_err": est.z_err, "odds": est.odds}
+              "z_phot": est["z_mode"].astype(np.float64), "z_err": est["z_err"].astype(np.float64),
+              "odds": est["odds"].astype(np.float64)}
     photoz.update({f"mag_{b}": sim.observed[b] for b in BANDS})
     photoz.update({f"magerr_{b}": sim.errors[b] for b in BANDS})
-    return pa.table(photoz, schema=None)
+    return pa.table(photoz)
 
 
 def build_demo_tables(source: Path = SOURCE) -> dict[str, pa.Table]:
     """Compute both demo tables in memory (80,000 rows: small)."""
     sim = simulate_specz(source)
     return {"pz.specz_demo": sim.specz, "pz.photoz_demo": estimate_photoz(sim)}
-
-
-def table_checksum(data: pa.Table) -> str:
-    """``sha256:<hex>`` of the table's Arrow IPC stream: the content that was loaded."""
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, data.schema) as writer:
-        writer.write_table(data)
-    return "sha256:" + hashlib.sha256(sink.getvalue()).hexdigest()
-
-
-def load_table_data(conn: Connection, desc: TableDescription, data: pa.Table, *,
-                    cluster: bool = True) -> int:
-    """Create, fill, index and publish one table in the caller's transaction.
-
-    The caller runs :func:`ingest.copy.vacuum_analyze` after committing.
-    """
-    started = time.perf_counter()
-    conn.execute(text(f"DROP TABLE IF EXISTS {qualified(desc)}"))
-    for stmt in create_table_sql(desc):
-        conn.execute(text(stmt))
-    rows = copy_arrow(conn, qualified(desc), specs_for_description(desc.columns),
-                      data.select([c.db_name for c in desc.columns]).to_batches(max_chunksize=50_000))
-    for stmt in create_indexes_sql(desc):
-        conn.execute(text(stmt))
-    if cluster and desc.position_columns:
-        conn.execute(text(f'CLUSTER {qualified(desc)} USING "{desc.name}_pos_idx"'))
-    publish_table(conn, desc)
-    log.info("loaded table", extra={"table": desc.qualified_name, "rows": rows,
-                                    "seconds": round(time.perf_counter() - started, 3)})
-    return rows
-
-
-def table_rows(engine: Engine, qualified_name: str) -> int | None:
-    """Row count of a published table, or None when it is missing or unpublished."""
-    with engine.connect() as conn:
-        published = conn.execute(text("SELECT 1 FROM tap_schema.tables WHERE table_name = :t"),
-                                 {"t": qualified_name}).first()
-        exists = conn.execute(text("SELECT to_regclass(:t)"), {"t": qualified_name}).scalar()
-        if not (published and exists):
-            return None
-        return conn.execute(text(f"SELECT count(*) FROM {qualified_name}")).scalar()
 
 
 SPECZ_ROLES = {"id": "id", "ra": "ra", "dec": "dec", "z": "redshift", "z_err": "redshift_err",
@@ -225,15 +210,11 @@ PHOTOZ_ROLES = {"object_id": "id", "ra": "ra", "dec": "dec", "z_phot": "photoz",
                 **{f"magerr_{b}": f"magerr_{b}" for b in BANDS}}
 
 
-def _register_product(conn: Connection, registry, name: str, product_type: str,  # noqa: ANN001
+def _register_product(conn: Connection, registry: ProductRegistry, name: str, product_type: str,
                       desc: TableDescription, data: pa.Table, rows: int, roles: dict[str, str],
                       pz_code: str | None = None) -> None:
     """Make a demo table an official product of the demo release (browsable at ``/``), with a
     Parquet export of the loaded rows as its downloadable file."""
-    import tempfile
-
-    from vo_service.auth import User
-
     conn.execute(text("INSERT INTO registry.users (name, is_admin) VALUES ('pzvo', true) "
                       "ON CONFLICT (name) DO NOTHING"))
     with tempfile.TemporaryDirectory() as tmp:
@@ -250,8 +231,15 @@ def _footprint_parameters() -> dict[str, object]:
             "dec_min": FOOTPRINT["dec"][0], "dec_max": FOOTPRINT["dec"][1], "seed": SEED}
 
 
-def _publish_with_provenance(conn: Connection, act, desc: TableDescription, data: pa.Table, *,  # noqa: ANN001
-                             role: str, derived_from: list[str], entity_description: EntityDescription) -> tuple[str, int]:
+def _estimator_parameters(estimator: Estimator) -> dict[str, object]:
+    """The estimator's name, version and every parameter (``k``, ``eps`` ...) by its own name."""
+    about = estimator.describe()
+    return {"estimator": about["name"], "estimator_version": about["version"], **about["params"]}
+
+
+def _publish_with_provenance(conn: Connection, act: ActivityRecorder, desc: TableDescription, data: pa.Table,
+                             *, role: str, derived_from: list[str],
+                             entity_description: EntityDescription) -> tuple[str, int]:
     """Load one demo table and register it as generated by ``act`` (a new version if reloaded)."""
     entity_id, older = next_entity_version(conn, table_entity_id(desc.qualified_name))
     rows = load_table_data(conn, desc, data)
@@ -270,22 +258,18 @@ def _publish_with_provenance(conn: Connection, act, desc: TableDescription, data
     return entity_id, rows
 
 
-def load_demo(engine: Engine, *, force: bool = False, storage_dir: Path | None = None) -> dict[str, int]:
+def load_demo(services: Services, *, force: bool = False) -> dict[str, int]:
     """Load the demo tables unless they are already there with the expected row counts.
 
     Each table is loaded and its provenance recorded in one transaction (two activities:
     the spec-z compilation, then the photo-z estimation that used it).
     """
+    engine, registry = services.owner_engine, services.products
     wanted = {name: load_table(name) for name in ("pz.specz_demo", "pz.photoz_demo")}
     present = {name: table_rows(engine, name) for name in wanted}
     if not force and all(present[n] == d.extra.get("x_rows") for n, d in wanted.items()):
         log.info("demo data already loaded", extra={"tables": list(wanted)})
         return {n: int(r) for n, r in present.items() if r is not None}
-    from vo_service.core.settings import load_settings
-    from vo_service.products import ProductRegistry
-
-    registry = ProductRegistry(engine=engine,
-                               storage_dir=storage_dir or load_settings().products_dir_for(engine.url.database))
     source = file_entity(SOURCE, location=f"shared/data/{SOURCE.name}", description=SOURCE_CATALOG,
                          name=SOURCE.name)
     agent = user_agent()
@@ -301,17 +285,19 @@ def load_demo(engine: Engine, *, force: bool = False, storage_dir: Path | None =
         _register_product(conn, registry, "specz_demo", "speczcat", wanted["pz.specz_demo"], sim.specz,
                           counts["pz.specz_demo"], SPECZ_ROLES)
     vacuum_analyze(engine, qualified(wanted["pz.specz_demo"]))
+    estimator = demo_estimator()
     with engine.begin() as conn:
         with record_activity(conn, name="demo kNN photo-z estimation", description=DEMO_PHOTOZ,
-                             parameters={**_footprint_parameters(), "k": KNN_K,
-                                         "z_flag_min": Z_FLAG_MIN, "bandwidth": 0.02},
+                             parameters={**_footprint_parameters(), **_estimator_parameters(estimator),
+                                         "z_flag_min": Z_FLAG_MIN},
                              agent=agent, used=[(source.id, "photometry"), (specz_id, "training set")],
                              informed_by=[specz_act.id]) as photoz_act:
-            photoz = estimate_photoz(sim)
+            photoz = estimate_photoz(sim, estimator)
             _, counts["pz.photoz_demo"] = _publish_with_provenance(
                 conn, photoz_act, wanted["pz.photoz_demo"], photoz, role="PZ table",
                 derived_from=[source.id, specz_id], entity_description=PZ_TABLE)
         _register_product(conn, registry, "photoz_demo", "pztable", wanted["pz.photoz_demo"], photoz,
-                          counts["pz.photoz_demo"], PHOTOZ_ROLES, pz_code=f"pzvo demo kNN (k={KNN_K})")
+                          counts["pz.photoz_demo"], PHOTOZ_ROLES,
+                          pz_code=f"pzvo {estimator.name} {estimator.version} (demo, k={estimator.params['k']})")
     vacuum_analyze(engine, qualified(wanted["pz.photoz_demo"]))
     return counts

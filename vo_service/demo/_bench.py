@@ -16,11 +16,11 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from ingest.copy import vacuum_analyze
-from ingest.demo import table_rows
 from tap_schema.loader import create_indexes_sql, create_table_sql, publish_table, qualified
 from tap_schema.model import load_table
-from vo_service.core.settings import PROJECT_ROOT
 from vo_service.core.database import grant_published_schema
+from vo_service.core.settings import PROJECT_ROOT
+from vo_service.demo._tables import table_rows
 
 log = logging.getLogger(__name__)
 
