@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 from flask import Blueprint, Response, abort, current_app, render_template, request
 
-from vo_service.tap._exceptions import TapError
+from vo_service.tap import TapError
 from vo_service.tap.adql import SUPPORTED_FEATURES
 from vo_service.tap.formats import OUTPUT_FORMATS
 
