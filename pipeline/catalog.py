@@ -21,7 +21,13 @@ import pyarrow.parquet as pq
 
 from pipeline.estimators.base import Photometry
 from pipeline.hats_catalog import is_hats_catalog
-from pipeline.photometry import BANDS, flux_column, flux_err_column, mag_to_njy, njy_to_mag
+from pipeline.photometry import (
+    BANDS,
+    flux_column,
+    flux_err_column,
+    mag_to_njy,
+    njy_to_mag,
+)
 
 log = logging.getLogger(__name__)
 

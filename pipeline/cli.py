@@ -5,13 +5,17 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.estimators import DEFAULT_ESTIMATOR
 
 if TYPE_CHECKING:  # the pzvo CLI builds its parser on every call: keep numpy/scipy/dask out of it
-    from pipeline.run import Progress
+    from pipeline.outputs import Progress
+    from vo_service.core.settings import Settings
+    from vo_service.services import Services
 
 
 class ProgressBar:
@@ -35,8 +39,9 @@ class ProgressBar:
             self._bar.close()
 
 
-def add_subcommands(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001
-    """Add the ``pipeline`` command group to the ``pzvo`` parser."""
+def add_subcommands(sub: argparse._SubParsersAction, services_for: Callable[[Settings], Services]) -> None:
+    """Add the ``pipeline`` command group to the ``pzvo`` parser; ``services_for`` is the
+    command line's access to the composition root (``vo_service.cli._services``)."""
     pipe = sub.add_parser("pipeline", help="the Dask photo-z pipeline")
     actions = pipe.add_subparsers(dest="pipeline_command", required=True)
     run = actions.add_parser("run", help="run a pipeline configuration (YAML)")
@@ -45,7 +50,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001
     run.add_argument("--workers", type=int, help="LocalCluster workers (default: one per core)")
     run.add_argument("--no-publish", action="store_true", help="do not load the table into PostgreSQL")
     run.add_argument("--no-progress", action="store_true")
-    run.set_defaults(func=cmd_run)
+    run.set_defaults(func=partial(cmd_run, services_for=services_for))
     ev = actions.add_parser("evaluate", help="train on one file, print metrics on another as JSON")
     ev.add_argument("--train", type=Path, required=True, help="Parquet: u g r i z y redshift [u_err ...]")
     ev.add_argument("--test", type=Path, required=True)
@@ -80,18 +85,19 @@ def _fail(command: str, exc: BaseException) -> int:
     return 1
 
 
-def cmd_run(args: argparse.Namespace, settings: Any) -> int:
-    from sqlalchemy.exc import SQLAlchemyError
+def cmd_run(args: argparse.Namespace, settings: Settings, *,
+            services_for: Callable[[Settings], Services]) -> int:
+    from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415 - deferred: see vo_service.cli._services
 
     try:
-        return _run(args, settings)
+        return _run(args, settings, services_for)
     except _input_errors() as exc:
         return _fail("run", exc)
     except SQLAlchemyError as exc:  # the database's own words, without SQLAlchemy's SQL dump and link
         return _fail("run", RuntimeError(f"database: {getattr(exc, 'orig', None) or exc}"))
 
 
-def _run(args: argparse.Namespace, settings: Any) -> int:
+def _run(args: argparse.Namespace, settings: Settings, services_for: Callable[[Settings], Services]) -> int:
     from dataclasses import replace
 
     from pipeline.config import load_config
@@ -105,9 +111,8 @@ def _run(args: argparse.Namespace, settings: Any) -> int:
         config = replace(config, publish=False)
     engine = storage_dir = None
     if config.publish or config.training_product:  # the product registry: its database and storage
-        from vo_service.core.database import owner_engine
-
-        engine, storage_dir = owner_engine(settings), settings.products_dir
+        services = services_for(settings)
+        engine, storage_dir = services.owner_engine, services.settings.products_dir
     logging.getLogger("distributed").setLevel(logging.WARNING)
     result = run_pipeline(config, scheduler=args.scheduler, engine=engine, storage_dir=storage_dir,
                           progress=[ProgressBar(not args.no_progress)])
@@ -119,7 +124,7 @@ def _run(args: argparse.Namespace, settings: Any) -> int:
     return 0
 
 
-def cmd_evaluate(args: argparse.Namespace, settings: Any) -> int:
+def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     try:
         return _evaluate(args)
     except _input_errors() as exc:

@@ -24,14 +24,13 @@ Steps, and why:
 from __future__ import annotations
 
 import hashlib
-
 import logging
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -41,12 +40,29 @@ from sqlalchemy.engine import Connection, Engine
 from ingest.copy import vacuum_analyze
 from ingest.load import copy_arrow
 from pipeline.catalog import input_identity, list_partitions, stored_input_identity
-from vo_service.core.columns import Column
-from tap_schema.loader import create_indexes_sql, create_table_sql, publish_table, qualified, quote_ident
+from pipeline.outputs import RunResult, is_finished
+from tap_schema.loader import (
+    create_indexes_sql,
+    create_table_sql,
+    publish_table,
+    qualified,
+    quote_ident,
+)
 from tap_schema.model import TableDescription, load_table
-
-if TYPE_CHECKING:
-    from pipeline.run import RunResult
+from vo_service.auth import AuthService
+from vo_service.core.columns import Column
+from vo_service.products import ProductRegistry, RegistrationRequest
+from vo_service.provenance import (
+    TABLE_TYPE,
+    ActivityDescription,
+    collection_entity,
+    collection_entity_id,
+    file_entity,
+    next_entity_version,
+    record_activity,
+    table_entity_id,
+    user_agent,
+)
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +101,7 @@ def _index_partition(engine: Engine, part: TableDescription) -> None:
             conn.execute(text(stmt))
 
 
-def record_product(conn: Connection, desc: TableDescription, result: "RunResult | None", *,
+def record_product(conn: Connection, desc: TableDescription, result: RunResult | None, *,
                    storage_dir: Path | None = None) -> None:
     """Record the published table's provenance and register it as a PZ-table product, in the
     transaction that publishes the table (all three appear together or not at all).
@@ -100,11 +116,6 @@ def record_product(conn: Connection, desc: TableDescription, result: "RunResult 
         log.info("published without a run record: no product registered", extra={"table": desc.qualified_name})
         return
     _require_storage(storage_dir)
-    from vo_service.auth import AuthService
-    from vo_service.products import ProductRegistry
-    from vo_service.provenance import (TABLE_TYPE, ActivityDescription, collection_entity,
-                                       collection_entity_id, file_entity, next_entity_version,
-                                       record_activity, table_entity_id, user_agent)
 
     est = result.estimator
     method = ActivityDescription(
@@ -149,7 +160,7 @@ def record_product(conn: Connection, desc: TableDescription, result: "RunResult 
     log.info("product registered", extra={"table": desc.qualified_name, "entity": entity_id})
 
 
-def register_quality_report(engine: Engine, result: "RunResult", table_name: str, *, storage_dir: Path) -> str:
+def register_quality_report(engine: Engine, result: RunResult, table_name: str, *, storage_dir: Path) -> str:
     """Register the quality report as a validation-results product (``<table>_quality``).
 
     Its table holds the per-object estimates on the held-out validation set (z_true, z_phot,
@@ -157,8 +168,6 @@ def register_quality_report(engine: Engine, result: "RunResult", table_name: str
     ``storage_dir`` is the registry's product storage.  Returns the product name.
     """
     _require_storage(storage_dir)
-    from vo_service.auth import AuthService
-    from vo_service.products import ProductRegistry, RegistrationRequest
 
     quality = result.quality or {}
     per_object = Path(quality["per_object"])
@@ -182,7 +191,7 @@ def register_quality_report(engine: Engine, result: "RunResult", table_name: str
 
 
 def publish_table_files(engine: Engine, desc: TableDescription, files: list[Path], *, partitions: int = 16,
-                        workers: int = 2, result: "RunResult | None" = None,
+                        workers: int = 2, result: RunResult | None = None,
                         storage_dir: Path | None = None) -> dict[str, Any]:
     """Load Parquet files into the partitioned table ``desc`` and publish it (steps 1-5 above).
     With a run's ``result`` the table becomes a product, whose files go to ``storage_dir``."""
@@ -240,7 +249,7 @@ def publish_table_files(engine: Engine, desc: TableDescription, files: list[Path
     return timings
 
 
-def publish_run(engine: Engine, result: "RunResult", *, storage_dir: Path, partitions: int = 16,
+def publish_run(engine: Engine, result: RunResult, *, storage_dir: Path, partitions: int = 16,
                 workers: int = 2) -> dict[str, Any]:
     """Publish a finished run's table from its output directory and register it as a product
     (its files under ``storage_dir``, the registry's product storage)."""
@@ -254,8 +263,6 @@ def publish_run(engine: Engine, result: "RunResult", *, storage_dir: Path, parti
     files = [result.data_dir / part.relative for part in parts]
     # Every output must be this run's (another run's file under the same name would be published
     # with this run's provenance).
-    from pipeline.run import is_finished
-
     foreign = [str(out) for out in files if not is_finished(out, result.fingerprint)]
     if foreign:
         raise ValueError(f"{len(foreign)} output file(s) are missing or not this run's (first: {foreign[0]}): "

@@ -18,6 +18,7 @@ registry's job/product record will read it from.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -26,139 +27,50 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from dask.distributed import Client, LocalCluster, as_completed
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
-from pipeline.catalog import (DEC_COLUMN, FLUX_COLUMNS, FLUX_ERR_COLUMNS, ID_COLUMN, INPUT_KEY, RA_COLUMN,
-                              Partition, input_identity, list_partitions, photometry_from_objects, read_training_set, write_demo_catalog)
+from pipeline.catalog import (
+    Partition,
+    list_partitions,
+    read_training_set,
+    write_demo_catalog,
+)
 from pipeline.config import PipelineConfig
 from pipeline.estimators import Estimator, make_estimator
-from pipeline.hats_catalog import is_hats_catalog, remove_hats_metadata, write_hats_metadata
-from pipeline.quality import json_safe
+from pipeline.hats_catalog import (
+    is_hats_catalog,
+    remove_hats_metadata,
+    write_hats_metadata,
+)
+from pipeline.outputs import (
+    FINGERPRINT_KEY,
+    Progress,
+    ProgressHook,
+    RunResult,
+    is_finished,
+)
+from pipeline.publish import publish_run, register_quality_report
+from pipeline.quality import evaluate_columns, json_safe, write_quality_report
 from pipeline.schema import arrow_schema, table_description, write_descriptions
-
-if TYPE_CHECKING:  # imported when used: the Dask workers that import this module need none of it
-    from vo_service.products import PipelineRunStore
+from pipeline.task import estimate_partition
+from pipeline.training import resolve_training_product
+from vo_service.products import PipelineRunStore
 
 log = logging.getLogger(__name__)
 
-FINGERPRINT_KEY = b"pzvo.fingerprint"
 JOB_RECORD = "run.json"
 
 
-@dataclass(frozen=True)
-class Progress:
-    """One step of a run: ``done`` of ``total`` partitions finished (skipped ones included)."""
-
-    done: int
-    total: int
-    rows: int
-    partition: str | None = None
-    skipped: bool = False
-
-
-ProgressHook = Callable[[Progress], None]
-
-
-@dataclass
-class RunResult:
-    """What a run produced: the manifest a product registration and provenance record need."""
-
-    release: str
-    output_dir: Path
-    data_dir: Path
-    estimator: dict[str, Any]
-    fingerprint: str
-    inputs: dict[str, Any]
-    partitions: int
-    computed: int
-    skipped: int
-    rows: int
-    seconds: float
-    table_yaml: Path | None = None
-    felis_yaml: Path | None = None
-    quality: dict[str, Any] | None = None
-    published: dict[str, Any] | None = None
-    hats: dict[str, Any] | None = None  # the output as a HATS catalog, when the input is one
-    run_id: str | None = None  # the job record's id (run.json, registry.pipeline_runs)
-    partition_seconds: list[float] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        out = asdict(self)
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in out.items()}
-
-
 # --- the task ----------------------------------------------------------------------------------
-
-#: glibc mallopt parameters: M_TRIM_THRESHOLD, M_MMAP_THRESHOLD.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_malloc_tuned = False
-
-
-def keep_freed_memory() -> None:
-    """Let this process reuse freed blocks instead of returning them to the OS at once.
-
-    Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which also freezes glibc's
-    mmap threshold at 128 kB: every larger array is mapped and unmapped again, so the megabyte
-    temporaries of an estimator cost fresh page faults on every block (``mlp``, end to end on one
-    worker: 66,000 objects/s instead of 120,000).  Raising both thresholds (64 MB for mmap,
-    256 MB kept free at most) restores the speed; memory is still returned past 256 MB.  No-op
-    where glibc's ``mallopt`` is missing.  Once per process.
-    """
-    global _malloc_tuned
-    if _malloc_tuned:
-        return
-    _malloc_tuned = True
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(_M_MMAP_THRESHOLD, 64 << 20)
-        libc.mallopt(_M_TRIM_THRESHOLD, 256 << 20)
-    except (OSError, AttributeError):
-        log.debug("mallopt unavailable: malloc left as it is")
-
-
-def estimate_partition(estimator: Estimator, source: str, target: str,
-                       schema: pa.Schema) -> dict[str, Any]:
-    """Read one input file, estimate, write one output file atomically (the Dask task)."""
-    keep_freed_memory()
-    started, cpu_started = time.perf_counter(), time.thread_time()
-    have = set(pq.read_schema(source).names)
-    wanted = [ID_COLUMN, RA_COLUMN, DEC_COLUMN, *FLUX_COLUMNS] + [c for c in FLUX_ERR_COLUMNS if c in have]
-    # One thread per task: Dask runs one task per core, and Arrow's own thread pool on top of it
-    # oversubscribed the cores (2 workers ran slower than 1 on this 2-core machine).
-    table = pq.read_table(source, columns=wanted, use_threads=False)
-    columns = estimator.estimate(photometry_from_objects(table))
-    arrays: list[pa.Array] = [table.column(ID_COLUMN).combine_chunks().cast(pa.int64()),
-                              table.column(RA_COLUMN).combine_chunks().cast(pa.float64()),
-                              table.column(DEC_COLUMN).combine_chunks().cast(pa.float64())]
-    for fld in list(schema)[3:]:
-        values = np.asarray(columns[fld.name])
-        if pa.types.is_fixed_size_list(fld.type):
-            flat = pa.array(np.ascontiguousarray(values, dtype=np.float32).ravel(), fld.type.value_type)
-            arrays.append(pa.FixedSizeListArray.from_arrays(flat, fld.type.list_size))
-        else:
-            arrays.append(pa.array(values, fld.type))
-    out = pa.Table.from_arrays(arrays, schema=schema.with_metadata(
-        {**(schema.metadata or {}), INPUT_KEY: input_identity(Path(source)).encode()}))
-    target_path = Path(target)
-    target_path.parent.mkdir(parents=True, exist_ok=True)
-    # Unique per task, not per process: containerised workers often share a pid.
-    tmp = target_path.with_name(target_path.name + f".tmp-{uuid.uuid4().hex}")
-    try:
-        pq.write_table(out, tmp, compression="zstd", row_group_size=256 * 1024)
-        os.replace(tmp, target_path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return {"rows": out.num_rows, "seconds": time.perf_counter() - started,
-            "cpu_seconds": time.thread_time() - cpu_started}
-
 
 # --- the run -----------------------------------------------------------------------------------
 
@@ -180,20 +92,6 @@ def run_fingerprint(estimator: Estimator, training_digest: str, release: str,
 
 def output_path(data_dir: Path, part: Partition) -> Path:
     return data_dir / part.relative
-
-
-def is_finished(path: Path, fingerprint: str, source: Path | None = None) -> bool:
-    """True when ``path`` is a complete output of a run with this fingerprint (and, given
-    ``source``, made from that input file as it is now: a replaced input is estimated again)."""
-    if not path.exists():
-        return False
-    try:
-        meta = pq.read_schema(path).metadata or {}
-    except (OSError, pa.ArrowInvalid):
-        return False
-    if meta.get(FINGERPRINT_KEY, b"").decode() != fingerprint:
-        return False
-    return source is None or meta.get(INPUT_KEY, b"").decode() == input_identity(source)
 
 
 def remove_partial_outputs(data_dir: Path) -> int:
@@ -223,8 +121,6 @@ def output_lock(output: Path) -> Iterator[None]:
     """Hold ``OUTPUT/.lock`` for a whole run: two runs in one directory would delete each other's
     partial files and mix their outputs.  (An advisory ``flock``: it holds between processes of
     this machine and on file systems that pass locks on, such as NFSv4 and Lustre.)"""
-    import fcntl
-
     output.mkdir(parents=True, exist_ok=True)
     with (output / ".lock").open("a") as fh:
         try:
@@ -248,8 +144,6 @@ def check_validation_set(config: PipelineConfig) -> None:
 
 def check_database(engine: Any) -> None:
     """Before any work: publishing needs the database, so a wrong URL or password fails now."""
-    from sqlalchemy import text
-
     with engine.connect() as conn:
         conn.execute(text("SELECT 1"))
 
@@ -271,8 +165,6 @@ class JobRecord:
                        "rows": 0, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         self._last_write = 0.0
         if runs is None and engine is not None:
-            from vo_service.products import PipelineRunStore
-
             runs = PipelineRunStore(engine)
         self._runs = runs
         self._db_insert()
@@ -303,8 +195,6 @@ class JobRecord:
     def _db(self, write: Callable[[PipelineRunStore], object]) -> None:
         if self._runs is None:
             return
-        from sqlalchemy.exc import SQLAlchemyError
-
         try:
             write(self._runs)
         except SQLAlchemyError as exc:
@@ -347,10 +237,6 @@ def prepare_demo_inputs(config: PipelineConfig) -> None:
 
 def _resolve_training(config: PipelineConfig, engine: Any, storage_dir: Path) -> tuple[PipelineConfig, str]:
     """Export a training-set product to Parquet; return the updated config and its entity."""
-    from dataclasses import replace
-
-    from pipeline.training import resolve_training_product
-
     found = resolve_training_product(engine, config.training_product, config.output / "training", storage_dir)
     log.info("training set from a product", extra={"product": found.label, "file": str(found.path)})
     return replace(config, training=found.path, redshift_column=found.redshift_column), found.entity_id
@@ -365,8 +251,6 @@ def train(config: PipelineConfig) -> tuple[Estimator, str]:
 
 
 def _open_client(config: PipelineConfig, scheduler: str | None):  # noqa: ANN202 - (Client, closer)
-    from dask.distributed import Client, LocalCluster
-
     address = scheduler or config.scheduler
     if address:
         client = Client(address)
@@ -388,8 +272,6 @@ def estimate_catalog(estimator: Estimator, partitions: Sequence[Partition], data
                      hooks: Sequence[ProgressHook] = ()) -> tuple[int, int, list[dict[str, Any]]]:
     """Run the unfinished partitions on ``client``; returns (computed, rows, per-task results:
     rows, wall seconds and CPU seconds of each task)."""
-    from dask.distributed import as_completed
-
     schema = arrow_schema(estimator, metadata={FINGERPRINT_KEY: fingerprint.encode()})
     todo = [p for p in partitions if not is_finished(output_path(data_dir, p), fingerprint, p.source)]
     done, rows = len(partitions) - len(todo), 0
@@ -528,12 +410,10 @@ def _run_and_publish(config: PipelineConfig, estimator: Estimator, partitions: l
     if config.validation is not None:
         result.quality = validate(estimator, config)
     if config.publish:
-        from pipeline.publish import publish_run
 
         result.published = publish_run(engine, result, storage_dir=storage_dir,  # type: ignore[arg-type]
                                        partitions=config.publish_partitions, workers=config.publish_workers)
         if result.quality and result.quality.get("per_object"):
-            from pipeline.publish import register_quality_report
 
             result.quality["product"] = register_quality_report(engine, result, config.table_name,
                                                                 storage_dir=storage_dir)  # type: ignore[arg-type]
@@ -542,8 +422,6 @@ def _run_and_publish(config: PipelineConfig, estimator: Estimator, partitions: l
 
 def validate(estimator: Estimator, config: PipelineConfig) -> dict[str, Any]:
     """The quality report on the held-out validation set, written under ``quality/``."""
-    from pipeline.quality import evaluate_columns, write_quality_report
-
     phot, z = read_training_set(config.validation, config.redshift_column)
     columns = estimator.estimate(phot)
     report = evaluate_columns(columns, z)

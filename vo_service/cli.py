@@ -6,7 +6,6 @@ import os
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from vo_service.core.logs import configure_logging
@@ -36,7 +35,9 @@ def _services(settings: Settings, *, pool_size: int | None = None) -> Services:
     """
     key = id(settings)
     if key not in _BUILT:
-        from vo_service.services import Services  # deferred: the service stack, see above
+        from vo_service.services import (
+            Services,  # deferred: the service stack, see above
+        )
 
         _BUILT[key] = Services.build(settings, pool_size=pool_size)
     return _BUILT[key]
@@ -106,8 +107,12 @@ def _days(value: str) -> timedelta:
 
 
 def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
-    from vo_service.auth import (UnknownTokenError, UnknownUserError, UserExistsError,  # deferred
-                                 UserOwnsProductsError)
+    from vo_service.auth import (  # deferred
+        UnknownTokenError,
+        UnknownUserError,
+        UserExistsError,
+        UserOwnsProductsError,
+    )
 
     service = _services(settings).auth
     try:
@@ -223,7 +228,11 @@ def cmd_products(args: argparse.Namespace, settings: Settings) -> int:
     import json
 
     from vo_service.auth import AuthError, UnknownUserError
-    from vo_service.products import ProductNotFoundError, ProductSchema, product_document
+    from vo_service.products import (
+        ProductNotFoundError,
+        ProductSchema,
+        product_document,
+    )
 
     registry = _registry(settings)
     try:
@@ -363,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.set_defaults(func=cmd_worker)
     from pipeline.cli import add_subcommands as add_pipeline_commands
 
-    add_pipeline_commands(sub)  # pzvo pipeline run|evaluate
+    add_pipeline_commands(sub, _services)  # pzvo pipeline run|evaluate
     return parser
 
 

@@ -19,7 +19,11 @@ from scipy.cluster.vq import kmeans2
 from scipy.spatial import cKDTree
 
 from pipeline.estimators.base import Estimator, Photometry
-from pipeline.estimators.knn import DEFAULT_WEIGHTS, colour_magnitude_features, summarize
+from pipeline.estimators.knn import (
+    DEFAULT_WEIGHTS,
+    colour_magnitude_features,
+    summarize,
+)
 from pipeline.pdf import LEVELS
 from pipeline.photometry import BANDS, FLUX_SIGMA_10YR
 

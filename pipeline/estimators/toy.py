@@ -12,8 +12,7 @@ from typing import Any
 import numpy as np
 from scipy.special import ndtri
 
-from pipeline.estimators.base import Estimator, Photometry
-from pipeline.estimators.base import ODDS_HALF_WIDTH
+from pipeline.estimators.base import ODDS_HALF_WIDTH, Estimator, Photometry
 from pipeline.pdf import HI68_INDEX, LEVELS, LO68_INDEX
 from pipeline.photometry import BANDS, njy_to_mag
 
