@@ -11,6 +11,7 @@ import pytest
 import requests
 from sqlalchemy import text
 
+from tests._cli import run_pzvo
 from tests.test_tap_sync import assert_dali_error
 
 PZVO = Path(sys.executable).parent / "pzvo"
@@ -22,14 +23,14 @@ def unique(prefix: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def env(database) -> dict[str, str]:  # noqa: ANN001
+def env(database) -> dict[str, str]:
     environ = dict(os.environ, PZVO_DB_NAME=database.db_name, PZVO_VAR_DIR=str(database.var_dir))
     environ.pop("PZVO_USER", None)
     return environ
 
 
 @pytest.fixture(scope="module")
-def engine(database):  # noqa: ANN001, ANN201
+def engine(database):
     from vo_service.core.database import owner_engine
 
     return owner_engine(database)
@@ -43,14 +44,14 @@ def other_file(tmp_path: Path) -> Path:
 
 
 def pzvo(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(PZVO), *argv], capture_output=True, text=True, env=env, timeout=120)
+    return run_pzvo(env, *argv)
 
 
 def ingest(env: dict[str, str], path: Path, *extra: str, name: str | None = None) -> subprocess.CompletedProcess:
     return pzvo(env, "ingest", str(path), "--type", "other", "--name", name or unique("auth"), *extra)
 
 
-def user_row(engine, name: str):  # noqa: ANN001, ANN201
+def user_row(engine, name: str):
     with engine.connect() as conn:
         return conn.execute(text("SELECT name, is_admin FROM registry.users WHERE name = :n"),
                             {"n": name}).first()
@@ -76,7 +77,7 @@ def assert_problem_401(resp: requests.Response, *fragments: str) -> None:
 
 
 # -- who the CLI acts as -------------------------------------------------------------------------
-def test_unknown_user_flag_fails_and_creates_no_user(env, engine, other_file) -> None:  # noqa: ANN001
+def test_unknown_user_flag_fails_and_creates_no_user(env, engine, other_file) -> None:
     dave = unique("dave")
     out = ingest(env, other_file, "--user", dave)
     assert out.returncode == 1
@@ -84,7 +85,7 @@ def test_unknown_user_flag_fails_and_creates_no_user(env, engine, other_file) ->
     assert user_row(engine, dave) is None
 
 
-def test_unknown_pzvo_user_variable_fails_and_creates_no_user(env, engine, other_file) -> None:  # noqa: ANN001
+def test_unknown_pzvo_user_variable_fails_and_creates_no_user(env, engine, other_file) -> None:
     erin = unique("erin")
     out = ingest(dict(env, PZVO_USER=erin), other_file)
     assert out.returncode == 1 and f"no user '{erin}'" in out.stderr
@@ -94,7 +95,7 @@ def test_unknown_pzvo_user_variable_fails_and_creates_no_user(env, engine, other
     assert user_row(engine, erin) is None
 
 
-def test_named_user_acts_with_its_own_rights(env, engine, other_file, server) -> None:  # noqa: ANN001
+def test_named_user_acts_with_its_own_rights(env, engine, other_file, server) -> None:
     frank = unique("frank")
     token = add_user(env, frank)
     official = ingest(env, other_file, "--user", frank, "--official")
@@ -111,7 +112,7 @@ def test_named_user_acts_with_its_own_rights(env, engine, other_file, server) ->
     assert tuple(user_row(engine, frank)) == (frank, False)
 
 
-def test_default_operator_is_created_as_administrator(env, engine, other_file) -> None:  # noqa: ANN001
+def test_default_operator_is_created_as_administrator(env, engine, other_file) -> None:
     out = ingest(env, other_file, "--official")
     assert out.returncode == 0, out.stderr
     assert tuple(user_row(engine, "pzvo")) == ("pzvo", True)
@@ -120,7 +121,7 @@ def test_default_operator_is_created_as_administrator(env, engine, other_file) -
 
 
 # -- revoking and expiring tokens ----------------------------------------------------------------
-def test_revoked_user_tokens_get_401_on_rest_and_tap(env, server) -> None:  # noqa: ANN001
+def test_revoked_user_tokens_get_401_on_rest_and_tap(env, server) -> None:
     name = unique("gina")
     first = add_user(env, name)
     second = pzvo(env, "user", "token", name).stdout.strip()
@@ -135,7 +136,7 @@ def test_revoked_user_tokens_get_401_on_rest_and_tap(env, server) -> None:  # no
         assert_dali_error(resp, 401, "revoked")
 
 
-def test_revoke_one_token_by_prefix_leaves_the_others(env, server) -> None:  # noqa: ANN001
+def test_revoke_one_token_by_prefix_leaves_the_others(env, server) -> None:
     name = unique("hugo")
     kept = add_user(env, name)
     gone = pzvo(env, "user", "token", name).stdout.strip()
@@ -157,7 +158,7 @@ def test_revoke_one_token_by_prefix_leaves_the_others(env, server) -> None:  # n
     assert_problem_401(requests.get(server.url + "/api/products", headers=bearer(kept), timeout=30))
 
 
-def test_expired_token_gets_401_and_a_live_one_works(env, engine, server) -> None:  # noqa: ANN001
+def test_expired_token_gets_401_and_a_live_one_works(env, engine, server) -> None:
     name = unique("iris")
     add_user(env, name)
     expiring = pzvo(env, "user", "token", name, "--expires-in", "30").stdout.strip()
@@ -184,7 +185,7 @@ def test_expired_token_gets_401_and_a_live_one_works(env, engine, server) -> Non
     assert "(expired)" in tokens.stdout and "3 token(s)" in tokens.stdout
 
 
-def test_user_list_counts_live_tokens(env, engine) -> None:  # noqa: ANN001
+def test_user_list_counts_live_tokens(env, engine) -> None:
     name = unique("jack")
     add_user(env, name, "--admin")
     expired = pzvo(env, "user", "token", name, "--expires-in", "1").stdout.strip()
@@ -198,12 +199,12 @@ def test_user_list_counts_live_tokens(env, engine) -> None:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("days", ["0", "-1", "soon", "1e9", "inf", "36501"])
-def test_expiry_must_be_a_positive_number_of_days_up_to_a_century(env, days: str) -> None:  # noqa: ANN001
+def test_expiry_must_be_a_positive_number_of_days_up_to_a_century(env, days: str) -> None:
     out = pzvo(env, "user", "token", "pzvo", "--expires-in", days)
     assert out.returncode == 2 and "not a number of days from 0 (excluded) to 36500" in out.stderr
 
 
-def test_revoking_or_listing_an_unknown_user_fails(env) -> None:  # noqa: ANN001
+def test_revoking_or_listing_an_unknown_user_fails(env) -> None:
     for action in ("revoke", "tokens"):
         out = pzvo(env, "user", action, unique("nobody"))
         assert out.returncode == 1 and "no user" in out.stderr

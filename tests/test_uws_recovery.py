@@ -13,10 +13,11 @@ import time
 import pytest
 from sqlalchemy import text
 
+from tests._services import worker_for
 from tests._waiting import wait_until
 from vo_service.auth import User
 from vo_service.core.database import owner_engine
-from vo_service.uws import ExecutionPhase, Job, JobStore, UwsService, build_worker
+from vo_service.uws import ExecutionPhase, Job, JobStore, UwsService
 
 #: A few seconds of work, so a worker can be killed in the middle of it.
 MEDIUM = ("SELECT COUNT(*) AS n FROM bench.photoz AS a JOIN "
@@ -25,12 +26,12 @@ QUICK = "SELECT TOP 10 id FROM pz.specz_demo"
 
 
 @pytest.fixture(scope="module")
-def store(database) -> JobStore:  # noqa: ANN001
+def store(database) -> JobStore:
     return JobStore(owner_engine(database))
 
 
 @pytest.fixture(scope="module")
-def service(database, store) -> UwsService:  # noqa: ANN001
+def service(database, store) -> UwsService:
     return UwsService(settings=dataclasses.replace(database, uws_max_active_jobs=1000), store=store)
 
 
@@ -39,7 +40,7 @@ def submit(service: UwsService, query: str, user: str = "recovery") -> Job:
                                                 "phase": ["RUN"]}, {})
 
 
-def worker_env(database) -> dict[str, str]:  # noqa: ANN001
+def worker_env(database) -> dict[str, str]:
     env = dict(os.environ, PZVO_DB_NAME=database.db_name, PZVO_UWS_HEARTBEAT_S="0.3",
                PZVO_LOG_LEVEL="WARNING")
     if database.database_url:
@@ -47,7 +48,7 @@ def worker_env(database) -> dict[str, str]:  # noqa: ANN001
     return env
 
 
-def test_killed_worker_job_is_requeued_and_completed(database, service, store) -> None:  # noqa: ANN001
+def test_killed_worker_job_is_requeued_and_completed(database, service, store) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "vo_service.cli", "worker", "--threads", "1"],
                             env=worker_env(database))
     try:
@@ -78,7 +79,7 @@ def test_killed_worker_job_is_requeued_and_completed(database, service, store) -
     assert done.attempts == 2 and done.worker == "rescuer/0" and done.result_rows == 1
 
 
-def test_job_that_keeps_losing_workers_ends_in_error(database, service, store) -> None:  # noqa: ANN001
+def test_job_that_keeps_losing_workers_ends_in_error(database, service, store) -> None:
     job = service.create_job(User(name="recovery"), {"lang": ["ADQL"], "query": [QUICK]}, {})
     with owner_engine(database).begin() as conn:
         conn.execute(text("UPDATE uws.jobs SET phase = 'EXECUTING', worker = 'ghost:1/0', "
@@ -92,7 +93,7 @@ def test_job_that_keeps_losing_workers_ends_in_error(database, service, store) -
     assert "worker running this job stopped" in failed.error_message
 
 
-def test_several_workers_never_run_a_job_twice(database, service, store) -> None:  # noqa: ANN001
+def test_several_workers_never_run_a_job_twice(database, service, store) -> None:
     jobs = [submit(service, QUICK, user="many") for _ in range(24)]
     workers = [worker_for(database, threads=3, name=f"w{i}") for i in range(3)]
     for w in workers:
@@ -108,7 +109,7 @@ def test_several_workers_never_run_a_job_twice(database, service, store) -> None
     assert len({j.result_path for j in finished}) == len(jobs)
 
 
-def test_destroyed_jobs_leave_nothing(database, service, store) -> None:  # noqa: ANN001
+def test_destroyed_jobs_leave_nothing(database, service, store) -> None:
     from vo_service.uws._service import job_dir
 
     job = submit(service, QUICK)
@@ -116,6 +117,6 @@ def test_destroyed_jobs_leave_nothing(database, service, store) -> None:  # noqa
     assert worker.run_one()
     assert store.get(job.job_id).phase == ExecutionPhase.COMPLETED
     assert job_dir(database, job.job_id).exists()
-    store.update(job.job_id, destruction=dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc))
+    store.update(job.job_id, destruction=dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
     assert worker.reap()["destroyed"] >= 1
     assert store.get(job.job_id) is None and not job_dir(database, job.job_id).exists()

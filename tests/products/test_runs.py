@@ -8,11 +8,11 @@ import pytest
 from sqlalchemy import text
 
 from tests.products.conftest import unique_name
-from vo_service.products import PipelineRunStore, RunNotFoundError, get_run, list_runs
+from vo_service.products import PipelineRunStore, RunNotFoundError
 
 
 @pytest.fixture
-def runs(database):  # noqa: ANN001, ANN201
+def runs(database):
     from vo_service.core.database import owner_engine
 
     store = PipelineRunStore(owner_engine(database))
@@ -29,7 +29,7 @@ def _start(store: PipelineRunStore, release: str, **over: object) -> str:
     return store.start(**{**fields, **over})  # type: ignore[arg-type]
 
 
-def test_a_run_goes_from_start_through_progress_to_completed(runs) -> None:  # noqa: ANN001
+def test_a_run_goes_from_start_through_progress_to_completed(runs) -> None:
     store, release = runs
     run_id = _start(store, release)
     doc = store.get(run_id)
@@ -39,7 +39,7 @@ def test_a_run_goes_from_start_through_progress_to_completed(runs) -> None:  # n
     assert doc["finished"] is None and doc["error"] is None and doc["summary"] is None
 
     store.progress(run_id, done=3, total=8, rows=30_000)
-    doc = get_run(store.engine, run_id)
+    doc = store.get(run_id)
     assert (doc["phase"], doc["done"], doc["total"], doc["rows"], doc["progress"]) == ("EXECUTING", 3, 8, 30_000, 3 / 8)
     assert doc["finished"] is None and doc["updated"] >= doc["started"]
 
@@ -49,7 +49,7 @@ def test_a_run_goes_from_start_through_progress_to_completed(runs) -> None:  # n
     assert doc["finished"] is not None and doc["summary"] == {"computed": 8, "quality": {"bias": None}}
 
 
-def test_a_failed_run_says_why(runs) -> None:  # noqa: ANN001
+def test_a_failed_run_says_why(runs) -> None:
     store, release = runs
     run_id = _start(store, release)
     store.fail(run_id, error="partition objects/zz.parquet failed: ArrowInvalid", done=1, total=8, rows=10_000)
@@ -58,7 +58,7 @@ def test_a_failed_run_says_why(runs) -> None:  # noqa: ANN001
     assert (doc["done"], doc["total"], doc["rows"]) == (1, 8, 10_000)
 
 
-def test_runs_are_listed_newest_first_and_filtered(runs) -> None:  # noqa: ANN001
+def test_runs_are_listed_newest_first_and_filtered(runs) -> None:
     store, release = runs
     first = _start(store, release)
     given = str(uuid.uuid4())
@@ -66,12 +66,12 @@ def test_runs_are_listed_newest_first_and_filtered(runs) -> None:  # noqa: ANN00
     store.finish(first, done=8, total=8, rows=80_000)
     items, total = store.list(release=release)
     assert total == 2 and [r["run_id"] for r in items] == [given, first]
-    assert list_runs(store.engine, release=release, phase="COMPLETED") == ([store.get(first)], 1)
+    assert store.list(release=release, phase="COMPLETED") == ([store.get(first)], 1)
     items, total = store.list(release=release, page=2, page_size=1)
     assert total == 2 and [r["run_id"] for r in items] == [first]
 
 
-def test_unknown_runs_are_not_found(runs) -> None:  # noqa: ANN001
+def test_unknown_runs_are_not_found(runs) -> None:
     store, _ = runs
     for bad in ("not-a-uuid", str(uuid.uuid4())):
         with pytest.raises(RunNotFoundError):

@@ -5,18 +5,25 @@ TAP_SCHEMA rows, registry rows, stored files, provenance), with its SQL in ``Pro
 ``PipelineRunStore`` records the photo-z pipeline's runs; ``vo_service.products.api`` is the
 REST API under ``/api`` and ``vo_service.products.pages`` the product browser at ``/``.
 """
+from vo_service.products._models import (
+    FILE_ROLES,
+    PRODUCT_TYPES,
+    Product,
+    ProductFile,
+    ProductLimits,
+    ProductType,
+    RegistrationRequest,
+)
+from vo_service.products._runs import PipelineRunStore, RunNotFoundError
+from vo_service.products._schemas import ProductSchema, product_document
+from vo_service.products._service import InvalidProductError, ProductLimitError, ProductNotFoundError, ProductRegistry
+from vo_service.products._storage import ProductStore
 from vo_service.products.api import ProblemApi, problem
 from vo_service.products.api import blp as products_api
 from vo_service.products.pages import pages as product_pages
-from vo_service.products._models import (FILE_ROLES, PRODUCT_TYPES, Product, ProductFile,
-                                         ProductLimits, ProductType, RegistrationRequest)
-from vo_service.products._runs import PipelineRunStore, RunNotFoundError, get_run, list_runs
-from vo_service.products._schemas import ProductSchema, product_document
-from vo_service.products._service import (InvalidProductError, ProductLimitError, ProductNotFoundError,
-                                          ProductRegistry)
-from vo_service.products._storage import ProductStore
 
-__all__ = ["FILE_ROLES", "ProblemApi", "problem", "product_pages", "products_api", "PRODUCT_TYPES", "InvalidProductError", "PipelineRunStore", "Product",
-           "ProductFile", "ProductLimitError", "ProductLimits", "ProductNotFoundError",
-           "ProductRegistry", "ProductSchema", "ProductStore", "ProductType", "RegistrationRequest",
-           "RunNotFoundError", "get_run", "list_runs", "product_document"]
+__all__ = ["FILE_ROLES", "ProblemApi", "problem", "product_pages", "products_api", "PRODUCT_TYPES",
+           "InvalidProductError", "PipelineRunStore", "Product", "ProductFile", "ProductLimitError",
+           "ProductLimits", "ProductNotFoundError", "ProductRegistry", "ProductSchema",
+           "ProductStore", "ProductType", "RegistrationRequest", "RunNotFoundError",
+           "product_document"]

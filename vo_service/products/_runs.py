@@ -1,7 +1,6 @@
 """Pipeline runs as the registry keeps them (``registry.pipeline_runs``): the job record of each
 photo-z pipeline run, written as the run goes (:class:`PipelineRunStore`: ``start``,
-``progress``, ``finish``, ``fail``) and read by the REST API and the pages (``get``, ``list``;
-:func:`get_run` and :func:`list_runs` for callers holding only an engine).
+``progress``, ``finish``, ``fail``) and read by the REST API and the pages (``get``, ``list``).
 
 Each write is its own short transaction: a run's record is visible while the run goes on.
 """
@@ -105,16 +104,6 @@ class PipelineRunStore:
         if row is None:
             raise RunNotFoundError(f"no pipeline run {run_id!r}")
         return _document(row)
-
-
-def list_runs(engine: Engine, *, phase: str | None = None, release: str | None = None,
-              page: int = 1, page_size: int = 25) -> tuple[list[dict[str, Any]], int]:
-    """Runs, newest first, and how many match."""
-    return PipelineRunStore(engine).list(phase=phase, release=release, page=page, page_size=page_size)
-
-
-def get_run(engine: Engine, run_id: str) -> dict[str, Any]:
-    return PipelineRunStore(engine).get(run_id)
 
 
 def _document(row: Any) -> dict[str, Any]:

@@ -22,14 +22,31 @@ from vo_service.auth.web import current_reader, current_user
 from vo_service.core.hangup import QueryGuard
 from vo_service.products._download import download_transform
 from vo_service.products._models import PRODUCT_TYPES, ProductLimits, RegistrationRequest
-from vo_service.products._runs import RunNotFoundError, get_run, list_runs
-from vo_service.products._schemas import (FileQuerySchema, PipelineRunListSchema, PipelineRunQuerySchema,
-                                          PipelineRunSchema, ProblemSchema, ProductFilesSchema,
-                                          ProductFormSchema, ProductListSchema, ProductPatchSchema,
-                                          ProductQuerySchema, ProductSchema, ProductTypeSchema,
-                                          TableQuerySchema, VersionQuerySchema, product_document)
-from vo_service.products._service import (InvalidProductError, ProductLimitError, ProductNotFoundError,
-                                          ProductRegistry, safe_file_name)
+from vo_service.products._runs import PipelineRunStore, RunNotFoundError
+from vo_service.products._schemas import (
+    FileQuerySchema,
+    PipelineRunListSchema,
+    PipelineRunQuerySchema,
+    PipelineRunSchema,
+    ProblemSchema,
+    ProductFilesSchema,
+    ProductFormSchema,
+    ProductListSchema,
+    ProductPatchSchema,
+    ProductQuerySchema,
+    ProductSchema,
+    ProductTypeSchema,
+    TableQuerySchema,
+    VersionQuerySchema,
+    product_document,
+)
+from vo_service.products._service import (
+    InvalidProductError,
+    ProductLimitError,
+    ProductNotFoundError,
+    ProductRegistry,
+    safe_file_name,
+)
 from vo_service.tap import QueryParams, TapError, stream_response
 
 PROBLEM_MIME = "application/problem+json"
@@ -125,6 +142,10 @@ def _over_limit(exc: ProductLimitError) -> Response:
                    extensions=extensions)
 
 
+def runs() -> PipelineRunStore:
+    return current_app.extensions["pzvo.runs"]
+
+
 def registry() -> ProductRegistry:
     return current_app.extensions["pzvo.products"]
 
@@ -157,7 +178,7 @@ class PipelineRuns(MethodView):
     def get(self, args: dict):  # noqa: ANN201
         """Photo-z pipeline runs, newest first: phase, partitions done of total, rows."""
         current_reader()
-        items, total = list_runs(registry().engine, phase=args.get("phase"), release=args.get("release"),
+        items, total = runs().list(phase=args.get("phase"), release=args.get("release"),
                                  page=args["page"], page_size=args["page_size"])
         return _page(items, total, args)
 
@@ -169,7 +190,7 @@ class PipelineRun(MethodView):
     def get(self, run_id: str):  # noqa: ANN201
         """One pipeline run's job record."""
         current_reader()
-        return get_run(registry().engine, run_id)
+        return runs().get(run_id)
 
 
 @blp.route("/upload-permission")

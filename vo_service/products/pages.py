@@ -6,7 +6,7 @@ same ProductRegistry and TapService the API uses, so the page shows what ADQL re
 """
 from __future__ import annotations
 
-from datetime import timezone
+from datetime import UTC
 from urllib.parse import urlencode
 
 from flask import Blueprint, abort, current_app, render_template, request
@@ -14,7 +14,7 @@ from flask import Blueprint, abort, current_app, render_template, request
 from vo_service.auth import AuthError
 from vo_service.auth.web import current_reader
 from vo_service.products._models import PRODUCT_TYPES
-from vo_service.products._runs import list_runs
+from vo_service.products._runs import PipelineRunStore
 from vo_service.products._service import ProductNotFoundError, ProductRegistry
 from vo_service.tap import QueryParams, TapService
 
@@ -22,6 +22,10 @@ pages = Blueprint("product_pages", __name__)
 PREVIEW_ROWS = 10
 RUNS_PER_PAGE = 50
 PRODUCTS_PER_PAGE = 50
+
+
+def _runs() -> PipelineRunStore:
+    return current_app.extensions["pzvo.runs"]
 
 
 def _registry() -> ProductRegistry:
@@ -86,10 +90,10 @@ def product_page(name: str) -> str:
 def pipeline_runs() -> str:
     current_reader()
     page = _page_number()
-    runs, total = list_runs(_registry().engine, page=page, page_size=RUNS_PER_PAGE)
+    runs, total = _runs().list(page=page, page_size=RUNS_PER_PAGE)
     for run in runs:
         for key in ("started", "finished"):
-            run[f"{key}_utc"] = run[key].astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S") if run[key] else ""
+            run[f"{key}_utc"] = run[key].astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if run[key] else ""
     return render_template("products/runs.html", runs=runs, total=total, page=page,
                            pages=_page_links(page, total, RUNS_PER_PAGE))
 
