@@ -1,42 +1,24 @@
-"""``pzvo pipeline run|evaluate``: the pipeline's command-line front end (no logic of its own)."""
+"""``pzvo pipeline run|evaluate``: the pipeline's command-line parser.
+
+Every ``pzvo`` command builds this parser, so this module imports nothing heavy: the
+commands themselves (:mod:`pipeline.commands`, which loads Dask, the estimators and the
+registry) are imported when a pipeline command runs.
+"""
 from __future__ import annotations
 
 import argparse
-import json
-import logging
-import sys
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from pipeline.estimators import DEFAULT_ESTIMATOR
-
-if TYPE_CHECKING:  # the pzvo CLI builds its parser on every call: keep numpy/scipy/dask out of it
-    from pipeline.outputs import Progress
+if TYPE_CHECKING:
     from vo_service.core.settings import Settings
     from vo_service.services import Services
 
-
-class ProgressBar:
-    """tqdm progress bar over partitions, as a pipeline ProgressHook."""
-
-    def __init__(self, enabled: bool = True) -> None:
-        self.enabled = enabled
-        self._bar: Any = None
-
-    def __call__(self, progress: "Progress") -> None:
-        if not self.enabled:
-            return
-        if self._bar is None:
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=progress.total, unit="partition", desc="photo-z", file=sys.stderr)
-        self._bar.n = progress.done
-        self._bar.set_postfix(rows=progress.rows, refresh=False)
-        self._bar.refresh()
-        if progress.done >= progress.total:
-            self._bar.close()
+#: The default estimator's name, repeated here so that building the parser imports no estimator
+#: (tests/pipeline/test_cli.py checks that it equals pipeline.estimators.DEFAULT_ESTIMATOR).
+DEFAULT_ESTIMATOR = "mlp"
 
 
 def add_subcommands(sub: argparse._SubParsersAction, services_for: Callable[[Settings], Services]) -> None:
@@ -60,96 +42,14 @@ def add_subcommands(sub: argparse._SubParsersAction, services_for: Callable[[Set
     ev.set_defaults(func=cmd_evaluate)
 
 
-def _input_errors() -> tuple[type[BaseException], ...]:
-    """What bad input raises (a configuration, a file, a parameter): one message, no traceback."""
-    import yaml
-
-    from pipeline.estimators.rail import RailNotInstalled
-    from pipeline.hats_catalog import HatsCatalogError
-    from pipeline.run import OutputBusyError, PartitionError
-
-    return (OSError, ValueError, TypeError, yaml.YAMLError, PartitionError, HatsCatalogError, RailNotInstalled,
-            OutputBusyError)
-
-
-def _fail(command: str, exc: BaseException) -> int:
-    # pyarrow raises FileNotFoundError(path), the OS FileNotFoundError(errno, text, path).
-    missing = exc.filename or (str(exc) if " " not in str(exc) else None) \
-        if isinstance(exc, FileNotFoundError) else None
-    if missing:
-        message = f"no such file or directory: {missing}"
-    else:
-        message = str(exc) or type(exc).__name__
-    print(f"pzvo pipeline {command}: {' '.join(message.split())}", file=sys.stderr)  # one line
-    logging.getLogger(__name__).debug("traceback", exc_info=exc)
-    return 1
-
-
 def cmd_run(args: argparse.Namespace, settings: Settings, *,
             services_for: Callable[[Settings], Services]) -> int:
-    from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415 - deferred: see vo_service.cli._services
+    from pipeline.commands import run_command  # noqa: PLC0415 - deferred: Dask and the registry
 
-    try:
-        return _run(args, settings, services_for)
-    except _input_errors() as exc:
-        return _fail("run", exc)
-    except SQLAlchemyError as exc:  # the database's own words, without SQLAlchemy's SQL dump and link
-        return _fail("run", RuntimeError(f"database: {getattr(exc, 'orig', None) or exc}"))
-
-
-def _run(args: argparse.Namespace, settings: Settings, services_for: Callable[[Settings], Services]) -> int:
-    from dataclasses import replace
-
-    from pipeline.config import load_config
-    from pipeline.quality import json_safe
-    from pipeline.run import run_pipeline
-
-    config = load_config(args.config)
-    if args.workers:
-        config = replace(config, workers=args.workers)
-    if args.no_publish:
-        config = replace(config, publish=False)
-    engine = storage_dir = None
-    if config.publish or config.training_product:  # the product registry: its database and storage
-        services = services_for(settings)
-        engine, storage_dir = services.owner_engine, services.settings.products_dir
-    logging.getLogger("distributed").setLevel(logging.WARNING)
-    result = run_pipeline(config, scheduler=args.scheduler, engine=engine, storage_dir=storage_dir,
-                          progress=[ProgressBar(not args.no_progress)])
-    summary = {k: v for k, v in result.to_json().items() if k not in ("partition_seconds",)}
-    if result.quality:
-        summary["quality"] = {k: result.quality[k] for k in ("n", "sigma_mad", "bias", "outlier_fraction",
-                                                             "pit_max_deviation", "cde_loss")}
-    print(json.dumps(json_safe(summary), indent=1, default=str, allow_nan=False))
-    return 0
+    return run_command(args, settings, services_for)
 
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        return _evaluate(args)
-    except _input_errors() as exc:
-        return _fail("evaluate", exc)
+    from pipeline.commands import evaluate_command  # noqa: PLC0415 - deferred: the estimators
 
-
-def _evaluate(args: argparse.Namespace) -> int:
-    import yaml
-
-    from pipeline.catalog import read_training_set
-    from pipeline.estimators import make_estimator
-    from pipeline.quality import evaluate_columns, json_safe
-
-    params = {}
-    for item in args.param:
-        key, _, value = item.partition("=")
-        params[key] = yaml.safe_load(value)
-    train_phot, train_z = read_training_set(args.train)
-    test_phot, test_z = read_training_set(args.test)
-    for path, z in ((args.train, train_z), (args.test, test_z)):
-        if len(z) == 0:
-            raise ValueError(f"{path}: no galaxies (with a redshift) to {'train on' if path == args.train else 'test'}")
-    estimator = make_estimator(args.estimator, params).fit(train_phot, train_z)
-    report = evaluate_columns(estimator.estimate(test_phot), test_z)
-    report["estimator"] = estimator.describe()
-    report["errors_used"] = train_phot.flux_err is not None
-    print(json.dumps(json_safe(report), allow_nan=False))
-    return 0
+    return evaluate_command(args)

@@ -46,11 +46,11 @@ from tap_schema.loader import (
     create_table_sql,
     publish_table,
     qualified,
-    quote_ident,
 )
 from tap_schema.model import TableDescription, load_table
 from vo_service.auth import AuthService
 from vo_service.core.columns import Column
+from vo_service.core.identifiers import quote_ident
 from vo_service.products import ProductRegistry, RegistrationRequest
 from vo_service.provenance import (
     TABLE_TYPE,

@@ -237,6 +237,8 @@ def prepare_demo_inputs(config: PipelineConfig) -> None:
 
 def _resolve_training(config: PipelineConfig, engine: Any, storage_dir: Path) -> tuple[PipelineConfig, str]:
     """Export a training-set product to Parquet; return the updated config and its entity."""
+    if config.training_product is None:
+        raise ValueError("the configuration names no training-set product")
     found = resolve_training_product(engine, config.training_product, config.output / "training", storage_dir)
     log.info("training set from a product", extra={"product": found.label, "file": str(found.path)})
     return replace(config, training=found.path, redshift_column=found.redshift_column), found.entity_id
@@ -272,7 +274,7 @@ def estimate_catalog(estimator: Estimator, partitions: Sequence[Partition], data
                      hooks: Sequence[ProgressHook] = ()) -> tuple[int, int, list[dict[str, Any]]]:
     """Run the unfinished partitions on ``client``; returns (computed, rows, per-task results:
     rows, wall seconds and CPU seconds of each task)."""
-    schema = arrow_schema(estimator, metadata={FINGERPRINT_KEY: fingerprint.encode()})
+    schema = arrow_schema(estimator, metadata={FINGERPRINT_KEY.decode(): fingerprint})
     todo = [p for p in partitions if not is_finished(output_path(data_dir, p), fingerprint, p.source)]
     done, rows = len(partitions) - len(todo), 0
     for hook in hooks:
@@ -375,9 +377,9 @@ def _locked_run(config: PipelineConfig, *, scheduler: str | None, progress: Sequ
 
 
 def _run_and_publish(config: PipelineConfig, estimator: Estimator, partitions: list[Partition], data_dir: Path,
-                     fingerprint: str, inputs: dict[str, Any], record: "JobRecord", *, scheduler: str | None,
+                     fingerprint: str, inputs: dict[str, Any], record: JobRecord, *, scheduler: str | None,
                      progress: Sequence[ProgressHook], client: Any, engine: Any,
-                     storage_dir: Path | None) -> "RunResult":
+                     storage_dir: Path | None) -> RunResult:
     """Everything after training that can fail; the caller records the failure in the job record."""
     hats_input = is_hats_catalog(config.objects)
     if hats_input:
@@ -422,6 +424,8 @@ def _run_and_publish(config: PipelineConfig, estimator: Estimator, partitions: l
 
 def validate(estimator: Estimator, config: PipelineConfig) -> dict[str, Any]:
     """The quality report on the held-out validation set, written under ``quality/``."""
+    if config.validation is None:
+        raise ValueError("the configuration names no validation set")
     phot, z = read_training_set(config.validation, config.redshift_column)
     columns = estimator.estimate(phot)
     report = evaluate_columns(columns, z)
@@ -429,9 +433,9 @@ def validate(estimator: Estimator, config: PipelineConfig) -> dict[str, Any]:
     report["validation"] = str(config.validation)
     paths = write_quality_report(config.output / "quality", report, columns, z)
     per_object = config.output / "quality" / "validation_results.parquet"
-    pq.write_table(pa.table({"z_true": np.asarray(z, float),
-                             **{k: np.asarray(columns[k]) for k in ("z_phot", "z_err", "odds") if k in columns}}),
-                   per_object)
+    data: dict[str, np.ndarray] = {"z_true": np.asarray(z, float)}
+    data.update({k: np.asarray(columns[k]) for k in ("z_phot", "z_err", "odds") if k in columns})
+    pq.write_table(pa.table(data), per_object)
     report["files"] = [str(p) for p in paths]
     report["per_object"] = str(per_object)
     return report

@@ -102,3 +102,11 @@ def test_evaluate_bad_inputs_are_one_message(demo_inputs: dict[str, Path], tmp_p
         assert proc.returncode == 1 and proc.stdout == "", (test, proc.stdout)
         assert last.startswith("pzvo pipeline evaluate: ") and "Traceback" not in proc.stderr
         assert fragment in last, proc.stderr
+
+
+def test_parser_default_estimator_is_the_pipelines() -> None:
+    """The parser names the default without importing the estimators; it must stay the same one."""
+    from pipeline import cli
+    from pipeline.estimators import DEFAULT_ESTIMATOR
+
+    assert cli.DEFAULT_ESTIMATOR == DEFAULT_ESTIMATOR
