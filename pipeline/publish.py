@@ -129,7 +129,7 @@ def record_product(conn: Connection, desc: TableDescription, result: RunResult |
     # Parquet footer), so two catalogs share an entity only when they hold the same files.
     files = list_partitions(objects)
     identities = [stored_input_identity(result.data_dir / p.relative) or input_identity(p.source) for p in files]
-    digest = hashlib.sha256("\n".join(f"{p.relative}:{ident}" for p, ident in zip(files, identities))
+    digest = hashlib.sha256("\n".join(f"{p.relative}:{ident}" for p, ident in zip(files, identities, strict=True))
                             .encode()).hexdigest()[:16]
     catalog = collection_entity(collection_entity_id(f"object-catalog-{digest}"),
                                 name=f"object catalog {objects.name} ({len(files)} files)",
@@ -267,7 +267,7 @@ def publish_run(engine: Engine, result: RunResult, *, storage_dir: Path, partiti
     if foreign:
         raise ValueError(f"{len(foreign)} output file(s) are missing or not this run's (first: {foreign[0]}): "
                          "run the pipeline again, then publish")
-    changed = [str(p.source) for p, out in zip(parts, files)
+    changed = [str(p.source) for p, out in zip(parts, files, strict=True)
                if stored_input_identity(out) not in (None, input_identity(p.source))]
     if changed:
         raise ValueError(f"{len(changed)} input file(s) changed since the run estimated them (first: "
