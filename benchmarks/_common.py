@@ -5,10 +5,9 @@ import os
 import platform
 import statistics
 import sys
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-
 
 ROOT = Path(__file__).resolve().parent.parent
 

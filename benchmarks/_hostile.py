@@ -58,7 +58,7 @@ class Tricklers:
                     self.reopened += 1
                     self._open(index)
 
-    def __enter__(self) -> "Tricklers":
+    def __enter__(self) -> Tricklers:
         for index in range(len(self._kinds)):
             self._open(index)
         self._thread.start()

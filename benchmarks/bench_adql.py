@@ -15,8 +15,8 @@ import time
 import sqlglot
 
 from _common import machine
-from vo_service.core.settings import load_settings
 from vo_service.core.pool import ConnectionPool
+from vo_service.core.settings import load_settings
 from vo_service.tap._storage import load_catalog
 from vo_service.tap.adql import translate_adql
 

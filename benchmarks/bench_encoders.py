@@ -15,8 +15,8 @@ import warnings
 import numpy as np
 import pyarrow as pa
 
-from vo_service.tap.formats import OUTPUT_FORMATS
 from vo_service.core.columns import Column
+from vo_service.tap.formats import OUTPUT_FORMATS
 from vo_service.tap.results import ResultStatus
 
 FIELDS = [
@@ -83,7 +83,8 @@ def main() -> None:
     args = parser.parse_args()
     batches = make_batches(args.rows, args.batches)
     print(f"{args.rows} rows x 4 columns in {len(batches)} batch(es); best of {args.repeat}")
-    print(f"machine: {os.cpu_count()} CPUs, {cpu_model()}; Python {platform.python_version()}, pyarrow {pa.__version__}")
+    print(f"machine: {os.cpu_count()} CPUs, {cpu_model()}; "
+          f"Python {platform.python_version()}, pyarrow {pa.__version__}")
     print(f"{'encoder':<28}{'ms':>10}{'MB':>10}")
     for fmt in OUTPUT_FORMATS:
         def run(fmt=fmt) -> int:

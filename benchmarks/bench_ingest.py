@@ -26,13 +26,13 @@ from _common import machine
 from ingest.columns import plan_columns
 from ingest.load import copy_arrow
 from ingest.readers import open_table
-from vo_service.core.settings import load_settings
 from vo_service.core.database import owner_engine
+from vo_service.core.settings import load_settings
 
 COLUMNS = 10
 
 
-def make_parquet(path, rows: int) -> None:  # noqa: ANN001
+def make_parquet(path, rows: int) -> None:
     rng = np.random.default_rng(7)
     writer = None
     for start in range(0, rows, 1_000_000):

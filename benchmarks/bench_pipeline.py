@@ -32,10 +32,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.catalog import list_partitions, read_training_set, write_demo_catalog  # noqa: E402
-from pipeline.estimators import DEFAULT_ESTIMATOR, Estimator, make_estimator  # noqa: E402
-from pipeline.quality import evaluate_columns, point_metrics  # noqa: E402
-from pipeline.run import estimate_catalog, file_digest, run_fingerprint  # noqa: E402
+from pipeline.catalog import list_partitions, read_training_set, write_demo_catalog  # noqa: E402 - after sys.path.insert
+from pipeline.estimators import DEFAULT_ESTIMATOR, Estimator, make_estimator  # noqa: E402 - after sys.path.insert
+from pipeline.quality import evaluate_columns, point_metrics  # noqa: E402 - after sys.path.insert
+from pipeline.run import estimate_catalog, file_digest, run_fingerprint  # noqa: E402 - after sys.path.insert
 
 SOURCE = ROOT.parent / "shared" / "data" / "buzzard_ugrizy_80k.parquet"
 #: Estimators fitted on the benchmark's training set, by name (the throughput runs reuse them).
@@ -43,7 +43,7 @@ FITTED: dict[str, Estimator] = {}
 WORK = ROOT / "var" / "pipeline" / "bench"
 
 
-def timed(call, repeat: int) -> tuple[object, float]:  # noqa: ANN001
+def timed(call, repeat: int) -> tuple[object, float]:
     """The last result of ``call()`` run ``repeat`` times, and the median seconds per call."""
     times = []
     for _ in range(repeat):
@@ -67,7 +67,7 @@ def quality_and_sklearn(train: Path, test: Path, repeat: int) -> dict:
     # scikit-learn: same k, same features (the estimator's own standardized, weighted ones).
     from pipeline.estimators.knn import colour_magnitude_features
 
-    def feats(phot):  # noqa: ANN001, ANN202
+    def feats(phot):
         return (colour_magnitude_features(phot, est.softening) - est._mean) / est._std * est.weights
 
     xtr, xte = feats(tr), feats(te)
@@ -111,7 +111,7 @@ def rail_installed(module: str) -> bool:
     return importlib.util.find_spec(f"rail.estimation.algos.{module}") is not None
 
 
-def cross_validated(name: str, tr, ztr, te, zte, folds: int = 4, params: dict | None = None) -> dict:  # noqa: ANN001
+def cross_validated(name: str, tr, ztr, te, zte, folds: int = 4, params: dict | None = None) -> dict:
     """Metrics pooled over ``folds``-fold cross-validation of the whole gold sample.
 
     Fold 0 is the benchmark's own test set (trained on its training set); the training set is
@@ -183,8 +183,9 @@ def main() -> int:
     parser.add_argument("--estimators", default=DEFAULT_ESTIMATOR,
                         help="comma-separated estimators for the throughput runs (the default first)")
     args = parser.parse_args()
-    from _common import machine
     from threadpoolctl import threadpool_limits
+
+    from _common import machine
 
     qdir, tdir = WORK / "quality", WORK / f"catalog-{args.copies}"
     if not (qdir / "training.parquet").exists():
@@ -239,7 +240,8 @@ def main() -> int:
     for name in ("knn", "mlp"):
         cv = q[f"{name}_cv"]
         print(f"{name}, {cv['folds']}-fold cross-validation pooled over {cv['n']:,} gold galaxies: "
-              f"sigma_MAD {cv['sigma_mad']:.4f}, outliers {100 * cv['outlier_fraction']:.2f} %, PIT max deviation {100 * cv['pit_max_deviation']:.1f} % "
+              f"sigma_MAD {cv['sigma_mad']:.4f}, outliers {100 * cv['outlier_fraction']:.2f} %, "
+              f"PIT max deviation {100 * cv['pit_max_deviation']:.1f} % "
               f"(flat PIT, 95th percentile: {100 * cv['pit_max_deviation_flat_p95']:.1f} %), "
               f"chi-square {cv['pit_chi2']:.1f} (p = {cv['pit_chi2_p']:.4f}), histogram {cv['pit_histogram']}")
     for name, runs in result["scaling"].items():
@@ -249,8 +251,10 @@ def main() -> int:
                   f"{sc['objects_per_cpu_s']:,.0f} objects per task CPU second")
     d = q[DEFAULT_ESTIMATOR]
     print(f"default estimator {DEFAULT_ESTIMATOR}, per core: {one:,.0f} objects/s wall (best), "
-          f"{result['per_core_objects_per_cpu_s']:,.0f} per CPU second; 1 -> 2 workers: {result['speedup_1_to_2']:.2f}x; "
-          f"vs sklearn (in memory): {d['objects_per_s'] / s['objects_per_s']:.1f}x (knn: {k['objects_per_s'] / s['objects_per_s']:.1f}x), "
+          f"{result['per_core_objects_per_cpu_s']:,.0f} per CPU second; "
+          f"1 -> 2 workers: {result['speedup_1_to_2']:.2f}x; "
+          f"vs sklearn (in memory): {d['objects_per_s'] / s['objects_per_s']:.1f}x "
+          f"(knn: {k['objects_per_s'] / s['objects_per_s']:.1f}x), "
           f"end to end vs sklearn in memory: {one / s['objects_per_s']:.1f}x")
     print(f"10 billion objects on 1,000 cores: {result['hours_10e9_on_1000_cores']:.2f} h")
     sc = result["scaling"][DEFAULT_ESTIMATOR][0]

@@ -26,10 +26,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench_pipeline import SOURCE, WORK, flat_pit_deviations  # noqa: E402
-from pipeline.catalog import read_training_set, write_demo_catalog  # noqa: E402
-from pipeline.estimators import DEFAULT_ESTIMATOR, make_estimator  # noqa: E402
-from pipeline.quality import evaluate_columns  # noqa: E402
+from bench_pipeline import SOURCE, WORK, flat_pit_deviations  # noqa: E402 - after sys.path.insert
+from pipeline.catalog import read_training_set, write_demo_catalog  # noqa: E402 - after sys.path.insert
+from pipeline.estimators import DEFAULT_ESTIMATOR, make_estimator  # noqa: E402 - after sys.path.insert
+from pipeline.quality import evaluate_columns  # noqa: E402 - after sys.path.insert
 
 QUALITY = WORK / "quality"  # the fixed split of bench_pipeline.py
 
@@ -47,8 +47,9 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    from _common import machine
     from threadpoolctl import threadpool_limits
+
+    from _common import machine
 
     if not (QUALITY / "training.parquet").exists():
         write_demo_catalog(SOURCE, QUALITY / "objects", QUALITY / "training.parquet", QUALITY / "validation.parquet")

@@ -37,9 +37,8 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import service, machine, median_ms  # noqa: E402
-
-from vo_service.core.settings import load_settings  # noqa: E402
+from _common import machine, median_ms
+from vo_service.core.settings import load_settings
 
 DB_NAME = "pzvo_bench_prov"
 N_ENTITIES = 100_000
@@ -49,7 +48,7 @@ LINEAGE = 167
 N_AGENTS = 10
 
 
-def _copy(cur, table: str, columns: list[str], rows) -> int:  # noqa: ANN001
+def _copy(cur, table: str, columns: list[str], rows) -> int:
     buf = io.StringIO()
     n = 0
     for row in rows:
@@ -60,7 +59,7 @@ def _copy(cur, table: str, columns: list[str], rows) -> int:  # noqa: ANN001
     return n
 
 
-def build(settings) -> dict[str, float]:  # noqa: ANN001
+def build(settings) -> dict[str, float]:
     """Create, migrate and fill the benchmark database; return the seconds each step took."""
     from vo_service.cluster import PrivateCluster
     from vo_service.core.database import migrate, owner_engine
@@ -134,7 +133,7 @@ def deep_entity() -> str:
     return f"pzvo:bench/e{(LINEAGE - 1) * PER_ACTIVITY}"
 
 
-def measure(settings, repeat: int) -> dict[str, object]:  # noqa: ANN001
+def measure(settings, repeat: int) -> dict[str, object]:
     from vo_service.core.database import owner_engine
     from vo_service.provenance import GraphRequest, ProvenanceService
     from vo_service.provenance._serialize import graph_to_prov_json, to_document, to_prov_json

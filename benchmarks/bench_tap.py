@@ -16,7 +16,7 @@ import time
 
 import requests
 
-from _common import service, machine, median_ms
+from _common import machine, median_ms, service
 
 QUERIES = [
     ("point lookup", "SELECT TOP 10 * FROM bench.photoz WHERE object_id = 123456", "votable", 30),

@@ -37,11 +37,11 @@ from astropy.io.votable.tree import Field, Resource, TableElement, VOTableFile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import text  # noqa: E402
+from sqlalchemy import text
 
-from vo_service.auth import AuthService  # noqa: E402
-from vo_service.core.settings import load_settings  # noqa: E402
-from vo_service.core.database import owner_engine  # noqa: E402
+from vo_service.auth import AuthService
+from vo_service.core.database import owner_engine
+from vo_service.core.settings import load_settings
 
 NS_PHASE = "<uws:phase>"
 FINAL = ("COMPLETED", "ERROR", "ABORTED")
@@ -167,13 +167,13 @@ class Client(threading.Thread):
             files={"f": ("f.vot", self.upload)})
 
     # "async" is a keyword: map the mix name to the method
-    def __getattr__(self, name: str):  # noqa: ANN204
+    def __getattr__(self, name: str):
         if name == "async":
             return self.async_
         raise AttributeError(name)
 
 
-def connections(engine) -> dict[str, int]:  # noqa: ANN001
+def connections(engine) -> dict[str, int]:
     with engine.connect() as conn:
         rows = conn.execute(text(
             "SELECT usename, state, count(*) FROM pg_stat_activity WHERE datname = "
@@ -193,7 +193,7 @@ class PoolPeak:
     none beyond this count.
     """
 
-    def __init__(self, engine) -> None:  # noqa: ANN001
+    def __init__(self, engine) -> None:
         self._engine = engine
         self._samples: list[dict[str, int]] = []
         self._stop = threading.Event()
@@ -203,7 +203,7 @@ class PoolPeak:
         while not self._stop.wait(0.5):
             self._samples.append(connections(self._engine))
 
-    def __enter__(self) -> "PoolPeak":
+    def __enter__(self) -> PoolPeak:
         self._thread.start()
         return self
 

@@ -47,12 +47,12 @@ from loadtest import Client, PoolPeak, Stats, connections, report, total
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import text  # noqa: E402
+from sqlalchemy import text
 
-from vo_service.auth import AuthService  # noqa: E402
-from vo_service.core.settings import load_settings  # noqa: E402
-from vo_service.core.database import owner_engine  # noqa: E402
-from vo_service.serving import ServiceProcesses  # noqa: E402
+from vo_service.auth import AuthService
+from vo_service.core.database import owner_engine
+from vo_service.core.settings import load_settings
+from vo_service.serving import ServiceProcesses
 
 PORT = 8768
 #: Rows a soak product may have: the zero-row bomb below declares more.

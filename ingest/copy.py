@@ -1,8 +1,10 @@
 """Housekeeping after bulk loads (the loading itself is ``ingest/load.py``)."""
 from __future__ import annotations
 
+from sqlalchemy.engine import Engine
 
-def vacuum_analyze(engine, table: str) -> None:  # noqa: ANN001 - SQLAlchemy Engine
+
+def vacuum_analyze(engine: Engine, table: str) -> None:
     """Set the visibility map and statistics of a freshly loaded (or clustered) table.
 
     Without it PostgreSQL cannot answer from an index alone (every index-only scan fetches

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import pgpq
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
@@ -34,9 +35,14 @@ from tap_schema.loader import (
     qualified,
 )
 from vo_service.core.columns import PG_VALUE_BYTES, Column
+from vo_service.core.database import copy_cursor
 from vo_service.core.identifiers import quote_ident
 
 log = logging.getLogger(__name__)
+
+#: Told the number of rows just loaded, batch by batch (a tqdm bar's ``update``); what it
+#: returns is ignored.
+Progress = Callable[[int], object]
 
 COPY_CHUNK = 1 << 20
 #: Bytes of a PostgreSQL heap page and of its header; a row costs at least its tuple header
@@ -82,8 +88,6 @@ class _Meter:
         self.values = 0
 
     def add(self, batch: pa.RecordBatch) -> None:
-        import pyarrow.compute as pc
-
         self.rows += batch.num_rows
         check(self.limits.rows, self.rows, "the table has at least {value} rows", kind="size")
         if not self.limits.table_bytes:
@@ -125,7 +129,7 @@ class _CopyStream:
 
 
 def binary_copy_chunks(batches: Iterable[pa.RecordBatch], schema: pa.Schema,
-                       counter: list[int], progress: Callable[[int], None] | None = None,
+                       counter: list[int], progress: Progress | None = None,
                        meter: _Meter | None = None) -> Iterator[bytes]:
     """Encode batches (cast to ``schema``) as PostgreSQL binary COPY data."""
     encoder = pgpq.ArrowToPostgresBinaryEncoder(schema)
@@ -145,7 +149,7 @@ def binary_copy_chunks(batches: Iterable[pa.RecordBatch], schema: pa.Schema,
 
 
 def copy_arrow(conn: Connection, table: str, columns: list[Column],
-               batches: Iterable[pa.RecordBatch], progress: Callable[[int], None] | None = None,
+               batches: Iterable[pa.RecordBatch], progress: Progress | None = None,
                limits: LoadLimits | None = None) -> int:
     """Stream batches into ``table`` (qualified, quoted) with binary COPY; return the rows.
 
@@ -158,7 +162,7 @@ def copy_arrow(conn: Connection, table: str, columns: list[Column],
     meter = _Meter(columns, limits) if limits is not None else None
     stream = _CopyStream(binary_copy_chunks(renamed, schema, counter, progress, meter))
     cols = ", ".join(quote_ident(c.sql_name) for c in columns)
-    with conn.connection.dbapi_connection.cursor() as cur:
+    with copy_cursor(conn) as cur:
         try:
             cur.copy_expert(f"COPY {table} ({cols}) FROM STDIN WITH (FORMAT binary)", stream, size=COPY_CHUNK)
         except Exception:
@@ -183,7 +187,7 @@ def table_description(schema: str, name: str, description: str, columns: list[Co
 
 def publish_arrow_table(conn: Connection, desc: TableDescription, columns: list[Column],
                         batches: Iterable[pa.RecordBatch],
-                        progress: Callable[[int], None] | None = None,
+                        progress: Progress | None = None,
                         limits: LoadLimits | None = None) -> int:
     """Create, fill, index and publish a table in the caller's transaction; return its rows.
 

@@ -16,18 +16,33 @@ from __future__ import annotations
 import csv
 import dataclasses
 import gzip
+import io
 import json
 import math
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import yaml
+from astropy.io import fits
+from astropy.io.votable import parse_single_table
+from astropy.table import Table
+from astropy.table import meta as table_meta
 
 from ingest.errors import LimitExceeded, ReadError
 from ingest.limits import Limit, ReadLimits, check
+from ingest.votable_scan import scan_votable
+
+if TYPE_CHECKING:
+    import h5py
 
 __all__ = ["BATCH_BYTES", "BATCH_ROWS", "FORMATS", "LimitExceeded", "ReadError", "SourceColumn",
            "TableSource", "batch_rows", "describe", "detect_format", "open_table"]
@@ -128,7 +143,7 @@ def open_table(path: str | Path, fmt: str | None = None, limits: ReadLimits = NO
         source = opener(path, fmt, limits)
     except ReadError:
         raise
-    except Exception as exc:  # noqa: BLE001 - every library's own error becomes one kind
+    except Exception as exc:  # every library's own error becomes one kind
         # The libraries name the file by its full path: a server directory the user need not see.
         detail = str(exc).replace(str(path.resolve()), path.name).replace(str(path), path.name)
         raise ReadError(f"{path.name}: not a readable {fmt} table ({type(exc).__name__}: {detail})") from exc
@@ -151,8 +166,6 @@ def _check_text_cells(batch: pa.RecordBatch, limits: ReadLimits, path: Path) -> 
     """Text cells of one batch against the cell limit (formats without declared widths)."""
     if limits.cell_bytes is None:
         return
-    import pyarrow.compute as pc
-
     for name, column in zip(batch.schema.names, batch.columns, strict=True):
         if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
             longest = pc.max(pc.binary_length(column)).as_py() or 0
@@ -173,8 +186,6 @@ def _fixed_width(t: pa.DataType) -> int:
 def _open_parquet(path: Path, fmt: str, limits: ReadLimits) -> TableSource:
     """Parquet, streamed page by page; text columns are read dictionary-encoded, so the bytes a
     batch will take when decoded are known (and bounded) before it is decoded."""
-    import pyarrow.parquet as pq
-
     _check_parquet_footer(path)
     options = {"pre_buffer": False, "buffer_size": 1 << 20}
     pf = pq.ParquetFile(path, **options)
@@ -205,7 +216,7 @@ def _open_parquet(path: Path, fmt: str, limits: ReadLimits) -> TableSource:
     return TableSource(path, fmt, columns, pf.metadata.num_rows, batches)
 
 
-def _parquet_never_null(metadata) -> set[str]:  # noqa: ANN001 - pyarrow FileMetaData
+def _parquet_never_null(metadata: pq.FileMetaData) -> set[str]:
     """Top-level columns whose statistics say they hold no NULL in any row group."""
     nulls: dict[str, int | None] = {}
     for g in range(metadata.num_row_groups):
@@ -245,8 +256,6 @@ def _decode_text(batch: pa.RecordBatch, schema: pa.Schema, limits: ReadLimits,
     A Parquet dictionary may hold one long value that a million rows repeat; decoding such a
     batch at once would allocate rows x value bytes, which the lengths tell beforehand.
     """
-    import pyarrow.compute as pc
-
     encoded = [i for i, c in enumerate(batch.columns) if pa.types.is_dictionary(c.type)]
     if not encoded:
         yield batch
@@ -263,7 +272,7 @@ def _decode_text(batch: pa.RecordBatch, schema: pa.Schema, limits: ReadLimits,
     total = int(ends[-1]) if len(ends) else 0
     cuts = np.searchsorted(ends, np.arange(BATCH_BYTES, total, BATCH_BYTES), side="right")
     bounds = [0, *sorted({int(c) for c in cuts if 0 < c < batch.num_rows}), batch.num_rows]
-    for start, stop in zip(bounds, bounds[1:]):
+    for start, stop in pairwise(bounds):
         part = batch.slice(start, stop - start)
         arrays = [pc.take(c.dictionary, c.indices).cast(schema.field(i).type)
                   if i in encoded else c for i, c in enumerate(part.columns)]
@@ -276,8 +285,6 @@ def _astropy_parquet_meta(metadata: dict[bytes, bytes]) -> dict[str, dict[str, s
     if not raw:
         return {}
     try:
-        import yaml
-
         text = raw.decode()
         doc = yaml.safe_load("\n".join(line[2:] if line.startswith("# ") else line
                                        for line in text.splitlines()))
@@ -296,15 +303,13 @@ def _open_csv(path: Path, fmt: str, limits: ReadLimits) -> TableSource:
     """CSV/TSV block by block (a row longer than a block is an error of Arrow's, so one block
     bounds a row); the columns are counted on the header before Arrow sets up a builder for
     each, and rows and text cells are counted while streaming."""
-    import pyarrow.csv as pacsv
-
     delimiter = "\t" if fmt == "tsv" else ","
     _check_columns(_header_fields(path, delimiter), limits, path)
     read = pacsv.ReadOptions(block_size=CSV_BLOCK)
     parse = pacsv.ParseOptions(delimiter=delimiter)
     convert = pacsv.ConvertOptions(strings_can_be_null=False)
 
-    def reader():  # noqa: ANN202
+    def reader() -> pacsv.CSVStreamingReader:
         return pacsv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert)
 
     first = reader()
@@ -346,7 +351,7 @@ def _header_fields(path: Path, delimiter: str) -> int:
 WHOLE_FILE_BYTES = 512 << 20
 
 
-def _from_astropy(path: Path, fmt: str, table) -> TableSource:  # noqa: ANN001 - astropy Table
+def _from_astropy(path: Path, fmt: str, table: Table) -> TableSource:
     """Columns of an astropy Table, converted to Arrow one batch of rows at a time (a memory-
     mapped FITS table is then read slice by slice, never copied whole)."""
     n = len(table)
@@ -375,17 +380,17 @@ def _from_astropy(path: Path, fmt: str, table) -> TableSource:  # noqa: ANN001 -
     return TableSource(path, fmt, columns, n, batches)
 
 
-def _object_type(col) -> pa.DataType | None:  # noqa: ANN001
+def _object_type(col: Any) -> pa.DataType | None:
     """Text for an object column of strings (VOTable variable-length char), else None."""
     values = np.ma.getdata(np.ma.asarray(col))
     if values.dtype.kind != "O":
         return None
     mask = np.ma.getmaskarray(np.ma.asarray(col))
-    first = next((v for v, m in zip(values, mask) if not m and v is not None), None)
+    first = next((v for v, m in zip(values, mask, strict=True) if not m and v is not None), None)
     return pa.string() if first is None or isinstance(first, (str, bytes)) else None
 
 
-def _column_to_arrow(name: str, col, path: Path,  # noqa: ANN001 - astropy or numpy column
+def _column_to_arrow(name: str, col: Any, path: Path,  # an astropy or numpy column
                      arrow_type: pa.DataType | None = None) -> pa.Array:
     data = np.ma.asarray(col)
     if data.ndim > 1:
@@ -400,7 +405,7 @@ def _column_to_arrow(name: str, col, path: Path,  # noqa: ANN001 - astropy or nu
     if values.dtype.kind == "O":
         masked = mask if mask is not None else np.zeros(len(values), dtype=bool)
         out = [None if m or v is None else (v.decode("utf-8", "replace") if isinstance(v, bytes) else v)
-               for v, m in zip(values, masked)]
+               for v, m in zip(values, masked, strict=True)]
         return pa.array(out, type=arrow_type) if arrow_type is not None else pa.array(out)
     if values.dtype.kind == "f" and mask is None:
         array = pa.array(values)
@@ -428,9 +433,6 @@ def _open_fits(path: Path, fmt: str, limits: ReadLimits) -> TableSource:
     """FITS binary tables.  The headers are walked here first (a header is parsed whole by
     astropy, and a gzip file is decompressed whole), so their size and the table's declared
     rows, columns and cell sizes are checked before astropy reads anything."""
-    from astropy.io import fits
-    from astropy.table import Table
-
     compressed = _fits_compression(path)
     whole = limits.memory_bytes or Limit(FIXED, WHOLE_FILE_BYTES)
     with (gzip.open(path, "rb") if compressed else path.open("rb")) as fh:
@@ -471,7 +473,7 @@ def _fits_compression(path: Path) -> bool:
     return False
 
 
-def _scan_fits(fh, path: Path, whole: Limit | None) -> _FitsTable:  # noqa: ANN001 - a binary file
+def _scan_fits(fh: io.BufferedIOBase, path: Path, whole: Limit | None) -> _FitsTable:
     """Walk the HDUs' headers (block by block, skipping data) to the first BINTABLE.
 
     ``whole`` bounds the decompressed bytes of a gzip file, which astropy reads into memory (and
@@ -501,7 +503,7 @@ def _scan_fits(fh, path: Path, whole: Limit | None) -> _FitsTable:  # noqa: ANN0
         index += 1
 
 
-def _fits_header(fh, path: Path, index: int) -> dict[str, str] | None:  # noqa: ANN001
+def _fits_header(fh: io.BufferedIOBase, path: Path, index: int) -> dict[str, str] | None:
     """The value cards of one header (up to FITS_MAX_CARDS), or None at the end of the file."""
     cards: dict[str, str] = {}
     count = 0
@@ -560,10 +562,6 @@ def _check_tform(tform: str, name: str, limits: ReadLimits, path: Path) -> None:
 # -- VOTable ----------------------------------------------------------------------------------
 def _open_votable(path: Path, fmt: str, limits: ReadLimits) -> TableSource:
     """VOTable, parsed whole by astropy after the streaming pre-scan of its declared sizes."""
-    from astropy.io.votable import parse_single_table
-
-    from ingest.votable_scan import scan_votable
-
     whole = limits.memory_bytes or Limit(FIXED, WHOLE_FILE_BYTES)
     scan_limits = ReadLimits(rows=limits.rows, columns=limits.columns, cell_bytes=limits.cell_bytes,
                              memory_bytes=whole)
@@ -587,7 +585,7 @@ def _open_hdf5(path: Path, fmt: str, limits: ReadLimits) -> TableSource:
     holding them are read in slices small enough for cells at the cell limit, each cell is
     checked after its slice is read, and slices are joined into batches by their bytes.
     """
-    import h5py
+    import h5py  # noqa: PLC0415 - h5py: 0.1 s, only HDF5 files need it
 
     h5 = h5py.File(path, "r")
     try:
@@ -690,23 +688,23 @@ def _hdf5_text_bytes(values: np.ndarray, name: str, limits: ReadLimits, path: Pa
     return sum(lengths)
 
 
-def _hdf5_chunk_cached(h5, name: str, chunk_bytes: int):  # noqa: ANN001, ANN202 - h5py File, Dataset
+def _hdf5_chunk_cached(h5: h5py.File, name: str, chunk_bytes: int) -> h5py.Dataset:
     """The dataset opened again with a chunk cache that holds one of its chunks."""
-    import h5py
+    import h5py  # noqa: PLC0415 - h5py: see _open_hdf5
 
     access = h5py.h5p.create(h5py.h5p.DATASET_ACCESS)
     access.set_chunk_cache(521, 2 * chunk_bytes + (1 << 20), 1.0)
     return h5py.Dataset(h5py.h5d.open(h5.id, name.encode(), dapl=access))
 
 
-def _hdf5_table(h5, path: Path):  # noqa: ANN001, ANN202 - h5py File, (name, Dataset)
+def _hdf5_table(h5: h5py.File, path: Path) -> tuple[str, h5py.Dataset]:
     """The first compound dataset (astropy's table), with the number of objects looked at bounded."""
-    import h5py
+    import h5py  # noqa: PLC0415 - h5py: see _open_hdf5
 
     seen = 0
     found: list[str] = []
 
-    def visit(name: str, obj) -> bool | None:  # noqa: ANN001
+    def visit(name: str, obj: object) -> bool | None:
         nonlocal seen
         seen += 1
         if seen > HDF5_MAX_OBJECTS:
@@ -727,14 +725,12 @@ def _hdf5_table(h5, path: Path):  # noqa: ANN001, ANN202 - h5py File, (name, Dat
     return found[0], dataset
 
 
-def _hdf5_column_meta(h5, name: str) -> dict[str, dict[str, str]]:  # noqa: ANN001
+def _hdf5_column_meta(h5: h5py.File, name: str) -> dict[str, dict[str, str]]:
     """Units, UCDs and descriptions astropy stores beside the table (``serialize_meta``)."""
     meta = h5.get(f"{name}.__table_column_meta__")
     if meta is None or meta.ndim != 1 or meta.size * meta.dtype.itemsize > (4 << 20):
         return {}
     try:
-        from astropy.table import meta as table_meta
-
         header = table_meta.get_header_from_yaml(
             (line.decode("utf-8") if isinstance(line, bytes) else str(line)) for line in meta[()])
     except Exception:  # noqa: BLE001 - optional metadata; the data still loads
@@ -742,7 +738,8 @@ def _hdf5_column_meta(h5, name: str) -> dict[str, dict[str, str]]:  # noqa: ANN0
     out: dict[str, dict[str, str]] = {}
     for col in header.get("datatype", []):
         if isinstance(col, dict) and "name" in col:
-            extra = col.get("meta") if isinstance(col.get("meta"), dict) else {}
+            col_meta = col.get("meta")
+            extra = col_meta if isinstance(col_meta, dict) else {}
             out[col["name"]] = {k: str(v) for k, v in (("unit", col.get("unit")),
                                                          ("description", col.get("description")),
                                                          ("ucd", extra.get("ucd"))) if v}

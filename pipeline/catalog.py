@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from photerr import LsstErrorModel
 
 from pipeline.estimators.base import Photometry
 from pipeline.hats_catalog import is_hats_catalog
@@ -167,9 +169,6 @@ def observe_lsst(mags: dict[str, np.ndarray], seed: int, years: float = 10.0) ->
     Output in flux ("maggy") so faint galaxies keep their zero or negative fluxes, as in the
     Object catalog.
     """
-    import pandas as pd
-    from photerr import LsstErrorModel
-
     model = LsstErrorModel(nYrObs=years, outputType="maggy")
     obs = model(pd.DataFrame({b: np.asarray(mags[b], float) for b in BANDS}), random_state=seed)
     to_njy = 3631e9

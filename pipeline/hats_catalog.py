@@ -14,6 +14,7 @@ dataset and the run says so in its log.
 from __future__ import annotations
 
 import logging
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +55,9 @@ def write_hats_metadata(objects: Path, data_dir: Path, *, name: str, outputs: li
     Returns what was written, or None when ``hats`` is not installed.
     """
     try:
-        import hats
-        from hats.catalog import PartitionInfo, TableProperties
-        from hats.io.parquet_metadata import write_parquet_metadata
+        import hats  # noqa: PLC0415 - hats: optional (pzvo[hats]), 2 s to import
+        from hats.catalog import PartitionInfo, TableProperties  # noqa: PLC0415 - hats
+        from hats.io.parquet_metadata import write_parquet_metadata  # noqa: PLC0415 - hats
     except ImportError:
         log.warning("the object catalog is HATS but the output is a plain Parquet dataset: "
                     "install the 'hats' package (pip install 'pzvo[hats]') for a HATS output")
@@ -88,8 +89,6 @@ def write_hats_metadata(objects: Path, data_dir: Path, *, name: str, outputs: li
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version("pzvo")
     except PackageNotFoundError:

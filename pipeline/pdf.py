@@ -8,12 +8,17 @@ Parquet metadata and the table description) and, per object, the redshifts ``loc
 CDF reaches them.  The first and last level are 0 and 1, so qp needs no extrapolation of its own,
 and the pipeline's CDF is the linear interpolation of (locs, LEVELS), its density constant
 between two quantiles.  qp interpolates the same points quadratically: both pass through every
-stored quantile, and between them they differ by at most a few hundredths in CDF (tested).  :func:`to_qp` builds the ensemble,
-:func:`pdf_on_grid` evaluates a PDF on a fixed redshift grid without qp.
+stored quantile, and between them they differ by at most a few hundredths in CDF (tested).
+:func:`to_qp` builds the ensemble, :func:`pdf_on_grid` evaluates a PDF on a fixed redshift grid without qp.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    import qp
 
 #: Quantile levels of the stored PDFs (0 and 1 are the support's ends).
 LEVELS = np.array([0.0, 0.025, 0.05, 0.1, 0.16, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.84, 0.9,
@@ -90,15 +95,15 @@ def pdf_on_grid(locs: np.ndarray, grid: np.ndarray = ZGRID, levels: np.ndarray =
     return np.diff(cdf, axis=1)
 
 
-def to_qp(locs: np.ndarray, levels: np.ndarray = LEVELS):  # noqa: ANN201 - qp.Ensemble
+def to_qp(locs: np.ndarray, levels: np.ndarray = LEVELS) -> qp.Ensemble:
     """A ``qp.Ensemble`` of the stored PDFs (qp's ``quant`` parameterization)."""
-    import qp
+    import qp  # noqa: PLC0415 - qp: 0.1 s, only to hand PDFs to qp users
 
     return qp.Ensemble(qp.quant, data={"quants": np.asarray(levels, dtype=np.float64),
                                        "locs": np.asarray(locs, dtype=np.float64)})
 
 
-def from_qp(ensemble, levels: np.ndarray = LEVELS) -> np.ndarray:  # noqa: ANN001
+def from_qp(ensemble: qp.Ensemble, levels: np.ndarray = LEVELS) -> np.ndarray:
     """Quantile locs of any qp ensemble at ``levels`` (converts other parameterizations)."""
     inner = np.clip(np.asarray(levels, dtype=np.float64), 1e-6, 1 - 1e-6)
     return np.asarray(ensemble.ppf(inner), dtype=np.float64)

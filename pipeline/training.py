@@ -14,7 +14,8 @@ import adbc_driver_postgresql.dbapi as adbc
 import pyarrow.parquet as pq
 from sqlalchemy.engine import Engine
 
-from tap_schema.loader import quote_ident
+from vo_service.core.identifiers import quote_ident
+from vo_service.products import ProductNotFoundError, ProductRegistry
 
 PRODUCT_PREFIX = "product:"
 
@@ -32,8 +33,6 @@ class TrainingProduct:
 
 
 def resolve_training_product(engine: Engine, spec: str, out_dir: Path, storage_dir: Path) -> TrainingProduct:
-    from vo_service.products import ProductNotFoundError, ProductRegistry
-
     name, _, version = spec[len(PRODUCT_PREFIX):].partition("@")
     registry = ProductRegistry(engine=engine, storage_dir=storage_dir)
     try:

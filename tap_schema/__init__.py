@@ -8,7 +8,13 @@ that writes TAP_SCHEMA.
 """
 from __future__ import annotations
 
-from tap_schema.model import (DescriptionError, ForeignKeyDescription, TableDescription, load_table, load_tables,
-                             parse_table)
+from tap_schema.model import (
+    DescriptionError,
+    ForeignKeyDescription,
+    TableDescription,
+    load_table,
+    load_tables,
+    parse_table,
+)
 
 __all__ = ["DescriptionError", "ForeignKeyDescription", "TableDescription", "load_table", "load_tables", "parse_table"]

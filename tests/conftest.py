@@ -65,12 +65,12 @@ def services(database: Settings) -> Iterator[Services]:
 
 
 class LiveServer:
-    def __init__(self, app, host: str = "127.0.0.1") -> None:  # noqa: ANN001
+    def __init__(self, app, host: str = "127.0.0.1") -> None:
         self.server = make_server(host, 0, app, threaded=True)
         self.url = f"http://{host}:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "LiveServer":
+    def __enter__(self) -> LiveServer:
         self.thread.start()
         return self
 
@@ -84,7 +84,7 @@ def app(services: Services) -> Flask:
 
 
 @pytest.fixture(scope="session")
-def server(app) -> Iterator[LiveServer]:  # noqa: ANN001
+def server(app) -> Iterator[LiveServer]:
     with LiveServer(app) as live:
         yield live
 
@@ -101,7 +101,7 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def front_service(database: Settings):  # noqa: ANN201
+def front_service(database: Settings):
     """The service as `make run` serves it (nginx in front of 2 gunicorn processes x 4 threads)
     on a free loopback port, for tests of what only the real front shows: slow clients,
     hang-ups, streaming, request limits.  No async worker: the UWS tests start their own on the

@@ -23,7 +23,7 @@ def unique(prefix: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def closed_server(database):  # noqa: ANN001, ANN201
+def closed_server(database):
     from tests._services import app_for
 
     with LiveServer(app_for(dataclasses.replace(database, public_read=False))) as live:
@@ -31,7 +31,7 @@ def closed_server(database):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture(scope="module")
-def proxy_server(database):  # noqa: ANN001, ANN201
+def proxy_server(database):
     from tests._services import app_for
 
     settings = dataclasses.replace(database, public_read=False, trust_proxy_header=True)
@@ -39,14 +39,14 @@ def proxy_server(database):  # noqa: ANN001, ANN201
         yield live.url
 
 
-def add_user(database, name: str, *, admin: bool = False) -> str:  # noqa: ANN001
+def add_user(database, name: str, *, admin: bool = False) -> str:
     env = dict(os.environ, PZVO_DB_NAME=database.db_name)
     argv = [str(PZVO), "user", "add", name] + (["--admin"] if admin else [])
     out = subprocess.run(argv, capture_output=True, text=True, env=env, check=True)
     return out.stdout.strip()
 
 
-def test_user_add_prints_a_token_once_and_stores_only_its_hash(database) -> None:  # noqa: ANN001
+def test_user_add_prints_a_token_once_and_stores_only_its_hash(database) -> None:
     from sqlalchemy import text
 
     from vo_service.core.database import owner_engine
@@ -60,7 +60,7 @@ def test_user_add_prints_a_token_once_and_stores_only_its_hash(database) -> None
     assert stored and token not in stored and len(stored) == 64
 
 
-def test_adding_an_existing_user_fails_cleanly(database) -> None:  # noqa: ANN001
+def test_adding_an_existing_user_fails_cleanly(database) -> None:
     name = unique("bob")
     add_user(database, name)
     env = dict(os.environ, PZVO_DB_NAME=database.db_name)
@@ -68,7 +68,7 @@ def test_adding_an_existing_user_fails_cleanly(database) -> None:  # noqa: ANN00
     assert again.returncode == 1 and "exists" in again.stderr
 
 
-def test_closed_service_needs_a_token_for_tap(closed_server: str, database) -> None:  # noqa: ANN001
+def test_closed_service_needs_a_token_for_tap(closed_server: str, database) -> None:
     resp = requests.post(closed_server + "/tap/sync", data=QUERY, timeout=30)
     assert_dali_error(resp, 401, "Bearer")
     assert resp.headers["WWW-Authenticate"].startswith("Bearer")
@@ -94,7 +94,7 @@ def test_public_read_lets_anonymous_users_query(tap_url: str) -> None:
     assert requests.post(tap_url + "/sync", data=QUERY, timeout=30).status_code == 200
 
 
-def _user_exists(database, name: str) -> bool:  # noqa: ANN001
+def _user_exists(database, name: str) -> bool:
     from sqlalchemy import text
 
     from vo_service.core.database import owner_engine
@@ -103,7 +103,7 @@ def _user_exists(database, name: str) -> bool:  # noqa: ANN001
         return conn.execute(text("SELECT 1 FROM registry.users WHERE name = :n"), {"n": name}).first() is not None
 
 
-def test_proxy_header_is_trusted_only_when_configured(proxy_server: str, tap_url: str, database) -> None:  # noqa: ANN001
+def test_proxy_header_is_trusted_only_when_configured(proxy_server: str, tap_url: str, database) -> None:
     rsp_user = unique("rsp_user")
     ok = requests.post(proxy_server + "/tap/sync", data=QUERY, timeout=30,
                        headers={"X-Auth-Request-User": rsp_user})

@@ -44,7 +44,7 @@ def test_pyvo_sees_overflow(tap_url: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def async_worker(database):  # noqa: ANN001, ANN201
+def async_worker(database):
     """Runs async jobs (QAS, UWS stages and the pyvo async tests) in this process."""
     import dataclasses
 
@@ -57,13 +57,13 @@ def async_worker(database):  # noqa: ANN001, ANN201
     worker.stop()
 
 
-def test_pyvo_run_async(tap_url: str, async_worker) -> None:  # noqa: ANN001
+def test_pyvo_run_async(tap_url: str, async_worker) -> None:
     service = pyvo.dal.TAPService(tap_url)
     table = service.run_async("SELECT TOP 30 id, z FROM pz.specz_demo ORDER BY id").to_table()
     assert len(table) == 30 and np.all(np.diff(table["id"]) > 0)
 
 
-def test_pyvo_submit_wait_fetch_delete(tap_url: str, async_worker) -> None:  # noqa: ANN001
+def test_pyvo_submit_wait_fetch_delete(tap_url: str, async_worker) -> None:
     service = pyvo.dal.TAPService(tap_url)
     job = service.submit_job("SELECT TOP 5 object_id, z_phot FROM pz.photoz_demo", maxrec=3)
     assert job.phase == "PENDING"
@@ -77,13 +77,13 @@ def test_pyvo_submit_wait_fetch_delete(tap_url: str, async_worker) -> None:  # n
         job.phase  # noqa: B018 - the job is gone (404)
 
 
-def test_pyvo_async_error_is_raised_with_message(tap_url: str, async_worker) -> None:  # noqa: ANN001
+def test_pyvo_async_error_is_raised_with_message(tap_url: str, async_worker) -> None:
     service = pyvo.dal.TAPService(tap_url)
     with pytest.raises(pyvo.dal.DALQueryError, match="no_such_column"):
         service.run_async("SELECT no_such_column FROM pz.specz_demo")
 
 
-def test_pyvo_upload_join_of_10000_ids(tap_url: str, async_worker) -> None:  # noqa: ANN001
+def test_pyvo_upload_join_of_10000_ids(tap_url: str, async_worker) -> None:
     from astropy.table import Table
 
     service = pyvo.dal.TAPService(tap_url)
@@ -114,7 +114,7 @@ TAPLINT_ALLOWED: dict[str, str] = {}
 
 @pytest.mark.slow
 def test_taplint_reports_no_errors_warnings_or_failures(tap_url: str, artifacts_dir,
-                                                         async_worker) -> None:  # noqa: ANN001
+                                                         async_worker) -> None:
     stilts = shutil.which("stilts")
     assert stilts, "stilts (Debian package) is required: make deps installs it"
     proc = subprocess.run([stilts, "taplint", f"tapurl={tap_url}", f"stages={TAPLINT_STAGES}",

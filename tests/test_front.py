@@ -79,7 +79,7 @@ def _quick_query(url: str) -> float:
     return elapsed
 
 
-def test_slow_clients_and_blocking_waits_cost_no_request_thread(front_service, database) -> None:  # noqa: ANN001
+def test_slow_clients_and_blocking_waits_cost_no_request_thread(front_service, database) -> None:
     """200 trickling connections and 50 blocking WAITs of 25 users (two each, the per-client
     bound, so only the per-process share holds them back): a normal query answers in < 1 s."""
     url = front_service.url
@@ -115,7 +115,7 @@ def _active(engine: sa.Engine, marker: str) -> int:
 
 
 @pytest.mark.parametrize("through_front", [True, False], ids=["nginx", "direct"])
-def test_query_of_a_client_that_hangs_up_is_cancelled(front_service, server, database,  # noqa: ANN001
+def test_query_of_a_client_that_hangs_up_is_cancelled(front_service, server, database,
                                                       through_front: bool) -> None:
     """A slow sync query stops in PostgreSQL within 2 s of its client closing the connection,
     behind the front and on a server the client reaches directly."""
@@ -143,7 +143,7 @@ def test_query_of_a_client_that_hangs_up_is_cancelled(front_service, server, dat
     assert time.monotonic() - closed < 2.0
 
 
-def test_a_client_gone_before_its_query_starts_leaves_nothing_running(front_service, database) -> None:  # noqa: ANN001
+def test_a_client_gone_before_its_query_starts_leaves_nothing_running(front_service, database) -> None:
     """Clients that close right after sending: whether the hang-up is seen before, while or
     after the statement starts, no query of theirs is left running."""
     marker = "4321.1234"
@@ -175,7 +175,7 @@ def _announce_body(url: str, path: str, length: int) -> tuple[int, str, bytes]:
         conn.close()
 
 
-def test_tap_body_over_the_limit_is_a_dali_error(front_service, database) -> None:  # noqa: ANN001
+def test_tap_body_over_the_limit_is_a_dali_error(front_service, database) -> None:
     status, ctype, body = _announce_body(front_service.url, "/tap/sync",
                                          database.upload_max_bytes + 2 * 2**20)
     assert status == 413
@@ -184,7 +184,7 @@ def test_tap_body_over_the_limit_is_a_dali_error(front_service, database) -> Non
     assert str(database.upload_max_bytes + 2**20).encode() in body
 
 
-def test_api_body_over_the_limit_is_a_problem_document(front_service, database) -> None:  # noqa: ANN001
+def test_api_body_over_the_limit_is_a_problem_document(front_service, database) -> None:
     status, ctype, body = _announce_body(front_service.url, "/api/products",
                                          database.product_max_bytes + 2 * 2**20)
     assert status == 413
@@ -192,7 +192,7 @@ def test_api_body_over_the_limit_is_a_problem_document(front_service, database) 
     assert str(database.product_max_bytes).encode() in json.loads(body)["detail"].encode()
 
 
-def test_uploads_without_a_user_are_refused_before_the_body(front_service) -> None:  # noqa: ANN001
+def test_uploads_without_a_user_are_refused_before_the_body(front_service) -> None:
     """nginx asks the app whether the credentials may upload before it takes a product body:
     an anonymous or bad-token client cannot make it spool 2 GiB to disk."""
     status, ctype, body = _announce_body(front_service.url, "/api/products", 2**30)
@@ -203,7 +203,7 @@ def test_uploads_without_a_user_are_refused_before_the_body(front_service) -> No
     assert listing.status_code == 200  # reading stays open to anonymous users
 
 
-def test_a_second_service_on_a_served_address_is_refused(front_service, database) -> None:  # noqa: ANN001
+def test_a_second_service_on_a_served_address_is_refused(front_service, database) -> None:
     from vo_service.serving import ServiceProcesses
 
     with pytest.raises(RuntimeError, match="in use"):
@@ -211,7 +211,7 @@ def test_a_second_service_on_a_served_address_is_refused(front_service, database
     assert requests.get(front_service.url + "/tap/availability", timeout=10).status_code == 200
 
 
-def test_front_passes_the_public_host(front_service) -> None:  # noqa: ANN001
+def test_front_passes_the_public_host(front_service) -> None:
     """Behind nginx the app sees the host the client asked for (capabilities' URLs)."""
     caps = requests.get(front_service.url + "/tap/capabilities", timeout=10)
     assert caps.status_code == 200

@@ -143,7 +143,7 @@ NUL_CASES = [
 
 
 @pytest.mark.parametrize("method, path, kwargs, protocol", NUL_CASES)
-def test_nul_bytes_anywhere_are_a_400_in_the_protocols_form(server, method, path, kwargs, protocol) -> None:  # noqa: ANN001
+def test_nul_bytes_anywhere_are_a_400_in_the_protocols_form(server, method, path, kwargs, protocol) -> None:
     resp = requests.request(method, server.url + path, timeout=30, **kwargs)
     assert_protocol_error(resp, protocol, 400, "NUL")
 
@@ -155,7 +155,8 @@ def test_nul_bytes_anywhere_are_a_400_in_the_protocols_form(server, method, path
     ("GET", "/tap/sync?LANG=ADQL&QUERY=SELECT%20%ff%fe%20FROM%20x", {}, "dali", 400),
     ("POST", "/tap/sync", {"data": b"LANG=ADQL&QUERY=SELECT%20%ff%20FROM%20x",
                            "headers": {"Content-Type": "application/x-www-form-urlencoded"}}, "dali", 400),
-    ("POST", "/tap/sync", {"data": b"--x\r\nContent-Disposition: form-data; name=\"QUERY\"\r\n\r\n\xff\xfe\r\n--x--\r\n",
+    ("POST", "/tap/sync", {"data": b"--x\r\nContent-Disposition: form-data; name=\"QUERY\"\r\n"
+                                   b"\r\n\xff\xfe\r\n--x--\r\n",
                            "headers": {"Content-Type": "multipart/form-data; boundary=x"}}, "dali", 400),
     ("POST", "/tap/sync", {"data": b"garbage", "headers": {"Content-Type": "multipart/form-data"}}, "dali", 400),
     ("GET", "/api/products/%ff", {}, "problem", 404),
@@ -166,7 +167,7 @@ def test_nul_bytes_anywhere_are_a_400_in_the_protocols_form(server, method, path
     ("GET", "/api/products?page=99999999999999999999999", {}, "problem", None),
     ("GET", "/api/products/x?version=99999999999", {}, "problem", None),
 ])
-def test_odd_encodings_and_huge_numbers_are_4xx(server, method, path, kwargs, protocol, status) -> None:  # noqa: ANN001
+def test_odd_encodings_and_huge_numbers_are_4xx(server, method, path, kwargs, protocol, status) -> None:
     resp = requests.request(method, server.url + path, timeout=30, **kwargs)
     if status == 200:
         assert resp.status_code == 200 and resp.headers["Content-Type"].startswith("text/html")
@@ -176,7 +177,7 @@ def test_odd_encodings_and_huge_numbers_are_4xx(server, method, path, kwargs, pr
 
 @pytest.mark.parametrize("accept", ["garbage;;q=abc,*/*;q=-1", "text/html;q=2, application/json",
                                     "\u00e9/\u00e9", "*/*;" * 500])
-def test_odd_accept_headers_change_nothing(server, accept) -> None:  # noqa: ANN001
+def test_odd_accept_headers_change_nothing(server, accept) -> None:
     headers = {"Accept": accept.encode("utf-8").decode("latin-1")}
     url = server.url
     sync = requests.get(url + "/tap/sync", headers=headers, timeout=30, params={
@@ -192,7 +193,7 @@ def test_odd_accept_headers_change_nothing(server, accept) -> None:  # noqa: ANN
 
 @pytest.mark.parametrize("authorization", ["Bearer", "Basic YTpi", "Bearer a b c", "Bearer " + "x" * 6000,
                                            "Bearer \u00e9".encode().decode("latin-1"), "bearer\tzzz"])
-def test_bad_credentials_are_a_401_with_a_challenge(server, authorization) -> None:  # noqa: ANN001
+def test_bad_credentials_are_a_401_with_a_challenge(server, authorization) -> None:
     for path, protocol in (("/tap/sync?LANG=ADQL&QUERY=SELECT%201", "dali"), ("/prov?ID=pzvo:x", "dali"),
                            ("/api/products", "problem"), ("/provenance/", "html"), ("/", "html")):
         resp = requests.get(server.url + path, headers={"Authorization": authorization}, timeout=30)
@@ -204,7 +205,7 @@ def test_bad_credentials_are_a_401_with_a_challenge(server, authorization) -> No
 BIG_FIELD = "SELECT TOP 1 ra FROM pz.photoz_demo --" + "x" * 600_000
 
 
-def test_a_600_kb_form_field_is_a_413_naming_the_field_limit(server) -> None:  # noqa: ANN001
+def test_a_600_kb_form_field_is_a_413_naming_the_field_limit(server) -> None:
     limit = f"at most {FORM_FIELD_MAX_BYTES} bytes"
     multipart = requests.post(server.url + "/tap/sync", timeout=60,
                               files={"LANG": (None, "ADQL"), "QUERY": (None, BIG_FIELD)})
@@ -224,7 +225,7 @@ def test_a_600_kb_form_field_is_a_413_naming_the_field_limit(server) -> None:  #
     assert just_below.status_code == 200, just_below.text[:300]
 
 
-def test_form_part_count_and_inline_body_limits(server) -> None:  # noqa: ANN001
+def test_form_part_count_and_inline_body_limits(server) -> None:
     parts = requests.post(server.url + "/prov", files=[("ID", (None, "pzvo:x"))] * (FORM_MAX_PARTS + 10),
                           timeout=60)
     assert_dali_error(parts, 413, f"at most {FORM_MAX_PARTS} parts")
@@ -248,7 +249,7 @@ def test_form_part_count_and_inline_body_limits(server) -> None:  # noqa: ANN001
     ("POST", "/provenance/", "html", "GET"),
     ("POST", "/", "html", "GET"),
 ])
-def test_405_has_an_allow_header(server, method, path, protocol, allowed) -> None:  # noqa: ANN001
+def test_405_has_an_allow_header(server, method, path, protocol, allowed) -> None:
     resp = requests.request(method, server.url + path, timeout=30)
     assert_protocol_error(resp, protocol, 405)
     methods = {m.strip() for m in resp.headers["Allow"].split(",")}
@@ -262,7 +263,7 @@ ORIGIN = "https://aladin.example.org"
 @pytest.mark.parametrize("path, method", [("/tap/sync", "POST"), ("/tap/async", "POST"),
                                           ("/tap/async/some-job", "DELETE"), ("/tap/tables", "GET"),
                                           ("/prov", "POST"), ("/prov", "GET")])
-def test_cors_preflight(server, path, method) -> None:  # noqa: ANN001
+def test_cors_preflight(server, path, method) -> None:
     resp = requests.options(server.url + path, timeout=30, headers={
         "Origin": ORIGIN, "Access-Control-Request-Method": method,
         "Access-Control-Request-Headers": "authorization,content-type"})
@@ -275,7 +276,7 @@ def test_cors_preflight(server, path, method) -> None:  # noqa: ANN001
     assert "Access-Control-Allow-Credentials" not in resp.headers
 
 
-def test_cors_headers_on_results_and_errors_but_not_the_rest_api(server) -> None:  # noqa: ANN001
+def test_cors_headers_on_results_and_errors_but_not_the_rest_api(server) -> None:
     h = {"Origin": ORIGIN}
     ok = requests.get(server.url + "/tap/sync", headers=h, timeout=30, params={
         "LANG": "ADQL", "QUERY": f"SELECT TOP 1 ra FROM {TABLE}"})
@@ -296,7 +297,7 @@ def other_origin() -> Iterator[str]:
     """An empty page on another port of 127.0.0.1: another origin for the browser."""
 
     class Blank(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             body = b"<!DOCTYPE html><title>elsewhere</title>"
             self.send_response(200)
             self.send_header("Content-Type", "text/html")
@@ -316,7 +317,7 @@ def other_origin() -> Iterator[str]:
 
 @pytest.mark.slow
 @pytest.mark.skipif(chromium_path() is None, reason="Debian chromium is not installed (make deps)")
-def test_browser_on_another_origin_reads_tap_and_prov(server, env, other_origin) -> None:  # noqa: ANN001
+def test_browser_on_another_origin_reads_tap_and_prov(server, env, other_origin) -> None:  # noqa: F811 - pytest fixture `env`
     token = add_user(env, f"cors_{uuid.uuid4().hex[:8]}")
     browser = Browser(chromium_path())
     try:
@@ -333,7 +334,7 @@ def test_browser_on_another_origin_reads_tap_and_prov(server, env, other_origin)
             out.prov = [prov.status, Object.keys((await prov.json()).entity || {}).length];
             try { await fetch(%(base)s + '/api/products'); out.api = 'read'; }
             catch (e) { out.api = 'blocked'; }
-            return JSON.stringify(out); })()""" % {"base": json.dumps(server.url), "token": json.dumps(token)}
+            return JSON.stringify(out); })()""" % {"base": json.dumps(server.url), "token": json.dumps(token)}  # noqa: UP031 - JavaScript: braces
         out = json.loads(browser.evaluate(script))
     finally:
         browser.close()
@@ -366,7 +367,7 @@ class _PageAudit(html.parser.HTMLParser):
                 self.problems.append(f"{tag} {name}=")
 
 
-def _product_with_hostile_release(server, env) -> str:  # noqa: ANN001
+def _product_with_hostile_release(server, env) -> str:  # noqa: F811 - pytest fixture `env`
     token = add_user(env, f"xss_{uuid.uuid4().hex[:8]}")
     name = f"xss_{uuid.uuid4().hex[:8]}"
     resp = requests.post(server.url + "/api/products", headers=bearer(token), timeout=60,
@@ -377,7 +378,7 @@ def _product_with_hostile_release(server, env) -> str:  # noqa: ANN001
     return f"pzvo:product/{name}@1"
 
 
-def test_pages_send_csp_without_inline_script_and_every_response_nosniff(server, env) -> None:  # noqa: ANN001
+def test_pages_send_csp_without_inline_script_and_every_response_nosniff(server, env) -> None:  # noqa: F811 - pytest fixture `env`
     entity = _product_with_hostile_release(server, env)
     product = entity.split("/", 1)[1].split("@")[0]
     pages = ["/", f"/products/{product}", "/products/no_such_product", "/pipeline-runs", "/provenance/",
@@ -402,7 +403,7 @@ def test_pages_send_csp_without_inline_script_and_every_response_nosniff(server,
         assert resp.headers["X-Content-Type-Options"] == "nosniff", resp.url
 
 
-def test_provenance_data_island_escapes_markup(server, env) -> None:  # noqa: ANN001
+def test_provenance_data_island_escapes_markup(server, env) -> None:  # noqa: F811 - pytest fixture `env`
     entity = _product_with_hostile_release(server, env)
     page = requests.get(f"{server.url}/provenance/{entity}", timeout=60).text
     island = re.search(r'<script type="application/json" id="prov-nodes">(.*?)</script>', page, re.S).group(1)
@@ -415,7 +416,7 @@ def test_provenance_data_island_escapes_markup(server, env) -> None:  # noqa: AN
 
 @pytest.mark.slow
 @pytest.mark.skipif(chromium_path() is None, reason="Debian chromium is not installed (make deps)")
-def test_provenance_page_runs_in_chromium_with_csp_and_a_hostile_release(server, env, artifacts_dir: Path) -> None:  # noqa: ANN001
+def test_provenance_page_runs_in_chromium_with_csp_and_a_hostile_release(server, env, artifacts_dir: Path) -> None:  # noqa: F811 - pytest fixture `env`
     entity = _product_with_hostile_release(server, env)
     browser = Browser(chromium_path())
     try:
@@ -438,19 +439,19 @@ def test_provenance_page_runs_in_chromium_with_csp_and_a_hostile_release(server,
 
 
 # -- pzvo user delete -----------------------------------------------------------------------------
-def _async_job(server, token: str) -> str:  # noqa: ANN001
+def _async_job(server, token: str) -> str:
     resp = requests.post(server.url + "/tap/async", headers=bearer(token), allow_redirects=False, timeout=30,
                          data={"LANG": "ADQL", "QUERY": f"SELECT TOP 1 ra FROM {TABLE}"})
     assert resp.status_code == 303, resp.text[:300]
     return resp.headers["Location"].rstrip("/").rsplit("/", 1)[1]
 
 
-def _sync_status(server, token: str) -> int:  # noqa: ANN001
+def _sync_status(server, token: str) -> int:
     return requests.get(server.url + "/tap/sync", headers=bearer(token), timeout=30, params={
         "LANG": "ADQL", "QUERY": f"SELECT TOP 1 ra FROM {TABLE}"}).status_code
 
 
-def test_user_delete_refuses_owners_of_live_products_then_reassigns(server, env, engine, tmp_path) -> None:  # noqa: ANN001, F811
+def test_user_delete_refuses_owners_of_live_products_then_reassigns(server, env, engine, tmp_path) -> None:  # noqa: F811 - pytest fixtures `env`, `engine`
     alice, bob = f"alice_{uuid.uuid4().hex[:8]}", f"bob_{uuid.uuid4().hex[:8]}"
     token = add_user(env, alice)
     add_user(env, bob)
@@ -481,7 +482,7 @@ def test_user_delete_refuses_owners_of_live_products_then_reassigns(server, env,
     assert alice not in pzvo(env, "user", "list").stdout
 
 
-def test_user_delete_of_a_user_whose_products_are_deleted(server, env, engine, tmp_path) -> None:  # noqa: ANN001, F811
+def test_user_delete_of_a_user_whose_products_are_deleted(server, env, engine, tmp_path) -> None:  # noqa: F811 - pytest fixtures `env`, `engine`
     carol = f"carol_{uuid.uuid4().hex[:8]}"
     token = add_user(env, carol)
     notes = tmp_path / "notes.txt"

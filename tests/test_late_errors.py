@@ -79,7 +79,7 @@ def test_late_error_in_votable_is_the_query_status(tap_url: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def worker(database) -> Iterator[object]:  # noqa: ANN001
+def worker(database) -> Iterator[object]:
     from tests._services import worker_for
 
     w = worker_for(dataclasses.replace(database, uws_heartbeat_s=0.3), threads=1,
@@ -90,7 +90,7 @@ def worker(database) -> Iterator[object]:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "json"])
-def test_late_error_sends_an_async_job_to_error(tap_url: str, worker, fmt: str) -> None:  # noqa: ANN001
+def test_late_error_sends_an_async_job_to_error(tap_url: str, worker, fmt: str) -> None:
     resp = create_job(tap_url, QUERY=LATE_ERROR, RESPONSEFORMAT=fmt, MAXREC="5000000", PHASE="RUN")
     job_url = resp.headers["Location"]
     assert final_phase(job_url) == "ERROR"

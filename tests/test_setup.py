@@ -52,7 +52,7 @@ def test_pgsphere_patch_removes_only_the_smoc_clauses_and_is_idempotent(tmp_path
     assert sql.read_text() == patched
 
 
-def test_pg_sphere_is_installed_in_the_database(database) -> None:  # noqa: ANN001
+def test_pg_sphere_is_installed_in_the_database(database) -> None:
     from vo_service.core.database import owner_engine
 
     with owner_engine(database).connect() as conn:
@@ -62,7 +62,7 @@ def test_pg_sphere_is_installed_in_the_database(database) -> None:  # noqa: ANN0
     assert version and inside is True
 
 
-def test_private_cluster_listens_on_loopback_only_as_unprivileged_user(database) -> None:  # noqa: ANN001
+def test_private_cluster_listens_on_loopback_only_as_unprivileged_user(database) -> None:
     if database.database_url:
         pytest.skip("external PostgreSQL")
     from vo_service.core.database import owner_engine
@@ -76,7 +76,7 @@ def test_private_cluster_listens_on_loopback_only_as_unprivileged_user(database)
     assert uid != 0
 
 
-def test_cli_db_status_and_url(database) -> None:  # noqa: ANN001
+def test_cli_db_status_and_url(database) -> None:
     env = dict(os.environ, PZVO_DB_NAME=database.db_name)
     url = subprocess.run([str(PZVO), "db", "url"], capture_output=True, text=True, env=env, check=True)
     assert url.stdout.strip().endswith(f"/{database.db_name}")
@@ -84,14 +84,14 @@ def test_cli_db_status_and_url(database) -> None:  # noqa: ANN001
     assert status.returncode == 0 and "running" in status.stdout
 
 
-def test_database_url_environment_variable_wins(monkeypatch) -> None:  # noqa: ANN001
+def test_database_url_environment_variable_wins(monkeypatch) -> None:
     monkeypatch.setenv("PZVO_DATABASE_URL", "postgresql://u:p@db.example:5432/x")
     settings = load_settings()
     assert settings.owner_url() == "postgresql://u:p@db.example:5432/x"
     assert "pzvo_reader" in settings.query_url() and "db.example:5432/x" in settings.query_url()
 
 
-def test_toml_file_is_the_fallback_for_settings(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+def test_toml_file_is_the_fallback_for_settings(tmp_path: Path, monkeypatch) -> None:
     cfg = tmp_path / "pzvo.toml"
     cfg.write_text('maxrec_default = 1234\n')
     monkeypatch.setenv("PZVO_CONFIG", str(cfg))
@@ -101,7 +101,7 @@ def test_toml_file_is_the_fallback_for_settings(tmp_path: Path, monkeypatch) -> 
     assert load_settings().maxrec_default == 99
 
 
-def test_migrations_are_idempotent_and_reader_is_read_only(database) -> None:  # noqa: ANN001
+def test_migrations_are_idempotent_and_reader_is_read_only(database) -> None:
     import psycopg2
 
     from vo_service.core.database import migrate
@@ -118,7 +118,7 @@ def test_migrations_are_idempotent_and_reader_is_read_only(database) -> None:  #
         conn.close()
 
 
-def test_tap_schema_describes_itself_with_all_standard_columns(database) -> None:  # noqa: ANN001
+def test_tap_schema_describes_itself_with_all_standard_columns(database) -> None:
     from vo_service.core.database import owner_engine
 
     with owner_engine(database).connect() as conn:

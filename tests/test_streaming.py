@@ -20,7 +20,7 @@ MILLION = ("SELECT a.object_id, b.object_id AS other, a.ra, a.z_phot FROM bench.
 
 
 @pytest.fixture(scope="module")
-def gunicorn_url(front_service):  # noqa: ANN001, ANN201
+def gunicorn_url(front_service):
     """The real front (nginx before gunicorn): results must stream through the proxy too."""
     return front_service.url, front_service.web
 
@@ -31,7 +31,7 @@ def _worker_rss(master: subprocess.Popen) -> int:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["votable", "csv"])
-def test_million_row_result_streams_in_bounded_memory(gunicorn_url, fmt: str) -> None:  # noqa: ANN001
+def test_million_row_result_streams_in_bounded_memory(gunicorn_url, fmt: str) -> None:
     url, master = gunicorn_url
     small = "SELECT TOP 20000 a.object_id, a.object_id AS other, a.ra, a.z_phot FROM bench.photoz AS a"
     baseline = _read(url, master, small, fmt)

@@ -8,8 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 import requests
 from astropy.io import fits
-from astropy.io.votable import parse_single_table
 from astropy.io.votable import parse as parse_votable
+from astropy.io.votable import parse_single_table
 from astropy.table import Table
 
 CONE = ("SELECT object_id, ra, dec, z_phot FROM pz.photoz_demo "
@@ -226,11 +226,11 @@ def test_runtime_database_error_is_a_dali_error_and_connection_recovers(tap_url:
         assert ok.status_code == 200
 
 
-def test_timeout_is_reported_and_the_service_recovers(database, tmp_path) -> None:  # noqa: ANN001
+def test_timeout_is_reported_and_the_service_recovers(database, tmp_path) -> None:
     import dataclasses
 
-    from tests.conftest import LiveServer
     from tests._services import app_for
+    from tests.conftest import LiveServer
 
     app = app_for(dataclasses.replace(database, query_timeout_s=0.5))
     with LiveServer(app) as live:

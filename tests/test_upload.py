@@ -39,7 +39,7 @@ def post(tap_url: str, query: str, files: dict[str, bytes], upload: str | None =
                          files={k: (k + ".vot", v) for k, v in files.items()}, timeout=60)
 
 
-def read(response: requests.Response):  # noqa: ANN201
+def read(response: requests.Response):
     assert response.status_code == 200, response.text[:2000]
     return parse_single_table(io.BytesIO(response.content)).to_table()
 
@@ -88,7 +88,7 @@ def test_two_uploads_in_one_request(tap_url: str) -> None:
     assert table["n"][0] == 5
 
 
-def test_upload_tables_are_dropped_after_the_query(tap_url: str, database) -> None:  # noqa: ANN001
+def test_upload_tables_are_dropped_after_the_query(tap_url: str, database) -> None:
     from vo_service.core.database import owner_engine
 
     body = votable_bytes({"k": ("int", np.arange(3, dtype=np.int32))}, 3)
@@ -139,7 +139,7 @@ def test_upload_bad_name(tap_url: str) -> None:
     assert "not a valid ADQL name" in r.text
 
 
-def test_upload_limits_give_dali_errors_and_service_stays_healthy(tap_url: str, app) -> None:  # noqa: ANN001
+def test_upload_limits_give_dali_errors_and_service_stays_healthy(tap_url: str, app) -> None:
     service = app.extensions["pzvo.tap"]
     original = service.settings
     import dataclasses
@@ -163,7 +163,7 @@ def test_user_query_still_cannot_write_with_uploads(tap_url: str) -> None:
     assert r.status_code == 400
 
 
-def test_reader_role_cannot_write_upload_tables(database) -> None:  # noqa: ANN001
+def test_reader_role_cannot_write_upload_tables(database) -> None:
     """Even with raw SQL on a reader session, the tap_upload schema is read-only to it."""
     import adbc_driver_postgresql.dbapi as adbc
 
@@ -175,22 +175,22 @@ def test_reader_role_cannot_write_upload_tables(database) -> None:  # noqa: ANN0
         conn.close()
 
 
-def test_tap_request_body_is_limited_while_it_is_read(database) -> None:  # noqa: ANN001
+def test_tap_request_body_is_limited_while_it_is_read(database) -> None:
     """A chunked POST (no Content-Length) far beyond PZVO_UPLOAD_MAX_BYTES is refused with a
     DALI error as it is read, not spooled whole first."""
     import dataclasses
 
     import requests
 
-    from tests.conftest import LiveServer
     from tests._services import app_for
+    from tests.conftest import LiveServer
 
     app = app_for(dataclasses.replace(database, upload_max_bytes=10_000, product_max_bytes=10**9))
     boundary = "pzvotap"
     head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"QUERY\"\r\n\r\nSELECT 1 AS x\r\n"
             f"--{boundary}\r\nContent-Disposition: form-data; name=\"t\"; filename=\"t.xml\"\r\n\r\n").encode()
 
-    def body():  # noqa: ANN202
+    def body():
         yield head
         for _ in range(64):
             yield b"x" * 65536  # 4 MiB in all

@@ -60,10 +60,10 @@ def async_post(tap_url: str, body: bytes) -> requests.Response:
 
 
 @pytest.fixture(scope="module")
-def small_tap(database) -> Iterator[str]:  # noqa: ANN001
+def small_tap(database) -> Iterator[str]:
     """A service whose uploads may be 100 kB (so 800 kB parsed) and 20 columns."""
-    from tests.conftest import LiveServer
     from tests._services import app_for
+    from tests.conftest import LiveServer
 
     app = app_for(dataclasses.replace(database, upload_max_bytes=100_000, upload_max_columns=20))
     with LiveServer(app) as live:
@@ -259,10 +259,10 @@ def test_variable_length_arrays_allocate_nothing() -> None:
 
 
 @pytest.fixture(scope="module")
-def few_rows_tap(database) -> Iterator[str]:  # noqa: ANN001
+def few_rows_tap(database) -> Iterator[str]:
     """A service whose uploads may have 1,000 rows."""
-    from tests.conftest import LiveServer
     from tests._services import app_for
+    from tests.conftest import LiveServer
 
     app = app_for(dataclasses.replace(database, upload_max_rows=1000))
     with LiveServer(app) as live:

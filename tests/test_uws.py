@@ -35,7 +35,7 @@ def uws_schema() -> etree.XMLSchema:
 
 
 @pytest.fixture(scope="module")
-def worker(database, app) -> Iterator[object]:  # noqa: ANN001
+def worker(database, app) -> Iterator[object]:
     import shutil
 
     from vo_service.uws._service import jobs_root
@@ -50,7 +50,7 @@ def worker(database, app) -> Iterator[object]:  # noqa: ANN001
 
 
 @pytest.fixture(scope="module")
-def users(database) -> dict[str, dict[str, str]]:  # noqa: ANN001
+def users(database) -> dict[str, dict[str, str]]:
     from vo_service.auth import AuthService
     from vo_service.core.database import owner_engine
 
@@ -92,7 +92,7 @@ def wait_phase(job_url: str, wanted: str, timeout: float = 20) -> None:
     raise AssertionError(f"{job_url} never reached {wanted}")
 
 
-def test_create_gives_303_and_a_valid_pending_job(tap_url: str, uws_schema) -> None:  # noqa: ANN001
+def test_create_gives_303_and_a_valid_pending_job(tap_url: str, uws_schema) -> None:
     job_url = create(tap_url, RUNID="my-run")
     assert job_url.startswith(tap_url + "/async/")
     r = requests.get(job_url, timeout=10)
@@ -108,7 +108,7 @@ def test_create_gives_303_and_a_valid_pending_job(tap_url: str, uws_schema) -> N
     assert phase.text == "PENDING" and phase.headers["Content-Type"].startswith("text/plain")
 
 
-def test_subresources(tap_url: str, database) -> None:  # noqa: ANN001
+def test_subresources(tap_url: str, database) -> None:
     job_url = create(tap_url, RUNID="r1")
     get = lambda sub: requests.get(job_url + sub, timeout=10)  # noqa: E731
     anonymous_limit = database.uws_anonymous_max_execution_duration_s  # no token: the short one
@@ -154,7 +154,7 @@ def test_bad_subresource_values_are_dali_errors(tap_url: str) -> None:
     assert requests.get(job_url, params={"WAIT": "x"}, timeout=10).status_code == 400
 
 
-def test_bad_tap_parameters_send_the_job_to_error(tap_url: str, worker) -> None:  # noqa: ANN001
+def test_bad_tap_parameters_send_the_job_to_error(tap_url: str, worker) -> None:
     """TAP 1.1 (and taplint's QAS stage) want a job for any query; it ends in ERROR."""
     for data, word in (({"LANG": "SQL", "QUERY": QUICK}, "LANG=SQL"),
                        ({"LANG": "ADQL", "QUERY": QUICK, "MAXREC": "-3"}, "MAXREC")):
@@ -166,7 +166,7 @@ def test_bad_tap_parameters_send_the_job_to_error(tap_url: str, worker) -> None:
         assert word in requests.get(job_url + "/error", timeout=10).text
 
 
-def test_run_gives_the_same_result_as_sync(tap_url: str, worker, uws_schema) -> None:  # noqa: ANN001
+def test_run_gives_the_same_result_as_sync(tap_url: str, worker, uws_schema) -> None:
     job_url = create(tap_url, PHASE="RUN")
     assert wait_final(job_url) == "COMPLETED"
     doc = valid(uws_schema, requests.get(job_url, timeout=10).content)
@@ -187,7 +187,7 @@ def test_run_gives_the_same_result_as_sync(tap_url: str, worker, uws_schema) -> 
         assert np.array_equal(a[name], s[name])
 
 
-def test_result_formats_and_overflow(tap_url: str, worker) -> None:  # noqa: ANN001
+def test_result_formats_and_overflow(tap_url: str, worker) -> None:
     job_url = create(tap_url, "SELECT id FROM pz.specz_demo", PHASE="RUN", MAXREC="5",
                      RESPONSEFORMAT="csv")
     assert wait_final(job_url) == "COMPLETED"
@@ -196,7 +196,7 @@ def test_result_formats_and_overflow(tap_url: str, worker) -> None:  # noqa: ANN
     assert len(r.text.strip().splitlines()) == 6
 
 
-def test_adql_error_sends_the_job_to_error(tap_url: str, worker, uws_schema) -> None:  # noqa: ANN001
+def test_adql_error_sends_the_job_to_error(tap_url: str, worker, uws_schema) -> None:
     job_url = create(tap_url, "SELECT nope FROM pz.specz_demo", PHASE="RUN")
     assert wait_final(job_url) == "ERROR"
     doc = valid(uws_schema, requests.get(job_url, timeout=10).content)
@@ -207,7 +207,7 @@ def test_adql_error_sends_the_job_to_error(tap_url: str, worker, uws_schema) -> 
     assert requests.get(job_url + "/results/result", timeout=10).status_code == 404
 
 
-def test_wait_blocks_until_the_timeout_or_a_change(tap_url: str, worker) -> None:  # noqa: ANN001
+def test_wait_blocks_until_the_timeout_or_a_change(tap_url: str, worker) -> None:
     job_url = create(tap_url)
     t0 = time.monotonic()
     r = requests.get(job_url, params={"WAIT": "1"}, timeout=10)
@@ -241,7 +241,7 @@ def test_http_delete(tap_url: str) -> None:
     assert requests.get(job_url + "/phase", timeout=10).status_code == 404
 
 
-def test_abort_cancels_an_executing_query(tap_url: str, worker, database) -> None:  # noqa: ANN001
+def test_abort_cancels_an_executing_query(tap_url: str, worker, database) -> None:
     job_url = create(tap_url, SLOW, PHASE="RUN")
     wait_phase(job_url, "EXECUTING")
     time.sleep(0.5)
@@ -251,7 +251,7 @@ def test_abort_cancels_an_executing_query(tap_url: str, worker, database) -> Non
     assert requests.get(job_url + "/phase", timeout=10).text == "ABORTED"
 
 
-def test_delete_cancels_an_executing_query(tap_url: str, worker, database) -> None:  # noqa: ANN001
+def test_delete_cancels_an_executing_query(tap_url: str, worker, database) -> None:
     job_url = create(tap_url, SLOW, PHASE="RUN")
     wait_phase(job_url, "EXECUTING")
     time.sleep(0.5)
@@ -259,7 +259,7 @@ def test_delete_cancels_an_executing_query(tap_url: str, worker, database) -> No
     assert _reader_query_gone(database, "z_phot", timeout=5)
 
 
-def _reader_query_gone(database, marker: str, timeout: float) -> bool:  # noqa: ANN001
+def _reader_query_gone(database, marker: str, timeout: float) -> bool:
     from sqlalchemy import text
 
     from vo_service.core.database import owner_engine
@@ -277,7 +277,7 @@ def _reader_query_gone(database, marker: str, timeout: float) -> bool:  # noqa: 
     return False
 
 
-def test_execution_duration_is_enforced(tap_url: str, worker) -> None:  # noqa: ANN001
+def test_execution_duration_is_enforced(tap_url: str, worker) -> None:
     job_url = create(tap_url, SLOW, EXECUTIONDURATION="1")
     requests.post(job_url + "/phase", data={"PHASE": "RUN"}, timeout=10)
     t0 = time.monotonic()
@@ -291,7 +291,7 @@ def test_execution_duration_is_enforced(tap_url: str, worker) -> None:  # noqa: 
     assert wait_final(quick) == "COMPLETED"
 
 
-def test_jobs_belong_to_their_owner(tap_url: str, users, uws_schema) -> None:  # noqa: ANN001
+def test_jobs_belong_to_their_owner(tap_url: str, users, uws_schema) -> None:
     alice, bob = users["alice"], users["bob"]
     job_url = create(tap_url, headers=alice)
     assert requests.get(job_url + "/owner", headers=alice, timeout=10).text.startswith("alice-")
@@ -307,7 +307,7 @@ def test_jobs_belong_to_their_owner(tap_url: str, users, uws_schema) -> None:  #
     assert job_url.rsplit("/", 1)[1] not in [j.get("id") for j in listed]
 
 
-def test_job_list_filters(tap_url: str, users, uws_schema) -> None:  # noqa: ANN001
+def test_job_list_filters(tap_url: str, users, uws_schema) -> None:
     alice = users["alice"]
     first = create(tap_url, headers=alice).rsplit("/", 1)[1]
     time.sleep(0.01)
@@ -335,7 +335,7 @@ def test_job_list_filters(tap_url: str, users, uws_schema) -> None:  # noqa: ANN
     assert anonymous_list.find("uws:jobref", NS) is None
 
 
-def test_anonymous_jobs_need_public_read(tap_url: str, app) -> None:  # noqa: ANN001
+def test_anonymous_jobs_need_public_read(tap_url: str, app) -> None:
     auth = app.extensions["pzvo.auth"]
     auth.public_read = False
     try:
@@ -345,7 +345,7 @@ def test_anonymous_jobs_need_public_read(tap_url: str, app) -> None:  # noqa: AN
         auth.public_read = True
 
 
-def test_queue_limit_per_owner(tap_url: str, app, users) -> None:  # noqa: ANN001
+def test_queue_limit_per_owner(tap_url: str, app, users) -> None:
     service = app.extensions["pzvo.uws"]
     original = service.settings
     alice = users["alice"]
@@ -361,7 +361,7 @@ def test_queue_limit_per_owner(tap_url: str, app, users) -> None:  # noqa: ANN00
     assert r.status_code == 200  # followed the 303 to the job
 
 
-def test_async_upload_join(tap_url: str, worker, database) -> None:  # noqa: ANN001
+def test_async_upload_join(tap_url: str, worker, database) -> None:
     from tests.test_upload import votable_bytes
 
     ids = np.arange(1, 1001, dtype=np.int64)
@@ -384,7 +384,7 @@ def test_async_upload_refused_at_creation(tap_url: str) -> None:
     assert r.status_code == 400 and "missing" in r.text
 
 
-def test_destruction_destroys_job_and_files(tap_url: str, worker, database) -> None:  # noqa: ANN001
+def test_destruction_destroys_job_and_files(tap_url: str, worker, database) -> None:
     from vo_service.uws._service import job_dir
 
     job_url = create(tap_url, PHASE="RUN")
@@ -394,13 +394,13 @@ def test_destruction_destroys_job_and_files(tap_url: str, worker, database) -> N
     r = requests.post(job_url + "/destruction", data={"DESTRUCTION": "2000-01-01T00:00:00Z"},
                       timeout=10)
     assert r.status_code == 400 and "past" in r.text  # a client cannot ask for that (issue 14)
-    worker.store.update(job_id, destruction=dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc))
+    worker.store.update(job_id, destruction=dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
     worker.reap()
     assert requests.get(job_url, timeout=10).status_code == 404
     assert not job_dir(database, job_id).exists()
 
 
-def test_job_document_reports_progress_and_attempts_in_job_info(tap_url, worker, uws_schema) -> None:  # noqa: ANN001
+def test_job_document_reports_progress_and_attempts_in_job_info(tap_url, worker, uws_schema) -> None:
     job_url = create(tap_url, "SELECT TOP 5000 object_id FROM bench.photoz", PHASE="RUN")
     assert wait_final(job_url) == "COMPLETED"
     doc = valid(uws_schema, requests.get(job_url, timeout=30).content)

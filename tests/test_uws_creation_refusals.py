@@ -11,7 +11,7 @@ from tests._tap import create_job, dali_error
 # ---- UWS -------------------------------------------------------------------------------------
 
 
-def _job_rows(database) -> int:  # noqa: ANN001
+def _job_rows(database) -> int:
     from sqlalchemy import text
 
     from vo_service.core.database import owner_engine
@@ -20,7 +20,7 @@ def _job_rows(database) -> int:  # noqa: ANN001
         return conn.execute(text("SELECT count(*) FROM uws.jobs")).scalar_one()
 
 
-def test_run_at_creation_over_the_quota_leaves_no_job(tap_url: str, app, database) -> None:  # noqa: ANN001
+def test_run_at_creation_over_the_quota_leaves_no_job(tap_url: str, app, database) -> None:
     service = app.extensions["pzvo.uws"]
     original = service.settings
     before = _job_rows(database)

@@ -18,9 +18,9 @@ import requests
 from lxml import etree
 from sqlalchemy import text
 
+from tests._services import worker_for
 from tests._waiting import wait_until
 from vo_service.core.database import owner_engine
-from tests._services import worker_for
 from vo_service.uws import ExecutionPhase, JobStore, UwsService, Worker
 from vo_service.uws._service import job_dir
 
@@ -36,7 +36,7 @@ FINAL = ("COMPLETED", "ERROR", "ABORTED")
 class Users:
     """Fresh users made on demand: ``header(who)`` for requests, ``name(who)`` for the store."""
 
-    def __init__(self, database) -> None:  # noqa: ANN001
+    def __init__(self, database) -> None:
         from vo_service.auth import AuthService
 
         self.auth = AuthService(engine=owner_engine(database))
@@ -53,22 +53,22 @@ class Users:
 
 
 @pytest.fixture(scope="module")
-def users(database) -> Users:  # noqa: ANN001
+def users(database) -> Users:
     return Users(database)
 
 
 @pytest.fixture(scope="module")
-def store(database) -> JobStore:  # noqa: ANN001
+def store(database) -> JobStore:
     return JobStore(owner_engine(database))
 
 
 @pytest.fixture(scope="module")
-def service(app) -> UwsService:  # noqa: ANN001
+def service(app) -> UwsService:
     return app.extensions["pzvo.uws"]
 
 
 @pytest.fixture
-def start_worker(database) -> Iterator[Callable[..., Worker]]:  # noqa: ANN001
+def start_worker(database) -> Iterator[Callable[..., Worker]]:
     """Start in-process workers (with settings overrides); all are stopped after the test, so
     each test knows exactly which worker threads exist."""
     started: list[Worker] = []
@@ -145,7 +145,7 @@ def parse_utc(value: str) -> dt.datetime:
 
 # -- 1. parameters in range ---------------------------------------------------------------------
 def test_destruction_before_year_one_is_refused_and_nothing_breaks(tap_url, users,
-                                                                   store) -> None:  # noqa: ANN001
+                                                                   store) -> None:
     alice = users.header("alice")
     before = len(store.list(users.name("alice")))
     dali_error(post(tap_url + "/async", alice, LANG="ADQL", QUERY=QUICK,
@@ -167,7 +167,7 @@ def test_destruction_before_year_one_is_refused_and_nothing_breaks(tap_url, user
     assert len(store.list(users.name("alice"))) == before + 1
 
 
-def test_destruction_is_capped_at_the_retention_limit(tap_url, database, users) -> None:  # noqa: ANN001
+def test_destruction_is_capped_at_the_retention_limit(tap_url, database, users) -> None:
     alice = users.header("alice")
     job_url = create(tap_url, headers=alice, DESTRUCTION="2999-01-01T00:00:00Z")
     doc = job_doc(job_url, alice)
@@ -175,7 +175,7 @@ def test_destruction_is_capped_at_the_retention_limit(tap_url, database, users) 
     destruction = parse_utc(doc.findtext("uws:destruction", namespaces=NS))
     retention = dt.timedelta(seconds=database.uws_max_retention_s)
     assert abs(destruction - created - retention) < dt.timedelta(milliseconds=2)
-    soon = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=2)).replace(microsecond=0)
+    soon = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)).replace(microsecond=0)
     for value in (soon.strftime("%Y-%m-%dT%H:%M:%SZ"), soon.isoformat(),
                   soon.astimezone(dt.timezone(dt.timedelta(hours=-3))).isoformat()):
         assert post(job_url + "/destruction", alice, DESTRUCTION=value).status_code == 303
@@ -183,7 +183,7 @@ def test_destruction_is_capped_at_the_retention_limit(tap_url, database, users) 
         assert parse_utc(shown) == soon, value
 
 
-def test_execution_duration_within_the_owners_limit(tap_url, database, users) -> None:  # noqa: ANN001
+def test_execution_duration_within_the_owners_limit(tap_url, database, users) -> None:
     alice = users.header("alice")
     anonymous_limit = database.uws_anonymous_max_execution_duration_s
     user_limit = database.uws_max_execution_duration_s
@@ -212,7 +212,7 @@ def test_execution_duration_within_the_owners_limit(tap_url, database, users) ->
     assert duration(anonymous) == 8
 
 
-def test_worker_holds_old_jobs_to_the_owners_limit(tap_url, database, store) -> None:  # noqa: ANN001
+def test_worker_holds_old_jobs_to_the_owners_limit(tap_url, database, store) -> None:
     """A job stored before the limits (anonymous, 3600 s) runs with today's anonymous limit."""
     job_url = create(tap_url, SLOW)
     claimed = store.update(job_id(job_url), execution_duration=3600,
@@ -229,7 +229,7 @@ def test_worker_holds_old_jobs_to_the_owners_limit(tap_url, database, store) -> 
     assert "execution duration of 1 s" in message and "with a token" in message, message
 
 
-def test_job_list_filters_with_odd_values(tap_url, users) -> None:  # noqa: ANN001
+def test_job_list_filters_with_odd_values(tap_url, users) -> None:
     alice = users.header("alice")
     create(tap_url, headers=alice)
 
@@ -253,7 +253,7 @@ def test_job_list_filters_with_odd_values(tap_url, users) -> None:  # noqa: ANN0
         dali_error(listing(None, **params), 400, *naming(word, *params.values()))
 
 
-def test_wait_with_odd_values(tap_url) -> None:  # noqa: ANN001
+def test_wait_with_odd_values(tap_url) -> None:
     job_url = create(tap_url)
     post(job_url + "/phase", PHASE="ABORT")
     for value in ("1e400", "-5", "-1", "0", "99999999999999999999", "2.5"):
@@ -273,7 +273,7 @@ def test_wait_with_odd_values(tap_url) -> None:  # noqa: ANN001
 
 
 # -- 6. no input gives a 500 -------------------------------------------------------------------
-def test_odd_inputs_get_4xx_never_500(tap_url, users) -> None:  # noqa: ANN001
+def test_odd_inputs_get_4xx_never_500(tap_url, users) -> None:
     alice = users.header("alice")
     for data, word in (({"QUERY": "SELECT\x00 1"}, "U+0000"), ({"QUERY": "a\x01b"}, "U+0001"),
                        ({"QUERY": "a\x1fb"}, "U+001F"), ({"RUNID": "\ufffe"}, "U+FFFE"),
@@ -323,7 +323,7 @@ def test_odd_inputs_get_4xx_never_500(tap_url, users) -> None:  # noqa: ANN001
     assert requests.get(job_url, headers=alice, timeout=30).status_code == 200
 
 
-def test_other_unicode_is_kept_and_documents_stay_well_formed(tap_url, users) -> None:  # noqa: ANN001
+def test_other_unicode_is_kept_and_documents_stay_well_formed(tap_url, users) -> None:
     alice = users.header("alice")
     job_url = create(tap_url, "SELECT 'é ✓ <&> \t' AS s FROM pz.specz_demo", alice,
                      RUNID="<r&>\u2603")
@@ -332,7 +332,7 @@ def test_other_unicode_is_kept_and_documents_stay_well_formed(tap_url, users) ->
 
 # -- 2. the reaper survives any row -------------------------------------------------------------
 @contextmanager
-def without_destruction_check(database) -> Iterator[None]:  # noqa: ANN001
+def without_destruction_check(database) -> Iterator[None]:
     """Rows as versions before migration 0008 could write them: the CHECK is lifted meanwhile."""
     engine = owner_engine(database)
     with engine.begin() as conn:
@@ -348,7 +348,7 @@ def without_destruction_check(database) -> Iterator[None]:  # noqa: ANN001
                               "AND destruction < '9999-01-01 00:00:00+00')"))
 
 
-def raw_job(conn, owner: str | None, destruction: str, parameters: str = "[]") -> str:  # noqa: ANN001
+def raw_job(conn, owner: str | None, destruction: str, parameters: str = "[]") -> str:
     """A COMPLETED job row written directly, as any version could have."""
     new_id = uuid.uuid4().hex[:22]
     conn.execute(text("INSERT INTO uws.jobs (job_id, owner, phase, parameters, execution_duration, "
@@ -359,7 +359,7 @@ def raw_job(conn, owner: str | None, destruction: str, parameters: str = "[]") -
 
 
 def test_reaper_and_reads_survive_rows_older_versions_wrote(tap_url, database, store, users,
-                                                            monkeypatch, caplog) -> None:  # noqa: ANN001
+                                                            monkeypatch, caplog) -> None:
     alice, owner = users.header("alice"), users.name("alice")
     normal = create(tap_url, headers=alice)
     folder = job_dir(database, job_id(normal))
@@ -383,7 +383,7 @@ def test_reaper_and_reads_survive_rows_older_versions_wrote(tap_url, database, s
 
         real_destroy = store.destroy
 
-        def destroy(one: str):  # noqa: ANN202 - a row this reaper cannot handle
+        def destroy(one: str):  # a row this reaper cannot handle
             if one == stuck:
                 raise ValueError("year -1 is out of range")
             return real_destroy(one)
@@ -404,7 +404,7 @@ def test_reaper_and_reads_survive_rows_older_versions_wrote(tap_url, database, s
         assert reaper.reap()["destroyed"] >= 1 and store.get(stuck) is None
 
 
-def test_migration_0008_repairs_out_of_range_destructions(database) -> None:  # noqa: ANN001
+def test_migration_0008_repairs_out_of_range_destructions(database) -> None:
     from alembic import command
 
     from vo_service.core.database import alembic_config
@@ -427,7 +427,7 @@ def test_migration_0008_repairs_out_of_range_destructions(database) -> None:  # 
         rows = {r.job_id: r for r in conn.execute(text(
             "SELECT job_id, destruction, creation_time, input_bytes FROM uws.jobs "
             "WHERE owner = 'old-version'"))}
-    assert rows[early].destruction <= dt.datetime.now(dt.timezone.utc)
+    assert rows[early].destruction <= dt.datetime.now(dt.UTC)
     assert rows[late].destruction == rows[late].creation_time + dt.timedelta(days=30)
     assert rows[fine].destruction.year == 2999
     assert all(r.input_bytes == 0 for r in rows.values())
@@ -440,7 +440,7 @@ def test_migration_0008_repairs_out_of_range_destructions(database) -> None:  # 
 
 # -- 3. anonymous jobs: short limit, own small share -------------------------------------------
 def test_anonymous_jobs_cannot_keep_a_users_job_queued(tap_url, database, store, users,
-                                                       start_worker) -> None:  # noqa: ANN001
+                                                       start_worker) -> None:
     """As many worker threads as anonymous users may queue jobs: without their own slot share
     the four slow jobs would take every thread and the user's job would wait tens of seconds."""
     assert database.uws_anonymous_slots == 1 and database.uws_anonymous_max_active_jobs == 4
@@ -464,7 +464,7 @@ def test_anonymous_jobs_cannot_keep_a_users_job_queued(tap_url, database, store,
     assert store.count_active(None) == 0
 
 
-def test_claims_never_run_more_anonymous_jobs_than_the_slots(database, store) -> None:  # noqa: ANN001
+def test_claims_never_run_more_anonymous_jobs_than_the_slots(database, store) -> None:
     """Eight claimers at once on twelve anonymous jobs with two slots: the claim statement
     alone (no worker threads) never lets a third one start."""
     from vo_service.auth import ANONYMOUS
@@ -497,7 +497,7 @@ def test_claims_never_run_more_anonymous_jobs_than_the_slots(database, store) ->
 
 
 # -- 4. bounded WAIT -----------------------------------------------------------------------------
-def test_wait_is_bounded_per_client_and_per_process(tap_url, service, users, caplog) -> None:  # noqa: ANN001
+def test_wait_is_bounded_per_client_and_per_process(tap_url, service, users, caplog) -> None:
     job_url = create(tap_url)
     answers: list[int] = []
     threads: list[threading.Thread] = []
@@ -535,7 +535,7 @@ def test_wait_is_bounded_per_client_and_per_process(tap_url, service, users, cap
     assert sum(r.getMessage().startswith("WAIT answered at once") for r in caplog.records) == 2
 
 
-def test_wait_share_of_the_default_threads(database) -> None:  # noqa: ANN001
+def test_wait_share_of_the_default_threads(database) -> None:
     from vo_service.uws._service import wait_threads
 
     assert database.web_threads == 4 and database.uws_wait_thread_share == 0.25
@@ -546,7 +546,7 @@ def test_wait_share_of_the_default_threads(database) -> None:  # noqa: ANN001
 
 # -- 5. quotas of stored job bytes --------------------------------------------------------------
 def test_result_over_the_quota_ends_in_error_and_keeps_nothing(tap_url, database, service, store,
-                                                               users, start_worker) -> None:  # noqa: ANN001
+                                                               users, start_worker) -> None:
     frank, owner = users.header("frank"), users.name("frank")
     quota = 40_000
     start_worker(threads=1, quota_job_result_bytes=quota)
@@ -575,7 +575,7 @@ def test_result_over_the_quota_ends_in_error_and_keeps_nothing(tap_url, database
         create(tap_url, QUICK, frank)
 
 
-def test_anonymous_users_share_one_small_quota(tap_url, service, store, users) -> None:  # noqa: ANN001
+def test_anonymous_users_share_one_small_quota(tap_url, service, store, users) -> None:
     import numpy as np
 
     from tests.test_upload import votable_bytes
@@ -599,7 +599,7 @@ def test_anonymous_users_share_one_small_quota(tap_url, service, store, users) -
 
 
 def test_concurrent_creations_never_pass_the_quota_of_stored_bytes(tap_url, service,
-                                                                   store) -> None:  # noqa: ANN001
+                                                                   store) -> None:
     """Sixteen anonymous creations at once (half with PHASE=RUN), each with an upload, against
     room for three: the owner's total is summed and the job stored in one transaction under the
     owner's lock, so however the requests interleave, exactly three get in.  (A sum read in one
@@ -652,7 +652,7 @@ def test_concurrent_creations_never_pass_the_quota_of_stored_bytes(tap_url, serv
                 requests.delete(url, timeout=30)
 
 
-def test_active_job_quota_of_users_still_holds(tap_url, service, users) -> None:  # noqa: ANN001
+def test_active_job_quota_of_users_still_holds(tap_url, service, users) -> None:
     grace = users.header("grace")
     with web_settings(service, uws_max_active_jobs=1):
         first = create(tap_url, SLOW, grace, PHASE="RUN")
@@ -663,7 +663,7 @@ def test_active_job_quota_of_users_still_holds(tap_url, service, users) -> None:
             requests.delete(first, headers=grace, timeout=30)
 
 
-def test_job_inputs_count_in_the_stored_bytes(tap_url, store, users) -> None:  # noqa: ANN001
+def test_job_inputs_count_in_the_stored_bytes(tap_url, store, users) -> None:
     heidi, owner = users.header("heidi"), users.name("heidi")
     before = store.stored_bytes(owner)
     job_url = create(tap_url, QUICK + " " * 5000, heidi, RUNID="r")
@@ -673,11 +673,11 @@ def test_job_inputs_count_in_the_stored_bytes(tap_url, store, users) -> None:  #
     assert store.stored_bytes(owner) - before == grown - 5000
 
 
-def test_anonymous_jobs_are_destroyed_within_a_day(server) -> None:  # noqa: ANN001
+def test_anonymous_jobs_are_destroyed_within_a_day(server) -> None:
     """Anonymous users share one quota of stored bytes: their jobs drain within a day, whatever
     DESTRUCTION they ask for."""
     url = server.url + "/tap/async"
-    far = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=20)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    far = (dt.datetime.now(dt.UTC) + dt.timedelta(days=20)).strftime("%Y-%m-%dT%H:%M:%SZ")
     resp = requests.post(url, data={"LANG": "ADQL", "QUERY": "SELECT TOP 1 object_id FROM pz.photoz_demo",
                                     "DESTRUCTION": far}, allow_redirects=False, timeout=30)
     assert resp.status_code == 303

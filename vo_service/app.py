@@ -14,16 +14,16 @@ from collections.abc import Iterable
 
 from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import BadRequest, HTTPException, MethodNotAllowed, RequestEntityTooLarge
+from werkzeug.wrappers import Response as BaseResponse
 from werkzeug.wsgi import LimitedStream
 
 from vo_service.core import __version__
-from vo_service.core.settings import Settings
 from vo_service.core.logs import configure_logging
+from vo_service.core.settings import Settings
 from vo_service.products import ProblemApi, problem, product_pages, products_api
-from vo_service.services import Services
 from vo_service.provenance import provenance
-from vo_service.tap import tap
-from vo_service.tap import dali_http_error
+from vo_service.services import Services
+from vo_service.tap import dali_http_error, tap
 from vo_service.uws import uws
 from vo_service.vosi import vosi
 
@@ -94,7 +94,7 @@ def _under(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith(prefix + "/")
 
 
-def error_response(exc: HTTPException) -> Response:
+def error_response(exc: HTTPException) -> BaseResponse:
     """An HTTP error in its protocol's form: DALI under /tap and /prov, problem details under
     /api, an HTML page elsewhere; a 405 always says what is allowed."""
     path = request.path
@@ -133,7 +133,7 @@ def _field_limits() -> str:
             f"a product file)")
 
 
-def _too_large(exc: RequestEntityTooLarge) -> Response:
+def _too_large(exc: RequestEntityTooLarge) -> BaseResponse:
     """Werkzeug raises the same bare 413 for a body over its limit and for a form field or part
     count over theirs; the stream tells which, so the message names the limit that was hit."""
     if exc.description == RequestEntityTooLarge.description:

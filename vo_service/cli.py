@@ -2,23 +2,28 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import signal
 import sys
-from datetime import datetime, timedelta, timezone
+import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline.cli import add_subcommands as add_pipeline_commands
 from vo_service.core.logs import configure_logging
 from vo_service.core.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
     from vo_service.auth import User
+    from vo_service.cluster import PrivateCluster
     from vo_service.products import ProductRegistry
     from vo_service.services import Services
 
 
-def _cluster(settings: Settings):  # noqa: ANN202
-    from vo_service.cluster import PrivateCluster  # deferred: see _services
+def _cluster(settings: Settings) -> PrivateCluster:
+    from vo_service.cluster import PrivateCluster  # noqa: PLC0415 - deferred: see _services
 
     return PrivateCluster(settings=settings)
 
@@ -35,9 +40,7 @@ def _services(settings: Settings, *, pool_size: int | None = None) -> Services:
     """
     key = id(settings)
     if key not in _BUILT:
-        from vo_service.services import (
-            Services,  # deferred: the service stack, see above
-        )
+        from vo_service.services import Services  # noqa: PLC0415 - deferred: the service stack, see above
 
         _BUILT[key] = Services.build(settings, pool_size=pool_size)
     return _BUILT[key]
@@ -61,7 +64,7 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
         print(cluster.status())
         return 0 if cluster.is_running() else 3
     elif args.action == "migrate":
-        from vo_service.core.database import migrate
+        from vo_service.core.database import migrate  # noqa: PLC0415 - deferred: see _services
 
         if settings.uses_private_cluster:
             cluster.start()
@@ -71,7 +74,7 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from vo_service.demo import load_demo  # deferred: see _services
+    from vo_service.demo import load_demo  # noqa: PLC0415 - deferred: see _services
 
     counts = load_demo(_services(settings), force=args.force)
     for name, rows in counts.items():
@@ -80,7 +83,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_bench_load(args: argparse.Namespace, settings: Settings) -> int:
-    from vo_service.demo import load_bench_table  # deferred: see _services
+    from vo_service.demo import load_bench_table  # noqa: PLC0415 - deferred: see _services
 
     seconds = load_bench_table(_services(settings).owner_engine, args.rows, settings.var_dir / "bench",
                                force=args.force)
@@ -89,7 +92,7 @@ def cmd_bench_load(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _when(value: datetime | None) -> str:
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%MZ") if value else "-"
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%MZ") if value else "-"
 
 
 #: Longest token lifetime: a century (PostgreSQL timestamps and timedelta both end somewhere).
@@ -107,7 +110,7 @@ def _days(value: str) -> timedelta:
 
 
 def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
-    from vo_service.auth import (  # deferred
+    from vo_service.auth import (  # noqa: PLC0415 - deferred: see _services
         UnknownTokenError,
         UnknownUserError,
         UserExistsError,
@@ -175,7 +178,7 @@ def _operator(settings: Settings, name: str | None) -> User:
 
 
 def _no_such_user(command: str, exc: KeyError) -> int:
-    from vo_service.auth import OPERATOR
+    from vo_service.auth import OPERATOR  # noqa: PLC0415 - deferred: see _services
 
     print(f"pzvo {command}: {exc} (from --user or $PZVO_USER); only the operator account "
           f"{OPERATOR!r} is created on demand, others with `pzvo user add`", file=sys.stderr)
@@ -183,19 +186,19 @@ def _no_such_user(command: str, exc: KeyError) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
-    import yaml
-    from tqdm import tqdm
+    import yaml  # noqa: PLC0415 - deferred: see _services
+    from tqdm import tqdm  # noqa: PLC0415 - deferred: see _services
 
-    from ingest.readers import ReadError, open_table
-    from vo_service.auth import AuthError, UnknownUserError
-    from vo_service.products import InvalidProductError, RegistrationRequest
+    from ingest.readers import ReadError, open_table  # noqa: PLC0415 - deferred: see _services
+    from vo_service.auth import AuthError, UnknownUserError  # noqa: PLC0415 - deferred: see _services
+    from vo_service.products import InvalidProductError, RegistrationRequest  # noqa: PLC0415 - deferred: see _services
 
     try:
         user = _operator(settings, args.user)
     except UnknownUserError as exc:
         return _no_such_user("ingest", exc)
     path = Path(args.file)
-    columns = {}
+    columns: dict[str, dict] = {}
     if args.columns:
         with open(args.columns) as fh:
             columns = yaml.safe_load(fh) or {}
@@ -225,10 +228,8 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_products(args: argparse.Namespace, settings: Settings) -> int:
-    import json
-
-    from vo_service.auth import AuthError, UnknownUserError
-    from vo_service.products import (
+    from vo_service.auth import AuthError, UnknownUserError  # noqa: PLC0415 - deferred: see _services
+    from vo_service.products import (  # noqa: PLC0415 - deferred: see _services
         ProductNotFoundError,
         ProductSchema,
         product_document,
@@ -262,7 +263,7 @@ def cmd_products(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     """nginx in front of gunicorn, plus the async TAP workers, until Ctrl-C (vo_service/serving.py)."""
-    from vo_service.serving import ServiceProcesses
+    from vo_service.serving import ServiceProcesses  # noqa: PLC0415 - deferred: see _services
 
     workers = settings.uws_workers if args.async_workers is None else args.async_workers
     try:
@@ -278,9 +279,6 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """Run async TAP jobs until SIGTERM/SIGINT (see vo_service/uws/_worker.py)."""
-    import signal
-    import threading
-
     threads = args.threads if args.threads is not None else settings.uws_worker_threads
     worker = _services(settings, pool_size=max(1, threads)).worker(threads=threads)
     stop = threading.Event()
@@ -370,8 +368,6 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--threads", type=int, default=None,
                         help="jobs run at once (default: uws_worker_threads)")
     worker.set_defaults(func=cmd_worker)
-    from pipeline.cli import add_subcommands as add_pipeline_commands
-
     add_pipeline_commands(sub, _services)  # pzvo pipeline run|evaluate
     return parser
 

@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pyvo
 import requests
 from astropy.table import Table
 
@@ -54,10 +55,8 @@ class PZServer:
         return resp
 
     @property
-    def tap(self):  # noqa: ANN201 - pyvo.dal.TAPService
+    def tap(self) -> pyvo.dal.TAPService:
         """A pyvo TAP service on the same server, sending the same token."""
-        import pyvo
-
         return pyvo.dal.TAPService(f"{self.url}/tap", session=self.session)
 
     # -- reading -------------------------------------------------------------------------------

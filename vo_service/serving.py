@@ -35,6 +35,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import requests
+
 from vo_service.core.settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger("vo_service.serving")
@@ -263,7 +265,7 @@ http {{
         }}
     }}
 }}
-"""
+"""  # noqa: E501 - nginx's error bodies are one line each
 
 
 def _check_free(bind: str) -> None:
@@ -289,6 +291,11 @@ def _prepare(layout: Layout) -> None:
     if user is not None:
         os.chown(layout.tmp, pwd.getpwnam(user[0]).pw_uid, grp.getgrnam(user[1]).gr_gid)
     layout.socket.unlink(missing_ok=True)
+
+
+def _program(proc: subprocess.Popen) -> str:
+    """The program a process runs (each is started from an argument list)."""
+    return str(proc.args[0]) if isinstance(proc.args, list) else str(proc.args)
 
 
 class ServiceProcesses:
@@ -367,13 +374,11 @@ class ServiceProcesses:
     def wait_ready(self, timeout_s: float = 60.0) -> None:
         """Until ``/tap/availability`` answers through the front (gunicorn boots its workers
         after it listens, so a refused or timed-out request means not ready yet)."""
-        import requests
-
         deadline = time.monotonic() + timeout_s
         while True:
             for proc in self._all():
                 if proc.poll() is not None:
-                    raise RuntimeError(f"{proc.args[0]} exited with status {proc.returncode} "
+                    raise RuntimeError(f"{_program(proc)} exited with status {proc.returncode} "
                                        "while the service started")
             try:
                 if requests.get(self.url + "/tap/availability", timeout=5).status_code == 200:

@@ -6,7 +6,7 @@ Create Date: 2026-11-25
 """
 from alembic import op
 
-from tap_schema.loader import publish_table
+from tap_schema.loader import publish_table, unpublish_table
 from tap_schema.model import load_table
 
 revision = "0003"
@@ -88,8 +88,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    from tap_schema.loader import unpublish_table
-
     for name in PUBLISHED:
         unpublish_table(op.get_bind(), f"registry.{name}")
     op.execute("DELETE FROM tap_schema.schemas WHERE schema_name = 'registry'")

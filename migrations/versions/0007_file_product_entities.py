@@ -10,6 +10,7 @@ Revises: 0006
 Create Date: 2026-11-25
 """
 from alembic import op
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 revision = "0007"
@@ -31,8 +32,6 @@ _PRODUCTS = """
 
 def backfill(conn: Connection) -> None:
     """Create the missing product entities and their links (idempotent)."""
-    from sqlalchemy import text
-
     conn.execute(text(f"""
         INSERT INTO provenance.entity (id, name, type, location, comment)
         SELECT entity_id, name || ' v' || version, 'pzvo:Product', 'products/' || name || '/v' || version,

@@ -12,6 +12,7 @@ Revises: 0007
 Create Date: 2026-11-28
 """
 from alembic import op
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 revision = "0008"
@@ -28,8 +29,6 @@ DEFAULT_MAX_RETENTION = "30 days"
 
 def repair(conn: Connection) -> int:
     """Bring every destruction time into range; returns the number of rows changed."""
-    from sqlalchemy import text
-
     early = conn.execute(text(
         "UPDATE uws.jobs SET destruction = now() "
         "WHERE destruction < CAST(:earliest AS timestamptz)"), {"earliest": EARLIEST}).rowcount

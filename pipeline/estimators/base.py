@@ -39,7 +39,7 @@ class Photometry:
     def __len__(self) -> int:
         return self.flux.shape[0]
 
-    def take(self, index: np.ndarray) -> "Photometry":
+    def take(self, index: np.ndarray | slice) -> Photometry:
         return Photometry(self.flux[index], None if self.flux_err is None else self.flux_err[index])
 
     def softening(self) -> np.ndarray:
@@ -109,7 +109,8 @@ class Estimator(ABC):
 
     name: ClassVar[str]
     version: ClassVar[str]
-    columns: ClassVar[tuple[Column, ...]] = PDF_COLUMNS
+    #: An estimator may set its own (a description that names one of its parameters).
+    columns: tuple[Column, ...] = PDF_COLUMNS
 
     def __init__(self, **params: Any) -> None:
         self._params = dict(params)
@@ -119,7 +120,7 @@ class Estimator(ABC):
         return dict(self._params)
 
     @abstractmethod
-    def fit(self, training: Photometry, redshift: np.ndarray) -> "Estimator":
+    def fit(self, training: Photometry, redshift: np.ndarray) -> Estimator:
         """Train on objects with known redshift; returns self."""
 
     @abstractmethod

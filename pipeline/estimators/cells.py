@@ -43,7 +43,7 @@ class ColourCellEstimator(Estimator):
         self.cells, self.seed, self.iterations = int(cells), int(seed), int(iterations)
         self._tree: cKDTree | None = None
 
-    def fit(self, training: Photometry, redshift: np.ndarray) -> "ColourCellEstimator":
+    def fit(self, training: Photometry, redshift: np.ndarray) -> ColourCellEstimator:
         started = time.perf_counter()
         self.softening = np.array([FLUX_SIGMA_10YR[b] for b in BANDS])
         x = colour_magnitude_features(training, self.softening)

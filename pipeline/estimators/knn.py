@@ -24,10 +24,19 @@ import time
 from typing import Any
 
 import numpy as np
+from scipy.spatial import cKDTree
+from threadpoolctl import threadpool_limits
 
 from pipeline.estimators.base import Estimator, Photometry, pdf_columns
 from pipeline.pdf import LEVELS, cdf_at, quantiles_from_knots
 from pipeline.photometry import BANDS
+
+try:
+    from pykdtree.kdtree import KDTree
+
+    _HAVE_PYKDTREE = True
+except ImportError:  # pragma: no cover - pykdtree is a dependency; scipy's tree is the fallback
+    _HAVE_PYKDTREE = False
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +55,11 @@ class _NeighbourIndex:
 
     def __init__(self, points: np.ndarray, leafsize: int = 32) -> None:
         self.points = np.ascontiguousarray(points, dtype=np.float32)
-        try:
-            from pykdtree.kdtree import KDTree
-
+        self._tree: Any  # pykdtree's KDTree or scipy's cKDTree: their query() differ
+        if _HAVE_PYKDTREE:
             self._tree = KDTree(self.points, leafsize=leafsize)
             self.backend = "pykdtree"
-        except ImportError:  # pragma: no cover - pykdtree is a dependency
-            from scipy.spatial import cKDTree
-
+        else:  # pragma: no cover
             self._tree = cKDTree(self.points, leafsize=leafsize)
             self.backend = "scipy"
 
@@ -61,8 +67,6 @@ class _NeighbourIndex:
         x = np.ascontiguousarray(x, dtype=np.float32)
         if self.backend == "scipy":
             return self._tree.query(x, k=k, eps=eps, workers=threads)[1]
-        from threadpoolctl import threadpool_limits
-
         with threadpool_limits(threads, user_api="openmp"):
             return self._tree.query(x, k=k, eps=eps)[1].astype(np.int64)
 
@@ -85,7 +89,7 @@ class NearestNeighbourEstimator(Estimator):
         self._index: _NeighbourIndex | None = None
 
     # -- training ------------------------------------------------------------------------------
-    def fit(self, training: Photometry, redshift: np.ndarray) -> "NearestNeighbourEstimator":
+    def fit(self, training: Photometry, redshift: np.ndarray) -> NearestNeighbourEstimator:
         started = time.perf_counter()
         # The data's own noise level is the right asinh softening (and the only use of
         # per-object errors a KD-tree metric allows without losing its speed).

@@ -41,10 +41,12 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from pipeline.estimators.base import PDF_COLUMNS, Estimator, Photometry, pdf_columns
 from pipeline.pdf import LEVELS, MEDIAN_INDEX
@@ -103,7 +105,7 @@ class NeuralNetworkEstimator(Estimator):
         self.columns = (replace(PDF_COLUMNS[0], description=z_phot_description(self.tolerance)), *PDF_COLUMNS[1:])
 
     # -- training ------------------------------------------------------------------------------
-    def fit(self, training: Photometry, redshift: np.ndarray) -> "NeuralNetworkEstimator":
+    def fit(self, training: Photometry, redshift: np.ndarray) -> NeuralNetworkEstimator:
         started = time.perf_counter()
         self.softening = soft = training.softening()
         z = np.asarray(redshift, dtype=np.float64)
@@ -137,14 +139,13 @@ class NeuralNetworkEstimator(Estimator):
                epochs: int | None = None) -> tuple[list, list, np.ndarray, int]:
         """One network's float32 weights, biases, classes and epochs: with ``epochs``, exactly
         that many (no early stopping); otherwise early stopping, and the epochs of the kept weights."""
-        import warnings
-
-        from sklearn.exceptions import ConvergenceWarning
-        from sklearn.neural_network import MLPClassifier
+        from sklearn.exceptions import ConvergenceWarning  # noqa: PLC0415 - sklearn: 0.3 s, training only; not a main dependency (pzvo[rail], tests)
+        from sklearn.neural_network import MLPClassifier  # noqa: PLC0415 - sklearn: see above
 
         clf = MLPClassifier(self.hidden, alpha=self.alpha, max_iter=epochs or self.max_iter,
                             batch_size=int(np.clip(len(x) // 100, 32, 256)),
-                            learning_rate_init=2e-3, early_stopping=self.early_stopping and len(x) >= 200 and not epochs,
+                            learning_rate_init=2e-3,
+                            early_stopping=self.early_stopping and len(x) >= 200 and not epochs,
                             random_state=seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
@@ -217,7 +218,7 @@ class NeuralNetworkEstimator(Estimator):
         logits = None
         for weights, biases, _, _ in self._nets:
             h = xs
-            for w, b in zip(weights[:-1], biases[:-1]):
+            for w, b in zip(weights[:-1], biases[:-1], strict=True):
                 h = h @ w
                 h += b
                 np.maximum(h, 0.0, out=h)
@@ -227,6 +228,7 @@ class NeuralNetworkEstimator(Estimator):
                 logits = out
             else:
                 logits += out
+        assert logits is not None, "an ensemble has at least one member"
         logits -= logits.max(axis=1, keepdims=True)
         logits *= np.float32(1.0 / len(self._nets))
         np.maximum(logits, -30.0, out=logits)  # exp() stays above float32's denormals (slow on x86)
@@ -275,8 +277,6 @@ class NeuralNetworkEstimator(Estimator):
         return out
 
     def estimate(self, objects: Photometry) -> dict[str, np.ndarray]:
-        from threadpoolctl import threadpool_limits
-
         x = (magnitude_colour_features(objects, self.softening) - self._mean) / self._std
         with threadpool_limits(self.threads, user_api="blas"):  # once: each call scans the loaded libraries
             parts = [self.summarize(self._forward(x[i:i + CHUNK_ROWS]))

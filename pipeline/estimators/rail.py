@@ -31,6 +31,7 @@ import logging
 import pkgutil
 import threading
 import time
+from collections.abc import MutableMapping
 from importlib import metadata
 from typing import Any
 
@@ -56,7 +57,7 @@ ZMAX_MARGIN = 0.3
 _POGSON = 2.5 / np.log(10.0)
 
 
-def _render(_logger: Any, _method: str, event: dict[str, Any]) -> str:
+def _render(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> str:
     """structlog's event as one plain message: the text, then any key=value pairs."""
     text = str(event.pop("event", ""))
     return " ".join([text, *(f"{key}={value}" for key, value in event.items())])
@@ -105,7 +106,7 @@ class RailNotInstalled(RuntimeError):
     """The ``rail`` estimator needs the optional RAIL packages."""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def rail_class(name: str) -> type:
     """A RAIL stage class from ``module:Class`` or a bare class name found among the installed
     ``rail.estimation.algos`` modules (so ``KNearNeighInformer`` is enough)."""
@@ -114,8 +115,8 @@ def rail_class(name: str) -> type:
     except ImportError as exc:
         raise RailNotInstalled("the 'rail' estimator needs RAIL: pip install 'pzvo[rail]'") from exc
     if ":" in name:
-        module, _, attr = name.partition(":")
-        return getattr(importlib.import_module(module), attr)
+        module_name, _, attr = name.partition(":")
+        return getattr(importlib.import_module(module_name), attr)
     for info in pkgutil.iter_modules(algos.__path__, algos.__name__ + "."):
         try:
             module = importlib.import_module(info.name)
@@ -173,11 +174,11 @@ class RailEstimator(Estimator):
         self.model: Any = None
         self.stage_config: dict[str, Any] = {}
 
-    def _stage(self, cls: type, label: str, level: int = logging.INFO, **kwargs: Any) -> Any:
+    def _stage(self, cls: type[Any], label: str, level: int = logging.INFO, **kwargs: Any) -> Any:
         """A RAIL stage that returns its outputs instead of writing files, logging through
         :mod:`logging` (logger ``rail.<Stage>``, from ``level`` up) instead of printing to
         stdout as RAIL's structlog default does."""
-        import structlog
+        import structlog  # noqa: PLC0415 - structlog: RAIL's logger, installed with pzvo[rail]
 
         stage = cls.make_stage(name=f"pzvo_{label}", output_mode="return", hdf5_groupname="",
                                **self.stage_config, **kwargs)
@@ -186,13 +187,13 @@ class RailEstimator(Estimator):
                                           processors=[_render])
         return stage
 
-    def fit(self, training: Photometry, redshift: np.ndarray) -> "RailEstimator":
+    def fit(self, training: Photometry, redshift: np.ndarray) -> RailEstimator:
         started = time.perf_counter()
         informer_cls, estimator_cls = rail_class(self.informer), rail_class(self.estimator)
         z = np.asarray(redshift, dtype=np.float64)
         depth = AB_NJY_ZEROPOINT - 2.5 * np.log10(training.softening())
         zmax = max(RAIL_ZMAX, float(np.ceil(z.max() * 10.0) / 10.0) + ZMAX_MARGIN if z.size else 0.0)
-        limits = {f"mag_{b}_lsst": float(m) for b, m in zip(BANDS, depth)}
+        limits = {f"mag_{b}_lsst": float(m) for b, m in zip(BANDS, depth, strict=True)}
         cfg = {"zmin": 0.0, "zmax": zmax, "nondetect_val": NONDETECT, **self.config,
                "mag_limits": {**limits, **self.config.get("mag_limits", {})}}
         cfg.setdefault("nzbins", int(round((cfg["zmax"] - cfg["zmin"]) / 0.01)) + 1)

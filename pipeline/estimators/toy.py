@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 import numpy as np
-from scipy.special import ndtri
+from scipy.special import ndtr, ndtri
 
 from pipeline.estimators.base import ODDS_HALF_WIDTH, Estimator, Photometry
 from pipeline.pdf import HI68_INDEX, LEVELS, LO68_INDEX
@@ -31,7 +31,7 @@ class LinearToyEstimator(Estimator):
         super().__init__(intercept=float(intercept), slope=float(slope), sigma=float(sigma))
         self.intercept, self.slope, self.sigma, self.delay = float(intercept), float(slope), float(sigma), float(delay)
 
-    def fit(self, training: Photometry, redshift: np.ndarray) -> "LinearToyEstimator":
+    def fit(self, training: Photometry, redshift: np.ndarray) -> LinearToyEstimator:
         self.training_rows = len(training)
         return self
 
@@ -42,8 +42,6 @@ class LinearToyEstimator(Estimator):
         z = np.maximum(self.intercept + self.slope * (i_mag - 22.0), 0.0)
         width = self.sigma * (1.0 + z)
         locs = z[:, None] + width[:, None] * _NORMAL_Q[None, :]
-        from scipy.special import ndtr
-
         odds = ndtr(ODDS_HALF_WIDTH * (1 + z) / width) - ndtr(-ODDS_HALF_WIDTH * (1 + z) / width)
         return {"z_phot": z.astype(np.float32), "z_mode": z.astype(np.float32),
                 "z_err": (0.5 * (locs[:, HI68_INDEX] - locs[:, LO68_INDEX])).astype(np.float32),

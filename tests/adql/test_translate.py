@@ -119,7 +119,7 @@ def test_comments_do_not_reach_sql():
 def test_star_expands_in_column_index_order():
     result = translate_adql("SELECT * FROM pz.photoz", CATALOG)
     assert [c.name for c in result.columns] == [c.name for c in PHOTOZ.columns]
-    assert all(c.source is m for c, m in zip(result.columns, PHOTOZ.columns))
+    assert all(c.source is m for c, m in zip(result.columns, PHOTOZ.columns, strict=True))
 
 
 def test_self_join_gets_unique_sql_aliases():

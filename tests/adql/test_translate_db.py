@@ -31,12 +31,12 @@ CATALOG = Catalog(tables=(TableMeta(SCHEMA, f"{SCHEMA}.photoz", (
 
 
 @pytest.fixture(scope="module")
-def pg_dsn(database) -> str:  # noqa: ANN001 - the project's migrated test database
+def pg_dsn(database) -> str:  # the project's migrated test database
     return database.owner_url()
 
 
 @pytest.fixture(scope="module")
-def conn(pg_dsn: str) -> Iterator["psycopg.Connection"]:
+def conn(pg_dsn: str) -> Iterator[psycopg.Connection]:
     with psycopg.connect(pg_dsn, autocommit=True) as connection:
         connection.execute(f"CREATE SCHEMA {SCHEMA}")
         try:

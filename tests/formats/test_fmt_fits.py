@@ -102,7 +102,8 @@ def test_boolean():
 
 
 def test_null_boolean_byte_is_zero():
-    data = encode(fields=[Column("g", "boolean")], batches=[pa.record_batch([pa.array([True, None, False])], names=["a"])])
+    data = encode(fields=[Column("g", "boolean")],
+                  batches=[pa.record_batch([pa.array([True, None, False])], names=["a"])])
     body = data[5760:5763]
     assert body == b"T\x00F"
 

@@ -150,8 +150,8 @@ def test_binary2_flags_null_string_not_empty_one():
 
 def test_binary2_layout_of_numbers():
     fields = [Column("i", "int"), Column("d", "double"), Column("f", "float")]
-    batch = pa.record_batch([pa.array([1, None], pa.int32()), pa.array([None, 2.0]), pa.array([0.5, None], pa.float32())],
-                            names=["a", "b", "c"])
+    batch = pa.record_batch([pa.array([1, None], pa.int32()), pa.array([None, 2.0]),
+                             pa.array([0.5, None], pa.float32())], names=["a", "b", "c"])
     raw = stream_bytes(encode("votable", fields=fields, batches=[batch]))
     row1 = b"\x40" + struct.pack(">i", 1) + struct.pack(">d", math.nan) + struct.pack(">f", 0.5)
     assert raw[:17] == row1
@@ -512,7 +512,7 @@ def test_non_ascii_after_first_batch_is_utf8():
 @pytest.mark.parametrize("key", SERIALIZATIONS)
 def test_timestamp_with_time_zone_and_dates(key):
     fields = [Column("t", "char", "*", xtype="timestamp"), Column("d", "char", "*", xtype="timestamp")]
-    utc = pa.array([datetime.datetime(2020, 1, 1, 23, 30, tzinfo=datetime.timezone.utc)], pa.timestamp("us", tz="UTC"))
+    utc = pa.array([datetime.datetime(2020, 1, 1, 23, 30, tzinfo=datetime.UTC)], pa.timestamp("us", tz="UTC"))
     moscow = utc.cast(pa.timestamp("us", tz="Europe/Moscow"))
     batch = pa.record_batch([moscow, pa.array([datetime.date(2021, 2, 3)], pa.date32())], names=["a", "b"])
     table = strict_table(encode(key, fields=fields, batches=[batch])).to_table()

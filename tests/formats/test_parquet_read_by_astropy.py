@@ -21,7 +21,7 @@ def test_astropy_reads_parquet_with_null_strings(tap_url: str) -> None:
     table = Table.read(io.BytesIO(resp.content), format="parquet")
     assert list(table["id"]) == arrow["id"]
     assert list(table["survey"]) == arrow["survey"]
-    for got, want in zip(table["s"], arrow["s"]):
+    for got, want in zip(table["s"], arrow["s"], strict=True):
         assert got == ("None" if want is None else want)  # astropy has no NULL strings here
 
 

@@ -118,7 +118,7 @@ def test_pipeline_runs_on_a_hats_catalog(hats_objects: Path, demo_inputs: dict[s
     assert not (pz / "hats.properties").exists()  # no catalog that would include the stray file
 
 
-def test_hats_run_publishes_every_object_once(hats_objects: Path, demo_inputs: dict[str, Path], database,  # noqa: ANN001
+def test_hats_run_publishes_every_object_once(hats_objects: Path, demo_inputs: dict[str, Path], database,
                                               tmp_path: Path) -> None:
     """Published from a HATS catalog: the pixel files' objects, each once (not the thumbnail's)."""
     from sqlalchemy import text
@@ -136,7 +136,8 @@ def test_hats_run_publishes_every_object_once(hats_objects: Path, demo_inputs: d
         result = run_pipeline(cfg, engine=owner_engine(database), storage_dir=database.products_dir)
         assert result.hats["rows"] == 80_000
         with owner_engine(database).connect() as conn:
-            rows, distinct = conn.execute(text("SELECT count(*), count(DISTINCT object_id) FROM pz.photoz_hats_test")).one()
+            rows, distinct = conn.execute(text(
+                "SELECT count(*), count(DISTINCT object_id) FROM pz.photoz_hats_test")).one()
         assert rows == distinct == 80_000
     finally:
         drop_published(database, "pz.photoz_hats_test")

@@ -22,7 +22,7 @@ def _populations(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarr
     return np.vstack([blue, red]), z
 
 
-def _fitted(rng: np.random.Generator):  # noqa: ANN202
+def _fitted(rng: np.random.Generator):
     mags, z = _populations(300, rng)
     return make_estimator("mlp", {"hidden": (32,), "max_iter": 200, "early_stopping": False}).fit(photometry(mags), z)
 
@@ -113,4 +113,4 @@ def test_refit_retrains_members_on_all_galaxies() -> None:
     assert held.epochs == refit.epochs and refit.params["refit"] is True
     np.testing.assert_array_equal(held._raw_levels, refit._raw_levels)  # calibrated before refitting
     assert not np.allclose(held._nets[0][0][0], refit._nets[0][0][0])
-    assert all(net[3] <= epochs for net, epochs in zip(refit._nets, refit.epochs))
+    assert all(net[3] <= epochs for net, epochs in zip(refit._nets, refit.epochs, strict=True))

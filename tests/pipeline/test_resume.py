@@ -68,7 +68,7 @@ def test_changed_estimator_recomputes(demo_inputs: dict[str, Path], tmp_path: Pa
     assert run_pipeline(parse_config(raw)).computed == 8
 
 
-def _toy(inputs: dict[str, Path], objects: Path, out: Path):  # noqa: ANN202
+def _toy(inputs: dict[str, Path], objects: Path, out: Path):
     from pipeline.config import parse_config
 
     return parse_config({"release": "r", "objects": str(objects), "training": str(inputs["training"]),

@@ -45,7 +45,7 @@ def one_line_failure(proc: subprocess.CompletedProcess) -> str:
     return last
 
 
-def test_a_second_run_in_the_same_output_directory_is_refused(demo_inputs, tmp_path: Path) -> None:  # noqa: ANN001
+def test_a_second_run_in_the_same_output_directory_is_refused(demo_inputs, tmp_path: Path) -> None:
     out = tmp_path / "out"
     with output_lock(out):
         with pytest.raises(OutputBusyError, match="another pipeline run is writing"):
@@ -57,7 +57,7 @@ def test_a_second_run_in_the_same_output_directory_is_refused(demo_inputs, tmp_p
     assert result.computed == 8
 
 
-def test_an_empty_validation_set_fails_before_any_estimation(demo_inputs, tmp_path: Path) -> None:  # noqa: ANN001
+def test_an_empty_validation_set_fails_before_any_estimation(demo_inputs, tmp_path: Path) -> None:
     table = pq.read_table(demo_inputs["validation"]).slice(0, 50)
     empty = tmp_path / "no-redshifts.parquet"
     pq.write_table(table.set_column(table.schema.get_field_index("redshift"), "redshift",
@@ -71,7 +71,7 @@ def test_an_empty_validation_set_fails_before_any_estimation(demo_inputs, tmp_pa
     assert not list(out.rglob("*.parquet"))
 
 
-def test_an_unreachable_database_fails_before_training(demo_inputs, tmp_path: Path) -> None:  # noqa: ANN001
+def test_an_unreachable_database_fails_before_training(demo_inputs, tmp_path: Path) -> None:
     out = tmp_path / "out"
     proc = run_cli(raw_config(demo_inputs, out, publish={"enabled": True}), tmp_path,
                    env={"PZVO_DATABASE_URL": "postgresql://pzvo:wrong@127.0.0.1:9/nowhere"})
@@ -84,19 +84,19 @@ def test_an_unreachable_database_fails_before_training(demo_inputs, tmp_path: Pa
 @pytest.mark.parametrize("table,fragment", [({"name": "PhotoZ"}, "table name 'PhotoZ'"),
                                             ({"name": "p" * 33}, "at most 32 characters"),
                                             ({"schema": "pz; drop", "name": "x"}, "table schema")])
-def test_table_names_that_cannot_be_products_are_refused(demo_inputs, tmp_path: Path, table: dict,  # noqa: ANN001
+def test_table_names_that_cannot_be_products_are_refused(demo_inputs, tmp_path: Path, table: dict,
                                                          fragment: str) -> None:
     with pytest.raises(ConfigError, match="table"):
         parse_config(raw_config(demo_inputs, tmp_path / "out", table=table))
     assert fragment in one_line_failure(run_cli(raw_config(demo_inputs, tmp_path / "out", table=table), tmp_path))
 
 
-def test_publish_workers_must_be_positive(demo_inputs, tmp_path: Path) -> None:  # noqa: ANN001
+def test_publish_workers_must_be_positive(demo_inputs, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="at least 1"):
         parse_config(raw_config(demo_inputs, tmp_path, publish={"enabled": True, "workers": 0}))
 
 
-def test_changing_the_redshift_column_estimates_every_partition_again(demo_inputs, tmp_path: Path) -> None:  # noqa: ANN001
+def test_changing_the_redshift_column_estimates_every_partition_again(demo_inputs, tmp_path: Path) -> None:
     table = pq.read_table(demo_inputs["training"])
     training = tmp_path / "training.parquet"
     pq.write_table(table.append_column("z_spec", pa.array(table["redshift"].to_numpy() * 0.5)), training)
@@ -110,7 +110,7 @@ def test_changing_the_redshift_column_estimates_every_partition_again(demo_input
     assert json.loads((out / "run.json").read_text())["inputs"]["redshift_column"] == "z_spec"
 
 
-def test_publishing_refuses_outputs_of_another_run(demo_inputs, database, tmp_path: Path) -> None:  # noqa: ANN001
+def test_publishing_refuses_outputs_of_another_run(demo_inputs, database, tmp_path: Path) -> None:
     result = run_pipeline(parse_config(raw_config(demo_inputs, tmp_path / "out")))
     victim = next(result.data_dir.glob("*.parquet"))
     table = pq.read_table(victim)

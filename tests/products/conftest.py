@@ -14,31 +14,31 @@ SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "buzzard_ugri
 
 
 @pytest.fixture(scope="session")
-def auth(database):  # noqa: ANN001, ANN201
+def auth(database):
     from vo_service.auth import AuthService
     from vo_service.core.database import owner_engine
 
     return AuthService(engine=owner_engine(database))
 
 
-def _user(auth, admin: bool = False) -> tuple[str, dict[str, str]]:  # noqa: ANN001
+def _user(auth, admin: bool = False) -> tuple[str, dict[str, str]]:
     name = f"u{uuid.uuid4().hex[:10]}"
     token = auth.add_user(name, admin=admin)
     return name, {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture
-def user(auth):  # noqa: ANN001, ANN201
+def user(auth):
     return _user(auth)
 
 
 @pytest.fixture
-def other_user(auth):  # noqa: ANN001, ANN201
+def other_user(auth):
     return _user(auth)
 
 
 @pytest.fixture
-def admin(auth):  # noqa: ANN001, ANN201
+def admin(auth):
     return _user(auth, admin=True)
 
 
@@ -47,7 +47,7 @@ def unique_name(prefix: str = "p") -> str:
 
 
 @pytest.fixture(scope="session")
-def specz_parquet(tmp_path_factory) -> Path:  # noqa: ANN001
+def specz_parquet(tmp_path_factory) -> Path:
     """2,000 Buzzard galaxies as a spec-z catalog with positions, flags and survey names."""
     table = pq.read_table(SHARED).slice(0, 2000)
     rng = np.random.default_rng(11)
@@ -82,5 +82,5 @@ def upload(api: str, headers: dict, path: Path, *, name: str, product_type: str 
 
 
 @pytest.fixture(scope="session")
-def api(server) -> str:  # noqa: ANN001
+def api(server) -> str:
     return server.url + "/api"

@@ -13,13 +13,13 @@ from astropy.io.votable import parse_single_table
 from tests.products.conftest import SPECZ_COLUMNS, unique_name, upload
 
 
-def adql(tap_url: str, query: str):  # noqa: ANN201
+def adql(tap_url: str, query: str):
     resp = requests.post(f"{tap_url}/sync", data={"LANG": "ADQL", "QUERY": query}, timeout=60)
     assert resp.status_code == 200, resp.text[:500]
     return parse_single_table(io.BytesIO(resp.content)).to_table()
 
 
-def test_upload_publishes_a_queryable_table_with_roles_as_ucds(api, tap_url, user, specz_parquet) -> None:  # noqa: ANN001
+def test_upload_publishes_a_queryable_table_with_roles_as_ucds(api, tap_url, user, specz_parquet) -> None:
     name = unique_name("specz")
     resp = upload(api, user[1], specz_parquet, name=name, columns=SPECZ_COLUMNS, release="DP1",
                   display_name="Test spec-z", description="for the tests")
@@ -41,7 +41,7 @@ def test_upload_publishes_a_queryable_table_with_roles_as_ucds(api, tap_url, use
     assert cone["n"][0] > 0
 
 
-def test_reupload_makes_a_new_version_and_keeps_the_old(api, tap_url, user, specz_parquet) -> None:  # noqa: ANN001
+def test_reupload_makes_a_new_version_and_keeps_the_old(api, tap_url, user, specz_parquet) -> None:
     name = unique_name("ver")
     first = upload(api, user[1], specz_parquet, name=name, columns=SPECZ_COLUMNS).json()
     second = upload(api, user[1], specz_parquet, name=name, columns=SPECZ_COLUMNS).json()
@@ -57,7 +57,7 @@ def test_reupload_makes_a_new_version_and_keeps_the_old(api, tap_url, user, spec
     assert sorted(p["version"] for p in every["items"]) == [1, 2]
 
 
-def test_list_filters_and_paginates(api, user, admin, specz_parquet) -> None:  # noqa: ANN001
+def test_list_filters_and_paginates(api, user, admin, specz_parquet) -> None:
     tag = unique_name("flt")
     for i in range(3):
         upload(api, user[1], specz_parquet, name=f"{tag}_{i}", columns=SPECZ_COLUMNS, release="DR1")
@@ -74,7 +74,7 @@ def test_list_filters_and_paginates(api, user, admin, specz_parquet) -> None:  #
     assert none["total"] == 0
 
 
-def test_download_original_and_table_formats(api, user, specz_parquet) -> None:  # noqa: ANN001
+def test_download_original_and_table_formats(api, user, specz_parquet) -> None:
     name = unique_name("dl")
     upload(api, user[1], specz_parquet, name=name, columns=SPECZ_COLUMNS)
     original = requests.get(f"{api}/products/{name}/file")
@@ -89,7 +89,7 @@ def test_download_original_and_table_formats(api, user, specz_parquet) -> None: 
     assert len(vot.to_table()) == 2000
 
 
-def test_patch_that_is_not_json_is_415_not_a_silent_no_op(api, user, specz_parquet) -> None:  # noqa: ANN001
+def test_patch_that_is_not_json_is_415_not_a_silent_no_op(api, user, specz_parquet) -> None:
     name = unique_name("patch")
     assert upload(api, user[1], specz_parquet, name=name, columns=SPECZ_COLUMNS).status_code == 201
     resp = requests.patch(f"{api}/products/{name}", data='{"description": "x"}', headers=user[1])
@@ -99,14 +99,14 @@ def test_patch_that_is_not_json_is_415_not_a_silent_no_op(api, user, specz_parqu
     assert ok.status_code == 200 and ok.json()["description"] == "x"
 
 
-def test_download_is_the_whole_table_or_a_clear_refusal(database, user, specz_parquet) -> None:  # noqa: ANN001
+def test_download_is_the_whole_table_or_a_clear_refusal(database, user, specz_parquet) -> None:
     """A download is never cut: up to PZVO_MAXREC_LIMIT rows it holds every row (whatever
     MAXREC's default), beyond it the answer is a 413 problem pointing to TAP, since CSV and
     Parquet have no way to say that rows are missing."""
     import dataclasses
 
-    from tests.conftest import LiveServer
     from tests._services import app_for
+    from tests.conftest import LiveServer
 
     name = unique_name("dlall")
     app = app_for(dataclasses.replace(database, maxrec_limit=2000, maxrec_default=100))
@@ -123,7 +123,7 @@ def test_download_is_the_whole_table_or_a_clear_refusal(database, user, specz_pa
         assert "2000 rows" in refused.json()["detail"] and "/tap/async" in refused.json()["detail"]
 
 
-def test_edit_metadata_updates_tap_schema(api, tap_url, user, other_user, specz_parquet) -> None:  # noqa: ANN001
+def test_edit_metadata_updates_tap_schema(api, tap_url, user, other_user, specz_parquet) -> None:
     name = unique_name("edit")
     doc = upload(api, user[1], specz_parquet, name=name, columns=SPECZ_COLUMNS).json()
     refused = requests.patch(f"{api}/products/{name}", json={"description": "x"}, headers=other_user[1])
@@ -137,7 +137,7 @@ def test_edit_metadata_updates_tap_schema(api, tap_url, user, other_user, specz_
     assert meta["description"][0] == "origin survey"
 
 
-def test_delete_drops_the_table_from_tap_but_keeps_the_record(api, tap_url, user, other_user, specz_parquet) -> None:  # noqa: ANN001
+def test_delete_drops_the_table_from_tap_but_keeps_the_record(api, tap_url, user, other_user, specz_parquet) -> None:
     name = unique_name("del")
     doc = upload(api, user[1], specz_parquet, name=name, columns=SPECZ_COLUMNS).json()
     assert requests.delete(f"{api}/products/{name}", headers=other_user[1]).status_code == 403
@@ -150,7 +150,7 @@ def test_delete_drops_the_table_from_tap_but_keeps_the_record(api, tap_url, user
     assert list(kept["status"]) == ["deleted"]
 
 
-def test_official_products_need_an_admin(api, user, admin, specz_parquet) -> None:  # noqa: ANN001
+def test_official_products_need_an_admin(api, user, admin, specz_parquet) -> None:
     resp = upload(api, user[1], specz_parquet, name=unique_name("off"), columns=SPECZ_COLUMNS, official="true")
     assert resp.status_code == 403
     assert "administrator" in resp.json()["detail"]
@@ -158,7 +158,7 @@ def test_official_products_need_an_admin(api, user, admin, specz_parquet) -> Non
     assert ok.status_code == 201 and ok.json()["official"] is True
 
 
-def test_a_name_belongs_to_its_owner(api, user, other_user, admin, specz_parquet) -> None:  # noqa: ANN001
+def test_a_name_belongs_to_its_owner(api, user, other_user, admin, specz_parquet) -> None:
     """Another user cannot take over a product by uploading a "new version" of its name; an
     administrator can; after every version is deleted the name is free again."""
     name = unique_name("own")
@@ -175,7 +175,7 @@ def test_a_name_belongs_to_its_owner(api, user, other_user, admin, specz_parquet
     assert reused.status_code == 201 and reused.json()["version"] == 3
 
 
-def test_official_status_is_the_administrators_alone(api, user, admin, specz_parquet) -> None:  # noqa: ANN001
+def test_official_status_is_the_administrators_alone(api, user, admin, specz_parquet) -> None:
     """The owner of a product an administrator made official cannot un-mark it, delete it, or
     replace it with a new (unofficial) version."""
     name = unique_name("offown")
@@ -193,7 +193,7 @@ def test_official_status_is_the_administrators_alone(api, user, admin, specz_par
     assert requests.delete(url, headers=admin[1]).status_code == 200
 
 
-def test_non_tabular_products_are_stored_not_published(api, user, tmp_path) -> None:  # noqa: ANN001
+def test_non_tabular_products_are_stored_not_published(api, user, tmp_path) -> None:
     model = tmp_path / "model.pkl"
     model.write_bytes(b"\x80\x04trained-model-bytes" * 100)
     name = unique_name("model")
@@ -204,7 +204,7 @@ def test_non_tabular_products_are_stored_not_published(api, user, tmp_path) -> N
     assert requests.get(f"{api}/products/{name}/table").status_code == 404
 
 
-def test_file_products_sharing_a_file_are_deleted_independently(api, server, user, other_user, tmp_path) -> None:  # noqa: ANN001
+def test_file_products_sharing_a_file_are_deleted_independently(api, server, user, other_user, tmp_path) -> None:
     """Two users upload the same bytes: each product has its own entity derived from the one
     file entity, so deleting one invalidates only that product, and the other stays deletable."""
     model = tmp_path / "same.bin"
@@ -225,7 +225,7 @@ def test_file_products_sharing_a_file_are_deleted_independently(api, server, use
     assert requests.delete(f"{api}/products/{b}", headers=other_user[1]).status_code == 200
 
 
-def test_openapi_document_describes_the_api(api) -> None:  # noqa: ANN001
+def test_openapi_document_describes_the_api(api) -> None:
     spec = requests.get(f"{api}/openapi.json").json()
     assert spec["openapi"].startswith("3.")
     assert {"/api/products", "/api/products/{name}", "/api/products/{name}/table"} <= set(spec["paths"])
@@ -242,7 +242,7 @@ def test_openapi_document_describes_the_api(api) -> None:  # noqa: ANN001
     ({**SPECZ_COLUMNS, "z_spec": {}, "survey": {"role": "redshift"}}, "holds char values; it must hold numbers"),
     ({**SPECZ_COLUMNS, "RA": {"role": "dec"}, "Dec": {"role": "ra"}}, "(ra) has 2000 values outside [0, 360] degrees"),
 ])
-def test_bad_metadata_is_a_problem_document_and_leaves_nothing(api, user, specz_parquet, columns, fragment) -> None:  # noqa: ANN001
+def test_bad_metadata_is_a_problem_document_and_leaves_nothing(api, user, specz_parquet, columns, fragment) -> None:
     name = unique_name("bad")
     resp = upload(api, user[1], specz_parquet, name=name, columns=columns)
     assert resp.status_code == 422, resp.text
@@ -251,11 +251,11 @@ def test_bad_metadata_is_a_problem_document_and_leaves_nothing(api, user, specz_
     assert requests.get(f"{api}/products/{name}").status_code == 404
 
 
-def test_oversized_upload_is_413_and_leaves_nothing(database, user, tmp_path) -> None:  # noqa: ANN001
+def test_oversized_upload_is_413_and_leaves_nothing(database, user, tmp_path) -> None:
     import dataclasses
 
-    from tests.conftest import LiveServer
     from tests._services import app_for
+    from tests.conftest import LiveServer
 
     # TAP uploads may be larger: the /api limit must hold on its own.
     app = app_for(dataclasses.replace(database, product_max_bytes=10_000, upload_max_bytes=10_000_000))
@@ -286,7 +286,7 @@ def test_oversized_upload_is_413_and_leaves_nothing(database, user, tmp_path) ->
         assert not incoming.exists() or not any(incoming.iterdir())
 
 
-def test_description_file_is_stored_and_markdown_becomes_the_description(api, user, specz_parquet, tmp_path) -> None:  # noqa: ANN001
+def test_description_file_is_stored_and_markdown_becomes_the_description(api, user, specz_parquet, tmp_path) -> None:
     md = tmp_path / "README.md"
     md.write_text("# My spec-z\nSecure redshifts only.\n")
     name = unique_name("md")
@@ -302,7 +302,7 @@ def test_description_file_is_stored_and_markdown_becomes_the_description(api, us
     assert got.content == md.read_bytes()
 
 
-def test_registration_records_provenance_and_deletion_invalidates(api, server, user, specz_parquet) -> None:  # noqa: ANN001
+def test_registration_records_provenance_and_deletion_invalidates(api, server, user, specz_parquet) -> None:
     import hashlib
 
     name = unique_name("prov")
@@ -323,7 +323,7 @@ def test_registration_records_provenance_and_deletion_invalidates(api, server, u
     assert "wasInvalidatedBy" in after and entity in json.dumps(after["wasInvalidatedBy"])
 
 
-def test_demo_tables_are_official_products_of_the_demo_release(api) -> None:  # noqa: ANN001
+def test_demo_tables_are_official_products_of_the_demo_release(api) -> None:
     listing = requests.get(f"{api}/products", params={"release": "demo", "official": "true"}).json()
     tables = {p["name"]: p["table_name"] for p in listing["items"]}
     assert tables == {"specz_demo": "pz.specz_demo", "photoz_demo": "pz.photoz_demo"}

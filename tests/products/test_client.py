@@ -7,7 +7,7 @@ from tests.products.conftest import SPECZ_COLUMNS, unique_name
 from vo_service.client import PZServer, PZServerError
 
 
-def test_client_round_trip(server, user, other_user, specz_parquet, tmp_path) -> None:  # noqa: ANN001
+def test_client_round_trip(server, user, other_user, specz_parquet, tmp_path) -> None:
     token = user[1]["Authorization"].split()[1]
     pz = PZServer(server.url, token=token)
     name = unique_name("cl")
@@ -32,7 +32,7 @@ def test_client_round_trip(server, user, other_user, specz_parquet, tmp_path) ->
         pz.get_product_metadata(name)
 
 
-def test_client_reports_problems(server, user, specz_parquet) -> None:  # noqa: ANN001
+def test_client_reports_problems(server, user, specz_parquet) -> None:
     pz = PZServer(server.url, token=user[1]["Authorization"].split()[1])
     with pytest.raises(PZServerError) as err:
         pz.upload(unique_name("cl"), specz_parquet, "speczcat")

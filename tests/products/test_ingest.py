@@ -22,7 +22,7 @@ PZVO = Path(sys.executable).parent / "pzvo"
 
 
 @pytest.fixture
-def registry(database):  # noqa: ANN001, ANN201
+def registry(database):
     """The registry as the live service sees it (same storage), so downloads keep working."""
     from vo_service.core.database import owner_engine
 
@@ -30,7 +30,7 @@ def registry(database):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture
-def owner(auth):  # noqa: ANN001, ANN201
+def owner(auth):
     name = unique_name("own")
     auth.add_user(name)
     return User(name=name)
@@ -56,7 +56,7 @@ ROLES = {"id": {"role": "id"}, "ra": {"role": "ra"}, "dec": {"role": "dec"}, "z"
     (".xml", lambda t, p: t.write(p, format="votable")),
     (".hdf5", lambda t, p: t.write(p, format="hdf5", path="data", serialize_meta=True)),
 ])
-def test_every_reader_loads_rows_types_and_units(registry, owner, tmp_path, suffix, write) -> None:  # noqa: ANN001
+def test_every_reader_loads_rows_types_and_units(registry, owner, tmp_path, suffix, write) -> None:
     path = tmp_path / f"cat{suffix}"
     write(astropy_specz(), path)
     product = registry.register(RegistrationRequest(
@@ -75,11 +75,13 @@ def test_every_reader_loads_rows_types_and_units(registry, owner, tmp_path, suff
     assert _count_traces(registry, product.name)["provenance"] == 3  # activity, file and table entities
 
 
-def _count_traces(registry, name: str) -> dict[str, int]:  # noqa: ANN001
+def _count_traces(registry, name: str) -> dict[str, int]:
     with registry.engine.connect() as conn:
         return {
-            "products": conn.execute(text("SELECT count(*) FROM registry.products WHERE name = :n"), {"n": name}).scalar(),
-            "tables": conn.execute(text("SELECT count(*) FROM pg_tables WHERE tablename LIKE :n"), {"n": f"{name}%"}).scalar(),
+            "products": conn.execute(text("SELECT count(*) FROM registry.products WHERE name = :n"),
+                                     {"n": name}).scalar(),
+            "tables": conn.execute(text("SELECT count(*) FROM pg_tables WHERE tablename LIKE :n"),
+                                   {"n": f"{name}%"}).scalar(),
             "tap_schema": conn.execute(text("SELECT count(*) FROM tap_schema.tables WHERE table_name LIKE :n"),
                                        {"n": f"pz.{name}%"}).scalar(),
             "columns": conn.execute(text("SELECT count(*) FROM tap_schema.columns WHERE table_name LIKE :n"),
@@ -92,7 +94,7 @@ def _count_traces(registry, name: str) -> dict[str, int]:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("step", ["product-row", "table", "columns", "files", "provenance", "commit"])
-def test_a_failure_at_any_step_leaves_no_trace(database, tmp_path, owner, specz_parquet, step) -> None:  # noqa: ANN001
+def test_a_failure_at_any_step_leaves_no_trace(database, tmp_path, owner, specz_parquet, step) -> None:
     from vo_service.core.database import owner_engine
 
     def fail_at(name: str) -> None:
@@ -111,7 +113,7 @@ def test_a_failure_at_any_step_leaves_no_trace(database, tmp_path, owner, specz_
     assert leftovers == []
 
 
-def test_truncated_parquet_is_rejected_without_trace(registry, owner, specz_parquet, tmp_path) -> None:  # noqa: ANN001
+def test_truncated_parquet_is_rejected_without_trace(registry, owner, specz_parquet, tmp_path) -> None:
     broken = tmp_path / "broken.parquet"
     broken.write_bytes(specz_parquet.read_bytes()[: specz_parquet.stat().st_size // 2])
     name = unique_name("trunc")
@@ -121,7 +123,7 @@ def test_truncated_parquet_is_rejected_without_trace(registry, owner, specz_parq
     assert _count_traces(registry, name)["products"] == 0
 
 
-def test_ragged_csv_names_the_problem(registry, owner, tmp_path) -> None:  # noqa: ANN001
+def test_ragged_csv_names_the_problem(registry, owner, tmp_path) -> None:
     path = tmp_path / "ragged.csv"
     rows = ["id,ra,dec,z"] + [f"{i},{50 + i * 0.01},-30,{0.1 * (i % 20)}" for i in range(1, 3000)]
     rows.insert(2500, "2500,51,-30")
@@ -131,7 +133,7 @@ def test_ragged_csv_names_the_problem(registry, owner, tmp_path) -> None:  # noq
                                               main_file=path, main_file_name="ragged.csv", columns=ROLES), owner)
 
 
-def test_unsupported_column_types_are_named(registry, owner, tmp_path) -> None:  # noqa: ANN001
+def test_unsupported_column_types_are_named(registry, owner, tmp_path) -> None:
     path = tmp_path / "lists.parquet"
     pq.write_table(pa.table({"id": [1, 2], "z": [0.1, 0.2], "spectrum": [[1.0, 2.0], [3.0]]}), path)
     with pytest.raises(InvalidProductError, match="spectrum"):
@@ -140,7 +142,7 @@ def test_unsupported_column_types_are_named(registry, owner, tmp_path) -> None: 
                                               columns={"z": {"role": "redshift"}}), owner)
 
 
-def test_duplicate_ids_are_refused(registry, owner, tmp_path) -> None:  # noqa: ANN001
+def test_duplicate_ids_are_refused(registry, owner, tmp_path) -> None:
     path = tmp_path / "dups.parquet"
     pq.write_table(pa.table({"id": [1, 1, 2], "z": [0.1, 0.2, 0.3]}), path)
     name = unique_name("dup")
@@ -151,7 +153,7 @@ def test_duplicate_ids_are_refused(registry, owner, tmp_path) -> None:  # noqa: 
     assert _count_traces(registry, name)["tables"] == 0
 
 
-def test_columns_differing_only_in_case_collide(registry, owner, tmp_path) -> None:  # noqa: ANN001
+def test_columns_differing_only_in_case_collide(registry, owner, tmp_path) -> None:
     path = tmp_path / "case.csv"
     path.write_text("Z,z\n0.1,0.2\n")
     with pytest.raises(InvalidProductError, match="both become"):
@@ -160,7 +162,7 @@ def test_columns_differing_only_in_case_collide(registry, owner, tmp_path) -> No
                                               columns={"z": {"role": "redshift"}}), owner)
 
 
-def test_cli_ingest_list_show_delete(database, specz_parquet, tmp_path) -> None:  # noqa: ANN001
+def test_cli_ingest_list_show_delete(database, specz_parquet, tmp_path) -> None:
     import yaml
 
     env = dict(os.environ, PZVO_DB_NAME=database.db_name, PZVO_VAR_DIR=str(database.var_dir))
@@ -185,7 +187,7 @@ def test_cli_ingest_list_show_delete(database, specz_parquet, tmp_path) -> None:
     assert gone.returncode == 0 and "deleted" in gone.stdout
 
 
-def test_leftover_files_of_a_dropped_database_are_set_aside(registry, owner, specz_parquet) -> None:  # noqa: ANN001
+def test_leftover_files_of_a_dropped_database_are_set_aside(registry, owner, specz_parquet) -> None:
     """Files where version 1 of a new name goes (left by a database of the same name that was
     dropped) do not stop the registration and are moved away, never deleted."""
     name = unique_name("orph")
@@ -199,7 +201,7 @@ def test_leftover_files_of_a_dropped_database_are_set_aside(registry, owner, spe
     assert len(kept) == 1 and kept[0].read_bytes() == b"someone's bytes"
 
 
-def test_migration_0007_backfills_file_product_entities(registry, owner, tmp_path) -> None:  # noqa: ANN001
+def test_migration_0007_backfills_file_product_entities(registry, owner, tmp_path) -> None:
     """A file product registered before products had entities of their own gets one, generated
     by its registration and derived from its file; running it again changes nothing."""
     import importlib.util

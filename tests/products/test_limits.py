@@ -33,16 +33,16 @@ PROBLEM = "application/problem+json"
 
 
 @contextlib.contextmanager
-def limited_api(database, **settings: object) -> Iterator[str]:  # noqa: ANN001
+def limited_api(database, **settings: object) -> Iterator[str]:
     """The REST API of a service with other limits (same database and storage)."""
-    from tests.conftest import LiveServer
     from tests._services import app_for
+    from tests.conftest import LiveServer
 
     with LiveServer(app_for(dataclasses.replace(database, **settings))) as live:
         yield live.url + "/api"
 
 
-def traces(database, name: str) -> dict[str, int]:  # noqa: ANN001
+def traces(database, name: str) -> dict[str, int]:
     """What exists of a product anywhere: rows, tables, TAP_SCHEMA, provenance, its folder."""
     from vo_service.core.database import owner_engine
 
@@ -75,7 +75,7 @@ def refused(resp: requests.Response, status: int, limit: str) -> dict:
     return body
 
 
-def stored_bytes(database, owner: str) -> int:  # noqa: ANN001
+def stored_bytes(database, owner: str) -> int:
     from vo_service.core.database import owner_engine
     from vo_service.products import ProductStore
 
@@ -84,7 +84,7 @@ def stored_bytes(database, owner: str) -> int:  # noqa: ANN001
 
 
 # -- declared sizes, checked before allocation ----------------------------------------------------
-def test_votable_with_a_huge_declared_cell_is_422_before_parsing(api, user, tmp_path, database) -> None:  # noqa: ANN001
+def test_votable_with_a_huge_declared_cell_is_422_before_parsing(api, user, tmp_path, database) -> None:
     path = tmp_path / "cell.xml"
     path.write_bytes(HUGE_CELL)
     name = unique_name("vcell")
@@ -96,7 +96,7 @@ def test_votable_with_a_huge_declared_cell_is_422_before_parsing(api, user, tmp_
     assert traces(database, name) == NOTHING
 
 
-def test_hdf5_declaring_more_rows_than_allowed_is_413_before_reading(api, user, tmp_path, database) -> None:  # noqa: ANN001
+def test_hdf5_declaring_more_rows_than_allowed_is_413_before_reading(api, user, tmp_path, database) -> None:
     """A 1.4 kB file declaring a 60M-row gzip dataset (chunks never written)."""
     path = tmp_path / "bomb.hdf5"
     with h5py.File(path, "w") as h5:
@@ -136,8 +136,8 @@ def _hdf5_strings(path: Path, strings: list[str]) -> None:
         h5.create_dataset("data", data=data)
 
 
-def test_hdf5_variable_length_strings_are_checked_against_the_cell_limit(api, user, tmp_path,  # noqa: ANN001
-                                                                         database) -> None:  # noqa: ANN001
+def test_hdf5_variable_length_strings_are_checked_against_the_cell_limit(api, user, tmp_path,
+                                                                         database) -> None:
     """Their field is 8 bytes (a pointer), which was all that was checked: 2 MB cells loaded."""
     path = tmp_path / "long.hdf5"
     _hdf5_strings(path, ["short"] * 100 + ["x" * (2 << 20)] * 3)
@@ -148,7 +148,7 @@ def test_hdf5_variable_length_strings_are_checked_against_the_cell_limit(api, us
     assert traces(database, name) == NOTHING
 
 
-def test_hdf5_variable_length_strings_are_batched_by_bytes(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+def test_hdf5_variable_length_strings_are_batched_by_bytes(tmp_path, monkeypatch) -> None:
     """Through the reader API, with batches of 4 MiB: 300 strings of 60 kB (18 MB) came in one
     batch, sized by the 16-byte dtype only; they must come in batches of at most 4 MiB."""
     from ingest import readers
@@ -165,7 +165,7 @@ def test_hdf5_variable_length_strings_are_batched_by_bytes(tmp_path, monkeypatch
     assert len(batches) >= 5 and max(b.nbytes for b in batches) <= 4 << 20
 
 
-def test_hdf5_variable_length_strings_in_large_chunks_are_refused(tmp_path) -> None:  # noqa: ANN001
+def test_hdf5_variable_length_strings_in_large_chunks_are_refused(tmp_path) -> None:
     """Each small read goes through a whole chunk (57 ms per 63-row read of a 24 MB chunk)."""
     from ingest.readers import LimitExceeded, open_table
 
@@ -198,7 +198,7 @@ def test_parquet_text_is_decoded_in_bounded_slices(tmp_path) -> None:
     assert max(sizes) <= BATCH_BYTES + 200_000
 
 
-def test_parquet_with_2000_columns_is_422_naming_the_limit(api, user, tmp_path, database) -> None:  # noqa: ANN001
+def test_parquet_with_2000_columns_is_422_naming_the_limit(api, user, tmp_path, database) -> None:
     path = tmp_path / "wide.parquet"
     pq.write_table(pa.table({f"c{i}": [0.5] for i in range(2000)}), path)
     name = unique_name("wide")
@@ -209,7 +209,7 @@ def test_parquet_with_2000_columns_is_422_naming_the_limit(api, user, tmp_path, 
 
 
 # -- the table's expanded size, and the rows of formats without a count --------------------------
-def test_a_small_file_that_expands_past_the_table_limit_is_413_before_loading(database, user, tmp_path) -> None:  # noqa: ANN001
+def test_a_small_file_that_expands_past_the_table_limit_is_413_before_loading(database, user, tmp_path) -> None:
     """5,000,000 zero rows in a 40 kB Parquet file: a table of about 200 MB."""
     path = tmp_path / "zeros.parquet"
     pq.write_table(pa.table({"z": np.zeros(5_000_000)}), path)
@@ -222,7 +222,7 @@ def test_a_small_file_that_expands_past_the_table_limit_is_413_before_loading(da
     assert traces(database, name) == NOTHING
 
 
-def test_csv_rows_and_size_are_counted_while_streaming(database, user, tmp_path) -> None:  # noqa: ANN001
+def test_csv_rows_and_size_are_counted_while_streaming(database, user, tmp_path) -> None:
     path = tmp_path / "long.csv"
     path.write_text("id,z\n" + "".join(f"{i},0.5\n" for i in range(20_000)))
     name = unique_name("csvrows")
@@ -238,7 +238,7 @@ def test_csv_rows_and_size_are_counted_while_streaming(database, user, tmp_path)
     assert traces(database, name) == NOTHING
 
 
-def test_the_real_table_size_is_checked_before_the_commit(database, api, user, specz_parquet) -> None:  # noqa: ANN001
+def test_the_real_table_size_is_checked_before_the_commit(database, api, user, specz_parquet) -> None:
     """Indexes are not in the estimate: a limit just over the rows' own pages passes the
     estimate and the meter, and the measurement with the primary key and the position index
     catches it."""
@@ -258,7 +258,7 @@ def test_the_real_table_size_is_checked_before_the_commit(database, api, user, s
 
 # -- the per-user quota -------------------------------------------------------------------------------
 def test_quota_of_stored_bytes_names_the_use_and_spares_administrators(
-        database, api, auth, specz_parquet, user, admin) -> None:  # noqa: ANN001
+        database, api, auth, specz_parquet, user, admin) -> None:
     from tests.products.conftest import _user
 
     probe_owner, probe_headers = _user(auth)
@@ -283,7 +283,7 @@ def test_quota_of_stored_bytes_names_the_use_and_spares_administrators(
         assert upload(limited, user[1], specz_parquet, name=name, columns=SPECZ_COLUMNS).status_code == 201
 
 
-def test_file_products_count_against_the_quota(database, user, tmp_path) -> None:  # noqa: ANN001
+def test_file_products_count_against_the_quota(database, user, tmp_path) -> None:
     model = tmp_path / "model.bin"
     model.write_bytes(b"w" * 30_000)
     with limited_api(database, quota_product_bytes=50_000) as api:
@@ -320,7 +320,7 @@ def _hdf5_2d(path: Path) -> None:
         h5.create_dataset("data", shape=(3, 3), dtype=[("z", "f8")])
 
 
-def _bytes(data: bytes):  # noqa: ANN202
+def _bytes(data: bytes):
     return lambda path: path.write_bytes(data)
 
 
@@ -352,7 +352,7 @@ BROKEN = [
 
 @pytest.mark.parametrize("file_name,write,fragment", BROKEN, ids=[b[0] for b in BROKEN])
 def test_broken_or_hostile_files_are_422_in_every_reader(api, user, tmp_path, database,
-                                                         file_name, write, fragment) -> None:  # noqa: ANN001
+                                                         file_name, write, fragment) -> None:
     path = tmp_path / file_name
     write(path)
     name = unique_name("bad")
@@ -364,7 +364,7 @@ def test_broken_or_hostile_files_are_422_in_every_reader(api, user, tmp_path, da
     assert traces(database, name) == NOTHING
 
 
-def test_nul_in_a_multipart_file_name_is_422(api, user, database) -> None:  # noqa: ANN001
+def test_nul_in_a_multipart_file_name_is_422(api, user, database) -> None:
     name = unique_name("nul")
     boundary = "pzvonul"
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\n{name}\r\n"
@@ -378,7 +378,7 @@ def test_nul_in_a_multipart_file_name_is_422(api, user, database) -> None:  # no
     assert traces(database, name) == NOTHING
 
 
-def test_long_and_dotted_file_names_are_stored_safely(api, user, tmp_path) -> None:  # noqa: ANN001
+def test_long_and_dotted_file_names_are_stored_safely(api, user, tmp_path) -> None:
     model = tmp_path / "m.bin"
     model.write_bytes(b"weights")
     for file_name in ("x" * 400 + ".bin", ".."):
@@ -393,7 +393,7 @@ def test_long_and_dotted_file_names_are_stored_safely(api, user, tmp_path) -> No
 
 
 @pytest.mark.parametrize("version", ["99999999999", "99999999999999999999999", "0", "-3"])
-def test_absurd_versions_are_404_never_500(server, api, user, tmp_path, version) -> None:  # noqa: ANN001
+def test_absurd_versions_are_404_never_500(server, api, user, tmp_path, version) -> None:
     model = tmp_path / "m.bin"
     model.write_bytes(b"weights")
     name = unique_name("ver")
@@ -410,7 +410,7 @@ def test_absurd_versions_are_404_never_500(server, api, user, tmp_path, version)
             assert resp.status_code == 404, (method, resp.text[:300])
 
 
-def test_odd_list_filters_are_not_500(server) -> None:  # noqa: ANN001
+def test_odd_list_filters_are_not_500(server) -> None:
     assert requests.get(f"{server.url}/?q=a%00b", timeout=30).status_code == 400
     assert requests.get(f"{server.url}/?page=99999999999999999999999", timeout=30).status_code == 200
     assert requests.get(f"{server.url}/pipeline-runs?page=99999999999999999999999", timeout=30).status_code == 200
@@ -421,7 +421,7 @@ FORMULAS = ['=HYPERLINK("http://example.org/x","click")', "+1", "-x", "@SUM(A1:A
             "plain", "a=b", "'quoted"]
 
 
-def test_csv_download_neutralises_formula_cells_but_not_numbers(api, user, tmp_path) -> None:  # noqa: ANN001
+def test_csv_download_neutralises_formula_cells_but_not_numbers(api, user, tmp_path) -> None:
     path = tmp_path / "cells.parquet"
     n = len(FORMULAS)
     pq.write_table(pa.table({"label": FORMULAS, "x": np.full(n, -1.5), "k": np.arange(-n, 0)}), path)
@@ -441,7 +441,7 @@ def test_csv_download_neutralises_formula_cells_but_not_numbers(api, user, tmp_p
     assert sorted(parquet.column("label").to_pylist()) == sorted(FORMULAS)
 
 
-def test_deleting_a_product_leaves_no_folder(api, user, tmp_path, database) -> None:  # noqa: ANN001
+def test_deleting_a_product_leaves_no_folder(api, user, tmp_path, database) -> None:
     model = tmp_path / "m.bin"
     model.write_bytes(b"weights")
     name = unique_name("gone")
@@ -456,7 +456,7 @@ def test_deleting_a_product_leaves_no_folder(api, user, tmp_path, database) -> N
     assert json.loads(requests.get(f"{api}/products/{name}", timeout=30).text)["status"] == 404
 
 
-def test_deeply_nested_json_is_400_not_500(api, user, tmp_path) -> None:  # noqa: ANN001
+def test_deeply_nested_json_is_400_not_500(api, user, tmp_path) -> None:
     model = tmp_path / "m.bin"
     model.write_bytes(b"weights")
     name = unique_name("deep")

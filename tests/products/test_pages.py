@@ -7,7 +7,7 @@ from tests.products.conftest import SPECZ_COLUMNS, unique_name, upload
 
 
 @pytest.fixture(scope="module")
-def browser():  # noqa: ANN201
+def browser():
     from tests._browser import Browser, chromium_path
 
     path = chromium_path()
@@ -18,7 +18,7 @@ def browser():  # noqa: ANN201
 
 
 @pytest.mark.slow
-def test_product_pages_list_filter_and_detail(server, api, user, specz_parquet, browser, artifacts_dir) -> None:  # noqa: ANN001
+def test_product_pages_list_filter_and_detail(server, api, user, specz_parquet, browser, artifacts_dir) -> None:
     name = unique_name("web")
     upload(api, user[1], specz_parquet, name=name, columns=SPECZ_COLUMNS, release="DP1",
            display_name=f"Web test {name}", description="shown in the browser")
@@ -42,7 +42,7 @@ def test_product_pages_list_filter_and_detail(server, api, user, specz_parquet, 
     browser.screenshot(artifacts_dir / "product_page.png")
 
 
-def test_filter_by_type_shows_no_foreign_types(server, api, user, browser, tmp_path) -> None:  # noqa: ANN001
+def test_filter_by_type_shows_no_foreign_types(server, api, user, browser, tmp_path) -> None:
     model = tmp_path / "model.bin"
     model.write_bytes(b"weights")
     assert upload(api, user[1], model, name=unique_name("tr"), product_type="trainingresults").status_code == 201
@@ -53,7 +53,7 @@ def test_filter_by_type_shows_no_foreign_types(server, api, user, browser, tmp_p
     assert types and all(t == "Training results" for t in types)
 
 
-def test_pages_of_a_filtered_list(server, api, user, tmp_path) -> None:  # noqa: ANN001
+def test_pages_of_a_filtered_list(server, api, user, tmp_path) -> None:
     """52 matching products: page 1 holds 50 and links to page 2 with the same filters, page 2
     the other 2 and a link back; following the links never repeats a product."""
     import re
@@ -79,7 +79,7 @@ def test_pages_of_a_filtered_list(server, api, user, tmp_path) -> None:  # noqa:
     assert "page=1" in links2["prev"] and f"q={prefix}" in links2["prev"]
 
 
-def test_pipeline_runs_page_shows_phase_and_progress(server, database, browser, tmp_path, artifacts_dir) -> None:  # noqa: ANN001
+def test_pipeline_runs_page_shows_phase_and_progress(server, database, browser, tmp_path, artifacts_dir) -> None:
     """Two job records written the way a pipeline run writes them: one half-way, one failed."""
     from sqlalchemy import text
 

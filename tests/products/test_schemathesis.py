@@ -15,7 +15,7 @@ CHECKS = "not_a_server_error,response_schema_conformance,status_code_conformance
 
 
 @pytest.mark.slow
-def test_schemathesis_finds_no_server_errors_or_schema_violations(api, user, artifacts_dir) -> None:  # noqa: ANN001
+def test_schemathesis_finds_no_server_errors_or_schema_violations(api, user, artifacts_dir) -> None:
     st = shutil.which("schemathesis") or str(Path(sys.executable).parent / "schemathesis")
     proc = subprocess.run(
         [st, "run", f"{api}/openapi.json", "--checks", CHECKS, "--max-examples", "25",

@@ -6,9 +6,20 @@ from sqlalchemy import text
 
 from vo_service.core import __version__
 from vo_service.provenance import (
-    TABLE_TYPE, ActivityDescription, Entity, EntityExistsError, GraphRequest,
-    InvalidIdentifierError, ParameterDescription, ProvenanceService, UnknownRecordError,
-    UsageDescription, next_entity_version, record_activity, record_invalidation, user_agent,
+    TABLE_TYPE,
+    ActivityDescription,
+    Entity,
+    EntityExistsError,
+    GraphRequest,
+    InvalidIdentifierError,
+    ParameterDescription,
+    ProvenanceService,
+    UnknownRecordError,
+    UsageDescription,
+    next_entity_version,
+    record_activity,
+    record_invalidation,
+    user_agent,
 )
 
 METHOD = ActivityDescription(
@@ -17,7 +28,7 @@ METHOD = ActivityDescription(
     usages=(UsageDescription("input", "What goes in"),))
 
 
-def _one(owner, sql: str, **params):  # noqa: ANN001, ANN202
+def _one(owner, sql: str, **params):
     with owner.connect() as conn:
         return conn.execute(text(sql), params).mappings().first()
 
@@ -27,7 +38,7 @@ def _source(uid: str) -> Entity:
                   location=f"/data/{uid}.parquet", checksum="sha256:" + "0" * 64)
 
 
-def test_standalone_activity_records_everything(owner, uid) -> None:  # noqa: ANN001
+def test_standalone_activity_records_everything(owner, uid) -> None:
     out = f"pzvo:table/test.out_{uid}"
     with record_activity(owner, name="estimate", description=METHOD, parameters={"radius": 1.5},
                          agent=user_agent(f"alice{uid}"), used=[(_source(uid), "input")]) as act:
@@ -54,7 +65,7 @@ def test_standalone_activity_records_everything(owner, uid) -> None:  # noqa: AN
                 i=act.id)["agent_id"] == f"pzvo:user/alice{uid}"
 
 
-def test_standalone_failure_is_recorded_then_reraised(owner, uid) -> None:  # noqa: ANN001
+def test_standalone_failure_is_recorded_then_reraised(owner, uid) -> None:
     with pytest.raises(ZeroDivisionError):
         with record_activity(owner, name="doomed", used=[(_source(uid), "input")]) as act:
             act.generate(f"pzvo:table/test.never_{uid}", name="never")
@@ -66,7 +77,7 @@ def test_standalone_failure_is_recorded_then_reraised(owner, uid) -> None:  # no
     assert _one(owner, "SELECT 1 FROM provenance.used WHERE activity_id = :i", i=act.id)
 
 
-def test_records_join_the_callers_transaction(owner, uid) -> None:  # noqa: ANN001
+def test_records_join_the_callers_transaction(owner, uid) -> None:
     with owner.connect() as conn:
         with record_activity(conn, name="rolled back", used=[(_source(uid), "input")]) as act:
             act.generate(f"pzvo:table/test.rb_{uid}", name="rb")
@@ -81,7 +92,7 @@ def test_records_join_the_callers_transaction(owner, uid) -> None:  # noqa: ANN0
         conn.execute(text(f'DROP TABLE public."t_{uid}"'))
 
 
-def test_failure_inside_callers_transaction_rolls_back_the_work_only(owner, uid) -> None:  # noqa: ANN001
+def test_failure_inside_callers_transaction_rolls_back_the_work_only(owner, uid) -> None:
     with owner.begin() as conn:
         with pytest.raises(Exception, match="does_not_exist"):
             with record_activity(conn, name="bad sql", used=[(_source(uid), "input")]) as act:
@@ -93,7 +104,7 @@ def test_failure_inside_callers_transaction_rolls_back_the_work_only(owner, uid)
     assert _one(owner, "SELECT to_regclass(:t) AS t", t=f'public."w_{uid}"')["t"] is None
 
 
-def test_history_cannot_be_updated_or_deleted(owner, uid) -> None:  # noqa: ANN001
+def test_history_cannot_be_updated_or_deleted(owner, uid) -> None:
     with record_activity(owner, name="keep", used=[(_source(uid), "input")]):
         pass
     for sql in (f"UPDATE provenance.entity SET name = 'x' WHERE id = 'pzvo:test/source-{uid}'",
@@ -104,7 +115,7 @@ def test_history_cannot_be_updated_or_deleted(owner, uid) -> None:  # noqa: ANN0
                 conn.execute(text(sql))
 
 
-def test_entity_ids_are_never_reused(owner, uid) -> None:  # noqa: ANN001
+def test_entity_ids_are_never_reused(owner, uid) -> None:
     with record_activity(owner, name="first") as act:
         act.generate(f"pzvo:table/test.once_{uid}", name="once")
     with pytest.raises(EntityExistsError):
@@ -114,7 +125,7 @@ def test_entity_ids_are_never_reused(owner, uid) -> None:  # noqa: ANN001
                 i=act2.id)["status"] == "failed"
 
 
-def test_unknown_inputs_are_refused_before_the_work(owner, uid) -> None:  # noqa: ANN001
+def test_unknown_inputs_are_refused_before_the_work(owner, uid) -> None:
     ran = []
     with pytest.raises(UnknownRecordError):
         with record_activity(owner, name="x", used=[(f"pzvo:test/missing-{uid}", "input")]):
@@ -125,7 +136,7 @@ def test_unknown_inputs_are_refused_before_the_work(owner, uid) -> None:  # noqa
             pass
 
 
-def test_removal_adds_an_invalidation_and_keeps_history(owner, uid) -> None:  # noqa: ANN001
+def test_removal_adds_an_invalidation_and_keeps_history(owner, uid) -> None:
     table = f"pzvo:table/test.gone_{uid}"
     with record_activity(owner, name="make", used=[(_source(uid), "input")]) as act:
         act.generate(table, name="gone", derived_from=[f"pzvo:test/source-{uid}"])
@@ -144,7 +155,7 @@ def test_removal_adds_an_invalidation_and_keeps_history(owner, uid) -> None:  # 
     assert new_id == table + "@2" and older == []
 
 
-def test_demo_load_recorded_its_provenance(owner) -> None:  # noqa: ANN001
+def test_demo_load_recorded_its_provenance(owner) -> None:
     graph = ProvenanceService(engine=owner).graph(GraphRequest(
         ids=["pzvo:table/pz.photoz_demo"], depth=None, direction="BACK", agents=True))
     ids = {e["id"] for e in graph.entity}

@@ -19,7 +19,7 @@ def _expected_nodes(prov_url: str, record_id: str) -> int:
     return sum(len(doc.get(k, {})) for k in ("entity", "activity", "agent"))
 
 
-def test_page_links_product_formats_and_adql(prov_url) -> None:  # noqa: ANN001
+def test_page_links_product_formats_and_adql(prov_url) -> None:
     r = requests.get(f"{prov_url}/provenance/{PHOTOZ}", timeout=30)
     assert r.status_code == 200 and "<svg" in r.text
     assert "SELECT TOP 100 * FROM pz.photoz_demo" in requests.utils.unquote(r.text.replace("+", " "))
@@ -31,7 +31,7 @@ def test_page_links_product_formats_and_adql(prov_url) -> None:  # noqa: ANN001
     assert index.status_code == 200 and f"/provenance/{PHOTOZ}" in index.text
 
 
-def test_page_errors_are_html_4xx(prov_url) -> None:  # noqa: ANN001
+def test_page_errors_are_html_4xx(prov_url) -> None:
     assert requests.get(f"{prov_url}/provenance/pzvo:table/none", timeout=30).status_code == 404
     assert requests.get(f"{prov_url}/provenance/{PHOTOZ}?depth=-3", timeout=30).status_code == 400
     assert requests.get(f"{prov_url}/provenance/not-an-id", timeout=30).status_code == 400
@@ -39,7 +39,7 @@ def test_page_errors_are_html_4xx(prov_url) -> None:  # noqa: ANN001
 
 @pytest.mark.slow
 @pytest.mark.skipif(chromium_path() is None, reason="Debian chromium is not installed (make deps)")
-def test_graph_page_in_chromium_draws_and_recentres(prov_url, artifacts_dir) -> None:  # noqa: ANN001
+def test_graph_page_in_chromium_draws_and_recentres(prov_url, artifacts_dir) -> None:
     browser = Browser(chromium_path())
     try:
         browser.navigate(f"{prov_url}/provenance/{PHOTOZ}")

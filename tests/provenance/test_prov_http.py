@@ -12,7 +12,12 @@ from prov.model import ProvDocument
 from sqlalchemy import event
 
 from vo_service.provenance import (
-    Entity, GraphRequest, ProvenanceService, record_activity, to_document, user_agent,
+    Entity,
+    GraphRequest,
+    ProvenanceService,
+    record_activity,
+    to_document,
+    user_agent,
 )
 
 PHOTOZ = "pzvo:table/pz.photoz_demo"
@@ -23,7 +28,7 @@ def get(prov_url: str, **params: object) -> requests.Response:
     return requests.get(prov_url + "/prov", params=params, timeout=60)
 
 
-def _chain(owner, uid: str) -> list[str]:  # noqa: ANN001
+def _chain(owner, uid: str) -> list[str]:
     """source -> a1 -> t1 -> a2 -> t2, with a collection holding t1 and t2; returns the ids."""
     src = Entity(id=f"pzvo:test/chain-src-{uid}", name="chain source")
     t1, t2, coll = (f"pzvo:table/test.c1_{uid}", f"pzvo:table/test.c2_{uid}",
@@ -40,7 +45,7 @@ def _chain(owner, uid: str) -> list[str]:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("fmt", ["PROV-JSON", "PROV-XML"])
-def test_output_reads_back_into_the_same_prov_document(prov_url, owner, fmt) -> None:  # noqa: ANN001
+def test_output_reads_back_into_the_same_prov_document(prov_url, owner, fmt) -> None:
     r = get(prov_url, ID=PHOTOZ, DEPTH="ALL", AGENT="true", MEMBERS="true", RESPONSEFORMAT=fmt)
     assert r.status_code == 200
     back = ProvDocument.deserialize(content=r.content if fmt == "PROV-XML" else r.text,
@@ -55,7 +60,7 @@ def test_output_reads_back_into_the_same_prov_document(prov_url, owner, fmt) -> 
     assert back != expected
 
 
-def test_prov_json_of_the_demo_says_where_the_photoz_came_from(prov_url) -> None:  # noqa: ANN001
+def test_prov_json_of_the_demo_says_where_the_photoz_came_from(prov_url) -> None:
     doc = get(prov_url, ID=PHOTOZ, DEPTH="ALL").json()
     assert PHOTOZ in doc["entity"] and SPECZ in doc["entity"]
     derived = {(d["prov:generatedEntity"], d["prov:usedEntity"]) for d in doc["wasDerivedFrom"].values()}
@@ -65,7 +70,7 @@ def test_prov_json_of_the_demo_says_where_the_photoz_came_from(prov_url) -> None
     assert doc["prefix"]["pzvo"] == prov_url + "/provenance/pzvo:"
 
 
-def test_prov_n_and_graphviz_and_svg(prov_url) -> None:  # noqa: ANN001
+def test_prov_n_and_graphviz_and_svg(prov_url) -> None:
     provn = get(prov_url, ID=PHOTOZ, DEPTH=2, RESPONSEFORMAT="PROV-N")
     assert provn.headers["Content-Type"] == "text/provenance-notation; charset=utf-8"
     assert provn.text.startswith("document") and f"entity({PHOTOZ}" in provn.text
@@ -84,7 +89,7 @@ def test_prov_n_and_graphviz_and_svg(prov_url) -> None:  # noqa: ANN001
     assert ("polygon", "#fed37f") in shapes
 
 
-def test_prov_votable_has_one_table_per_class(prov_url) -> None:  # noqa: ANN001
+def test_prov_votable_has_one_table_per_class(prov_url) -> None:
     r = get(prov_url, ID=PHOTOZ, DEPTH=2, AGENT="true", RESPONSEFORMAT="PROV-VOTABLE")
     assert r.headers["Content-Type"].startswith("application/x-votable+xml")
     tables = {t.name: t.to_table() for t in parse(io.BytesIO(r.content)).iter_tables()}
@@ -92,7 +97,7 @@ def test_prov_votable_has_one_table_per_class(prov_url) -> None:  # noqa: ANN001
     assert PHOTOZ in list(tables["entity"]["id"])
 
 
-def test_depth_direction_members_agent(prov_url, owner, uid) -> None:  # noqa: ANN001
+def test_depth_direction_members_agent(prov_url, owner, uid) -> None:
     src, a1, t1, a2, t2, coll, who = _chain(owner, uid)
 
     def nodes(**params: object) -> set[str]:
@@ -113,11 +118,11 @@ def test_depth_direction_members_agent(prov_url, owner, uid) -> None:  # noqa: A
     assert set(r.json()["entity"]) == {t2, t1}
 
 
-def test_traversal_is_one_query(owner, uid) -> None:  # noqa: ANN001
+def test_traversal_is_one_query(owner, uid) -> None:
     ids = _chain(owner, uid)
     statements: list[str] = []
 
-    def count(conn, cursor, statement, *args):  # noqa: ANN001, ANN202
+    def count(conn, cursor, statement, *args):
         statements.append(statement)
 
     event.listen(owner, "before_cursor_execute", count)
@@ -142,7 +147,7 @@ def test_traversal_is_one_query(owner, uid) -> None:  # noqa: ANN001
     ({"ID": "http://elsewhere/x"}, 400, "invalid provenance identifier"),
     ({"ID": "pzvo:bad id"}, 400, "invalid provenance identifier"),
 ])
-def test_bad_input_gets_a_dali_error(prov_url, params, status, message) -> None:  # noqa: ANN001
+def test_bad_input_gets_a_dali_error(prov_url, params, status, message) -> None:
     r = get(prov_url, **params)
     assert r.status_code == status
     assert r.headers["Content-Type"].startswith("application/x-votable+xml")

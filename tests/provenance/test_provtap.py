@@ -14,14 +14,14 @@ TABLES = {"entity", "activity", "agent", "used", "wasgeneratedby", "wasderivedfr
           "generationdescription", "parameter", "parameterdescription", "wasinvalidatedby"}
 
 
-def adql(prov_url: str, query: str):  # noqa: ANN201
+def adql(prov_url: str, query: str):
     r = requests.post(prov_url + "/tap/sync", data={"REQUEST": "doQuery", "LANG": "ADQL",
                                                     "QUERY": query}, timeout=60)
     assert r.status_code == 200, r.text
     return parse_single_table(io.BytesIO(r.content)).to_table()
 
 
-def test_every_provenance_table_is_published_with_keys(prov_url) -> None:  # noqa: ANN001
+def test_every_provenance_table_is_published_with_keys(prov_url) -> None:
     t = adql(prov_url, "SELECT table_name FROM TAP_SCHEMA.tables WHERE schema_name = 'provenance'")
     assert {n.split(".", 1)[1] for n in t["table_name"]} == TABLES
     keys = adql(prov_url, "SELECT k.from_table, k.target_table, c.from_column, c.target_column "
@@ -31,7 +31,7 @@ def test_every_provenance_table_is_published_with_keys(prov_url) -> None:  # noq
         (r["target_table"], r["from_column"], r["target_column"]) for r in keys}
 
 
-def test_adql_finds_every_activity_that_used_an_entity(prov_url, owner, uid) -> None:  # noqa: ANN001
+def test_adql_finds_every_activity_that_used_an_entity(prov_url, owner, uid) -> None:
     src = Entity(id=f"pzvo:test/tap-src-{uid}", name="tap source")
     ids = []
     for n in range(3):
@@ -47,7 +47,7 @@ def test_adql_finds_every_activity_that_used_an_entity(prov_url, owner, uid) -> 
     assert set(t["agent_id"]) == {f"pzvo:user/carol{uid}"}
 
 
-def test_adql_reads_times_units_and_ucds(prov_url) -> None:  # noqa: ANN001
+def test_adql_reads_times_units_and_ucds(prov_url) -> None:
     t = adql(prov_url, "SELECT p.name, p.param_value, d.unit, d.ucd, a.start_time "
                        "FROM provenance.parameter AS p "
                        "JOIN provenance.parameterdescription AS d ON d.id = p.parameterdescription_id "

@@ -154,7 +154,7 @@ class AuthService:
             return self._new_token(conn, name, expires_in)
 
     @staticmethod
-    def _new_token(conn, name: str, expires_in: timedelta | None) -> str:  # noqa: ANN001
+    def _new_token(conn: Connection, name: str, expires_in: timedelta | None) -> str:
         if expires_in is not None and expires_in <= timedelta(0):
             raise ValueError("a token's lifetime must be positive")
         token = TOKEN_PREFIX + secrets.token_urlsafe(24)
@@ -292,10 +292,10 @@ class AuthService:
         if not _NAME.match(name):
             raise NotAuthenticatedError("The X-Auth-Request-User header holds no valid user name.")
         with self.engine.begin() as conn:
-            row = conn.execute(text(
+            is_admin = conn.execute(text(
                 "INSERT INTO registry.users (name) VALUES (:n) ON CONFLICT (name) DO UPDATE "
-                "SET name = EXCLUDED.name RETURNING is_admin"), {"n": name}).first()
-        return User(name=name, is_admin=bool(row[0]))
+                "SET name = EXCLUDED.name RETURNING is_admin"), {"n": name}).scalar_one()
+        return User(name=name, is_admin=bool(is_admin))
 
     def authenticate(self, authorization: str | None, proxy_user: str | None = None) -> User:
         """The user behind a request's headers; ANONYMOUS when it carries no credentials.

@@ -3,14 +3,18 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, make_url, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from vo_service.core.identifiers import quote_ident
 from vo_service.core.settings import Settings
+
+if TYPE_CHECKING:
+    import psycopg2.extensions
 
 #: The role user queries run as (read-only, published schemas only); created by the migrations.
 READER_ROLE = "pzvo_reader"
@@ -31,6 +35,12 @@ def owner_engine(settings: Settings) -> Engine:
     """
     url = make_url(settings.owner_url()).set(drivername="postgresql+psycopg2")
     return _engine(url.render_as_string(hide_password=False))
+
+
+def copy_cursor(conn: Connection) -> psycopg2.extensions.cursor:
+    """A psycopg2 cursor on the DB-API connection under ``conn``, an owner-engine connection
+    (always psycopg2, see :func:`owner_engine`), for ``copy_expert``; a context manager."""
+    return cast("psycopg2.extensions.connection", conn.connection.dbapi_connection).cursor()
 
 
 def alembic_config(settings: Settings) -> Config:
@@ -67,7 +77,7 @@ def ensure_reader_login(settings: Settings) -> None:
         conn.execute(text(f"ALTER ROLE {READER_ROLE} SET idle_in_transaction_session_timeout = 60000"))
 
 
-def grant_published_schema(conn, schema: str) -> None:  # noqa: ANN001 - SQLAlchemy Connection
+def grant_published_schema(conn: Connection, schema: str) -> None:
     """Make a schema readable by user queries (its present and future tables)."""
     q = quote_ident(schema)
     conn.execute(text(f"GRANT USAGE ON SCHEMA {q} TO {READER_ROLE}"))

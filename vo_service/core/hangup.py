@@ -85,7 +85,7 @@ class HangupWatcher:
                     self._poll.unregister(fd)
                 try:
                     entry[1]()
-                except Exception:  # noqa: BLE001 - one failed cancel must not stop the watcher
+                except Exception:  # one failed cancel must not stop the watcher
                     log.warning("hang-up callback failed", exc_info=True)
 
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import adbc_driver_manager
+import adbc_driver_manager.dbapi
 import adbc_driver_postgresql.dbapi as adbc
 import pyarrow as pa
 
@@ -22,6 +23,10 @@ import pyarrow as pa
 BATCH_SIZE_HINT_BYTES = 2 * 1024 * 1024
 
 DatabaseError = adbc_driver_manager.DatabaseError
+#: A pooled connection and its cursors: ADBC's DB-API classes (the PostgreSQL driver's
+#: ``connect`` returns them).
+Connection = adbc_driver_manager.dbapi.Connection
+Cursor = adbc_driver_manager.dbapi.Cursor
 
 
 class ConnectionPool:
@@ -36,18 +41,18 @@ class ConnectionPool:
         self._url = url
         self._size = size
         self._timeout_ms = statement_timeout_ms
-        self._idle: queue.LifoQueue = queue.LifoQueue()
+        self._idle: queue.LifoQueue[Connection] = queue.LifoQueue()
         self._lock = threading.Lock()
 
-    def _open(self):  # noqa: ANN202 - adbc Connection
-        conn = adbc.connect(self._url, autocommit=True)
+    def _open(self) -> Connection:
+        conn: Connection = adbc.connect(self._url, autocommit=True)
         if self._timeout_ms is not None:
             with conn.cursor() as cur:
                 cur.execute(f"SET statement_timeout = {int(self._timeout_ms)}")
         return conn
 
     @contextmanager
-    def connection(self, statement_timeout_ms: int | None = None) -> Iterator[object]:
+    def connection(self, statement_timeout_ms: int | None = None) -> Iterator[Connection]:
         """A pooled connection; ``statement_timeout_ms`` overrides the pool's timeout while
         it is held (async jobs run with their own execution duration)."""
         try:
@@ -79,7 +84,7 @@ class ConnectionPool:
                 return
 
 
-def _reset_timeout(conn, timeout_ms: int | None) -> bool:  # noqa: ANN001
+def _reset_timeout(conn: Connection, timeout_ms: int | None) -> bool:
     try:
         with conn.cursor() as cur:
             cur.execute("RESET statement_timeout" if timeout_ms is None
@@ -88,12 +93,12 @@ def _reset_timeout(conn, timeout_ms: int | None) -> bool:  # noqa: ANN001
     except Exception:  # noqa: BLE001 - a connection that cannot reset is dropped
         try:
             conn.close()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - it is dropped either way
             pass
         return False
 
 
-def _recover(conn) -> bool:  # noqa: ANN001
+def _recover(conn: Connection) -> bool:
     """Make a connection usable again after an error; False when it had to be closed."""
     try:
         with conn.cursor() as cur:
@@ -103,12 +108,12 @@ def _recover(conn) -> bool:  # noqa: ANN001
     except Exception:  # noqa: BLE001 - any failure means the connection is unusable
         try:
             conn.close()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - it is dropped either way
             pass
         return False
 
 
-def _error_checked_reader(cursor) -> pa.RecordBatchReader:  # noqa: ANN001 - adbc Cursor
+def _error_checked_reader(cursor: Cursor) -> pa.RecordBatchReader:
     """The cursor's batches through ADBC's own reader, whose errors are ADBC errors with a
     SQLSTATE.  ``fetch_record_batch()`` hands out the bare PyArrow reader instead (arrow-adbc
     issue 1523), whose errors are an ``OSError`` carrying only the message text."""
@@ -122,7 +127,7 @@ def _error_checked_reader(cursor) -> pa.RecordBatchReader:  # noqa: ANN001 - adb
 class ResultStream:
     """A running query's record batches; holds its cursor, which must outlive the reader."""
 
-    def __init__(self, conn, sql: str) -> None:  # noqa: ANN001 - adbc Connection
+    def __init__(self, conn: Connection, sql: str) -> None:
         self._cursor = conn.cursor()
         self._cursor.adbc_statement.set_options(**{
             "adbc.postgresql.batch_size_hint_bytes": str(BATCH_SIZE_HINT_BYTES)})
@@ -146,6 +151,6 @@ class ResultStream:
             self._cursor.close()
 
 
-def execute(conn, sql: str) -> ResultStream:  # noqa: ANN001 - adbc Connection
+def execute(conn: Connection, sql: str) -> ResultStream:
     """Start a query; the caller owns the connection until the stream is closed."""
     return ResultStream(conn, sql)

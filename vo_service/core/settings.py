@@ -140,7 +140,7 @@ class Settings:
         tests', a scratch copy) must never see, or remove, each other's files."""
         name = None
         if self.database_url:
-            from sqlalchemy.engine import make_url
+            from sqlalchemy.engine import make_url  # noqa: PLC0415 - sqlalchemy: 0.2-0.4 s, `pzvo` loads settings at start
 
             name = make_url(self.database_url).database
         return self.products_dir_for(name)
@@ -167,7 +167,7 @@ class Settings:
         """libpq URL of the read-only role that runs user queries."""
         if self.reader_url:
             return self.reader_url
-        from sqlalchemy.engine import make_url
+        from sqlalchemy.engine import make_url  # noqa: PLC0415 - sqlalchemy: see products_dir
 
         url = make_url(self.owner_url()).set(
             drivername="postgresql", username="pzvo_reader", password=self.reader_role_password())

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from ingest.copy import vacuum_analyze
 from tap_schema.loader import create_indexes_sql, create_table_sql, publish_table, qualified
 from tap_schema.model import load_table
-from vo_service.core.database import grant_published_schema
+from vo_service.core.database import copy_cursor, grant_published_schema
 from vo_service.core.settings import PROJECT_ROOT
 from vo_service.demo._tables import table_rows
 
@@ -49,7 +49,7 @@ def load_bench_table(engine: Engine, rows: int, work_dir: Path, *, force: bool =
         conn.execute(text(f"DROP TABLE IF EXISTS {qualified(desc)}"))
         for stmt in create_table_sql(desc):
             conn.execute(text(stmt))
-        with conn.connection.dbapi_connection.cursor() as cur, csv_path.open("rb") as fh:
+        with copy_cursor(conn) as cur, csv_path.open("rb") as fh:
             cur.copy_expert(f"COPY {qualified(desc)} FROM STDIN WITH (FORMAT csv, HEADER true)", fh)
         for stmt in create_indexes_sql(desc):
             conn.execute(text(stmt))

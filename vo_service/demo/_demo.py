@@ -33,18 +33,29 @@ from ingest.copy import vacuum_analyze
 from pipeline.catalog import DEMO_FOOTPRINT, DEMO_SEED, photometry_from_magnitudes, sky_positions
 from pipeline.estimators import Estimator, make_estimator
 from pipeline.photometry import BANDS, observe
-from tap_schema.loader import qualified
 from tap_schema import TableDescription, load_table
+from tap_schema.loader import qualified
 from vo_service.auth import User
 from vo_service.core.settings import PROJECT_ROOT
 from vo_service.demo._tables import load_table_data, table_checksum, table_rows
 from vo_service.products import ProductRegistry
-from vo_service.services import Services
 from vo_service.provenance import (
-    COLLECTION_TYPE, TABLE_TYPE, ActivityDescription, ActivityRecorder, EntityDescription, GenerationDescription,
-    ParameterDescription, UsageDescription, collection_entity_id, file_entity, next_entity_version,
-    record_activity, table_entity_id, user_agent,
+    COLLECTION_TYPE,
+    TABLE_TYPE,
+    ActivityDescription,
+    ActivityRecorder,
+    EntityDescription,
+    GenerationDescription,
+    ParameterDescription,
+    UsageDescription,
+    collection_entity_id,
+    file_entity,
+    next_entity_version,
+    record_activity,
+    table_entity_id,
+    user_agent,
 )
+from vo_service.services import Services
 
 log = logging.getLogger(__name__)
 

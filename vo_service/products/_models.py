@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vo_service.core.columns import Column
+from vo_service.core.settings import Settings
+from vo_service.provenance import product_entity_id, table_entity_id
 
 
 @dataclass(frozen=True)
@@ -70,8 +72,6 @@ class Product:
     def entity_id(self) -> str:
         """The provenance entity of this product version: its table, else its own product
         entity (derived from the main file, which other products may share)."""
-        from vo_service.provenance import product_entity_id, table_entity_id
-
         if self.table_name:
             return table_entity_id(self.table_name)
         return product_entity_id(self.name, self.version)
@@ -112,7 +112,7 @@ class ProductLimits:
     quota_bytes: int = 20 * 1024**3
 
     @classmethod
-    def from_settings(cls, settings) -> ProductLimits:  # noqa: ANN001 - Settings
+    def from_settings(cls, settings: Settings) -> ProductLimits:
         return cls(max_rows=settings.product_max_rows, max_columns=settings.product_max_columns,
                    max_cell_bytes=settings.upload_max_cell_bytes,
                    max_table_bytes=settings.product_max_table_bytes,

@@ -1,10 +1,13 @@
 """Marshmallow schemas of the REST API (also used by the CLI to print a product)."""
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from flask_smorest.fields import Upload
 from marshmallow import Schema, ValidationError, fields, validate
 
-from vo_service.products._models import FILE_ROLES, PRODUCT_TYPES
+from vo_service.products._models import FILE_ROLES, PRODUCT_TYPES, Product
 
 TABLE_FORMATS = ("parquet", "csv", "fits", "votable")
 
@@ -12,7 +15,7 @@ TABLE_FORMATS = ("parquet", "csv", "fits", "votable")
 class Text(fields.String):
     """A string input without NUL characters, which PostgreSQL text cannot hold."""
 
-    def _deserialize(self, value, attr, data, **kwargs):  # noqa: ANN001, ANN202
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
         result = super()._deserialize(value, attr, data, **kwargs)
         if "\x00" in result:
             raise ValidationError("must not contain NUL characters")
@@ -154,7 +157,7 @@ class ProductTypeSchema(Schema):
     required_roles = fields.List(Text())
 
 
-def product_document(product, base_url: str = "") -> dict:  # noqa: ANN001 - Product
+def product_document(product: Product, base_url: str = "") -> dict:
     """A product as the API and the CLI show it (before ProductSchema dumps it), with links and
     the ADQL to query it."""
     return {
@@ -169,7 +172,7 @@ def product_document(product, base_url: str = "") -> dict:  # noqa: ANN001 - Pro
     }
 
 
-def _links(product, base: str) -> dict[str, str]:  # noqa: ANN001
+def _links(product: Product, base: str) -> dict[str, str]:
     api = f"{base}/api/products/{product.name}"
     links = {"self": f"{api}?version={product.version}", "file": f"{api}/file?version={product.version}",
              "page": f"{base}/products/{product.name}?version={product.version}"}

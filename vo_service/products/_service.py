@@ -12,6 +12,7 @@ owner's stored bytes stay within their quota (administrators have none).
 """
 from __future__ import annotations
 
+import builtins
 import hashlib
 import logging
 import re
@@ -29,22 +30,36 @@ from ingest.columns import ColumnError, column_for_role, plan_columns
 from ingest.copy import vacuum_analyze
 from ingest.errors import LimitExceeded
 from ingest.limits import PG_MAX_COLUMNS, Limit, ReadLimits
-from ingest.load import (LoadLimits, estimate_table_bytes, publish_arrow_table, table_description,
-                         value_bytes)
+from ingest.load import LoadLimits, Progress, estimate_table_bytes, publish_arrow_table, table_description, value_bytes
 from ingest.readers import ReadError, detect_format, open_table
 from tap_schema.loader import publish_table, unpublish_table
 from tap_schema.model import TableDescription
 from vo_service.auth import AuthService, User
 from vo_service.core.columns import Column
 from vo_service.core.errors import UNIQUE_VIOLATION, sqlstate
-from vo_service.products._models import (PRODUCT_TYPES, Product, ProductFile,
-                                         ProductLimits, RegistrationRequest)
+from vo_service.products._models import (
+    PRODUCT_TYPES,
+    Product,
+    ProductFile,
+    ProductLimits,
+    ProductType,
+    RegistrationRequest,
+)
 from vo_service.products._storage import ProductStore
-from vo_service.provenance import (ActivityDescription, GenerationDescription, ParameterDescription,
-                                   UsageDescription, file_entity, product_entity_id, record_activity,
-                                   record_invalidation, table_entity_id, user_agent)
 from vo_service.provenance import PRODUCT_TYPE as PROV_PRODUCT_TYPE
 from vo_service.provenance import TABLE_TYPE as PROV_TABLE_TYPE
+from vo_service.provenance import (
+    ActivityDescription,
+    GenerationDescription,
+    ParameterDescription,
+    UsageDescription,
+    file_entity,
+    product_entity_id,
+    record_activity,
+    record_invalidation,
+    table_entity_id,
+    user_agent,
+)
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +209,7 @@ class ProductRegistry:
 
     # -- registration ------------------------------------------------------------------------
     def register(self, request: RegistrationRequest, user: User,
-                 progress: Callable[[int], None] | None = None,
+                 progress: Progress | None = None,
                  limits: ProductLimits | None = None) -> Product:
         """Create a product (or a new version of one) in a single transaction.
 
@@ -349,8 +364,8 @@ class ProductRegistry:
             staged.append((role, ProductFile(role, safe, fmt, dest.stat().st_size, sha256_of(dest), ""), dest))
         return staged
 
-    def _load_table(self, conn: Connection, request: RegistrationRequest, ptype, version: int,  # noqa: ANN001
-                    progress, budget: _Budget | None) -> tuple[int, str, list[Column]]:  # noqa: ANN001
+    def _load_table(self, conn: Connection, request: RegistrationRequest, ptype: ProductType, version: int,
+                    progress: Progress | None, budget: _Budget | None) -> tuple[int, str, list[Column]]:
         source = open_table(request.main_file, request.file_format or detect_format(
             Path(request.main_file_name)), budget.read_limits() if budget else ReadLimits())
         specs = plan_columns(source.columns, request.columns)
@@ -366,8 +381,9 @@ class ProductRegistry:
                 "give them in the column metadata (e.g. {\"z_spec\": {\"role\": \"redshift\"}})")
         id_col = column_for_role(specs, "id")
         name = f"{request.name}_v{version}"
-        desc = table_description(TABLE_SCHEMA, name, _table_text(ptype, request.display_name or request.name, request.name,
-                                             version, request.release, request.description), specs,
+        table_text = _table_text(ptype, request.display_name or request.name, request.name, version,
+                                 request.release, request.description)
+        desc = table_description(TABLE_SCHEMA, name, table_text, specs,
                                  primary_key=id_col.name if id_col else None)
         rows = publish_arrow_table(conn, desc, specs, source.batches(), progress,
                                    budget.load_limits() if budget else None)
@@ -472,7 +488,7 @@ class ProductRegistry:
             found = self.store.find_by_table(conn, table_name)
         return self.get(found[0], found[1], user=None) if found else None
 
-    def versions(self, name: str) -> list[int]:
+    def versions(self, name: str) -> builtins.list[int]:
         """The live versions of a product, newest first."""
         with self.engine.connect() as conn:
             return self.store.versions(conn, name)
@@ -508,7 +524,8 @@ class ProductRegistry:
                 self.store.update_column(conn, product.id, col, allowed)
             if product.table_name:
                 updated = self.store.get_by_id(conn, product.id)
-                self._republish(conn, updated)  # type: ignore[arg-type] - the row was just updated
+                assert updated is not None, "the row was just updated"
+                self._republish(conn, updated)
         return self.get(name, product.version, user=None)
 
     @staticmethod
@@ -592,7 +609,7 @@ def _format_of(file_name: str) -> str:
         return suffix or "binary"
 
 
-def _table_text(ptype, display_name: str, name: str, version: int, release: str | None,  # noqa: ANN001
+def _table_text(ptype: ProductType, display_name: str, name: str, version: int, release: str | None,
                 description: str | None) -> str:
     """The TAP_SCHEMA description of a product table."""
     head = f"{ptype.label} '{display_name}' (pzvo product {name}, version {version}"

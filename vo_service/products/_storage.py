@@ -7,11 +7,12 @@ the domain types of ``_models`` (:class:`Product`, :class:`ProductFile`, :class:
 """
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, RowMapping
 
 from vo_service.core.columns import STRING_DATATYPES, Column
 from vo_service.products._models import Product, ProductFile
@@ -41,7 +42,7 @@ class ProductStore:
         """The next version number of ``name``: deleted versions keep theirs."""
         return int(conn.execute(text(
             "SELECT coalesce(max(version), 0) + 1 FROM registry.products WHERE name = :n"),
-            {"n": name}).scalar())
+            {"n": name}).scalar_one())
 
     def insert_product(self, conn: Connection, *, name: str, version: int, display_name: str,
                        product_type: str, release: str | None, official: bool, status: str,
@@ -54,7 +55,7 @@ class ProductStore:
             ":v, :dn, :t, :r, :o, :status, :d, :owner, :pz, :rows, :tn) RETURNING id"),
             {"name": name, "v": version, "dn": display_name, "t": product_type, "r": release,
              "o": official, "status": status, "d": description, "owner": owner, "pz": pz_code,
-             "rows": row_count, "tn": table_name}).scalar())
+             "rows": row_count, "tn": table_name}).scalar_one())
 
     def create_version(self, conn: Connection, *, name: str, **row: Any) -> tuple[int, int]:
         """The one way a product version comes to be: lock the name, take the next version
@@ -180,7 +181,7 @@ class ProductStore:
             where.append(f"p.version = {_LATEST_LIVE}")
         clause = " AND ".join(where)
         total = conn.execute(text(f"SELECT count(*) FROM registry.products p WHERE {clause}"),
-                             params).scalar()
+                             params).scalar_one()
         rows = conn.execute(text(
             f"SELECT p.*, NULL AS latest_version FROM registry.products p WHERE {clause} "
             "ORDER BY p.updated_at DESC, p.id DESC LIMIT :limit OFFSET :offset"), params).mappings().all()
@@ -192,7 +193,7 @@ class ProductStore:
                                 "AND status <> 'deleted'"), {"t": table_name}).first()
         return (row[0], int(row[1])) if row is not None else None
 
-    def versions(self, conn: Connection, name: str) -> list[int]:
+    def versions(self, conn: Connection, name: str) -> builtins.list[int]:
         """The live versions of a product, newest first."""
         return [r[0] for r in conn.execute(text(
             "SELECT version FROM registry.products WHERE name = :n AND status <> 'deleted' "
@@ -230,7 +231,7 @@ class ProductStore:
             "  WHERE p.owner = :o AND p.status <> 'deleted'), 0) "
             "+ coalesce((SELECT sum(pg_total_relation_size(to_regclass(p.table_name))) "
             "  FROM registry.products p WHERE p.owner = :o AND p.status <> 'deleted' "
-            "  AND p.table_name IS NOT NULL), 0)"), {"o": owner}).scalar())
+            "  AND p.table_name IS NOT NULL), 0)"), {"o": owner}).scalar_one())
 
     def relation_bytes(self, conn: Connection, table: str) -> int:
         """A table's size on disk as this transaction sees it: heap, indexes and TOAST."""
@@ -244,7 +245,7 @@ def _check_fields(fields: Mapping[str, Any], allowed: frozenset[str]) -> None:
         raise ValueError(f"not an editable column: {', '.join(sorted(unknown))}")
 
 
-def _product(row: Mapping[str, Any], files: Iterable[ProductFile] = (),
+def _product(row: RowMapping, files: Iterable[ProductFile] = (),
              columns: Iterable[Column] = ()) -> Product:
     return Product(id=row["id"], name=row["name"], version=row["version"],
                    display_name=row["display_name"], product_type=row["product_type"],

@@ -10,6 +10,7 @@ import json
 import tempfile
 from http import HTTPStatus
 from pathlib import Path
+from typing import Any
 
 from flask import Response, current_app, request, send_file
 from flask.views import MethodView
@@ -21,7 +22,7 @@ from vo_service.auth import AuthError, AuthService
 from vo_service.auth.web import current_reader, current_user
 from vo_service.core.hangup import QueryGuard
 from vo_service.products._download import download_transform
-from vo_service.products._models import PRODUCT_TYPES, ProductLimits, RegistrationRequest
+from vo_service.products._models import PRODUCT_TYPES, Product, ProductLimits, ProductType, RegistrationRequest
 from vo_service.products._runs import PipelineRunStore, RunNotFoundError
 from vo_service.products._schemas import (
     FileQuerySchema,
@@ -159,14 +160,14 @@ def _page(items: list, total: int, args: dict) -> dict:
     return {"items": items, "total": total, "page": args["page"], "page_size": args["page_size"]}
 
 
-def _doc(product) -> dict:  # noqa: ANN001
+def _doc(product: Product) -> dict:
     return product_document(product, _base())
 
 
 @blp.route("/product-types")
 class ProductTypes(MethodView):
     @blp.response(200, ProductTypeSchema(many=True))
-    def get(self):  # noqa: ANN201
+    def get(self) -> list[ProductType]:
         """Product types, whether each becomes a table, and the column roles each requires."""
         return list(PRODUCT_TYPES.values())
 
@@ -175,7 +176,7 @@ class ProductTypes(MethodView):
 class PipelineRuns(MethodView):
     @blp.arguments(PipelineRunQuerySchema, location="query")
     @blp.response(200, PipelineRunListSchema)
-    def get(self, args: dict):  # noqa: ANN201
+    def get(self, args: dict) -> dict:
         """Photo-z pipeline runs, newest first: phase, partitions done of total, rows."""
         current_reader()
         items, total = runs().list(phase=args.get("phase"), release=args.get("release"),
@@ -187,7 +188,7 @@ class PipelineRuns(MethodView):
 class PipelineRun(MethodView):
     @blp.response(200, PipelineRunSchema)
     @blp.alt_response(404, schema=ProblemSchema, content_type=PROBLEM_MIME, description="no such run")
-    def get(self, run_id: str):  # noqa: ANN201
+    def get(self, run_id: str) -> dict[str, Any]:
         """One pipeline run's job record."""
         current_reader()
         return runs().get(run_id)
@@ -198,7 +199,7 @@ class UploadPermission(MethodView):
     @blp.response(204)
     @blp.alt_response(401, schema=ProblemSchema, content_type=PROBLEM_MIME,
                       description="the request carries no valid credentials for an upload")
-    def get(self):  # noqa: ANN201
+    def get(self) -> None:
         """May the credentials of this request upload a product?  The nginx front asks this
         (``auth_request``) before it accepts a product upload's body of up to 2 GiB, so that
         requests without a valid user are refused before anything is stored."""
@@ -211,7 +212,7 @@ class UploadPermission(MethodView):
 class Products(MethodView):
     @blp.arguments(ProductQuerySchema, location="query")
     @blp.response(200, ProductListSchema)
-    def get(self, args: dict):  # noqa: ANN201
+    def get(self, args: dict) -> dict:
         """List products (latest versions unless all_versions), filtered and paginated."""
         current_reader()
         items, total = registry().list(
@@ -228,7 +229,7 @@ class Products(MethodView):
     @blp.alt_response(413, schema=ProblemSchema, content_type=PROBLEM_MIME,
                       description="the upload, its table or its owner's stored products are "
                                   "over a limit (``limit`` names it)")
-    def post(self, form: dict, files: dict):  # noqa: ANN201
+    def post(self, form: dict, files: dict) -> dict:
         """Upload a product (multipart: the file, and metadata as form fields)."""
         user = AuthService.require_user(current_user())
         try:
@@ -268,7 +269,7 @@ class Products(MethodView):
 class ProductResource(MethodView):
     @blp.arguments(VersionQuerySchema, location="query")
     @blp.response(200, ProductSchema)
-    def get(self, args: dict, name: str):  # noqa: ANN201
+    def get(self, args: dict, name: str) -> dict:
         """One product version (the latest unless ``version`` is given)."""
         current_reader()
         return _doc(registry().get(name, args.get("version"), user=None))
@@ -278,7 +279,7 @@ class ProductResource(MethodView):
     @blp.response(200, ProductSchema)
     @blp.alt_response(415, schema=ProblemSchema, content_type=PROBLEM_MIME,
                       description="the body is not JSON")
-    def patch(self, changes: dict, args: dict, name: str):  # noqa: ANN201
+    def patch(self, changes: dict, args: dict, name: str) -> dict | Response:
         """Edit metadata and column descriptions (owner or admin)."""
         if request.get_data(cache=True) and not request.is_json:
             return problem(415, "Unsupported Media Type", "send the changes as JSON "
@@ -287,7 +288,7 @@ class ProductResource(MethodView):
 
     @blp.arguments(VersionQuerySchema, location="query")
     @blp.response(200, ProductSchema)
-    def delete(self, args: dict, name: str):  # noqa: ANN201
+    def delete(self, args: dict, name: str) -> dict:
         """Delete a version: its table leaves TAP_SCHEMA, its provenance stays (owner or admin)."""
         return _doc(registry().delete(name, args.get("version"), current_user()))
 
@@ -297,7 +298,7 @@ class ProductFileResource(MethodView):
     @blp.arguments(FileQuerySchema, location="query")
     @blp.response(200, description="the file as uploaded",
                   content_type="application/octet-stream")
-    def get(self, args: dict, name: str):  # noqa: ANN201
+    def get(self, args: dict, name: str) -> Response:
         """Download a product file (the original upload by default)."""
         current_reader()
         product = registry().get(name, args.get("version"), user=None)
@@ -311,7 +312,7 @@ class ProductTableResource(MethodView):
     @blp.arguments(TableQuerySchema, location="query")
     @blp.response(200, description="the product table in the chosen format",
                   content_type="application/octet-stream")
-    def get(self, args: dict, name: str):  # noqa: ANN201
+    def get(self, args: dict, name: str) -> Response:
         """Download a tabular product's table as Parquet, CSV, FITS or VOTable."""
         current_reader()
         product = registry().get(name, args.get("version"), user=None)

@@ -33,7 +33,7 @@ def _registry() -> ProductRegistry:
 
 
 @pages.errorhandler(AuthError)
-def _auth(exc: AuthError):  # noqa: ANN202
+def _auth(exc: AuthError) -> tuple[str, int]:
     return render_template("products/error.html", message=exc.message), exc.http_status
 
 

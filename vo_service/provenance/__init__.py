@@ -8,20 +8,47 @@ the ``prov`` package, PROV-VOTABLE, Graphviz).  The HTTP side (``/prov``, the gr
 from __future__ import annotations
 
 from vo_service.provenance._capture import (
-    PRODUCT_REMOVAL, ActivityRecorder, collection_entity, file_entity, next_entity_version,
-    record_activity, record_invalidation, sha256_file, user_agent,
+    PRODUCT_REMOVAL,
+    ActivityRecorder,
+    collection_entity,
+    file_entity,
+    next_entity_version,
+    record_activity,
+    record_invalidation,
+    sha256_file,
+    user_agent,
 )
 from vo_service.provenance._exceptions import (
-    EntityExistsError, GraphTooLargeError, InvalidIdentifierError, InvalidParameterError,
-    ProvenanceError, UnknownRecordError,
+    EntityExistsError,
+    GraphTooLargeError,
+    InvalidIdentifierError,
+    InvalidParameterError,
+    ProvenanceError,
+    UnknownRecordError,
 )
+from vo_service.provenance._handlers import provenance
 from vo_service.provenance._models import (
-    COLLECTION_TYPE, FILE_TYPE, PRODUCT_TYPE, TABLE_TYPE, ActivityDescription, Agent, Entity, EntityDescription,
-    GenerationDescription, GraphRequest, ParameterDescription, ProvGraph, UsageDescription,
-    check_id, collection_entity_id, file_entity_id, product_entity_id, table_entity_id, user_agent_id,
+    COLLECTION_TYPE,
+    FILE_TYPE,
+    PRODUCT_TYPE,
+    TABLE_TYPE,
+    ActivityDescription,
+    Agent,
+    Entity,
+    EntityDescription,
+    GenerationDescription,
+    GraphRequest,
+    ParameterDescription,
+    ProvGraph,
+    UsageDescription,
+    check_id,
+    collection_entity_id,
+    file_entity_id,
+    product_entity_id,
+    table_entity_id,
+    user_agent_id,
 )
 from vo_service.provenance._serialize import serialize, to_document
-from vo_service.provenance._handlers import provenance
 from vo_service.provenance._service import ProvenanceService
 
 __all__ = [

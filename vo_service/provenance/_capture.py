@@ -33,7 +33,7 @@ import mimetypes
 import socket
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -43,8 +43,15 @@ from vo_service.core import __version__
 from vo_service.provenance import _storage as storage
 from vo_service.provenance._exceptions import EntityExistsError, UnknownRecordError
 from vo_service.provenance._models import (
-    COLLECTION_TYPE, FILE_TYPE, ActivityDescription, Agent, Entity, EntityDescription, check_id,
-    file_entity_id, user_agent_id,
+    COLLECTION_TYPE,
+    FILE_TYPE,
+    ActivityDescription,
+    Agent,
+    Entity,
+    EntityDescription,
+    check_id,
+    file_entity_id,
+    user_agent_id,
 )
 
 log = logging.getLogger(__name__)
@@ -63,7 +70,7 @@ PRODUCT_REMOVAL = ActivityDescription(
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def user_agent(name: str | None = None, **attributes: str) -> Agent:
@@ -112,7 +119,7 @@ class ActivityRecorder:
 
     def __init__(self, *, activity_id: str, name: str, description: ActivityDescription | None,
                  agent: Agent | None, started: dt.datetime, comment: str | None,
-                 software: tuple[str, str], lookup: callable) -> None:
+                 software: tuple[str, str], lookup: Callable[[str, list[str]], set[str]]) -> None:
         self.id = activity_id
         self.name = name
         self.description = description
@@ -212,7 +219,8 @@ class ActivityRecorder:
                 {"activity_id": self.id, "agent_id": self.agent.id, "role": None}])
         storage.insert(conn, "used", [{
             "activity_id": self.id, "entity_id": eid, "usage_time": at, "role": role,
-            "usagedescription_id": desc.usage_id(role) if desc and desc.usage(role) else None}
+            "usagedescription_id": (desc.usage_id(role) if desc and role is not None
+                                    and desc.usage(role) else None)}
             for eid, role, at in self._used])
         storage.insert(conn, "parameter", [{
             "activity_id": self.id, "name": name, "param_value": _text(value),
@@ -228,7 +236,8 @@ class ActivityRecorder:
         storage.insert(conn, "entity", [storage.entity_row(e, at) for e, _, at, _, _ in generated])
         storage.insert(conn, "wasgeneratedby", [{
             "entity_id": e.id, "activity_id": self.id, "generation_time": at, "role": role,
-            "generationdescription_id": desc.generation_id(role) if desc and desc.generation(role) else None}
+            "generationdescription_id": (desc.generation_id(role) if desc and role is not None
+                                         and desc.generation(role) else None)}
             for e, role, at, _, _ in generated])
         storage.insert(conn, "wasderivedfrom", [
             {"generated_entity_id": e.id, "used_entity_id": d, "activity_id": self.id}
@@ -289,12 +298,11 @@ def record_activity(target: Connection | Engine, *, name: str,
     """
     started = _now()
     t0 = time.perf_counter()
-    in_caller_tx = isinstance(target, Connection)
 
     def lookup(table: str, ids: list[str]) -> set[str]:
         if not ids:
             return set()
-        if in_caller_tx:
+        if isinstance(target, Connection):
             return storage.existing_ids(target, table, ids)
         with target.connect() as conn:
             return storage.existing_ids(conn, table, ids)
@@ -309,11 +317,11 @@ def record_activity(target: Connection | Engine, *, name: str,
     for activity_id in informed_by:
         act.informed_by(activity_id)
 
-    savepoint = target.begin_nested() if in_caller_tx else None
+    savepoint = target.begin_nested() if isinstance(target, Connection) else None
     error: BaseException | None = None
     try:
         yield act
-    except BaseException as exc:
+    except BaseException as exc:  # noqa: BLE001 - recorded on the activity, then re-raised below
         error = exc
         if savepoint is not None:
             savepoint.rollback()  # also recovers a transaction the work's SQL error aborted
@@ -322,7 +330,7 @@ def record_activity(target: Connection | Engine, *, name: str,
             savepoint.commit()
     ended = _now()
     try:
-        if in_caller_tx:
+        if isinstance(target, Connection):
             act.write(target, ended=ended, error=error)
         else:
             with target.begin() as conn:

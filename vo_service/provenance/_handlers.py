@@ -12,16 +12,24 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, current_app, g, render_template, request, url_for
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as BaseResponse
 
 from vo_service.auth import AuthError
 from vo_service.auth.web import current_reader
 from vo_service.provenance._exceptions import ProvenanceError
 from vo_service.provenance._models import TABLE_TYPE, GraphRequest, check_id
 from vo_service.provenance._params import (
-    mime_type, parse_depth, parse_direction, parse_provsap,
+    mime_type,
+    parse_depth,
+    parse_direction,
+    parse_provsap,
 )
 from vo_service.provenance._serialize import (
-    FORMATS, MAX_DRAWN_NODES, adql_queries, node_summaries, serialize,
+    FORMATS,
+    MAX_DRAWN_NODES,
+    adql_queries,
+    node_summaries,
+    serialize,
 )
 from vo_service.provenance._service import ProvenanceService
 from vo_service.tap import dali_http_error
@@ -77,7 +85,7 @@ def _auth_error(exc: AuthError) -> Response:
 
 
 @provenance.errorhandler(HTTPException)
-def _http_error(exc: HTTPException) -> Response:
+def _http_error(exc: HTTPException) -> BaseResponse:
     if _is_api():
         return dali_http_error(exc)
     return exc.get_response()

@@ -11,9 +11,14 @@ import io
 import json
 import re
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence, Set
+from typing import Any
 
+from astropy.io.votable import from_table
+from astropy.io.votable.tree import Resource, VOTableFile
+from astropy.table import MaskedColumn, Table
 from prov.model import PROV, ProvDocument, QualifiedName
+from prov.serializers.provjson import encode_json_representation
 
 from vo_service.provenance._exceptions import GraphTooLargeError, ProvenanceError
 from vo_service.provenance._models import ProvGraph
@@ -58,7 +63,7 @@ def to_document(graph: ProvGraph, namespace_uri: str) -> ProvDocument:
             return PROV[local]
         return value
 
-    def attrs(pairs: list[tuple[object, object]]) -> list[tuple[object, object]]:
+    def attrs(pairs: Sequence[tuple[QualifiedName, Any]]) -> list[tuple[QualifiedName, Any]]:
         return [(k, v) for k, v in pairs if v is not None]
 
     params: dict[str, list[dict]] = {}
@@ -88,7 +93,7 @@ def to_document(graph: ProvGraph, namespace_uri: str) -> ProvDocument:
             (ns["email"], g["email"]), (ns["affiliation"], g["affiliation"]),
             (ns["url"], g["url"]), (ns["comment"], g["comment"])]))
 
-    def role(r: dict) -> list[tuple[object, object]] | None:
+    def role(r: dict) -> list[tuple[QualifiedName, Any]] | None:
         return [(PROV["role"], r["role"])] if r.get("role") else None
 
     for u in graph.used:
@@ -117,7 +122,9 @@ def to_document(graph: ProvGraph, namespace_uri: str) -> ProvDocument:
 
 def to_prov_json(doc: ProvDocument) -> bytes:
     """PROV-JSON written by the ``prov`` package (the reference for :func:`graph_to_prov_json`)."""
-    return doc.serialize(format="json").encode("utf-8")
+    text = doc.serialize(format="json")
+    assert text is not None, "serialize() without a destination returns the document"
+    return text.encode("utf-8")
 
 
 def graph_to_prov_json(graph: ProvGraph, namespace_uri: str) -> bytes:
@@ -130,7 +137,6 @@ def graph_to_prov_json(graph: ProvGraph, namespace_uri: str) -> bytes:
     :func:`to_document`'s (tests/provenance/test_prov_http.py), and attribute values are
     encoded by ``prov``'s own ``encode_json_representation``.
     """
-    from prov.serializers.provjson import encode_json_representation
 
     def qn(value: str) -> dict[str, str]:
         return {"$": value, "type": "xsd:QName"}
@@ -196,7 +202,7 @@ def graph_to_prov_json(graph: ProvGraph, namespace_uri: str) -> bytes:
             return
         out = doc[name] = {}
         for r in rows:
-            rec = {}
+            rec: dict[str, object] = {}
             for attr, col in fields:
                 put(rec, attr, r[col])
             if time_col:
@@ -237,10 +243,10 @@ def to_prov_xml(doc: ProvDocument) -> bytes:
     return buf.getvalue()
 
 
-def to_dot(doc: ProvDocument, *, seeds: set[str] = frozenset(), namespace_uri: str = "") -> str:
+def to_dot(doc: ProvDocument, *, seeds: Set[str] = frozenset(), namespace_uri: str = "") -> str:
     """Graphviz source in W3C PROV style: entities yellow ellipses, activities blue boxes,
     agents orange houses, arrows pointing to the past (drawn bottom to top); seeds in bold."""
-    from prov.dot import prov_to_dot
+    from prov.dot import prov_to_dot  # noqa: PLC0415 - prov.dot: pydot, 0.3 s; only dot/SVG output needs it
 
     dot = prov_to_dot(doc, use_labels=True, direction="BT", show_nary=False,
                       show_element_attributes=False, show_relation_attributes=False)
@@ -275,10 +281,6 @@ def to_svg(dot_source: str, timeout_s: float = 30.0) -> bytes:
 def to_votable(graph: ProvGraph) -> bytes:
     """PROV-VOTABLE: one RESOURCE, one TABLE per ProvenanceDM class present in the graph,
     named and with columns as the ProvTAP tables (``provenance.<class>``)."""
-    from astropy.io.votable.tree import Resource, VOTableFile
-    from astropy.table import MaskedColumn, Table
-    from astropy.io.votable import from_table
-
     votable = VOTableFile()
     resource = Resource(type="results")
     votable.resources.append(resource)

@@ -13,7 +13,12 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from vo_service.provenance._models import (
-    ActivityDescription, Agent, Entity, EntityDescription, GraphRequest, ProvGraph,
+    ActivityDescription,
+    Agent,
+    Entity,
+    EntityDescription,
+    GraphRequest,
+    ProvGraph,
 )
 
 S = "provenance"
@@ -121,17 +126,21 @@ def entity_versions(conn: Connection, base_id: str) -> list[tuple[str, bool]]:
 _STEPS = {
     "BACK": [
         ("entity", "SELECT 'activity', g.activity_id FROM provenance.wasgeneratedby g WHERE g.entity_id = r.id"),
-        ("entity", "SELECT 'entity', d.used_entity_id FROM provenance.wasderivedfrom d WHERE d.generated_entity_id = r.id"),
+        ("entity", "SELECT 'entity', d.used_entity_id FROM provenance.wasderivedfrom d"
+                   " WHERE d.generated_entity_id = r.id"),
         ("activity", "SELECT 'entity', u.entity_id FROM provenance.used u WHERE u.activity_id = r.id"),
-        ("activity", "SELECT 'activity', i.informant_activity_id FROM provenance.wasinformedby i WHERE i.informed_activity_id = r.id"),
+        ("activity", "SELECT 'activity', i.informant_activity_id FROM provenance.wasinformedby i"
+                     " WHERE i.informed_activity_id = r.id"),
         ("activity", "SELECT 'entity', v.entity_id FROM provenance.wasinvalidatedby v WHERE v.activity_id = r.id"),
     ],
     "FORTH": [
         ("entity", "SELECT 'activity', u.activity_id FROM provenance.used u WHERE u.entity_id = r.id"),
-        ("entity", "SELECT 'entity', d.generated_entity_id FROM provenance.wasderivedfrom d WHERE d.used_entity_id = r.id"),
+        ("entity", "SELECT 'entity', d.generated_entity_id FROM provenance.wasderivedfrom d"
+                   " WHERE d.used_entity_id = r.id"),
         ("entity", "SELECT 'activity', v.activity_id FROM provenance.wasinvalidatedby v WHERE v.entity_id = r.id"),
         ("activity", "SELECT 'entity', g.entity_id FROM provenance.wasgeneratedby g WHERE g.activity_id = r.id"),
-        ("activity", "SELECT 'activity', i.informed_activity_id FROM provenance.wasinformedby i WHERE i.informant_activity_id = r.id"),
+        ("activity", "SELECT 'activity', i.informed_activity_id FROM provenance.wasinformedby i"
+                     " WHERE i.informant_activity_id = r.id"),
     ],
 }
 _MEMBER_STEP = ("entity", "SELECT 'entity', h.entity_id FROM provenance.hadmember h WHERE h.collection_id = r.id")

@@ -4,15 +4,36 @@ Async queries (UWS) are in :mod:`vo_service.uws`, which runs them through this p
 product downloads and pages (:mod:`vo_service.products`).  Other packages import from here (or
 :mod:`vo_service.tap.dali`, :mod:`vo_service.tap.formats`, :mod:`vo_service.tap.results`), never
 from the private ``_`` modules.  Every query runs through :meth:`TapService.stream`."""
-from vo_service.tap._exceptions import (ExecutionError, QueryError, QueryTimeoutError,
-                                        ServiceUnavailableError, TapError, UsageError)
+from vo_service.tap._exceptions import (
+    ExecutionError,
+    QueryError,
+    QueryTimeoutError,
+    ServiceUnavailableError,
+    TapError,
+    UsageError,
+)
 from vo_service.tap._handlers import tap
 from vo_service.tap._params import QueryParams, parse_query_params
 from vo_service.tap._service import BatchTransform, QueryResult, TapService, query_infos
-from vo_service.tap._uploads import (UploadError, UploadLimits, UploadSpec, UploadStore, UploadTable,
-                                     collect_uploads, parse_upload_param, read_votable)
-from vo_service.tap.dali import (dali_error, dali_http_error, install_dali_errors, merge_params,
-                                 request_files, request_params, stream_response)
+from vo_service.tap._uploads import (
+    UploadError,
+    UploadLimits,
+    UploadSpec,
+    UploadStore,
+    UploadTable,
+    collect_uploads,
+    parse_upload_param,
+    read_votable,
+)
+from vo_service.tap.dali import (
+    dali_error,
+    dali_http_error,
+    install_dali_errors,
+    merge_params,
+    request_files,
+    request_params,
+    stream_response,
+)
 from vo_service.tap.results import ResultStatus
 
 __all__ = [

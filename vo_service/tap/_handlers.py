@@ -13,9 +13,12 @@ from vo_service.core.hangup import QueryGuard
 from vo_service.tap._exceptions import TapError
 from vo_service.tap._params import parse_query_params
 from vo_service.tap._service import TapService
-from vo_service.tap.dali import (VOTABLE_MIME, dali_error, dali_http_error,  # noqa: F401 - re-exported
-                                 install_dali_errors, request_files, request_params,
-                                 stream_response)
+from vo_service.tap.dali import (
+    install_dali_errors,
+    request_files,
+    request_params,
+    stream_response,
+)
 
 log = logging.getLogger(__name__)
 

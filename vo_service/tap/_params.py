@@ -23,7 +23,7 @@ class QueryParams:
 
     @classmethod
     def adql(cls, query: str, *, maxrec: int,
-             format: OutputFormat | str | None = None) -> QueryParams:  # noqa: A002 - TAP's name
+             format: OutputFormat | str | None = None) -> QueryParams:  # TAP's name
         """A query the service builds itself (product downloads and pages): ADQL 2.1, no uploads,
         ``format`` an :class:`OutputFormat` or a RESPONSEFORMAT value (VOTable when None)."""
         fmt = format if isinstance(format, OutputFormat) else find_format(format)

@@ -13,8 +13,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from types import TracebackType
+from typing import IO
 
 import pyarrow as pa
 
@@ -55,7 +57,7 @@ def query_infos(params: QueryParams, **extra: str) -> dict[str, str]:
     """The INFO elements of a TAP result (QUERY, LANG, REQUEST_DATE, SERVER_SOFTWARE), then
     ``extra`` (an async job adds its JOB_ID)."""
     return {"QUERY": params.query, "LANG": params.lang,
-            "REQUEST_DATE": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "REQUEST_DATE": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "SERVER_SOFTWARE": f"pzvo {__version__}", **extra}
 
 
@@ -92,7 +94,7 @@ class QueryResult:
         return f"{self.name}.{self.format.extension}"
 
     @property
-    def chunks(self) -> Iterator[bytes]:
+    def chunks(self) -> _EncodedChunks:
         """The result encoded in ``format``, lazily, one chunk at a time; closing it (it has a
         ``close``) closes the query too.  Encoders of formats that cannot carry an error raise
         the database error that cut the stream short before their last bytes."""
@@ -112,7 +114,7 @@ class QueryResult:
         clean short file.
         """
         chunks = self.chunks
-        chunks.prime()  # type: ignore[attr-defined]
+        chunks.prime()
         return chunks
 
     def rows(self) -> list[list[object]]:
@@ -121,7 +123,7 @@ class QueryResult:
         rows: list[list[object]] = []
         with self:
             for batch in self.batches:
-                rows.extend(list(row) for row in zip(*(c.to_pylist() for c in batch.columns)))
+                rows.extend(list(row) for row in zip(*(c.to_pylist() for c in batch.columns), strict=True))
         self.status.raise_failure()
         return rows
 
@@ -165,7 +167,7 @@ class TapService:
                 self._upload_store = UploadStore.from_settings(self.settings)
             return self._upload_store
 
-    def read_uploads(self, params: QueryParams, files: Mapping[str, BinaryIO]) -> list[UploadTable]:
+    def read_uploads(self, params: QueryParams, files: Mapping[str, IO[bytes]]) -> list[UploadTable]:
         """Collect and parse the request's uploads, limits enforced (size, rows, URLs)."""
         limits = UploadLimits.from_settings(self.settings)
         return [read_votable(spec.name, data, limits)
@@ -237,7 +239,7 @@ class TapService:
             except _pool.DatabaseError as exc:
                 raise _database_error(exc) from exc
         status = ResultStatus()
-        pool_cm = self.pool.connection(statement_timeout_ms)
+        pool_cm: AbstractContextManager[_pool.Connection] = self.pool.connection(statement_timeout_ms)
         if on_release is not None:
             pool_cm = _ReleaseHook(pool_cm, on_release)
         try:
@@ -285,15 +287,14 @@ class _ResultBatches:
     here: it is recorded in ``status`` (see :class:`ResultStatus`) and the stream ends.
     """
 
-    _UNREAD = object()
-
-    def __init__(self, pool_cm, reader: _storage.ResultStream,  # noqa: ANN001 - a context manager
-                 first: pa.RecordBatch | None, *, maxrec: int, status: ResultStatus,
-                 transform: BatchTransform | None = None,
+    def __init__(self, pool_cm: AbstractContextManager[_pool.Connection],
+                 reader: _pool.ResultStream, first: pa.RecordBatch | None, *, maxrec: int,
+                 status: ResultStatus, transform: BatchTransform | None = None,
                  cleanup: Callable[[], None] | None = None) -> None:
         self._pool_cm = pool_cm
         self._reader = reader
-        self._pending: object = first
+        self._first: pa.RecordBatch | None = first
+        self._first_unread = True
         self._maxrec = maxrec
         self._status = status
         self._transform = transform
@@ -306,8 +307,9 @@ class _ResultBatches:
     def __next__(self) -> pa.RecordBatch:
         if not self._open:
             raise StopIteration
-        batch, self._pending = self._pending, self._UNREAD
-        if batch is self._UNREAD:
+        if self._first_unread:
+            batch, self._first, self._first_unread = self._first, None, False
+        else:
             try:
                 batch = self._reader.next_batch()
             except Exception as exc:  # noqa: BLE001 - the encoder reports it, see ResultStatus
@@ -344,14 +346,15 @@ class _ResultBatches:
     def __del__(self) -> None:
         try:
             self.close()
-        except Exception:  # noqa: BLE001 - nothing to report to at collection time
+        except Exception:  # nothing to report to at collection time
             log.warning("closing an abandoned query result failed", exc_info=True)
 
     def _end(self, exc: BaseException | None = None) -> None:
         if not self._open:
             return
         self._open = False
-        exc_info: tuple = (type(exc), exc, exc.__traceback__) if exc is not None else (None, None, None)
+        exc_info: _ExcInfo = ((type(exc), exc, exc.__traceback__) if exc is not None
+                              else (None, None, None))
         try:
             try:
                 self._reader.close()
@@ -362,6 +365,9 @@ class _ResultBatches:
         finally:
             if self._cleanup is not None:
                 self._cleanup()
+
+
+_ExcInfo = tuple[type[BaseException] | None, BaseException | None, TracebackType | None]
 
 
 class _ClosedEarly(Exception):
@@ -412,18 +418,20 @@ class _EncodedChunks:
 class _ReleaseHook:
     """A pooled connection's context manager that calls ``on_release`` before giving it back."""
 
-    def __init__(self, inner, on_release: Callable[[], None]) -> None:  # noqa: ANN001
+    def __init__(self, inner: AbstractContextManager[_pool.Connection],
+                 on_release: Callable[[], None]) -> None:
         self._inner = inner
         self._on_release = on_release
 
-    def __enter__(self):  # noqa: ANN204
+    def __enter__(self) -> _pool.Connection:
         return self._inner.__enter__()
 
-    def __exit__(self, *exc_info: object) -> object:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> bool | None:
         try:
             self._on_release()
         finally:
-            return self._inner.__exit__(*exc_info)  # noqa: B012 - the release must happen
+            return self._inner.__exit__(exc_type, exc, tb)  # noqa: B012 - the release must happen
 
 
 def _position_message(exc: AdqlError) -> str:

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from vo_service.core.columns import Column
+from vo_service.core.pool import Connection
 from vo_service.tap.catalog import Catalog, ForeignKey, TableMeta
 
 
-def load_catalog(conn) -> Catalog:  # noqa: ANN001 - adbc Connection
+def load_catalog(conn: Connection) -> Catalog:
     """Read TAP_SCHEMA into a :class:`Catalog` (a handful of small queries)."""
     with conn.cursor() as cur:
         cur.execute("SELECT schema_name, description FROM tap_schema.schemas ORDER BY schema_index")

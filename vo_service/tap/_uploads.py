@@ -20,6 +20,7 @@ than UTF-8, US-ASCII and ISO-8859-1.
 from __future__ import annotations
 
 import io
+import logging
 import re
 import secrets
 import time
@@ -27,10 +28,12 @@ import urllib.request
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import BinaryIO
+from typing import IO
 
 import numpy as np
 import pyarrow as pa
+from astropy.io import votable
+from astropy.io.votable.exceptions import VOWarning
 from sqlalchemy.engine import make_url
 
 from ingest.errors import LimitExceeded, ReadError, UnsupportedData
@@ -44,6 +47,8 @@ from vo_service.tap._exceptions import UsageError
 from vo_service.tap.catalog import TableMeta
 
 #: PostgreSQL schema that holds upload tables (created by migration 0005).
+log = logging.getLogger(__name__)
+
 UPLOAD_SCHEMA = "tap_upload"
 #: The schema name queries use (TAP 1.1).
 ADQL_SCHEMA = "TAP_UPLOAD"
@@ -85,7 +90,7 @@ class UploadLimits:
     max_cell_bytes: int = 1024 * 1024
 
     @classmethod
-    def from_settings(cls, settings) -> UploadLimits:  # noqa: ANN001 - Settings
+    def from_settings(cls, settings: Settings) -> UploadLimits:
         prefixes = tuple(p.strip() for p in settings.upload_url_prefixes.split(",") if p.strip())
         return cls(settings.upload_max_bytes, settings.upload_max_rows, prefixes,
                    settings.upload_max_columns, settings.upload_max_cell_bytes)
@@ -135,7 +140,7 @@ def parse_upload_param(values: Iterable[str]) -> tuple[UploadSpec, ...]:
     return tuple(specs)
 
 
-def _read_limited(stream: BinaryIO, limits: UploadLimits, name: str) -> bytes:
+def _read_limited(stream: IO[bytes], limits: UploadLimits, name: str) -> bytes:
     data = stream.read(limits.max_bytes + 1)
     if len(data) > limits.max_bytes:
         raise UploadError(f"Upload {name!r} is larger than the limit of {limits.max_bytes} bytes.")
@@ -149,15 +154,15 @@ def _fetch(url: str, limits: UploadLimits, name: str) -> bytes:
                           "from URLs its administrator allowed; send the table inline "
                           "(UPLOAD=name,param:part with a multipart POST) instead.")
     try:
-        with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - allow-listed
+        with urllib.request.urlopen(url, timeout=30) as response:  # allow-listed
             return _read_limited(response, limits, name)
     except UploadError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any fetch failure is the user's to fix
+    except Exception as exc:  # any fetch failure is the user's to fix
         raise UploadError(f"Could not fetch upload {name!r} from {url}: {exc}") from exc
 
 
-def collect_uploads(specs: Sequence[UploadSpec], files: Mapping[str, BinaryIO],
+def collect_uploads(specs: Sequence[UploadSpec], files: Mapping[str, IO[bytes]],
                     limits: UploadLimits) -> list[tuple[UploadSpec, bytes]]:
     """The raw VOTable bytes of every upload, size limit enforced."""
     found: list[tuple[UploadSpec, bytes]] = []
@@ -184,9 +189,6 @@ def collect_uploads(specs: Sequence[UploadSpec], files: Mapping[str, BinaryIO],
 
 def read_votable(name: str, data: bytes, limits: UploadLimits) -> UploadTable:
     """Parse an uploaded VOTable into typed columns; raise :class:`UploadError` if unusable."""
-    from astropy.io.votable import parse
-    from astropy.io.votable.exceptions import VOWarning
-
     try:
         scan_votable(io.BytesIO(data), limits.read_limits(), f"Upload {name!r}", len(data))
     except (LimitExceeded, UnsupportedData) as exc:
@@ -198,9 +200,9 @@ def read_votable(name: str, data: bytes, limits: UploadLimits) -> UploadTable:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", VOWarning)
             warnings.simplefilter("ignore", UserWarning)
-            document = parse(io.BytesIO(data), verify="ignore")
+            document = votable.parse(io.BytesIO(data), verify="ignore")
             table = document.get_first_table()
-    except Exception as exc:  # noqa: BLE001 - astropy raises many types for bad documents
+    except Exception as exc:  # astropy raises many types for bad documents
         raise UploadError(f"Upload {name!r} is not a readable VOTable: {exc}") from exc
     rows = len(table.array)
     if rows > limits.max_rows:
@@ -234,7 +236,8 @@ def read_votable(name: str, data: bytes, limits: UploadLimits) -> UploadTable:
         arrays.append(_column_array(table.array[table.array.dtype.names[index]], arrow_type))
         columns.append(Column(
             name=adql_name(col_name), datatype=datatype,
-            arraysize=None if arraysize == "1" else arraysize, xtype=fld.xtype, unit=str(fld.unit) if fld.unit else None,
+            arraysize=None if arraysize == "1" else arraysize, xtype=fld.xtype,
+            unit=str(fld.unit) if fld.unit else None,
             ucd=fld.ucd, utype=fld.utype,
             description=str(fld.description) if fld.description else None,
             column_index=index + 1))
@@ -247,7 +250,7 @@ def _column_array(column: np.ndarray, arrow_type: pa.DataType) -> pa.Array:
     mask = np.ma.getmaskarray(column)
     values = np.ma.getdata(column)
     if pa.types.is_string(arrow_type):
-        out = []
+        out: list[str | None] = []
         for value, masked in zip(values.tolist(), mask.tolist(), strict=True):
             if masked or value is None:
                 out.append(None)
@@ -320,11 +323,8 @@ class UploadStore:
             with self._pool.connection() as conn, conn.cursor() as cur:
                 cur.execute("DROP TABLE IF EXISTS "
                             + ", ".join(f"{UPLOAD_SCHEMA}.{n}" for n in names))
-        except Exception:  # noqa: BLE001 - the reaper drops what is left behind
-            import logging
-
-            logging.getLogger(__name__).warning("could not drop upload tables",
-                                                extra={"tables": names}, exc_info=True)
+        except Exception:  # the reaper drops what is left behind
+            log.warning("could not drop upload tables", extra={"tables": names}, exc_info=True)
 
     def drop_older_than(self, seconds: float) -> int:
         """Drop orphaned upload tables (a process died mid-query); returns how many."""

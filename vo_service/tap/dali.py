@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import logging
-from typing import BinaryIO
+from typing import IO
 
 from flask import Blueprint, Response, g, request
 from werkzeug.exceptions import HTTPException
@@ -78,9 +78,9 @@ def request_params() -> dict[str, list[str]]:
     return merge_params(request.args.to_dict(flat=False), request.form.to_dict(flat=False))
 
 
-def request_files() -> dict[str, BinaryIO]:
+def request_files() -> dict[str, IO[bytes]]:
     """Multipart file parts by field name (UPLOAD=name,param:<field>)."""
-    parts: dict[str, BinaryIO] = {name: io.BytesIO(value.encode())
+    parts: dict[str, IO[bytes]] = {name: io.BytesIO(value.encode())
                                   for name, value in request.form.items()}
     parts.update({name: storage.stream for name, storage in request.files.items()})
     return parts

@@ -4,10 +4,16 @@
 protocol), ``_service`` (life cycle and access rules, no Flask), ``_handlers`` (HTTP at
 ``/tap/async``), ``_worker`` (execution, heartbeats, the reaper).  See ``docs/async.md``.
 """
+from vo_service.uws._exceptions import (
+    InvalidPhaseError,
+    JobNotFoundError,
+    ParameterError,
+    PermissionDeniedError,
+    QuotaExceededError,
+    StorageQuotaError,
+    UwsError,
+)
 from vo_service.uws._handlers import uws
-from vo_service.uws._exceptions import (InvalidPhaseError, JobNotFoundError, ParameterError,
-                                        PermissionDeniedError, QuotaExceededError,
-                                        StorageQuotaError, UwsError)
 from vo_service.uws._models import ExecutionPhase, Job
 from vo_service.uws._service import UwsService
 from vo_service.uws._storage import JobStore

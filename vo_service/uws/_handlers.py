@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, current_app, g, redirect, render_template, request
+from flask import Blueprint, Response, current_app, g, redirect, render_template, request, send_file
 
 from vo_service.auth.web import current_reader
 from vo_service.tap import TapError, dali_error, install_dali_errors, request_files, request_params
@@ -28,6 +28,12 @@ def uws_service() -> UwsService:
 
 def _params() -> dict[str, list[str]]:
     return request_params()
+
+
+def _last(params: dict[str, list[str]], name: str) -> str | None:
+    """A parameter's last value; None when it is absent."""
+    values = params.get(name)
+    return values[-1] if values else None
 
 
 def _list_url() -> str:
@@ -60,8 +66,7 @@ def job_list() -> Response:
     user = current_reader()
     params = _params()
     jobs = uws_service().list_jobs(user, phases=params.get("phase", []),
-                                   after=(params.get("after") or [None])[-1],
-                                   last=(params.get("last") or [None])[-1])
+                                   after=_last(params, "after"), last=_last(params, "last"))
     return Response(render_template("uws_jobs.xml", jobs=jobs, base=_list_url(),
                                     time=format_time), mimetype=XML)
 
@@ -81,9 +86,9 @@ def job(job_id: str) -> Response:
     """The job document; ``WAIT=<s>`` (and optionally ``PHASE``) blocks until it changes."""
     user = current_reader()
     params = _params()
-    wait = (params.get("wait") or [None])[-1]
+    wait = _last(params, "wait")
     if wait is not None:
-        found = uws_service().wait(user, job_id, wait, (params.get("phase") or [None])[-1],
+        found = uws_service().wait(user, job_id, wait, _last(params, "phase"),
                                    address=request.remote_addr)
     else:
         found = uws_service().get_job(user, job_id)
@@ -95,7 +100,7 @@ def job_post(job_id: str) -> Response:
     """ACTION=DELETE deletes (303 to the list); other parameters go to /parameters."""
     user = current_reader()
     params = _params()
-    action = (params.get("action") or [None])[-1]
+    action = _last(params, "action")
     if action is not None:
         if action.upper() != "DELETE":
             raise UwsError(f"ACTION={shown(action)} is not supported; the only action is DELETE.")
@@ -196,8 +201,6 @@ def results(job_id: str) -> Response:
 @uws.route("/<job_id>/results/<result_id>", methods=["GET"])
 def result(job_id: str, result_id: str) -> Response:
     """Stream the result file (``send_file`` reads it in blocks, never whole)."""
-    from flask import send_file
-
     path, mime = uws_service().result_file(current_reader(), job_id, result_id)
     response = send_file(path, mimetype=mime, conditional=True, etag=True, max_age=0)
     response.headers["Content-Disposition"] = f'inline; filename="{job_id}.{path.suffix[1:]}"'

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 
-class ExecutionPhase(str, Enum):
+class ExecutionPhase(StrEnum):
     """UWS 1.1 execution phases (the ones this service uses are PENDING to ABORTED)."""
 
     PENDING = "PENDING"

@@ -33,16 +33,22 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
+
+from sqlalchemy.engine import make_url
 
 from vo_service.auth import User
 from vo_service.core.settings import Settings
 from vo_service.tap import UploadLimits, collect_uploads, parse_upload_param, read_votable
-from vo_service.uws._exceptions import (InvalidPhaseError, JobNotFoundError, ParameterError,
-                                        PermissionDeniedError, QuotaExceededError,
-                                        StorageQuotaError)
-from vo_service.uws._models import (FINAL_PHASES, RESULT_ID, WAITABLE_PHASES, ExecutionPhase,
-                                    Job)
+from vo_service.uws._exceptions import (
+    InvalidPhaseError,
+    JobNotFoundError,
+    ParameterError,
+    PermissionDeniedError,
+    QuotaExceededError,
+    StorageQuotaError,
+)
+from vo_service.uws._models import FINAL_PHASES, RESULT_ID, WAITABLE_PHASES, ExecutionPhase, Job
 from vo_service.uws._storage import JobStore, OverByteQuota
 
 log = logging.getLogger(__name__)
@@ -72,14 +78,14 @@ _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def format_time(value: dt.datetime | None) -> str:
     """UWS 1.1 wants ISO 8601 in UTC with a trailing Z (millisecond precision here)."""
     if value is None:
         return ""
-    value = value.astimezone(dt.timezone.utc)
+    value = value.astimezone(dt.UTC)
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
@@ -105,13 +111,13 @@ def parse_time(value: str, what: str) -> dt.datetime:
                              "(e.g. 2030-01-31T12:00:00Z).")
     year, month, day, hour, minute, second, fraction, zone = match.groups()
     try:
-        tz = dt.timezone.utc
+        tz = dt.UTC
         if zone and zone != "Z":
             sign = -1 if zone[0] == "-" else 1
             tz = dt.timezone(sign * dt.timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6])))
         parsed = dt.datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0),
                              int(second or 0), int((fraction or "0")[:6].ljust(6, "0")), tz)
-        return parsed.astimezone(dt.timezone.utc)
+        return parsed.astimezone(dt.UTC)
     except (ValueError, OverflowError):
         raise ParameterError(f"{what}={shown(value)} is not a valid time in UTC between years 1 "
                              "and 9999 (e.g. 2030-01-31T12:00:00Z).") from None
@@ -201,8 +207,6 @@ def record_bytes(parameters: Sequence[tuple[str, str]], run_id: str | None) -> i
 def jobs_root(settings: Settings) -> Path:
     """``var/uws/<database>``: one folder per database, so services (or test runs) on other
     databases of the same cluster never see, or reap, each other's job files."""
-    from sqlalchemy.engine import make_url
-
     database = make_url(settings.owner_url()).database or settings.db_name
     return settings.var_dir / "uws" / database
 
@@ -289,7 +293,7 @@ class UwsService:
 
     # -- creation ------------------------------------------------------------------------------
     def create_job(self, user: User, params: Mapping[str, list[str]],
-                   files: Mapping[str, BinaryIO]) -> Job:
+                   files: Mapping[str, IO[bytes]]) -> Job:
         """Keep the uploads and store a PENDING (or QUEUED) job.
 
         The UWS parameters (PHASE, RUNID, EXECUTIONDURATION, DESTRUCTION) and uploads are
@@ -316,10 +320,10 @@ class UwsService:
             destruction=now + dt.timedelta(seconds=min(self.settings.uws_retention_s,
                                                        retention_limit(self.settings, owner))),
             creation_time=now, run_id=_run_id(_single(params, "runid")))
-        if _single(params, "executionduration") is not None:
-            job.execution_duration = self._duration(owner, _single(params, "executionduration"))
-        if _single(params, "destruction") is not None:
-            job.destruction = self._destruction(job, _single(params, "destruction"))
+        if (requested_duration := _single(params, "executionduration")) is not None:
+            job.execution_duration = self._duration(owner, requested_duration)
+        if (requested_destruction := _single(params, "destruction")) is not None:
+            job.destruction = self._destruction(job, requested_destruction)
         limits = UploadLimits.from_settings(self.settings)
         specs = parse_upload_param(v for v in params.get("upload", []) if v)
         uploads = collect_uploads(specs, files, limits)
@@ -465,8 +469,9 @@ class UwsService:
             return job
         try:
             updated = self.store.update(
-                job.job_id, **updates, adding_bytes=grown,
-                max_bytes=storage_quota(self.settings, job.owner) if grown > 0 else None)
+                job.job_id, only_in=None, adding_bytes=grown,
+                max_bytes=storage_quota(self.settings, job.owner) if grown > 0 else None,
+                **updates)
         except OverByteQuota as full:
             raise self._storage_error(job.owner, full.used, grown) from None
         return updated or self.get_job(user, job.job_id)

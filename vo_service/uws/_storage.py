@@ -12,6 +12,7 @@ aborted, deleted or taken back (lease expired) cannot overwrite what happened me
 """
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import json
 from collections.abc import Iterable
@@ -314,7 +315,7 @@ class JobStore:
                 f"AND phase = 'EXECUTING' RETURNING 1"), args).first()
         return row is not None
 
-    def stale_jobs(self, lease_s: float) -> list[str]:
+    def stale_jobs(self, lease_s: float) -> builtins.list[str]:
         """EXECUTING jobs whose worker has not renewed the lease for ``lease_s`` seconds."""
         with self.engine.connect() as conn:
             return [r[0] for r in conn.execute(text(
@@ -342,7 +343,7 @@ class JobStore:
                 "AND heartbeat_at < now() - make_interval(secs => :lease) RETURNING phase"),
                 {"id": job_id, "max": max_attempts, "lease": lease_s}).scalar()
 
-    def expired_jobs(self) -> list[str]:
+    def expired_jobs(self) -> builtins.list[str]:
         """Jobs past their destruction time, oldest first (ids only: reading them cannot fail)."""
         with self.engine.connect() as conn:
             return [r[0] for r in conn.execute(text(

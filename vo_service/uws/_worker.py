@@ -31,11 +31,17 @@ import time
 from pathlib import Path
 
 from vo_service.core.settings import Settings
-from vo_service.tap import (QueryTimeoutError, TapError, TapService, UploadLimits,
-                            parse_query_params, query_infos, read_votable)
+from vo_service.tap import (
+    QueryTimeoutError,
+    TapError,
+    TapService,
+    UploadLimits,
+    parse_query_params,
+    query_infos,
+    read_votable,
+)
 from vo_service.uws._models import ExecutionPhase, Job
-from vo_service.uws._service import (duration_limit, format_bytes, job_dir, jobs_root,
-                                     storage_quota)
+from vo_service.uws._service import duration_limit, format_bytes, job_dir, jobs_root, storage_quota
 from vo_service.uws._storage import JobStore
 
 log = logging.getLogger("vo_service.uws.worker")
@@ -85,7 +91,7 @@ class _Cancel:
             if self.conn is not None and not self.done.is_set():
                 try:
                     self.conn.adbc_cancel()  # type: ignore[attr-defined]
-                except Exception:  # noqa: BLE001 - the statement timeout is the backstop
+                except Exception:  # the statement timeout is the backstop
                     log.warning("could not cancel a running query", exc_info=True)
 
 
@@ -130,7 +136,7 @@ class Worker:
         while not self._stop.is_set():
             try:
                 ran = self.run_one(worker_name)
-            except Exception:  # noqa: BLE001 - the database may be down; keep trying
+            except Exception:  # the database may be down; keep trying
                 log.exception("claiming a job failed", extra={"worker": worker_name})
                 ran = False
                 self._stop.wait(2.0)
@@ -205,7 +211,7 @@ class Worker:
                 outcome["phase"] = "gone"
         except (TapError, _JobCancelled, _OverQuota, OSError) as exc:
             outcome = self._fail(job, worker_name, cancel, exc)
-        except Exception as exc:  # noqa: BLE001 - whatever happens, the job must end
+        except Exception as exc:  # whatever happens, the job must end
             log.exception("job failed unexpectedly", extra={"job_id": job.job_id})
             outcome = self._fail(job, worker_name, cancel, exc)
         finally:
@@ -258,7 +264,7 @@ class Worker:
             try:
                 alive = self.store.heartbeat(job.job_id, worker_name,
                                              progress=f"{rows} rows" if rows is not None else None)
-            except Exception:  # noqa: BLE001 - lease expiry takes over if this keeps failing
+            except Exception:  # lease expiry takes over if this keeps failing
                 log.warning("heartbeat failed", extra={"job_id": job.job_id}, exc_info=True)
                 continue
             if not alive:
@@ -271,7 +277,7 @@ class Worker:
         while not self._stop.wait(REAP_INTERVAL_S):
             try:
                 self.reap()
-            except Exception:  # noqa: BLE001 - try again next round
+            except Exception:  # try again next round
                 log.warning("reaper round failed", exc_info=True)
 
     def reap(self) -> dict[str, int]:
@@ -286,7 +292,7 @@ class Worker:
                            ("orphan_dirs", self._remove_orphan_dirs)):
             try:
                 counts[name] = step()
-            except Exception:  # noqa: BLE001 - the other steps still run; this one next round
+            except Exception:  # the other steps still run; this one next round
                 log.warning("reaper step failed", extra={"step": name}, exc_info=True)
                 counts[name] = 0
         return counts
@@ -297,7 +303,7 @@ class Worker:
             try:
                 phase = self.store.reclaim(job_id, self.settings.uws_lease_s,
                                            self.settings.uws_max_attempts)
-            except Exception:  # noqa: BLE001 - one bad row must not stop the others
+            except Exception:  # one bad row must not stop the others
                 log.warning("could not take back a job", extra={"job_id": job_id}, exc_info=True)
                 continue
             if phase is not None:
@@ -314,7 +320,7 @@ class Worker:
                 if gone is None:
                     continue
                 shutil.rmtree(job_dir(self.settings, job_id), ignore_errors=True)
-            except Exception:  # noqa: BLE001 - one bad row must not stop the others
+            except Exception:  # one bad row must not stop the others
                 log.warning("could not destroy a job", extra={"job_id": job_id}, exc_info=True)
                 continue
             destroyed += 1

@@ -13,6 +13,7 @@ from flask import Blueprint, Response, abort, current_app, render_template, requ
 
 from vo_service.tap import TapError
 from vo_service.tap.adql import SUPPORTED_FEATURES
+from vo_service.tap.catalog import Catalog
 from vo_service.tap.formats import OUTPUT_FORMATS
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ def availability() -> Response:
     return _xml("availability.xml", available=available, note=note)
 
 
-def _tableset(detail: str | None):  # noqa: ANN202
+def _tableset(detail: str | None) -> tuple[Catalog, dict[str, list], dict[str, list]]:
     catalog = current_app.extensions["pzvo.tap"].catalog()
     by_schema: dict[str, list] = {}
     for table in catalog.tables:

@@ -19,13 +19,15 @@ measures how deeply the tokens nest before parsing and refuses more than
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
+from typing import ClassVar, TypeGuard
 
 from sqlglot import exp, parser, tokens
 from sqlglot.dialects.dialect import Dialect, NormalizationStrategy
 from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import ParseError, TokenError
 from sqlglot.generators.postgres import PostgresGenerator
-from sqlglot.tokens import Token, TokenType
+from sqlglot.tokenizer_core import Token, TokenType
 
 from vo_service.tap.adql._errors import AdqlSyntaxError
 
@@ -99,13 +101,14 @@ class ADQL(Dialect):
             if name in {"COUNT", "MIN", "MAX", "AVG", "SUM", "COALESCE"}
         }
         FUNCTION_PARSERS = {"CAST": parser.Parser.FUNCTION_PARSERS["CAST"]}
-        NO_PAREN_FUNCTIONS: dict = {}
+        NO_PAREN_FUNCTIONS: ClassVar[dict] = {}
         NO_PAREN_FUNCTION_PARSERS = {"CASE": parser.Parser.NO_PAREN_FUNCTION_PARSERS["CASE"]}
         LOG_DEFAULTS_TO_LN = True
 
-        def _parse_join(self, *args, **kwargs):  # type: ignore[override]
+        def _parse_join(self, skip_join_token: bool = False, parse_bracket: bool = False,
+                        alias_tokens: Collection[TokenType] | None = None) -> exp.Join | None:
             comma = self._curr is not None and self._curr.token_type == TokenType.COMMA
-            join = super()._parse_join(*args, **kwargs)
+            join = super()._parse_join(skip_join_token, parse_bracket, alias_tokens)
             if join is not None and comma:
                 join.meta["comma"] = True
             return join
@@ -200,7 +203,7 @@ _AFTER_OFFSET_ALLOWED = frozenset({
 })
 
 
-def _unsigned_integer(token: Token | None) -> bool:
+def _unsigned_integer(token: Token | None) -> TypeGuard[Token]:
     return token is not None and token.token_type == TokenType.NUMBER and token.text.isdigit()
 
 

@@ -17,9 +17,11 @@ from __future__ import annotations
 import difflib
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Callable
+from typing import Any
 
+from astropy import units
 from sqlglot import exp
 
 from vo_service.core.columns import Column
@@ -51,6 +53,7 @@ from vo_service.tap.adql._features import (
     FEATURE_TYPE,
     FEATURE_UNIT,
     FUNCTIONS,
+    FunctionSpec,
 )
 from vo_service.tap.catalog import Catalog, TableMeta
 from vo_service.tap.results import SelectItem
@@ -249,7 +252,8 @@ _CAST_TYPES = {
 }
 _ADQL21_ONLY = frozenset({FEATURE_STRING, FEATURE_CONDITIONAL, FEATURE_UNIT, FEATURE_TYPE})
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.LT, exp.LTE, exp.GT, exp.GTE)
-_SET_OPERATIONS = {exp.Union: "UNION", exp.Except: "EXCEPT", exp.Intersect: "INTERSECT"}
+_SET_OPERATIONS: dict[type, str] = {exp.Union: "UNION", exp.Except: "EXCEPT",
+                                     exp.Intersect: "INTERSECT"}
 _SELECT_ARGS = {"expressions", "distinct", "limit", "offset", "from_", "joins", "where", "group",
                 "having", "order", "with_"}
 _CLAUSE_NAMES = {"locks": "FOR UPDATE/SHARE", "into": "SELECT ... INTO", "windows": "WINDOW",
@@ -259,12 +263,11 @@ _SET_ARGS = {"this", "expression", "distinct", "order", "limit", "offset", "with
 
 @functools.lru_cache(maxsize=256)
 def _unit_factor(source: str | tuple, target: str) -> float:
-    """Multiplier from one VOUnit to another (astropy is imported only when IN_UNIT is used).
+    """Multiplier from one VOUnit to another (for IN_UNIT).
 
     ``source`` is a unit string or, for arithmetic results, a tree ``(op, left, right)`` with
     op ``*``, ``/`` or ``**``, so that ``IN_UNIT(SQRT(POWER(pm_ra, 2) + ...), ...)`` works.
     """
-    from astropy import units
 
     def parse(text: str) -> units.UnitBase:
         if not text:
@@ -533,7 +536,7 @@ class _Translator:
 
     def joined_table(self, node: exp.Table, scope: _Scope) -> exp.Expr:
         """A parenthesised join in FROM, ``(a JOIN b USING (x))``; its joins see only its tables."""
-        joins = node.args.get("joins")
+        joins = node.args.get("joins") or []
         node.set("joins", None)
         outer_star = scope.star
         scope.star = []
@@ -822,7 +825,7 @@ class _Translator:
             if col is None:
                 raise self.fail(f"Table {rel.label!r} has no column {ident.this!r}"
                                 f"{self.suggest(ident.this, rel.columns)}", ident)
-            owner = scope
+            owner: _Scope | None = scope
             while owner is not None and not any(r is rel for r in owner.rels):
                 owner = owner.parent
             return owner or scope, col, rel
@@ -866,7 +869,7 @@ class _Translator:
             raise self.fail(f"{_describe(node)} is not ADQL", node, syntax=True)
         return handler(self, node, scope)
 
-    def chain(self, node: exp.Binary, scope: _Scope) -> tuple[exp.Expr, _T]:
+    def chain(self, node: exp.Expr, scope: _Scope) -> tuple[exp.Expr, _T]:
         """A left-deep chain of binary operators, walked in a loop rather than recursively.
 
         sqlglot parses ``a OR b OR c ...`` as ``((a OR b) OR c) ...``, one level per operator;
@@ -1156,10 +1159,13 @@ class _Translator:
     def case(self, node: exp.Case, scope: _Scope) -> tuple[exp.Expr, _T]:
         self.need(FEATURE_CONDITIONAL, node, "CASE")
         operand = node.args.get("this")
-        op_sql, op_t = (self.value(operand, scope, "CASE") if operand is not None else (None, None))
+        op_sql: exp.Expr | None = None
+        op_t: _T | None = None
+        if operand is not None:
+            op_sql, op_t = self.value(operand, scope, "CASE")
         ifs, result = [], NULL
         for branch in node.args.get("ifs") or ():
-            if operand is not None:
+            if op_t is not None:
                 cond, ct = self.value(branch.this, scope, "CASE WHEN")
                 self.comparable(op_t, ct, branch, "CASE")
             else:
@@ -1288,7 +1294,7 @@ class _Translator:
             self.need(spec.feature, node, name)
         return rule(self, node, scope)
 
-    def check_arity(self, node: exp.Anonymous, spec) -> None:
+    def check_arity(self, node: exp.Anonymous, spec: FunctionSpec) -> None:
         count = len(node.expressions)
         if count < spec.min_args or (spec.max_args is not None and count > spec.max_args):
             raise self.fail(f"Wrong number of arguments for {spec.form}", node)
@@ -1544,13 +1550,15 @@ def _kind_name(typ: _T) -> str:
 
 
 def _describe(node: exp.Expr) -> str:
-    names = {exp.Boolean: "TRUE/FALSE (ADQL has no boolean literals)", exp.Array: "ARRAY",
+    names: dict[type, str] = {exp.Boolean: "TRUE/FALSE (ADQL has no boolean literals)", exp.Array: "ARRAY",
              exp.Window: "A window function (OVER)", exp.Mod: "'%'",
              exp.Escape: "LIKE ... ESCAPE", exp.Star: "'*' here"}
     return names.get(type(node), f"{node.key.upper()}")
 
 
-_HANDLERS: dict[type, Callable[[_Translator, exp.Expr, _Scope], tuple[exp.Expr, _T]]] = {
+#: Node class -> its translation.  A handler takes a node of its key's class (the dispatch is on
+#: ``type(node)``, which mypy cannot follow), hence ``Any`` for the node.
+_HANDLERS: dict[type, Callable[[_Translator, Any, _Scope], tuple[exp.Expr, _T]]] = {
     exp.Column: _Translator.column,
     exp.Literal: _Translator.literal,
     exp.HexString: _Translator.hex_literal,
@@ -1580,7 +1588,7 @@ _HANDLERS: dict[type, Callable[[_Translator, exp.Expr, _Scope], tuple[exp.Expr, 
 
 #: Binary operators whose left-deep chains :meth:`_Translator.chain` walks in a loop; each rule
 #: gets its left operand already translated.
-_CHAIN_RULES: dict[type, Callable[[_Translator, exp.Expr, tuple[exp.Expr, _T], _Scope],
+_CHAIN_RULES: dict[type, Callable[[_Translator, Any, tuple[exp.Expr, _T], _Scope],
                                   tuple[exp.Expr, _T]]] = {
     exp.Add: _Translator.arithmetic,
     exp.Sub: _Translator.arithmetic,

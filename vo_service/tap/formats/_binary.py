@@ -44,6 +44,18 @@ class Segment:
     width: int | None = None
     lengths: np.ndarray | None = None
 
+    @property
+    def fixed_width(self) -> int:
+        """``width`` of a fixed-width segment."""
+        assert self.width is not None, "a variable-length segment has no fixed width"
+        return self.width
+
+    @property
+    def row_lengths(self) -> np.ndarray:
+        """``lengths`` of a variable-length segment."""
+        assert self.lengths is not None, "a fixed-width segment has no per-row lengths"
+        return self.lengths
+
 
 def null_fill(datatype: str) -> float | int:
     """The value written in place of NULL (NaN for floats, the VALUES null sentinel for ints)."""
@@ -151,7 +163,7 @@ def assemble_rows(n: int, segments: list[Segment]) -> np.ndarray:
         return groups[0].payload
     row_sizes = np.zeros(n, dtype=np.int64)
     for seg in groups:
-        row_sizes += seg.width if seg.width is not None else seg.lengths
+        row_sizes += seg.width if seg.width is not None else seg.row_lengths
     position = np.zeros(n, dtype=np.int64)
     np.cumsum(row_sizes[:-1], out=position[1:])
     out = np.empty(int(row_sizes.sum()), dtype=np.uint8)
@@ -162,24 +174,25 @@ def assemble_rows(n: int, segments: list[Segment]) -> np.ndarray:
                 out[index.reshape(-1)] = seg.payload
             position += seg.width
         else:
-            total = int(seg.lengths.sum())
+            lengths = seg.row_lengths
+            total = int(lengths.sum())
             if total:
-                ends = np.cumsum(seg.lengths)
-                index = np.arange(total, dtype=np.int64) + np.repeat(position - (ends - seg.lengths), seg.lengths)
+                ends = np.cumsum(lengths)
+                index = np.arange(total, dtype=np.int64) + np.repeat(position - (ends - lengths), lengths)
                 out[index] = seg.payload
-            position += seg.lengths
+            position += lengths
     return out
 
 
 def _fixed_block(n: int, segments: list[Segment]) -> Segment:
     if len(segments) == 1:
         return segments[0]
-    width = sum(s.width for s in segments)
+    width = sum(s.fixed_width for s in segments)
     block = np.empty((n, width), dtype=np.uint8)
     offset = 0
     for seg in segments:
-        block[:, offset : offset + seg.width] = seg.payload.reshape(n, seg.width)
-        offset += seg.width
+        block[:, offset : offset + seg.fixed_width] = seg.payload.reshape(n, seg.fixed_width)
+        offset += seg.fixed_width
     return Segment(block.reshape(-1), width=width)
 
 
@@ -194,7 +207,7 @@ class Base64Lines:
         self._carry = b""
 
     def feed(self, data: bytes | np.ndarray) -> bytes:
-        raw = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
+        raw = data.data.cast("B") if not isinstance(data, bytes) else memoryview(data)
         if self._carry:
             raw = memoryview(self._carry + bytes(raw))
         whole = len(raw) - len(raw) % _LINE_BYTES

@@ -251,7 +251,8 @@ def gather_ragged(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> 
     return data[index]
 
 
-def pad_ragged(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray, width: int, fill) -> np.ndarray:
+def pad_ragged(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray, width: int,
+               fill: float | int) -> np.ndarray:
     """Rows of exactly ``width`` items from ragged slices, truncated or padded with ``fill``."""
     n = len(starts)
     out = np.full((n, width), fill, dtype=data.dtype)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import IO
 
 import numpy as np
 import pyarrow as pa
@@ -71,7 +72,8 @@ class _Sizes:
         self.heap = 0
 
 
-def _spool(specs: list[ColumnEncoding], batches: Iterable[pa.RecordBatch], spool) -> _Sizes:
+def _spool(specs: list[ColumnEncoding], batches: Iterable[pa.RecordBatch],
+           spool: IO[bytes]) -> _Sizes:
     schema = pa.schema([pa.field(f"c{i}", _canonical(s)) for i, s in enumerate(specs)])
     sizes = _Sizes(len(specs))
     with pa.ipc.new_stream(spool, schema) as writer:
@@ -134,7 +136,8 @@ def _headers(
     table["PCOUNT"] = sizes.heap
     table["GCOUNT"] = 1
     table["TFIELDS"] = len(specs)
-    for n, (spec, name, (form, _)) in enumerate(zip(specs, unique_names([_ascii(s.field.name) for s in specs]), forms), 1):
+    names = unique_names([_ascii(s.field.name) for s in specs])
+    for n, (spec, name, (form, _)) in enumerate(zip(specs, names, forms, strict=True), 1):
         f = spec.field
         table[f"TTYPE{n}"] = name
         table[f"TFORM{n}"] = form
@@ -153,7 +156,8 @@ def _headers(
     return primary.tostring().encode("ascii") + table.tostring().encode("ascii"), [w for _, w in forms]
 
 
-def _rows(specs: list[ColumnEncoding], widths: list[int], batch: pa.RecordBatch, heap, heap_at: int) -> tuple[bytes, int]:
+def _rows(specs: list[ColumnEncoding], widths: list[int], batch: pa.RecordBatch,
+          heap: IO[bytes], heap_at: int) -> tuple[bytes, int]:
     segments = []
     for i, spec in enumerate(specs):
         array = batch.column(i)

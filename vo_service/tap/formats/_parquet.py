@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -31,6 +32,9 @@ from vo_service.tap.formats._columns import (
 from vo_service.tap.formats._votable import NO_INFOS
 from vo_service.tap.results import ResultStatus
 
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
 #: astropy's reader turns a NULL string into the text "None" cut to the column width; a
 #: width of at least 4 shows it whole instead of as a plausible-looking "N".
 _ASTROPY_NULL_WIDTH = 4
@@ -45,7 +49,7 @@ class _DrainSink:
         self._position = 0
         self.closed = False
 
-    def write(self, data) -> int:
+    def write(self, data: Buffer) -> int:
         chunk = bytes(data)
         self._chunks.append(chunk)
         self._position += len(chunk)
@@ -87,7 +91,7 @@ def _parquet_type(spec: ColumnEncoding, arrow_type: pa.DataType | None) -> pa.Da
 def _schema(specs: list[ColumnEncoding], first: pa.RecordBatch | None) -> pa.Schema:
     """Output names made unique (``x``, ``x_2``; readers such as pq.read_table reject repeats)."""
     fields = []
-    for i, (spec, name) in enumerate(zip(specs, unique_names([s.field.name for s in specs]))):
+    for i, (spec, name) in enumerate(zip(specs, unique_names([s.field.name for s in specs]), strict=True)):
         meta = {k: str(getattr(spec.field, k)) for k in _META_KEYS if getattr(spec.field, k)}
         if name != spec.field.name:
             meta["name"] = spec.field.name

@@ -47,7 +47,8 @@ def escape_tsv(text: pa.Array) -> pa.Array:
 def escape_json(text: pa.Array) -> pa.Array:
     """JSON string literals; per value only if rare control characters are present."""
     if pc.any(pc.match_substring_regex(text, _JSON_OTHER_CONTROL)).as_py():
-        return pa.array([None if s is None else json.dumps(s, ensure_ascii=False) for s in text.to_pylist()], pa.string())
+        return pa.array([None if s is None else json.dumps(s, ensure_ascii=False) for s in text.to_pylist()],
+                        pa.string())
     body = _replace_all(text, [("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t")])
     return pc.binary_join_element_wise('"', body, '"', "")
 

@@ -47,7 +47,8 @@ _PROLOGUE = (
     f'xsi:schemaLocation="{VOTABLE_NS} {VOTABLE_NS}">\n'
 )
 
-_ATTR_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"})
+_ATTR_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;",
+                               "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"})
 _TEXT_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 
 
@@ -101,7 +102,7 @@ def _header(specs: list[ColumnEncoding], infos: Mapping[str, str], serialization
     out.append("<TABLE>\n")
     ids = unique_xml_ids([s.field.name for s in specs])
     declare_null = serialization == "binary"
-    out.extend(field_element(s, i, declare_null=declare_null) for s, i in zip(specs, ids))
+    out.extend(field_element(s, i, declare_null=declare_null) for s, i in zip(specs, ids, strict=True))
     if serialization == "tabledata":
         out.append("<DATA><TABLEDATA>\n")
     else:
@@ -150,7 +151,7 @@ def encode_votable(
                 continue
             arrays = [normalize(batch.column(i), s) for i, s in enumerate(specs)]
             segments = [null_mask_segment(arrays, batch.num_rows)] if serialization == "binary2" else []
-            for array, spec in zip(arrays, specs):
+            for array, spec in zip(arrays, specs, strict=True):
                 segments.extend(column_segments(array, spec))
             chunk = stream.feed(assemble_rows(batch.num_rows, segments))
             if chunk:
