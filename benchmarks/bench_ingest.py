@@ -63,7 +63,7 @@ def main() -> int:
     engine = owner_engine(settings)
     source = open_table(path)
     specs = plan_columns(source.columns)
-    ddl = ", ".join(f'"{c.name}" {c.pg_type}' for c in specs)
+    ddl = ", ".join(f'"{c.name}" {c.sql_type}' for c in specs)
     server_file = settings.pg_dir.resolve() / "bench_ingest.bin"
     with engine.begin() as conn:
         conn.execute(text("CREATE SCHEMA IF NOT EXISTS benchwork"))
