@@ -91,11 +91,7 @@ def _reset_timeout(conn: Connection, timeout_ms: int | None) -> bool:
                         else f"SET statement_timeout = {int(timeout_ms)}")
         return True
     except Exception:  # noqa: BLE001 - a connection that cannot reset is dropped
-        try:
-            conn.close()
-        except Exception:  # noqa: BLE001 - it is dropped either way
-            pass
-        return False
+        return _drop(conn)
 
 
 def _recover(conn: Connection) -> bool:
@@ -106,11 +102,16 @@ def _recover(conn: Connection) -> bool:
             cur.fetchall()
         return True
     except Exception:  # noqa: BLE001 - any failure means the connection is unusable
-        try:
-            conn.close()
-        except Exception:  # noqa: BLE001 - it is dropped either way
-            pass
-        return False
+        return _drop(conn)
+
+
+def _drop(conn: Connection) -> bool:
+    """Close a connection that is no longer usable; always False (it is not given back)."""
+    try:
+        conn.close()
+    except Exception:  # noqa: BLE001 - it is dropped either way
+        pass
+    return False
 
 
 def _error_checked_reader(cursor: Cursor) -> pa.RecordBatchReader:
