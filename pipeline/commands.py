@@ -94,12 +94,13 @@ def run(args: argparse.Namespace, settings: Settings, services_for: Callable[[Se
         config = replace(config, workers=args.workers)
     if args.no_publish:
         config = replace(config, publish=False)
-    engine = storage_dir = None
-    if config.publish or config.training_product:  # the product registry: its database and storage
+    registry = owner = None
+    if config.publish or config.training_product:  # the product registry, from the composition root
         services = services_for(settings)
-        engine, storage_dir = services.owner_engine, services.settings.products_dir
+        registry = services.products
+        owner = services.operator() if config.publish else None
     logging.getLogger("distributed").setLevel(logging.WARNING)
-    result = run_pipeline(config, scheduler=args.scheduler, engine=engine, storage_dir=storage_dir,
+    result = run_pipeline(config, scheduler=args.scheduler, registry=registry, owner=owner,
                           progress=[ProgressBar(not args.no_progress)])
     summary = {k: v for k, v in result.to_json().items() if k not in ("partition_seconds",)}
     if result.quality:

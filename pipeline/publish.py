@@ -48,7 +48,7 @@ from tap_schema.loader import (
     qualified,
 )
 from tap_schema.model import TableDescription, load_table
-from vo_service.auth import AuthService
+from vo_service.auth import User
 from vo_service.core.columns import Column
 from vo_service.core.identifiers import quote_ident
 from vo_service.products import ProductRegistry, RegistrationRequest
@@ -102,10 +102,11 @@ def _index_partition(engine: Engine, part: TableDescription) -> None:
 
 
 def record_product(conn: Connection, desc: TableDescription, result: RunResult | None, *,
-                   storage_dir: Path | None = None) -> None:
+                   registry: ProductRegistry | None = None, owner: User | None = None) -> None:
     """Record the published table's provenance and register it as a PZ-table product, in the
     transaction that publishes the table (all three appear together or not at all).
-    ``storage_dir`` is the registry's product storage (needed with a ``result``).
+    ``registry`` and ``owner`` (who official products are registered as) are needed with a
+    ``result``.
 
     The activity uses the training set (a file entity, by checksum) and the object catalog (a
     collection of its Parquet files), carries the estimator's name, version and parameters, the
@@ -115,7 +116,7 @@ def record_product(conn: Connection, desc: TableDescription, result: RunResult |
     if result is None:
         log.info("published without a run record: no product registered", extra={"table": desc.qualified_name})
         return
-    _require_storage(storage_dir)
+    registry, owner = _require_registry(registry, owner)
 
     est = result.estimator
     method = ActivityDescription(
@@ -151,23 +152,23 @@ def record_product(conn: Connection, desc: TableDescription, result: RunResult |
                      comment=f"{result.rows} rows, release {result.release}")
         roles = {"object_id": "id", "ra": "ra", "dec": "dec", "z_phot": "photoz", "z_err": "photoz_err",
                  "odds": "odds"}
-        registry = ProductRegistry(engine=conn.engine, storage_dir=storage_dir)  # type: ignore[arg-type]
         registry.register_table(conn, name=desc.name, product_type="pztable", desc=desc, rows=result.rows,
-                                owner=AuthService(engine=conn.engine).operator(), roles=roles,
+                                owner=owner, roles=roles,
                                 data_file=result.table_yaml,
                                 release=result.release, official=True,
                                 pz_code=f"{est['name']} {est['version']}")
     log.info("product registered", extra={"table": desc.qualified_name, "entity": entity_id})
 
 
-def register_quality_report(engine: Engine, result: RunResult, table_name: str, *, storage_dir: Path) -> str:
+def register_quality_report(registry: ProductRegistry | None, result: RunResult, table_name: str, *,
+                            owner: User | None) -> str:
     """Register the quality report as a validation-results product (``<table>_quality``).
 
     Its table holds the per-object estimates on the held-out validation set (z_true, z_phot,
     z_err, odds), queryable by ADQL; quality.json and the plots are its auxiliary files.
-    ``storage_dir`` is the registry's product storage.  Returns the product name.
+    Returns the product name.
     """
-    _require_storage(storage_dir)
+    registry, owner = _require_registry(registry, owner)
 
     quality = result.quality or {}
     per_object = Path(quality["per_object"])
@@ -185,19 +186,18 @@ def register_quality_report(engine: Engine, result: RunResult, table_name: str, 
         columns={"z_true": {"role": "redshift"}, "z_phot": {"role": "photoz"},
                  "z_err": {"role": "photoz_err"}, "odds": {"role": "odds"}},
         auxiliary_files=[(Path(f), Path(f).name) for f in quality.get("files", [])])
-    registry = ProductRegistry(engine=engine, storage_dir=storage_dir)
-    registry.register(request, AuthService(engine=engine).operator())
+    registry.register(request, owner)
     return name
 
 
 def publish_table_files(engine: Engine, desc: TableDescription, files: list[Path], *, partitions: int = 16,
                         workers: int = 2, result: RunResult | None = None,
-                        storage_dir: Path | None = None) -> dict[str, Any]:
+                        registry: ProductRegistry | None = None, owner: User | None = None) -> dict[str, Any]:
     """Load Parquet files into the partitioned table ``desc`` and publish it (steps 1-5 above).
-    With a run's ``result`` the table becomes a product, whose files go to ``storage_dir``."""
+    With a run's ``result`` the table becomes a product of ``registry``, owned by ``owner``."""
     started = time.perf_counter()
     if result is not None:
-        _require_storage(storage_dir)
+        _require_registry(registry, owner)
     if desc.primary_key != (PARTITION_KEY,):
         raise ValueError(f"{desc.qualified_name}: the partitioned load needs primary key ({PARTITION_KEY})")
     stage = replace(desc, schema=staging_schema(desc), primary_key=())
@@ -232,7 +232,7 @@ def publish_table_files(engine: Engine, desc: TableDescription, files: list[Path
             for stmt in create_indexes_sql(desc):
                 conn.execute(text(stmt))
             publish_table(conn, desc)
-            record_product(conn, desc, result, storage_dir=storage_dir)
+            record_product(conn, desc, result, registry=registry, owner=owner)
     except BaseException:
         # The published table is untouched; the half-loaded copy would hold its disk until the
         # next publish of this table (at billions of rows, a lot of it).
@@ -249,11 +249,12 @@ def publish_table_files(engine: Engine, desc: TableDescription, files: list[Path
     return timings
 
 
-def publish_run(engine: Engine, result: RunResult, *, storage_dir: Path, partitions: int = 16,
-                workers: int = 2) -> dict[str, Any]:
-    """Publish a finished run's table from its output directory and register it as a product
-    (its files under ``storage_dir``, the registry's product storage)."""
-    _require_storage(storage_dir)
+def publish_run(registry: ProductRegistry | None, result: RunResult, *, owner: User | None,
+                partitions: int = 16, workers: int = 2) -> dict[str, Any]:
+    """Publish a finished run's table from its output directory into the registry's database and
+    register it as a product of ``registry`` owned by ``owner`` (the operator account, for the
+    official PZ tables)."""
+    registry, owner = _require_registry(registry, owner)
     if result.table_yaml is None:
         raise ValueError("the run has no table description")
     desc = load_table(result.table_yaml)
@@ -272,10 +273,11 @@ def publish_run(engine: Engine, result: RunResult, *, storage_dir: Path, partiti
     if changed:
         raise ValueError(f"{len(changed)} input file(s) changed since the run estimated them (first: "
                          f"{changed[0]}): run the pipeline again, then publish")
-    return publish_table_files(engine, desc, files, partitions=partitions, workers=workers, result=result,
-                               storage_dir=storage_dir)
+    return publish_table_files(registry.engine, desc, files, partitions=partitions, workers=workers,
+                               result=result, registry=registry, owner=owner)
 
 
-def _require_storage(storage_dir: Path | None) -> None:
-    if storage_dir is None:
-        raise ValueError("registering a product needs the registry's product storage (storage_dir)")
+def _require_registry(registry: ProductRegistry | None, owner: User | None) -> tuple[ProductRegistry, User]:
+    if registry is None or owner is None:
+        raise ValueError("registering a product needs the product registry and its owner (registry, owner)")
+    return registry, owner

@@ -63,7 +63,8 @@ from pipeline.quality import evaluate_columns, json_safe, write_quality_report
 from pipeline.schema import arrow_schema, table_description, write_descriptions
 from pipeline.task import estimate_partition
 from pipeline.training import resolve_training_product
-from vo_service.products import PipelineRunStore
+from vo_service.auth import User
+from vo_service.products import PipelineRunStore, ProductRegistry
 
 log = logging.getLogger(__name__)
 
@@ -235,11 +236,11 @@ def prepare_demo_inputs(config: PipelineConfig) -> None:
                        seed=demo.seed, train_fraction=demo.train_fraction, copies=demo.copies)
 
 
-def _resolve_training(config: PipelineConfig, engine: Any, storage_dir: Path) -> tuple[PipelineConfig, str]:
+def _resolve_training(config: PipelineConfig, registry: ProductRegistry) -> tuple[PipelineConfig, str]:
     """Export a training-set product to Parquet; return the updated config and its entity."""
     if config.training_product is None:
         raise ValueError("the configuration names no training-set product")
-    found = resolve_training_product(engine, config.training_product, config.output / "training", storage_dir)
+    found = resolve_training_product(registry, config.training_product, config.output / "training")
     log.info("training set from a product", extra={"product": found.label, "file": str(found.path)})
     return replace(config, training=found.path, redshift_column=found.redshift_column), found.entity_id
 
@@ -305,46 +306,53 @@ def estimate_catalog(estimator: Estimator, partitions: Sequence[Partition], data
 
 
 def run_pipeline(config: PipelineConfig, *, scheduler: str | None = None,
-                 progress: Sequence[ProgressHook] = (), client: Any = None, engine: Any = None,
-                 storage_dir: Path | None = None, runs: PipelineRunStore | None = None) -> RunResult:
+                 progress: Sequence[ProgressHook] = (), client: Any = None,
+                 registry: ProductRegistry | None = None, owner: User | None = None,
+                 runs: PipelineRunStore | None = None) -> RunResult:
     """Train, estimate every partition, describe the table, report quality, publish if asked.
 
     ``client`` reuses a Dask client (tests, notebooks); otherwise one is opened from
     ``scheduler`` (or the configuration's) or a new ``LocalCluster``, and closed at the end.
-    ``engine`` (SQLAlchemy, owner role) is the registry's database: where ``publish`` loads the
-    table and a ``product:`` training set is read; ``storage_dir`` is the registry's product
-    storage (``Settings.products_dir``).  Both are needed to publish or to train on a product.
-    The run's record goes to ``runs`` (by default a
-    :class:`~vo_service.products.PipelineRunStore` on ``engine``, when there is one).
+    ``registry`` is the product registry of the composition root (``Services.products``): its
+    database is where ``publish`` loads the table and a ``product:`` training set is read, and
+    the published table and quality report become its products, owned by ``owner`` (the
+    operator account, ``Services.operator()``).  Publishing needs both; training on a product
+    needs ``registry``.  The run's record goes to ``runs`` (by default a
+    :class:`~vo_service.products.PipelineRunStore` on the registry's database, when there is one).
     """
     with output_lock(config.output):
-        return _locked_run(config, scheduler=scheduler, progress=progress, client=client, engine=engine,
-                           storage_dir=storage_dir, runs=runs)
+        return _locked_run(config, scheduler=scheduler, progress=progress, client=client, registry=registry,
+                           owner=owner, runs=runs)
 
 
-def require_registry(config: PipelineConfig, engine: Any, storage_dir: Path | None) -> None:
-    """Before any work: publishing and a ``product:`` training set need the registry's database
-    and product storage, from the caller."""
-    needs = [what for what, needed in (("publishing", config.publish),
-                                       (f"the training set {config.training_product}", config.training_product))
-             if needed]
-    missing = [what for what, value in (("engine", engine), ("storage_dir", storage_dir)) if value is None]
-    if needs and missing:
+def require_registry(config: PipelineConfig, registry: ProductRegistry | None, owner: User | None) -> None:
+    """Before any work: publishing needs the product registry and the owner of what it
+    registers, a ``product:`` training set the registry, from the caller."""
+    missing = []
+    if (config.publish or config.training_product) and registry is None:
+        missing.append("registry")
+    if config.publish and owner is None:
+        missing.append("owner")
+    if missing:
+        needs = [what for what, needed in (("publishing", config.publish),
+                                           (f"the training set {config.training_product}", config.training_product))
+                 if needed]
         raise ValueError(f"{' and '.join(needs)} need(s) the product registry: no {' and no '.join(missing)} "
                          "given to run_pipeline")
 
 
 def _locked_run(config: PipelineConfig, *, scheduler: str | None, progress: Sequence[ProgressHook],
-                client: Any, engine: Any, storage_dir: Path | None,
+                client: Any, registry: ProductRegistry | None, owner: User | None,
                 runs: PipelineRunStore | None) -> RunResult:
     started = time.perf_counter()
-    require_registry(config, engine, storage_dir)
+    require_registry(config, registry, owner)
+    engine = registry.engine if registry is not None else None
     prepare_demo_inputs(config)
     if config.publish:
         check_database(engine)
     training_entity = None
     if config.training_product:
-        config, training_entity = _resolve_training(config, engine, storage_dir)  # type: ignore[arg-type]
+        config, training_entity = _resolve_training(config, registry)  # type: ignore[arg-type]
     check_validation_set(config)
     estimator, training_digest = train(config)
     fingerprint = run_fingerprint(estimator, training_digest, config.release, config.redshift_column)
@@ -362,8 +370,8 @@ def _locked_run(config: PipelineConfig, *, scheduler: str | None, progress: Sequ
                                     "partitions": len(partitions), "fingerprint": fingerprint})
     try:
         result = _run_and_publish(config, estimator, partitions, data_dir, fingerprint, inputs, record,
-                                  scheduler=scheduler, progress=progress, client=client, engine=engine,
-                                  storage_dir=storage_dir)
+                                  scheduler=scheduler, progress=progress, client=client, registry=registry,
+                                  owner=owner)
     except BaseException as exc:
         record.finish("ERROR", error=repr(exc))
         raise
@@ -378,8 +386,8 @@ def _locked_run(config: PipelineConfig, *, scheduler: str | None, progress: Sequ
 
 def _run_and_publish(config: PipelineConfig, estimator: Estimator, partitions: list[Partition], data_dir: Path,
                      fingerprint: str, inputs: dict[str, Any], record: JobRecord, *, scheduler: str | None,
-                     progress: Sequence[ProgressHook], client: Any, engine: Any,
-                     storage_dir: Path | None) -> RunResult:
+                     progress: Sequence[ProgressHook], client: Any, registry: ProductRegistry | None,
+                     owner: User | None) -> RunResult:
     """Everything after training that can fail; the caller records the failure in the job record."""
     hats_input = is_hats_catalog(config.objects)
     if hats_input:
@@ -413,12 +421,12 @@ def _run_and_publish(config: PipelineConfig, estimator: Estimator, partitions: l
         result.quality = validate(estimator, config)
     if config.publish:
 
-        result.published = publish_run(engine, result, storage_dir=storage_dir,  # type: ignore[arg-type]
+        result.published = publish_run(registry, result, owner=owner,
                                        partitions=config.publish_partitions, workers=config.publish_workers)
         if result.quality and result.quality.get("per_object"):
 
-            result.quality["product"] = register_quality_report(engine, result, config.table_name,
-                                                                storage_dir=storage_dir)  # type: ignore[arg-type]
+            result.quality["product"] = register_quality_report(registry, result, config.table_name,
+                                                                owner=owner)
     return result
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import adbc_driver_postgresql.dbapi as adbc
 import pyarrow.parquet as pq
-from sqlalchemy.engine import Engine
 
 from vo_service.core.identifiers import quote_ident
 from vo_service.products import ProductNotFoundError, ProductRegistry
@@ -32,9 +31,9 @@ class TrainingProduct:
     entity_id: str
 
 
-def resolve_training_product(engine: Engine, spec: str, out_dir: Path, storage_dir: Path) -> TrainingProduct:
+def resolve_training_product(registry: ProductRegistry, spec: str, out_dir: Path) -> TrainingProduct:
     name, _, version = spec[len(PRODUCT_PREFIX):].partition("@")
-    registry = ProductRegistry(engine=engine, storage_dir=storage_dir)
+    engine = registry.engine
     try:
         product = registry.get(name, int(version) if version else None, user=None)
     except (ProductNotFoundError, ValueError) as exc:

@@ -119,7 +119,7 @@ def test_pipeline_runs_on_a_hats_catalog(hats_objects: Path, demo_inputs: dict[s
 
 
 def test_hats_run_publishes_every_object_once(hats_objects: Path, demo_inputs: dict[str, Path], database,
-                                              tmp_path: Path) -> None:
+                                              tmp_path: Path, registry, operator) -> None:
     """Published from a HATS catalog: the pixel files' objects, each once (not the thumbnail's)."""
     from sqlalchemy import text
 
@@ -133,7 +133,7 @@ def test_hats_run_publishes_every_object_once(hats_objects: Path, demo_inputs: d
                         "estimator": {"name": "toy"}, "dask": {"workers": 2, "processes": False},
                         "publish": {"enabled": True, "partitions": 2}})
     try:
-        result = run_pipeline(cfg, engine=owner_engine(database), storage_dir=database.products_dir)
+        result = run_pipeline(cfg, registry=registry, owner=operator)
         assert result.hats["rows"] == 80_000
         with owner_engine(database).connect() as conn:
             rows, distinct = conn.execute(text(

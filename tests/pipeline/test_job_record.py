@@ -74,12 +74,14 @@ def test_the_registry_copy_is_best_effort(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "run.json").read_text())["phase"] == "COMPLETED"
 
 
-@pytest.mark.parametrize("over,needs", [({"publish": {"enabled": True}}, "publishing"),
-                                         ({"training": "product:some_training"}, "the training set")])
-def test_a_run_that_needs_the_registry_must_be_given_it(tmp_path: Path, over: dict, needs: str) -> None:
+@pytest.mark.parametrize("over,needs,missing", [
+    ({"publish": {"enabled": True}}, "publishing", "no registry and no owner"),
+    ({"training": "product:some_training"}, "the training set", "no registry given")])
+def test_a_run_that_needs_the_registry_must_be_given_it(tmp_path: Path, over: dict, needs: str,
+                                                        missing: str) -> None:
     raw = {"release": "rec-1", "objects": str(tmp_path / "objects"), "training": str(tmp_path / "t.parquet"),
            "output": str(tmp_path / "out"), "table": {"schema": "pz", "name": "photoz_record"},
            "estimator": {"name": "toy"}, **over}
-    with pytest.raises(ValueError, match=f"{needs}.*no engine and no storage_dir"):
+    with pytest.raises(ValueError, match=f"{needs}.*{missing}"):
         run_pipeline(parse_config(raw))
     assert not (tmp_path / "out" / "run.json").exists()

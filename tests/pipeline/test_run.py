@@ -44,14 +44,14 @@ def drop_published(database, *tables: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def default_run(demo_inputs: dict[str, Path], database, tmp_path_factory: pytest.TempPathFactory):
+def default_run(demo_inputs: dict[str, Path], database, tmp_path_factory: pytest.TempPathFactory, registry, operator):
     """The default estimator over the 8 demo files on a 2-worker LocalCluster, published."""
     out = tmp_path_factory.mktemp("default-run")
     # Two ensemble members instead of four: half the training time, and the quality bounds
     # below still hold (sigma_MAD 0.024 -> 0.025 on this split).
     cfg = config(demo_inputs, out, estimator={"name": "mlp", "params": {"members": 2}},
                  publish={"enabled": True, "partitions": 4, "workers": 2})
-    yield run_pipeline(cfg, engine=owner_engine(database), storage_dir=database.products_dir)
+    yield run_pipeline(cfg, registry=registry, owner=operator)
     drop_published(database, "pz.photoz_pipeline_test", "pz.photoz_pipeline_test_quality")
 
 
@@ -98,7 +98,7 @@ def test_job_record_in_the_registry_and_its_rest_api(default_run, server) -> Non
         assert missing.status_code == 404 and missing.headers["Content-Type"] == "application/problem+json"
 
 
-def test_failed_run_is_recorded_as_error(demo_inputs, database, server, tmp_path) -> None:
+def test_failed_run_is_recorded_as_error(demo_inputs, database, server, tmp_path, registry, operator) -> None:
     """A broken input file fails its task: the run stops, and both records say ERROR, with why."""
     objects = tmp_path / "objects"
     objects.mkdir()
@@ -108,14 +108,15 @@ def test_failed_run_is_recorded_as_error(demo_inputs, database, server, tmp_path
     cfg = config({**demo_inputs, "objects": objects}, tmp_path / "out", table="photoz_pipeline_broken",
                  estimator={"name": "toy"}, dask={"workers": 1, "processes": False}, validation=None)
     with pytest.raises(PartitionError, match="zz_broken.parquet failed: ArrowInvalid"):
-        run_pipeline(cfg, engine=owner_engine(database), storage_dir=database.products_dir)
+        run_pipeline(cfg, registry=registry, owner=operator)
     record = json.loads((tmp_path / "out" / "run.json").read_text())
     assert record["phase"] == "ERROR" and "zz_broken" in record["error"]
     doc = requests.get(f"{server.url}/api/pipeline-runs/{record['run_id']}", timeout=30).json()
     assert doc["phase"] == "ERROR" and "zz_broken" in doc["error"] and doc["finished"]
 
 
-def test_failure_after_estimation_is_recorded_as_error(demo_inputs, database, server, tmp_path) -> None:
+def test_failure_after_estimation_is_recorded_as_error(demo_inputs, database, server, tmp_path,
+        registry, operator) -> None:
     """Every partition done, then the validation set turns out unreadable (it was fine when the
     run checked it before training): the run is ERROR, not EXECUTING with done == total for ever."""
     bad = tmp_path / "validation.parquet"
@@ -129,7 +130,7 @@ def test_failure_after_estimation_is_recorded_as_error(demo_inputs, database, se
     cfg = config(demo_inputs, tmp_path / "out", table="photoz_pipeline_badval", estimator={"name": "toy"},
                  dask={"workers": 1, "processes": False}, validation=str(bad))
     with pytest.raises(ValueError, match="needs the columns"):
-        run_pipeline(cfg, engine=owner_engine(database), storage_dir=database.products_dir,
+        run_pipeline(cfg, registry=registry, owner=operator,
                      progress=[break_validation_when_done])
     record = json.loads((tmp_path / "out" / "run.json").read_text())
     assert record["phase"] == "ERROR" and record["done"] == record["total"] == 8
@@ -138,7 +139,8 @@ def test_failure_after_estimation_is_recorded_as_error(demo_inputs, database, se
     assert doc["phase"] == "ERROR"
 
 
-def test_single_file_catalog_publishes_with_several_workers(demo_inputs, database, tmp_path) -> None:
+def test_single_file_catalog_publishes_with_several_workers(demo_inputs, database, tmp_path,
+        registry, operator) -> None:
     """One input file, two COPY workers (the default): one worker has nothing to load. The
     catalog's provenance entity counts the one file."""
     single = sorted(demo_inputs["objects"].glob("*.parquet"))[0]
@@ -146,7 +148,7 @@ def test_single_file_catalog_publishes_with_several_workers(demo_inputs, databas
                  estimator={"name": "toy"}, dask={"workers": 1, "processes": False}, validation=None,
                  publish={"enabled": True, "partitions": 2, "workers": 2})
     try:
-        result = run_pipeline(cfg, engine=owner_engine(database), storage_dir=database.products_dir)
+        result = run_pipeline(cfg, registry=registry, owner=operator)
         with owner_engine(database).connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM pz.photoz_pipeline_single")).scalar() == 10_000
             catalog = conn.execute(text(
@@ -159,7 +161,7 @@ def test_single_file_catalog_publishes_with_several_workers(demo_inputs, databas
         drop_published(database, "pz.photoz_pipeline_single")
 
 
-def test_failed_publish_leaves_no_staging_table(demo_inputs, database, tmp_path) -> None:
+def test_failed_publish_leaves_no_staging_table(demo_inputs, database, tmp_path, registry, operator) -> None:
     """A load that fails half-way drops its staging copy (the published table is untouched)."""
     from dataclasses import replace
 
@@ -172,7 +174,7 @@ def test_failed_publish_leaves_no_staging_table(demo_inputs, database, tmp_path)
     victim = sorted(result.data_dir.glob("*.parquet"))[5]
     pq.write_table(pq.read_table(victim).drop(["odds"]), victim)  # same input identity, a column short
     with pytest.raises(Exception):  # noqa: B017 - whatever the COPY raises
-        publish_run(owner_engine(database), replace(result), storage_dir=database.products_dir, partitions=2, workers=2)
+        publish_run(registry, replace(result), owner=operator, partitions=2, workers=2)
     desc = load_table(result.table_yaml)
     with owner_engine(database).connect() as conn:
         left = conn.execute(text("SELECT count(*) FROM pg_tables WHERE schemaname = :s AND tablename LIKE :t"),
@@ -180,7 +182,8 @@ def test_failed_publish_leaves_no_staging_table(demo_inputs, database, tmp_path)
     assert left == 0
 
 
-def test_publish_refuses_outputs_of_inputs_that_changed_since(demo_inputs, database, tmp_path) -> None:
+def test_publish_refuses_outputs_of_inputs_that_changed_since(demo_inputs, database, tmp_path,
+        registry, operator) -> None:
     """Provenance names the files the run estimated: an input replaced between the run and a
     later publish makes publishing refuse, not name files that were never estimated."""
     import shutil
@@ -195,7 +198,7 @@ def test_publish_refuses_outputs_of_inputs_that_changed_since(demo_inputs, datab
     replaced = sorted(objects.glob("*.parquet"))[2]
     pq.write_table(pq.read_table(replaced).slice(0, 10), replaced)
     with pytest.raises(ValueError, match="changed since the run estimated them"):
-        publish_run(owner_engine(database), result, storage_dir=database.products_dir, partitions=2, workers=2)
+        publish_run(registry, result, owner=operator, partitions=2, workers=2)
 
 
 def test_felis_schema_validates_with_felis_cli(default_run) -> None:
@@ -232,12 +235,12 @@ def test_cone_query_uses_partition_gist(default_run, database) -> None:
     assert "_pos_idx" in plan
 
 
-def test_toy_known_answer_end_to_end(demo_inputs, database, tmp_path) -> None:
+def test_toy_known_answer_end_to_end(demo_inputs, database, tmp_path, registry, operator) -> None:
     """Toy estimator, threads instead of processes, published: every row checkable by hand."""
     cfg = config(demo_inputs, tmp_path, table="photoz_pipeline_toy", estimator={"name": "toy"},
                  dask={"workers": 2, "processes": False}, publish={"enabled": True, "partitions": 2},
                  validation=None)
-    result = run_pipeline(cfg, engine=owner_engine(database), storage_dir=database.products_dir)
+    result = run_pipeline(cfg, registry=registry, owner=operator)
     objects = pq.read_table(demo_inputs["objects"]).to_pandas().set_index("objectId")
     expected = np.maximum(0.5 + 0.2 * (np.nan_to_num(njy_to_mag(objects["i_cModelFlux"].to_numpy()), nan=30) - 22),
                           0).astype(np.float32)
@@ -250,10 +253,9 @@ def test_toy_known_answer_end_to_end(demo_inputs, database, tmp_path) -> None:
     np.testing.assert_allclose([got[i] for i in objects.index], expected, rtol=1e-6)
 
 
-def test_published_table_is_a_product_with_provenance(default_run, database) -> None:
-    from vo_service.products import ProductRegistry
+def test_published_table_is_a_product_with_provenance(default_run, database, registry, operator) -> None:
 
-    product = ProductRegistry(engine=owner_engine(database), storage_dir=database.products_dir) \
+    product = registry \
         .get("photoz_pipeline_test", user=None)
     assert product.product_type == "pztable" and product.release == "test-1" and product.official
     assert product.row_count == 80_000 and product.pz_code.startswith(DEFAULT_ESTIMATOR)
@@ -272,24 +274,22 @@ def test_published_table_is_a_product_with_provenance(default_run, database) -> 
     assert params["estimator"] == DEFAULT_ESTIMATOR and params["release"] == "test-1"
 
 
-def test_quality_report_is_a_validation_results_product(default_run, database) -> None:
-    from vo_service.products import ProductRegistry
+def test_quality_report_is_a_validation_results_product(default_run, database, registry, operator) -> None:
 
-    product = ProductRegistry(engine=owner_engine(database), storage_dir=database.products_dir) \
+    product = registry \
         .get("photoz_pipeline_test_quality", user=None)
     assert product.product_type == "validationresults" and product.row_count == default_run.quality["n"]
     assert {f.role for f in product.files} == {"main", "auxiliary"}
     assert "sigma_MAD" in product.description
 
 
-def test_training_set_can_be_a_registered_product(demo_inputs, database, tmp_path) -> None:
+def test_training_set_can_be_a_registered_product(demo_inputs, database, tmp_path, registry, operator) -> None:
     """``training: product:<name>`` trains on the product's table and links it in provenance."""
     import uuid
 
     from vo_service.auth import User
-    from vo_service.products import ProductRegistry, RegistrationRequest
+    from vo_service.products import RegistrationRequest
 
-    registry = ProductRegistry(engine=owner_engine(database), storage_dir=database.products_dir)
     name = f"train_{uuid.uuid4().hex[:8]}"
     training = demo_inputs["training"]
     product = registry.register(RegistrationRequest(
@@ -300,7 +300,7 @@ def test_training_set_can_be_a_registered_product(demo_inputs, database, tmp_pat
                  dask={"workers": 2, "processes": False}, publish={"enabled": True, "partitions": 2},
                  training=f"product:{name}")
     try:
-        result = run_pipeline(cfg, engine=owner_engine(database), storage_dir=database.products_dir)
+        result = run_pipeline(cfg, registry=registry, owner=operator)
         assert result.inputs["training_product"] == f"product:{name}"
         with owner_engine(database).connect() as conn:
             used = conn.execute(text(

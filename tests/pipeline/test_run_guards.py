@@ -17,7 +17,6 @@ import yaml
 from pipeline.config import ConfigError, parse_config
 from pipeline.publish import publish_run
 from pipeline.run import FINGERPRINT_KEY, OutputBusyError, output_lock, run_pipeline
-from vo_service.core.database import owner_engine
 
 VENV_BIN = Path(sys.executable).parent
 TOY = {"estimator": {"name": "toy"}, "dask": {"workers": 1, "processes": False}}
@@ -110,14 +109,14 @@ def test_changing_the_redshift_column_estimates_every_partition_again(demo_input
     assert json.loads((out / "run.json").read_text())["inputs"]["redshift_column"] == "z_spec"
 
 
-def test_publishing_refuses_outputs_of_another_run(demo_inputs, database, tmp_path: Path) -> None:
+def test_publishing_refuses_outputs_of_another_run(demo_inputs, database, tmp_path: Path, registry, operator) -> None:
     result = run_pipeline(parse_config(raw_config(demo_inputs, tmp_path / "out")))
     victim = next(result.data_dir.glob("*.parquet"))
     table = pq.read_table(victim)
     pq.write_table(table.replace_schema_metadata({**table.schema.metadata, FINGERPRINT_KEY: b"another-run"}), victim)
     with pytest.raises(ValueError, match=r"1 output file\(s\) are missing or not this run's"):
-        publish_run(owner_engine(database), result, storage_dir=database.products_dir, partitions=2, workers=2)
+        publish_run(registry, result, owner=operator, partitions=2, workers=2)
     victim.unlink()
     with pytest.raises(ValueError, match="missing or not this run's"):
-        publish_run(owner_engine(database), result, storage_dir=database.products_dir, partitions=2, workers=2)
+        publish_run(registry, result, owner=operator, partitions=2, workers=2)
 
