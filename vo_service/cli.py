@@ -28,7 +28,7 @@ def _cluster(settings: Settings) -> PrivateCluster:
     return PrivateCluster(settings=settings)
 
 
-_BUILT: dict[int, Services] = {}
+_BUILT: dict[Settings, Services] = {}
 
 
 def _services(settings: Settings, *, pool_size: int | None = None) -> Services:
@@ -38,12 +38,11 @@ def _services(settings: Settings, *, pool_size: int | None = None) -> Services:
     stack (Flask, SQLAlchemy, pyarrow, astropy, dask) takes about 2.3 s to import on the project's
     machine, and ``pzvo db status`` or ``pzvo user list`` need almost none of it.
     """
-    key = id(settings)
-    if key not in _BUILT:
+    if settings not in _BUILT:
         from vo_service.services import Services  # noqa: PLC0415 - deferred: the service stack, see above
 
-        _BUILT[key] = Services.build(settings, pool_size=pool_size)
-    return _BUILT[key]
+        _BUILT[settings] = Services.build(settings, pool_size=pool_size)
+    return _BUILT[settings]
 
 
 def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
