@@ -33,8 +33,8 @@ def test_shipped_file_covers_the_large_surveys_each_with_a_source(rules):
     ("VVDS", 14, 4), ("VVDS", 23, 3),  # broad-line AGN 1x, secondary target 2x
     ("zCOSMOS", 3.5, 3), ("zCOSMOS", 24.1, 4),  # decimal part: photo-z consistency
     ("VIPERS", 2, 3), ("VIPERS", 9.5, 3), ("VIPERS", 1, 1),
-    # SDSS/BOSS ZWARNING and DESI ZWARN bitmasks: 0 = no problem, any bit set = no reliable z
-    ("SDSS", 0, 4), ("SDSS", 4, 0), ("BOSS", 0, 4), ("DESI_DR1", 0, 4), ("DESI_DR1", 1024, 0),
+    # SDSS/BOSS ZWARNING and DESI ZWARN bitmasks: 0 = no problem, any bit set = tentative (LIneA: 1)
+    ("SDSS", 0, 4), ("SDSS", 4, 1), ("BOSS", 0, 4), ("DESI_DR1", 0, 4), ("DESI_DR1", 1024, 1),
     # DEEP2 ZQUALITY: 4 very secure, 3 secure, 2 poor, -1 star
     ("DEEP2", 4, 4), ("DEEP2", 3, 3), ("DEEP2", 2, 1), ("DEEP2", -1, 6),
     ("GAMA", 4, 4), ("GAMA", 3, 3), ("2dFGRS", 5, 4), ("2dFGRS", 2, 1), ("6dFGS", 6, 6),
@@ -42,6 +42,26 @@ def test_shipped_file_covers_the_large_surveys_each_with_a_source(rules):
 ])
 def test_known_translations(rules, survey, flag, expected):
     assert one(rules, survey, flag)[0] == expected
+
+
+@pytest.mark.parametrize(("survey", "flag", "expected"), [
+    # ZWARNING/ZWARN with any bit set -> 1, as LIneA's SDSS_DR17/DR19 and DESI_DR1 rules (was 0)
+    ("SDSS", 1, 1), ("SDSS", 128, 1), ("BOSS", 4, 1), ("eBOSS", 4, 1), ("DESI_DR1", 4, 1),
+    # DEEP2/DEEP3 ZQUALITY 0 = spectrum not yet examined (DEEP2 DR1 quality codes)
+    ("DEEP2", 0, 0), ("DEEP3", 0, 0), ("DEEP3", -1, 6),
+    # surveys added from LIneA's flags_translation.yaml
+    ("DEIMOS_10K", 9, 2), ("DEIMOS_10K", 14, 4), ("FMOS_COSMOS", -99, 0), ("FMOS_COSMOS", -1, 6),
+    ("FMOS_COSMOS", 3, 3), ("HELP_DMU23", 1, 0), ("HELP_DMU23", 5, 4), ("JADES", 2, 2), ("VIMOS", 4, 4),
+    ("DESI_DEEP_PILOT", 3, 3), ("EUCLID_Q1", 0, 0), ("EUCLID_Q1", 0.5, 1), ("EUCLID_Q1", 0.7, 2),
+    ("EUCLID_Q1", 0.9, 3), ("EUCLID_Q1", 0.99, 4),
+])
+def test_translations_checked_against_linea(rules, survey, flag, expected):
+    assert one(rules, survey, flag)[0] == expected
+
+
+def test_desi_deep_pilot_has_no_single_line_class(rules):
+    with pytest.raises(FlagError, match="DESI_DEEP_PILOT"):
+        homogenize_flags(["DESI_DEEP_PILOT"], [9], rules)
 
 
 def test_instrument_types(rules):
