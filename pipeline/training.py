@@ -10,13 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import adbc_driver_postgresql.dbapi as adbc
 import pyarrow.parquet as pq
 
-from vo_service.core.identifiers import quote_ident
-from vo_service.products import ProductNotFoundError, ProductRegistry
+from pipeline.product_tables import PRODUCT_PREFIX, ProductInputError, find_product, read_product_table
+from vo_service.products import ProductRegistry
 
-PRODUCT_PREFIX = "product:"
+__all__ = ["PRODUCT_PREFIX", "TrainingProduct", "TrainingProductError", "resolve_training_product"]
 
 
 class TrainingProductError(ValueError):
@@ -32,29 +31,18 @@ class TrainingProduct:
 
 
 def resolve_training_product(registry: ProductRegistry, spec: str, out_dir: Path) -> TrainingProduct:
-    name, _, version = spec[len(PRODUCT_PREFIX):].partition("@")
-    engine = registry.engine
     try:
-        product = registry.get(name, int(version) if version else None, user=None)
-    except (ProductNotFoundError, ValueError) as exc:
+        product = find_product(registry, spec)
+    except ProductInputError as exc:
         raise TrainingProductError(f"training product {spec!r}: {exc}") from exc
-    if product.product_type != "trainingset" or not product.table_name:
-        raise TrainingProductError(f"{name} v{product.version} is a {product.type.label.lower()}, "
+    if product.product_type != "trainingset":
+        raise TrainingProductError(f"{product.name} v{product.version} is a {product.type.label.lower()}, "
                                    "not a training set")
     original = {c.name: c.original_name or c.name for c in product.columns}
     redshift = next(c.name for c in product.columns if c.role == "redshift")
-    url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-    # In a fixed order: a parallel or synchronized scan may return rows in another order each
-    # time, which would change the file's checksum (the run's fingerprint: no resume) and the
-    # estimator's seeded hold-out (another model).  Ordered by every column, ties are equal rows.
-    names = ", ".join(quote_ident(c.name) for c in product.columns)
-    order = ", ".join(str(i + 1) for i in range(len(product.columns)))
-    with adbc.connect(url) as conn, conn.cursor() as cur:
-        cur.execute(f"SELECT {names} FROM {product.table_name} ORDER BY {order}")
-        table = cur.fetch_arrow_table()
-    table = table.rename_columns([original.get(n, n) for n in table.column_names])
+    table = read_product_table(registry, product)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"training_{name}_v{product.version}.parquet"
+    path = out_dir / f"training_{product.name}_v{product.version}.parquet"
     pq.write_table(table, path)
     return TrainingProduct(path=path, redshift_column=original[redshift],
-                           label=f"{name} v{product.version}", entity_id=product.entity_id)
+                           label=f"{product.name} v{product.version}", entity_id=product.entity_id)
