@@ -95,6 +95,9 @@ class RegistrationRequest:
     description_file: Path | None = None
     description_file_name: str | None = None
     auxiliary_files: list[tuple[Path, str]] = field(default_factory=list)
+    source_entity: str | None = None
+    """The recorded provenance entity of the main file, when the work that made it recorded one
+    (a Training Set Maker run); by default the file's content entity (``pzvo:file/<sha256>``)."""
 
 
 @dataclass(frozen=True)

@@ -216,88 +216,133 @@ class ProductRegistry:
         ``limits`` bound what the upload may hold and what its owner may store; without them
         (trusted callers with database rights) nothing is limited.
         """
+        return self.register_many([request], user, progress=progress, limits=limits)[0]
+
+    def register_many(self, requests: builtins.list[RegistrationRequest], user: User, *,
+                      progress: Progress | None = None, limits: ProductLimits | None = None,
+                      lineage: Callable[[Connection], None] | None = None) -> builtins.list[Product]:
+        """Register several products in one transaction: all of them or none.
+
+        For outputs that belong together (a Training Set Maker run's combined catalog, training
+        and validation sets).  ``lineage(conn)`` runs first in the same transaction, to record
+        the provenance of the work that made the files (the registrations then use the files'
+        entities, by checksum), so that nothing of a failed publication is left either.
+        """
         AuthService.require_user(user)
-        if request.official:
-            AuthService.require_admin(user, "publish official products")
-        self._validate(request)
-        if request.description_file is not None and not request.description:
-            request.description = _description_text(request.description_file,
-                                                    request.description_file_name or "")
-        ptype = PRODUCT_TYPES[request.product_type]
-        staging = self.storage_dir / ".staging" / uuid.uuid4().hex
-        final_dir: Path | None = None
-        made_parent = moved = False
+        if not requests:
+            return []
+        if len({r.name for r in requests}) != len(requests):
+            raise InvalidProductError("one registration cannot hold two versions of the same product")
+        for request in requests:
+            if request.official:
+                AuthService.require_admin(user, "publish official products")
+            self._validate(request)
+            if request.description_file is not None and not request.description:
+                request.description = _description_text(request.description_file,
+                                                        request.description_file_name or "")
+        stagings: builtins.list[Path] = []
+        placed: builtins.list[tuple[Path, bool]] = []  # (final dir, whether its parent was made)
+        done: builtins.list[tuple[str, int, str | None, int | None]] = []
         budget: _Budget | None = None
         started = time.perf_counter()
         try:
-            files = self._stage_files(request, staging)
+            staged = []
+            for request in requests:
+                stagings.append(self.storage_dir / ".staging" / uuid.uuid4().hex)
+                staged.append(self._stage_files(request, stagings[-1]))
             with self.engine.begin() as conn:
-                self.store.lock_name(conn, request.name)
-                self._require_new_version_rights(conn, request.name, user)
-                if limits is not None:
-                    exempt = user.is_admin
-                    if not exempt:
-                        self.store.lock_owner_quota(conn, user.name)
-                    budget = _Budget(limits, user.name, 0 if exempt else self.store.stored_bytes(conn, user.name),
-                                     sum(f.size for _, f, _ in files), exempt)
-                    budget.check_files()
-                product_id, version = self.store.create_version(
-                    conn, name=request.name, display_name=request.display_name or request.name,
-                    product_type=ptype.key, release=request.release, official=request.official,
-                    status="registering", description=request.description, owner=user.name,
-                    pz_code=request.pz_code)
-                self._step("product-row")
-                final_dir = self.storage_dir / request.name / f"v{version}"
-                main_path = next(path for role, _, path in files if role == "main")
-                source = file_entity(main_path, name=request.main_file_name,
-                                     location=f"products/{request.name}/v{version}/main/{main_path.name}")
-                with record_activity(
-                        conn, name=f"register {request.name} v{version}", description=PRODUCT_REGISTRATION,
-                        parameters={"product_type": ptype.key, "name": request.name, "version": version,
-                                    "release": request.release, "official": request.official},
-                        agent=user_agent(user.name), used=[(source, "main file")]) as act:
-                    rows = table_name = None
-                    if ptype.tabular:
-                        rows, table_name, specs = self._load_table(conn, request, ptype, version,
-                                                                   progress, budget)
-                        self._step("table")
-                        self.store.insert_columns(conn, product_id, specs)
-                        self._step("columns")
-                    self._insert_files(conn, product_id, files, final_dir)
-                    self._step("files")
-                    self.store.mark_published(conn, product_id, row_count=rows, table_name=table_name)
-                    if table_name:
-                        act.generate(table_entity_id(table_name), name=table_name, type=PROV_TABLE_TYPE,
-                                     location=table_name,
-                                     role="product table", derived_from=[source.id],
-                                     comment=f"{ptype.label} {request.name} v{version}, {rows} rows")
-                    else:
-                        act.generate(product_entity_id(request.name, version), name=f"{request.name} v{version}",
-                                     type=PROV_PRODUCT_TYPE, location=f"products/{request.name}/v{version}",
-                                     role="product", derived_from=[source.id],
-                                     comment=f"{ptype.label} {request.name} v{version}")
-                    self._step("provenance")
-                made_parent = not final_dir.parent.exists()
-                final_dir.parent.mkdir(parents=True, exist_ok=True)
-                self._set_aside_orphan(final_dir)
-                staging.rename(final_dir)
-                moved = True
+                for name in sorted(r.name for r in requests):
+                    self.store.lock_name(conn, name)
+                for request in requests:
+                    self._require_new_version_rights(conn, request.name, user)
+                if lineage is not None:
+                    lineage(conn)
+                    self._step("lineage")
+                moves = []
+                for request, files, staging in zip(requests, staged, stagings, strict=True):
+                    budget = None
+                    if limits is not None:
+                        exempt = user.is_admin
+                        if not exempt:
+                            self.store.lock_owner_quota(conn, user.name)
+                        budget = _Budget(limits, user.name,
+                                         0 if exempt else self.store.stored_bytes(conn, user.name),
+                                         sum(f.size for _, f, _ in files), exempt)
+                        budget.check_files()
+                    version, rows, table_name, final_dir = self._register_in(
+                        conn, request, user, files, progress, budget)
+                    done.append((request.name, version, table_name, rows))
+                    moves.append((staging, final_dir))
+                for staging, final_dir in moves:
+                    made_parent = not final_dir.parent.exists()
+                    final_dir.parent.mkdir(parents=True, exist_ok=True)
+                    self._set_aside_orphan(final_dir)
+                    staging.rename(final_dir)
+                    placed.append((final_dir, made_parent))
                 self._step("commit")
         except BaseException as exc:
-            shutil.rmtree(staging, ignore_errors=True)
-            if moved and final_dir is not None:
+            for staging in stagings:
+                shutil.rmtree(staging, ignore_errors=True)
+            for final_dir, made_parent in placed:
                 shutil.rmtree(final_dir, ignore_errors=True)
-            if made_parent and final_dir is not None:
-                _remove_if_empty(final_dir.parent)
-            log.info("product registration failed", extra={"product": request.name, "user": user.name,
-                                                           "error": str(exc)})
+                if made_parent:
+                    _remove_if_empty(final_dir.parent)
+            for request in requests:
+                log.info("product registration failed", extra={"product": request.name, "user": user.name,
+                                                               "error": str(exc)})
             raise self._domain_error(exc, budget) from exc
-        if table_name:
-            vacuum_analyze(self.engine, f'"{TABLE_SCHEMA}"."{table_name.split(".", 1)[1]}"')
-        log.info("product registered", extra={"product": request.name, "version": version,
-                                              "user": user.name, "rows": rows,
-                                              "seconds": round(time.perf_counter() - started, 3)})
-        return self.get(request.name, version, user=None)
+        seconds = round(time.perf_counter() - started, 3)
+        products = []
+        for name, version, table_name, rows in done:
+            if table_name:
+                vacuum_analyze(self.engine, f'"{TABLE_SCHEMA}"."{table_name.split(".", 1)[1]}"')
+            log.info("product registered", extra={"product": name, "version": version, "user": user.name,
+                                                  "rows": rows, "seconds": seconds})
+            products.append(self.get(name, version, user=None))
+        return products
+
+    def _register_in(self, conn: Connection, request: RegistrationRequest, user: User,
+                     files: builtins.list[tuple[str, ProductFile, Path]], progress: Progress | None,
+                     budget: _Budget | None) -> tuple[int, int | None, str | None, Path]:
+        """One product's rows, table, files and provenance in the caller's transaction; returns
+        (version, rows, table name, the directory its staged files go to)."""
+        ptype = PRODUCT_TYPES[request.product_type]
+        product_id, version = self.store.create_version(
+            conn, name=request.name, display_name=request.display_name or request.name,
+            product_type=ptype.key, release=request.release, official=request.official,
+            status="registering", description=request.description, owner=user.name,
+            pz_code=request.pz_code)
+        self._step("product-row")
+        final_dir = self.storage_dir / request.name / f"v{version}"
+        main_path = next(path for role, _, path in files if role == "main")
+        source = file_entity(main_path, name=request.main_file_name,
+                             location=f"products/{request.name}/v{version}/main/{main_path.name}")
+        with record_activity(
+                conn, name=f"register {request.name} v{version}", description=PRODUCT_REGISTRATION,
+                parameters={"product_type": ptype.key, "name": request.name, "version": version,
+                            "release": request.release, "official": request.official},
+                agent=user_agent(user.name), used=[(request.source_entity or source, "main file")]) as act:
+            rows = table_name = None
+            if ptype.tabular:
+                rows, table_name, specs = self._load_table(conn, request, ptype, version, progress, budget)
+                self._step("table")
+                self.store.insert_columns(conn, product_id, specs)
+                self._step("columns")
+            self._insert_files(conn, product_id, files, final_dir)
+            self._step("files")
+            self.store.mark_published(conn, product_id, row_count=rows, table_name=table_name)
+            if table_name:
+                act.generate(table_entity_id(table_name), name=table_name, type=PROV_TABLE_TYPE,
+                             location=table_name,
+                             role="product table", derived_from=[request.source_entity or source.id],
+                             comment=f"{ptype.label} {request.name} v{version}, {rows} rows")
+            else:
+                act.generate(product_entity_id(request.name, version), name=f"{request.name} v{version}",
+                             type=PROV_PRODUCT_TYPE, location=f"products/{request.name}/v{version}",
+                             role="product", derived_from=[request.source_entity or source.id],
+                             comment=f"{ptype.label} {request.name} v{version}")
+            self._step("provenance")
+        return version, rows, table_name, final_dir
 
     def register_table(self, conn: Connection, *, name: str, product_type: str, desc: TableDescription,
                        rows: int, owner: User, roles: dict[str, str] | None = None,
