@@ -120,7 +120,7 @@ def _standardize(catalog: SpeczCatalog, first_id: int, extra: Sequence[str]) -> 
     ids = table.column("id")
     columns = {
         "combined_id": pa.array(np.arange(first_id, first_id + n, dtype=np.int64)),
-        "source": pa.array([catalog.label] * n, pa.string()) if n else pa.array([], pa.string()),
+        "source": pa.repeat(pa.scalar(catalog.label, pa.string()), n),
         "source_row": pa.array(np.arange(n, dtype=np.int64)),
         "source_id": pc.cast(ids, pa.string()) if ids.type != pa.string() else ids,
         "ra": _column(table, "ra", pa.float64()),
@@ -180,23 +180,26 @@ def combine(catalogs: Sequence[SpeczCatalog], rules: FlagRules, *, mode: Mode = 
     n = table.num_rows
     flags = flagged.flags[keep].astype(np.int64)
     stars = flags == STAR_FLAG
-    groups = np.arange(n, dtype=np.int64)
+    groups = np.arange(n, dtype=np.int64)  # compact labels 0..n_groups-1
     if mode != "concatenate":
         galaxies = np.flatnonzero(~stars)
-        groups[galaxies] = sky_groups(ra[galaxies], dec[galaxies], radius_arcsec) + n
+        found = sky_groups(ra[galaxies], dec[galaxies], radius_arcsec)
+        n_found = int(found.max()) + 1 if len(found) else 0
+        groups[galaxies] = found
+        groups[stars] = n_found + np.arange(int(stars.sum()))
+    counts = np.bincount(groups, minlength=1)
     tie_result, resolved, tie_groups = _resolve(
-        table, groups, flags, stars, z, survey_priority=survey_priority, z_threshold=z_threshold, tie=tie,
+        table, groups, counts, flags, stars, z, survey_priority=survey_priority, z_threshold=z_threshold, tie=tie,
         seed=seed, active=mode != "concatenate")
     ids = table.column("combined_id").to_numpy()
     group_id = _group_min(groups, ids)
-    _, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
-    group_size = counts[inverse]
+    group_size = counts[groups]
     table = table.append_column("group_id", pa.array(group_id))
     table = table.append_column("group_size", pa.array(group_size.astype(np.int32)))
     table = table.append_column("tie_result", pa.array(tie_result, pa.int8()))
     if mode == "remove_duplicates":
         table = table.filter(pa.array(tie_result != REMOVED))
-    duplicate_groups = int(np.count_nonzero((counts > 1) & (np.bincount(inverse, weights=~stars) > 0)))
+    duplicate_groups = int(np.count_nonzero(counts > 1))
     report = {
         "mode": mode, "radius_arcsec": radius_arcsec, "tie": tie, "survey_priority": list(survey_priority),
         "z_threshold": z_threshold, "flag_cut": flag_cut, "on_unknown": on_unknown, "keep_stars": keep_stars,
@@ -215,16 +218,16 @@ def combine(catalogs: Sequence[SpeczCatalog], rules: FlagRules, *, mode: Mode = 
 
 
 def _group_min(groups: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Per row, the smallest ``values`` of its group."""
+    """Per row, the smallest ``values`` of its group (labels 0..n_groups-1)."""
     if len(groups) == 0:
         return values.copy()
-    _, inverse = np.unique(groups, return_inverse=True)
-    smallest = np.full(inverse.max() + 1, np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(smallest, inverse, values)
-    return smallest[inverse]
+    smallest = np.full(int(groups.max()) + 1, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(smallest, groups, values)
+    return smallest[groups]
 
 
-def _resolve(table: pa.Table, groups: np.ndarray, flags: np.ndarray, stars: np.ndarray, z: np.ndarray, *,
+def _resolve(table: pa.Table, groups: np.ndarray, counts: np.ndarray, flags: np.ndarray, stars: np.ndarray,
+             z: np.ndarray, *,
              survey_priority: Sequence[str], z_threshold: float, tie: str, seed: int,
              active: bool) -> tuple[np.ndarray, dict[str, int], dict[str, int]]:
     """Tie-result code per row; per rule, how many rows it removed; unresolved tie counts."""
@@ -235,23 +238,22 @@ def _resolve(table: pa.Table, groups: np.ndarray, flags: np.ndarray, stars: np.n
     ties = {"groups": 0, "rows": 0, "removed": 0, "drawn": 0}
     if not active or n == 0:
         return result, resolved, ties
-    _, inverse, sizes = np.unique(groups, return_inverse=True, return_counts=True)
-    rows = np.flatnonzero((sizes[inverse] > 1) & ~stars)
+    rows = np.flatnonzero((counts[groups] > 1) & ~stars)
     if len(rows) == 0:
         return result, resolved, ties
-    instrument_rank = {name: i for i, name in enumerate(INSTRUMENTS)}
-    instruments = np.asarray(table.column("instrument_type").to_numpy(zero_copy_only=False), dtype=object)
-    z_err = np.asarray(table.column("z_err").to_numpy(zero_copy_only=False), dtype=np.float64)
-    priority = {s.upper(): i for i, s in enumerate(survey_priority)}
-    surveys = np.asarray(pc.fill_null(table.column("survey"), "").to_numpy(zero_copy_only=False), dtype=object)
+    picked = table.take(pa.array(rows))
+    instrument_rank = pc.index_in(picked.column("instrument_type"), value_set=pa.array(INSTRUMENTS))
+    priority = pc.index_in(pc.utf8_upper(picked.column("survey")),
+                           value_set=pa.array([s.upper() for s in survey_priority], pa.string()))
+    z_err = np.asarray(pc.fill_null(picked.column("z_err"), np.inf).to_numpy(), dtype=np.float64)
     ids = table.column("combined_id").to_numpy()
 
-    g = inverse[rows]
+    g = groups[rows]
     keys = [
         -flags[rows].astype(np.float64),
-        np.array([instrument_rank.get(v, len(INSTRUMENTS)) for v in instruments[rows]], dtype=np.float64),
-        np.where(np.isfinite(z_err[rows]), z_err[rows], np.inf),
-        np.array([priority.get(str(s).upper(), len(priority)) for s in surveys[rows]], dtype=np.float64),
+        np.asarray(pc.fill_null(instrument_rank, len(INSTRUMENTS)).to_numpy(), dtype=np.float64),
+        np.where(np.isfinite(z_err), z_err, np.inf),
+        np.asarray(pc.fill_null(priority, len(survey_priority)).to_numpy(), dtype=np.float64),
     ]
     order = np.lexsort((ids[rows], *reversed(keys), g))
     rows, g, keys = rows[order], g[order], [k[order] for k in keys]
