@@ -19,10 +19,12 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from vo_service.app import create_app
+from vo_service.auth import User
 from vo_service.cluster import PrivateCluster
 from vo_service.core.database import migrate
 from vo_service.core.settings import Settings, load_settings
 from vo_service.demo import load_bench_table, load_demo
+from vo_service.products import ProductRegistry
 from vo_service.services import Services
 from vo_service.serving import running_service
 
@@ -62,6 +64,18 @@ def services(database: Settings) -> Iterator[Services]:
     built = Services.build(database)
     yield built
     built.close()
+
+
+@pytest.fixture(scope="session")
+def registry(services: Services) -> ProductRegistry:
+    """The session's product registry, as the composition root hands it to the pipeline and the TSM."""
+    return services.products
+
+
+@pytest.fixture(scope="session")
+def operator(services: Services) -> User:
+    """Who the pipeline and the TSM register official products as (the operator account)."""
+    return services.operator()
 
 
 class LiveServer:

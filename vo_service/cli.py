@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.cli import add_subcommands as add_pipeline_commands
+from pipeline.tsm.cli import add_subcommands as add_tsm_commands
 from vo_service.core.logs import configure_logging
 from vo_service.core.settings import Settings, SettingsError, load_settings
 
@@ -368,6 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="jobs run at once (default: uws_worker_threads)")
     worker.set_defaults(func=cmd_worker)
     add_pipeline_commands(sub, _services)  # pzvo pipeline run|evaluate
+    add_tsm_commands(sub, _services)  # pzvo tsm run
     return parser
 
 

@@ -24,7 +24,7 @@ from vo_service.core.settings import PROJECT_ROOT
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,29}$")
 TOP_KEYS = frozenset({"catalogs", "objects", "flags", "flag_cut", "on_unknown", "keep_stars", "mode", "radius_arcsec",
                       "match_radius_arcsec", "tie", "z_threshold", "survey_priority", "extra_columns", "split",
-                      "magnitudes", "columns", "keep_unmatched", "output", "dask", "seed"})
+                      "magnitudes", "columns", "keep_unmatched", "plots", "output", "dask", "seed"})
 
 
 class TsmConfigError(ValueError):
@@ -87,6 +87,7 @@ class TsmConfig:
     magnitudes: bool = False
     columns: tuple[str, ...] | None = None
     keep_unmatched: bool = False
+    plots: bool = True
     output: OutputSpec = field(default_factory=OutputSpec)
     scheduler: str | None = None
     workers: int | None = None
@@ -239,7 +240,7 @@ def parse_config(raw: Any, base: Path = PROJECT_ROOT) -> TsmConfig:
         survey_priority=_strings(raw, "survey_priority"), extra_columns=_strings(raw, "extra_columns"),
         split=split_spec, magnitudes=bool(raw.get("magnitudes", False)),
         columns=None if columns is None else _strings(raw, "columns"),
-        keep_unmatched=bool(raw.get("keep_unmatched", False)),
+        keep_unmatched=bool(raw.get("keep_unmatched", False)), plots=bool(raw.get("plots", True)),
         output=OutputSpec(name=name, release=output.get("release"), publish=bool(output.get("publish", False)),
                           dir=_path(output.get("dir", "var/tsm"), base), official=bool(output.get("official", False)),
                           description=output.get("description")),

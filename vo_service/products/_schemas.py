@@ -110,6 +110,8 @@ class VersionQuerySchema(Schema):
 
 class FileQuerySchema(VersionQuerySchema):
     role = Text(load_default="main", validate=validate.OneOf(FILE_ROLES))
+    file = Text(load_default=None, metadata={"description": "the file's name, when a role has several "
+                                                            "(auxiliary files such as plots)"})
 
 
 class TableQuerySchema(VersionQuerySchema):

@@ -538,9 +538,11 @@ class ProductRegistry:
         with self.engine.connect() as conn:
             return self.store.versions(conn, name)
 
-    def file_path(self, product: Product, role: str = "main") -> tuple[Path, ProductFile]:
+    def file_path(self, product: Product, role: str = "main",
+                  file_name: str | None = None) -> tuple[Path, ProductFile]:
+        """A stored file by role (the first of that role, or the one named ``file_name``)."""
         for f in product.files:
-            if f.role == role:
+            if f.role == role and file_name in (None, f.file_name):
                 path = self.storage_dir / f.storage_path
                 if not path.is_file():
                     log.error("stored product file is missing", extra={"product": product.name,
@@ -548,7 +550,8 @@ class ProductRegistry:
                     raise ProductNotFoundError(f"the {role} file of {product.name} v{product.version} "
                                                "is missing from the storage; tell the operators")
                 return path, f
-        raise ProductNotFoundError(f"product {product.name} v{product.version} has no {role} file")
+        named = f" named {file_name!r}" if file_name else ""
+        raise ProductNotFoundError(f"product {product.name} v{product.version} has no {role} file{named}")
 
     # -- changes -------------------------------------------------------------------------------
     def update(self, name: str, version: int | None, changes: dict, user: User) -> Product:

@@ -302,7 +302,9 @@ class ProductFileResource(MethodView):
         """Download a product file (the original upload by default)."""
         current_reader()
         product = registry().get(name, args.get("version"), user=None)
-        path, meta = registry().file_path(product, args["role"])
+        path, meta = registry().file_path(product, args["role"], args.get("file"))
+        if meta.file_name.lower().endswith(".png"):  # plots are shown on the product page
+            return send_file(path, download_name=meta.file_name, mimetype="image/png")
         return send_file(path, as_attachment=True, download_name=meta.file_name,
                          mimetype="application/octet-stream")
 

@@ -82,8 +82,9 @@ def product_page(name: str) -> str:
         abort(404)
     preview = _preview(product.table_name) if product.table_name else None
     versions = _registry().versions(name)
+    plots = [f for f in product.files if f.role == "auxiliary" and f.file_name.lower().endswith(".png")]
     return render_template("products/product.html", p=product, preview=preview, versions=versions,
-                           tap=request.host_url.rstrip("/") + "/tap")
+                           plots=plots, tap=request.host_url.rstrip("/") + "/tap")
 
 
 @pages.get("/pipeline-runs")
