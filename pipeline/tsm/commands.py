@@ -35,13 +35,12 @@ class StepBar:
         if self._bar is None:
             self._bar = tqdm(total=progress.total, unit="step", desc="tsm", file=sys.stderr)
         self._bar.n = progress.index
-        self._bar.set_postfix_str(progress.step)
-        self._bar.refresh()
+        self._bar.set_postfix_str(progress.step)  # refreshes the bar once
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.n = len(STEPS)
-            self._bar.set_postfix_str("done")
+            self._bar.set_postfix_str("done", refresh=False)
             self._bar.close()
 
 

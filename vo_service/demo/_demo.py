@@ -38,6 +38,7 @@ from tap_schema.loader import qualified
 from vo_service.auth import User
 from vo_service.core.settings import PROJECT_ROOT
 from vo_service.demo._tables import load_table_data, table_checksum, table_rows
+from vo_service.demo._tsm import load_tsm_demo
 from vo_service.products import ProductRegistry
 from vo_service.provenance import (
     COLLECTION_TYPE,
@@ -270,6 +271,14 @@ def _publish_with_provenance(conn: Connection, act: ActivityRecorder, desc: Tabl
 
 
 def load_demo(services: Services, *, force: bool = False) -> dict[str, int]:
+    """Load the demo tables, then the Training Set Maker's demo inputs (:mod:`vo_service.demo._tsm`),
+    each unless already there; returns the rows of each table and product."""
+    counts = _load_demo_tables(services, force=force)
+    counts.update(load_tsm_demo(services, SOURCE, force=force))
+    return counts
+
+
+def _load_demo_tables(services: Services, *, force: bool = False) -> dict[str, int]:
     """Load the demo tables unless they are already there with the expected row counts.
 
     Each table is loaded and its provenance recorded in one transaction (two activities:
