@@ -24,6 +24,7 @@ from vo_service.products import ProblemApi, problem, product_pages, products_api
 from vo_service.provenance import provenance
 from vo_service.services import Services
 from vo_service.tap import dali_http_error, tap
+from vo_service.tsm_api import blp as tsm_api
 from vo_service.uws import uws
 from vo_service.vosi import vosi
 
@@ -78,6 +79,7 @@ def create_app(services: Services) -> Flask:
                       MAX_FORM_MEMORY_SIZE=FORM_FIELD_MAX_BYTES, MAX_FORM_PARTS=FORM_MAX_PARTS)
     app.extensions["pzvo.api"] = api = ProblemApi(app)
     api.register_blueprint(products_api)
+    api.register_blueprint(tsm_api)
     app.register_blueprint(product_pages)
 
     app.register_error_handler(RequestEntityTooLarge, _too_large)

@@ -278,9 +278,16 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    """Run async TAP jobs until SIGTERM/SIGINT (see vo_service/uws/_worker.py)."""
+    """Run async jobs (TAP queries and Training Set Maker runs) until SIGTERM/SIGINT
+    (see vo_service/uws/_worker.py)."""
     threads = args.threads if args.threads is not None else settings.uws_worker_threads
-    worker = _services(settings, pool_size=max(1, threads)).worker(threads=threads)
+    from pipeline.tsm.job import KIND as TSM_KIND  # noqa: PLC0415 - the command's own stack
+    from pipeline.tsm.job import make_runner  # noqa: PLC0415
+
+    services = _services(settings, pool_size=max(1, threads))
+    runners = {TSM_KIND: make_runner(services.products, services.auth.operator,
+                                     scheduler=settings.tsm_scheduler or None)}
+    worker = services.worker(threads=threads, runners=runners)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

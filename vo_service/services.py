@@ -9,6 +9,7 @@ the settings from the environment.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from sqlalchemy import create_engine, make_url
@@ -21,7 +22,7 @@ from vo_service.core.settings import Settings
 from vo_service.products import PipelineRunStore, ProductRegistry
 from vo_service.provenance import ProvenanceService
 from vo_service.tap import TapService, UploadStore
-from vo_service.uws import JobStore, UwsService, Worker
+from vo_service.uws import JobRunner, JobStore, UwsService, Worker
 
 
 @dataclass
@@ -66,10 +67,14 @@ class Services:
             runs=PipelineRunStore(engine), jobs=jobs, uws=UwsService(settings=settings, store=jobs),
             provenance=ProvenanceService(engine=reader))
 
-    def worker(self, *, threads: int | None = None, name: str | None = None) -> Worker:
-        """An async-job worker on these services (one per ``pzvo worker`` process)."""
+    def worker(self, *, threads: int | None = None, name: str | None = None,
+               runners: Mapping[str, JobRunner] | None = None) -> Worker:
+        """An async-job worker on these services (one per ``pzvo worker`` process); with
+        ``runners``, it also runs pipeline jobs of those kinds (given by ``vo_service.cli``,
+        which may import the pipeline where this module may not)."""
         return Worker(settings=self.settings, store=self.jobs, tap=self.tap, name=name,
-                      threads=threads if threads is not None else self.settings.uws_worker_threads)
+                      threads=threads if threads is not None else self.settings.uws_worker_threads,
+                      runners=runners)
 
     def operator(self, name: str | None = None) -> User:
         """Who a command acts as (see :meth:`AuthService.operator`)."""

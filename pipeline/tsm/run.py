@@ -30,11 +30,11 @@ import pyarrow.parquet as pq
 from sqlalchemy.engine import Connection
 
 from pipeline.catalog import input_identity, list_partitions
-from pipeline.product_tables import ProductInputError, find_product, is_product_spec
+from pipeline.tsm.checks import TsmError, check_run, find_input
 from pipeline.tsm.combine import REMOVED, CombineResult, combine
 from pipeline.tsm.config import TsmConfig
 from pipeline.tsm.crossmatch import CrossmatchResult, crossmatch
-from pipeline.tsm.flags import DEFAULT_FLAG_RULES, FlagRules, load_flag_rules
+from pipeline.tsm.flags import DEFAULT_FLAG_RULES, FlagRules
 from pipeline.tsm.inputs import LoadedCatalog, load_catalog
 from pipeline.tsm.plots import make_plots
 from pipeline.tsm.split import SplitResult, split
@@ -75,10 +75,6 @@ SPLIT = ActivityDescription(
     type="selection", subtype="split",
     description="Training Set Maker: seeded random split, optionally stratified in redshift, or a "
                 "science-driven hook (pipeline/tsm/split.py).")
-
-
-class TsmError(ValueError):
-    """A run that cannot go on; the message says which step and why."""
 
 
 @dataclass(frozen=True)
@@ -127,47 +123,6 @@ class _Objects:
 def _notify(hooks: Sequence[ProgressHook], step: str, detail: str = "") -> None:
     for hook in hooks:
         hook(TsmProgress(step, STEPS.index(step), len(STEPS), detail))
-
-
-def check_run(config: TsmConfig, registry: ProductRegistry | None, owner: User | None) -> FlagRules:
-    """Every check that needs no data read: raises TsmError naming what is wrong."""
-    try:
-        rules = load_flag_rules(config.flags)
-    except ValueError as exc:
-        raise TsmError(f"flags: {exc}") from exc
-    products = [c.source for c in config.catalogs if is_product_spec(c.source)]
-    if config.objects and config.objects.product:
-        products.append(config.objects.product)
-    if (products or config.output.publish) and registry is None:
-        raise TsmError("the product registry (a database) is needed to read products or publish; "
-                       "give one, or use files and output.publish: false")
-    if config.output.publish and owner is None:
-        raise TsmError("publishing needs the owner of the products")
-    for spec in config.catalogs:
-        if is_product_spec(spec.source):
-            _find(registry, spec.source, ("speczcat",))
-        elif not Path(spec.source).is_file():
-            raise TsmError(f"catalog {spec.source!r}: no such file")
-    if config.objects is None:
-        raise TsmError("objects: the Object catalog to crossmatch with is not given")
-    if config.objects.product:
-        _find(registry, config.objects.product, ("objectcatalog",))
-    elif config.objects.path is not None:
-        try:
-            list_partitions(config.objects.path)
-        except (FileNotFoundError, OSError) as exc:
-            raise TsmError(f"objects {str(config.objects.path)!r}: {exc}") from exc
-    if config.output.publish and owner is not None and config.output.official and not owner.is_admin:
-        raise TsmError("official products are registered by an administrator")
-    return rules
-
-
-def _find(registry: ProductRegistry | None, spec: str, types: tuple[str, ...]) -> Product:
-    assert registry is not None
-    try:
-        return find_product(registry, spec, types)
-    except ProductInputError as exc:
-        raise TsmError(str(exc)) from exc
 
 
 def run(config: TsmConfig, *, registry: ProductRegistry | None = None, owner: User | None = None,
@@ -274,7 +229,7 @@ def _resolve_objects(config: TsmConfig, registry: ProductRegistry | None, specz:
                         location=str(spec.path))
         return _Objects([p.source for p in parts], entity, str(spec.path))
     if spec.product:
-        product = _find(registry, spec.product, ("objectcatalog",))
+        product = find_input(registry, spec.product, ("objectcatalog",))
         assert registry is not None
         files = export_product(registry, product, work_dir)
         return _Objects(files, product.entity_id, f"{product.name} v{product.version}")

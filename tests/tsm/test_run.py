@@ -12,8 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import text
 
+from pipeline.tsm.checks import TsmError
 from pipeline.tsm.config import TsmConfigError, parse_config
-from pipeline.tsm.run import STEPS, TsmError, TsmProgress, run
+from pipeline.tsm.run import STEPS, TsmProgress, run
 from vo_service.core.database import owner_engine
 from vo_service.products import ProductRegistry, RegistrationRequest
 

@@ -83,6 +83,8 @@ class Settings:
     uws_worker_threads: int = 2
     """Jobs one worker process runs at once."""
     uws_heartbeat_s: float = 2.0
+    tsm_scheduler: str = ""
+    """Dask scheduler address for Training Set Maker jobs (empty: a threaded cluster in the worker)."""
     uws_lease_s: float = 30.0
     """A job whose worker has not sent a heartbeat for this long is taken back (worker died)."""
     uws_max_attempts: int = 2

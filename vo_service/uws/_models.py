@@ -33,6 +33,8 @@ WAITABLE_PHASES = frozenset({ExecutionPhase.PENDING, ExecutionPhase.QUEUED,
 
 #: The result name TAP 1.1 prescribes for the query result.
 RESULT_ID = "result"
+#: The kind of an async TAP query job (``/tap/async``); other kinds are pipeline work.
+TAP_KIND = "tap"
 
 
 @dataclass
@@ -69,6 +71,10 @@ class Job:
     """What the job's parameters, uploads and record hold; with ``result_size``, its share of
     the owner's quota of stored job bytes."""
     extra: dict[str, object] = field(default_factory=dict)
+    kind: str = TAP_KIND
+    """Which runner executes the job: ``tap`` (an ADQL query) or a pipeline kind (``tsm``)."""
+    outcome: dict[str, object] | None = None
+    """What a non-TAP job reported when it ended (counts, products), for its REST API."""
 
     def parameter_map(self) -> dict[str, list[str]]:
         """Parameters as the TAP parameter parser takes them (lower-case name -> values)."""

@@ -48,7 +48,7 @@ from vo_service.uws._exceptions import (
     QuotaExceededError,
     StorageQuotaError,
 )
-from vo_service.uws._models import FINAL_PHASES, RESULT_ID, WAITABLE_PHASES, ExecutionPhase, Job
+from vo_service.uws._models import FINAL_PHASES, RESULT_ID, TAP_KIND, WAITABLE_PHASES, ExecutionPhase, Job
 from vo_service.uws._storage import JobStore, OverByteQuota
 
 log = logging.getLogger(__name__)
@@ -260,9 +260,11 @@ class UwsService:
         self.wait_slots = WaitSlots()
 
     # -- access --------------------------------------------------------------------------------
-    def get_job(self, user: User, job_id: str) -> Job:
+    def get_job(self, user: User, job_id: str, *, kind: str = TAP_KIND) -> Job:
+        """The job if ``user`` may see it; a job of another kind is not found (a TAP client
+        never sees pipeline jobs at /tap/async, nor the reverse)."""
         job = self.store.get(job_id) if _JOB_ID.fullmatch(job_id) else None
-        if job is None:
+        if job is None or job.kind != kind:
             raise JobNotFoundError(f"No job {shown(job_id)}: it never existed, was deleted, or "
                                    "passed its destruction time.")
         self._check_access(user, job)
@@ -279,7 +281,7 @@ class UwsService:
         return None if user.anonymous else user.name
 
     def list_jobs(self, user: User, *, phases: Sequence[str] = (), after: str | None = None,
-                  last: str | None = None) -> list[Job]:
+                  last: str | None = None, kind: str = TAP_KIND) -> list[Job]:
         """The user's jobs; anonymous users see an empty list (their jobs are unlisted)."""
         wanted = [parse_phase(phase).value for phase in phases]
         after_time = parse_time(after, "AFTER") if after is not None else None
@@ -289,7 +291,7 @@ class UwsService:
             last_n = MAX_LAST if last_n is None else min(last_n, MAX_LAST)
         if user.anonymous:
             return []
-        return self.store.list(user.name, phases=wanted, after=after_time, last=last_n)
+        return self.store.list(user.name, phases=wanted, after=after_time, last=last_n, kind=kind)
 
     # -- creation ------------------------------------------------------------------------------
     def create_job(self, user: User, params: Mapping[str, list[str]],
@@ -353,6 +355,37 @@ class UwsService:
             raise self._quota_error(owner, "create the job again")
         return job
 
+    def create_task(self, user: User, kind: str, parameters: Sequence[tuple[str, str]], *,
+                    run_id: str | None = None) -> Job:
+        """Queue a pipeline job of ``kind`` (checked by its caller) for a signed-in user.
+
+        Stored QUEUED or not at all, under the same quotas as TAP jobs (active jobs, stored
+        bytes) and with the user's execution-duration and retention limits.
+        """
+        if kind == TAP_KIND:
+            raise ParameterError("TAP queries are created through /tap/async")
+        if user.anonymous:
+            raise PermissionDeniedError("pipeline jobs register products: send a token")
+        for name, value in parameters:
+            check_text(name, value)
+        owner = self.owner_of(user)
+        now = utcnow()
+        job = Job(job_id=secrets.token_urlsafe(16), owner=owner, phase=ExecutionPhase.QUEUED,
+                  parameters=list(parameters), execution_duration=duration_limit(self.settings, owner),
+                  destruction=now + dt.timedelta(seconds=min(self.settings.uws_retention_s,
+                                                             retention_limit(self.settings, owner))),
+                  creation_time=now, run_id=_run_id(run_id), queued_at=now, kind=kind)
+        job.input_bytes = record_bytes(job.parameters, job.run_id)
+        self._check_storage(owner, adding=job.input_bytes)
+        try:
+            stored = self.store.insert(job, max_bytes=storage_quota(self.settings, owner),
+                                       max_active=active_limit(self.settings, owner))
+        except OverByteQuota as full:
+            raise self._storage_error(owner, full.used, job.input_bytes) from None
+        if not stored:
+            raise self._quota_error(owner, "submit it again")
+        return job
+
     def _check_storage(self, owner: str | None, adding: int) -> None:
         """Refuse a new job that clearly does not fit before its files are written.  Only a
         first look: the store checks again under the owner's lock in the transaction that
@@ -398,20 +431,20 @@ class UwsService:
             f"{who} already have {active_limit(self.settings, owner)} jobs queued or executing, "
             f"the limit; wait for one to finish (or abort one), then {retry}.")
 
-    def abort(self, user: User, job_id: str) -> Job:
+    def abort(self, user: User, job_id: str, *, kind: str = TAP_KIND) -> Job:
         """PHASE=ABORT: a job that has not finished becomes ABORTED; its worker cancels the
         query at its next heartbeat."""
-        job = self.get_job(user, job_id)
+        job = self.get_job(user, job_id, kind=kind)
         if job.phase in FINAL_PHASES:
             return job
         aborted = self.store.update(job_id, only_in=WAITABLE_PHASES, phase=ExecutionPhase.ABORTED,
                                     end_time="now()")
-        return aborted or self.get_job(user, job_id)
+        return aborted or self.get_job(user, job_id, kind=kind)
 
-    def delete(self, user: User, job_id: str) -> None:
+    def delete(self, user: User, job_id: str, *, kind: str = TAP_KIND) -> None:
         """DELETE (or ACTION=DELETE): the record and files go; a running query is cancelled
         by its worker, which finds the record gone."""
-        job = self.get_job(user, job_id)
+        job = self.get_job(user, job_id, kind=kind)
         self.store.delete(job.job_id)
         shutil.rmtree(job_dir(self.settings, job.job_id), ignore_errors=True)
 

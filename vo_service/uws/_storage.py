@@ -15,12 +15,12 @@ from __future__ import annotations
 import builtins
 import datetime as dt
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
-from vo_service.uws._models import WAITABLE_PHASES, ExecutionPhase, Job
+from vo_service.uws._models import TAP_KIND, WAITABLE_PHASES, ExecutionPhase, Job
 
 #: Destruction as Python can hold it: rows written by versions before migration 0008 may
 #: carry times psycopg cannot convert (before year 1), which must not make a read fail.
@@ -29,7 +29,7 @@ _DESTRUCTION = ("greatest(least(destruction, TIMESTAMPTZ '9998-12-31 00:00:00+00
 _COLUMNS = ("job_id, owner, run_id, phase, parameters, execution_duration, " + _DESTRUCTION + ", "
             "creation_time, queued_at, start_time, end_time, worker, heartbeat_at, attempts, "
             "progress, error_type, error_message, result_path, result_mime, result_size, "
-            "result_rows, overflow, input_bytes")
+            "result_rows, overflow, input_bytes, kind, outcome")
 #: Advisory lock taken (without waiting) by a claim that may start an anonymous job.
 _ANONYMOUS_CLAIM_LOCK = "uws-claim:anonymous"
 
@@ -73,7 +73,16 @@ def _job(row: RowMapping) -> Job:
         error_type=row["error_type"], error_message=row["error_message"],
         result_path=row["result_path"], result_mime=row["result_mime"],
         result_size=row["result_size"], result_rows=row["result_rows"], overflow=row["overflow"],
-        input_bytes=row["input_bytes"] or 0)
+        input_bytes=row["input_bytes"] or 0, kind=row["kind"], outcome=_outcome(row["outcome"]))
+
+
+def _outcome(value: object) -> dict[str, object] | None:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, dict) else None
 
 
 class JobStore:
@@ -98,14 +107,14 @@ class JobStore:
                 return False
             conn.execute(text(
                 "INSERT INTO uws.jobs (job_id, owner, run_id, phase, parameters, "
-                "execution_duration, destruction, creation_time, queued_at, input_bytes) VALUES "
+                "execution_duration, destruction, creation_time, queued_at, input_bytes, kind) VALUES "
                 "(:id, :owner, :run_id, :phase, CAST(:params AS jsonb), :duration, :destruction, "
-                ":created, :queued_at, :input_bytes)"),
+                ":created, :queued_at, :input_bytes, :kind)"),
                 {"id": job.job_id, "owner": job.owner, "run_id": job.run_id,
                  "phase": job.phase.value, "params": json.dumps(job.parameters),
                  "duration": job.execution_duration, "destruction": job.destruction,
                  "created": job.creation_time, "queued_at": job.queued_at,
-                 "input_bytes": job.input_bytes})
+                 "input_bytes": job.input_bytes, "kind": job.kind})
         return True
 
     def get(self, job_id: str) -> Job | None:
@@ -121,10 +130,11 @@ class JobStore:
         return ExecutionPhase(value) if value else None
 
     def list(self, owner: str, *, phases: Iterable[str] = (), after: dt.datetime | None = None,
-             last: int | None = None) -> list[Job]:
-        """Jobs of ``owner`` (never anonymous ones), filtered as UWS 1.1 section 2.2.2.1 says."""
-        clauses = ["owner = :owner"]
-        args: dict[str, object] = {"owner": owner}
+             last: int | None = None, kind: str = TAP_KIND) -> list[Job]:
+        """Jobs of ``owner`` (never anonymous ones) of one kind, filtered as UWS 1.1 section
+        2.2.2.1 says."""
+        clauses = ["owner = :owner", "kind = :kind"]
+        args: dict[str, object] = {"owner": owner, "kind": kind}
         phases = list(phases)
         if phases:
             clauses.append("phase = ANY(:phases)")
@@ -263,8 +273,9 @@ class JobStore:
         return _job(row) if row else None
 
     # -- worker side ---------------------------------------------------------------------------
-    def claim_next(self, worker: str, *, anonymous_slots: int | None = None) -> Job | None:
-        """Take the oldest QUEUED job for ``worker``; None when the queue is empty.
+    def claim_next(self, worker: str, *, anonymous_slots: int | None = None,
+                   kinds: Sequence[str] = (TAP_KIND,)) -> Job | None:
+        """Take the oldest QUEUED job of one of ``kinds`` for ``worker``; None when there is none.
 
         With ``anonymous_slots``, an anonymous job is taken only while fewer anonymous jobs
         run, so anonymous users cannot fill every worker.  The count is made under an advisory
@@ -286,9 +297,9 @@ class JobStore:
                 f"UPDATE uws.jobs SET phase = 'EXECUTING', worker = :w, start_time = now(), "
                 f"heartbeat_at = now(), attempts = attempts + 1, progress = NULL "
                 f"WHERE job_id = (SELECT job_id FROM uws.jobs WHERE phase = 'QUEUED' "
-                f"AND (owner IS NOT NULL OR :anonymous_ok) "
+                f"AND (owner IS NOT NULL OR :anonymous_ok) AND kind = ANY(:kinds) "
                 f"ORDER BY queued_at, job_id LIMIT 1 FOR UPDATE SKIP LOCKED) "
-                f"RETURNING {_COLUMNS}"), {"w": worker, "anonymous_ok": anonymous_ok}
+                f"RETURNING {_COLUMNS}"), {"w": worker, "anonymous_ok": anonymous_ok, "kinds": list(kinds)}
             ).mappings().first()
         return _job(row) if row else None
 
@@ -307,7 +318,11 @@ class JobStore:
         sets = ["phase = :phase", "end_time = now()"]
         args: dict[str, object] = {"id": job_id, "w": worker, "phase": phase.value}
         for name, value in values.items():
-            sets.append(f"{name} = :{name}")
+            if name == "outcome":
+                sets.append("outcome = CAST(:outcome AS jsonb)")
+                value = json.dumps(value, default=str)
+            else:
+                sets.append(f"{name} = :{name}")
             args[name] = value
         with self.engine.begin() as conn:
             row = conn.execute(text(

@@ -13,6 +13,10 @@ the owner's limit again here, and the result may only take the room left in the 
 of stored job bytes when the job started: a larger one is dropped and the job ends in ERROR.
 Anonymous jobs are claimed only while fewer than ``uws_anonymous_slots`` of them run.
 
+Jobs of other kinds (pipeline work such as a Training Set Maker run) go through the same queue,
+leases and phases; the worker claims them only when it was given a runner for their kind
+(:mod:`vo_service.uws._tasks`), and records the runner's outcome or error.
+
 The reaper (every few seconds, in every worker; the statements are idempotent) takes back
 EXECUTING jobs whose lease expired because their worker died (back to QUEUED, or to ERROR
 after ``uws_max_attempts`` starts), destroys jobs past their destruction time with their
@@ -28,6 +32,7 @@ import shutil
 import socket
 import threading
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from vo_service.core.settings import Settings
@@ -40,9 +45,10 @@ from vo_service.tap import (
     query_infos,
     read_votable,
 )
-from vo_service.uws._models import ExecutionPhase, Job
+from vo_service.uws._models import TAP_KIND, ExecutionPhase, Job
 from vo_service.uws._service import duration_limit, format_bytes, job_dir, jobs_root, storage_quota
 from vo_service.uws._storage import JobStore
+from vo_service.uws._tasks import JobRunner, TaskCancelled, TaskContext, TaskFailed
 
 log = logging.getLogger("vo_service.uws.worker")
 
@@ -50,6 +56,12 @@ log = logging.getLogger("vo_service.uws.worker")
 REAP_INTERVAL_S = 5.0
 #: Seconds an idle job thread sleeps before looking at the queue again.
 IDLE_POLL_S = 0.25
+
+
+def _rows(status_box: list) -> str | None:
+    """A running query's progress: the rows written so far."""
+    rows = status_box[0].rows if status_box else None
+    return f"{rows} rows" if rows is not None else None
 
 
 class _JobCancelled(Exception):
@@ -99,10 +111,13 @@ class Worker:
     """Runs async TAP jobs; see the module docstring."""
 
     def __init__(self, *, settings: Settings, store: JobStore, tap: TapService,
-                 name: str | None = None, threads: int | None = None) -> None:
+                 name: str | None = None, threads: int | None = None,
+                 runners: Mapping[str, JobRunner] | None = None) -> None:
         self.settings = settings
         self.store = store
         self.tap = tap
+        self.runners = dict(runners or {})
+        self.kinds = (TAP_KIND, *sorted(self.runners))
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.threads = threads if threads is not None else settings.uws_worker_threads
         self._stop = threading.Event()
@@ -146,10 +161,14 @@ class Worker:
     def run_one(self, worker_name: str | None = None) -> bool:
         """Claim and run one job; False when the queue was empty."""
         worker_name = worker_name or self.name
-        job = self.store.claim_next(worker_name, anonymous_slots=self.settings.uws_anonymous_slots)
+        job = self.store.claim_next(worker_name, anonymous_slots=self.settings.uws_anonymous_slots,
+                                    kinds=self.kinds)
         if job is None:
             return False
-        self.execute(job, worker_name)
+        if job.kind == TAP_KIND:
+            self.execute(job, worker_name)
+        else:
+            self.execute_task(job, worker_name)
         return True
 
     def execute(self, job: Job, worker_name: str) -> None:
@@ -158,7 +177,7 @@ class Worker:
         cancel = _Cancel()
         status_box: list = []
         heartbeat = threading.Thread(target=self._heartbeat,
-                                     args=(job, worker_name, cancel, status_box, started),
+                                     args=(job, worker_name, cancel, lambda: _rows(status_box), started),
                                      name=f"uws-heartbeat-{job.job_id}", daemon=True)
         folder = job_dir(self.settings, job.job_id)
         partial: Path | None = None
@@ -228,6 +247,55 @@ class Worker:
                 "queue_ms": round((job.start_time - queued).total_seconds() * 1e3, 1)
                 if queued and job.start_time else None, **outcome})
 
+    def execute_task(self, job: Job, worker_name: str) -> None:
+        """Run a claimed pipeline job through its kind's runner to COMPLETED or ERROR."""
+        started = time.perf_counter()
+        cancel = _Cancel()
+        progress: list[str] = []
+        heartbeat = threading.Thread(target=self._heartbeat,
+                                     args=(job, worker_name, cancel, lambda: progress[-1] if progress else None,
+                                           started),
+                                     name=f"uws-heartbeat-{job.job_id}", daemon=True)
+        folder = job_dir(self.settings, job.job_id)
+        outcome: dict[str, object] = {"phase": "ERROR"}
+        limit = duration_limit(self.settings, job.owner)
+        job.execution_duration = min(job.execution_duration or limit, limit)
+
+        def report(text: str) -> None:
+            progress.append(text)
+            if not self.store.heartbeat(job.job_id, worker_name, progress=text):
+                cancel.request(gone=True)
+
+        try:
+            heartbeat.start()
+            runner = self.runners.get(job.kind)
+            if runner is None:  # claim_next takes only kinds with a runner
+                raise TaskFailed(f"this worker cannot run jobs of kind {job.kind!r}")
+            folder.mkdir(parents=True, exist_ok=True)
+            result = dict(runner(TaskContext(job=job, folder=folder, report=report,
+                                             cancelled=lambda: cancel.requested)))
+            if cancel.requested:
+                raise _JobCancelled()
+            outcome = {"phase": "COMPLETED"}
+            if not self.store.finish(job.job_id, worker_name, ExecutionPhase.COMPLETED, outcome=result,
+                                     progress="done"):
+                outcome["phase"] = "gone"
+        except TaskCancelled:
+            outcome = self._fail(job, worker_name, cancel, _JobCancelled())
+        except (TaskFailed, _JobCancelled, OSError) as exc:
+            outcome = self._fail(job, worker_name, cancel, exc)
+        except Exception as exc:  # whatever happens, the job must end
+            log.exception("job failed unexpectedly", extra={"job_id": job.job_id, "kind": job.kind})
+            outcome = self._fail(job, worker_name, cancel, exc)
+        finally:
+            cancel.done.set()
+            heartbeat.join(5.0)
+            if outcome.get("phase") == "gone" or (cancel.gone and self.store.phase(job.job_id) is None):
+                shutil.rmtree(folder, ignore_errors=True)
+            log.info("job", extra={
+                "job_id": job.job_id, "kind": job.kind, "owner": job.owner, "worker": worker_name,
+                "attempt": job.attempts, "run_ms": round((time.perf_counter() - started) * 1e3, 1), **outcome})
+
     def _fail(self, job: Job, worker_name: str, cancel: _Cancel,
               exc: BaseException) -> dict[str, object]:
         if cancel.gone:
@@ -248,6 +316,8 @@ class Worker:
                        f"EXECUTIONDURATION (up to {limit} s{token}) or narrow the query.")
         elif isinstance(exc, TapError):
             message = exc.message
+        elif isinstance(exc, TaskFailed):
+            message = str(exc)
         elif isinstance(exc, OSError):
             message = f"The job's files could not be written or read: {exc}"
         else:
@@ -256,14 +326,12 @@ class Worker:
                           error_message=message)
         return {"phase": "ERROR", "error": message}
 
-    def _heartbeat(self, job: Job, worker_name: str, cancel: _Cancel, status_box: list,
+    def _heartbeat(self, job: Job, worker_name: str, cancel: _Cancel, progress: Callable[[], str | None],
                    started: float) -> None:
         interval = self.settings.uws_heartbeat_s
         while not cancel.done.wait(interval):
-            rows = status_box[0].rows if status_box else None
             try:
-                alive = self.store.heartbeat(job.job_id, worker_name,
-                                             progress=f"{rows} rows" if rows is not None else None)
+                alive = self.store.heartbeat(job.job_id, worker_name, progress=progress())
             except Exception:  # lease expiry takes over if this keeps failing
                 log.warning("heartbeat failed", extra={"job_id": job.job_id}, exc_info=True)
                 continue
