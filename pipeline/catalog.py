@@ -83,16 +83,31 @@ def input_identity(path: Path) -> str:
     return h.hexdigest()[:32]
 
 
+def hats_primary_catalog(root: Path) -> Path:
+    """A HATS collection's object catalog (its margin caches and indexes would only add
+    duplicates or lack coordinates); any other path as is."""
+    props = root / "collection.properties"
+    if not props.is_file():
+        return root
+    for line in props.read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "hats_primary_table_url" and value.strip():
+            return root / value.strip()
+    raise ValueError(f"{props}: no hats_primary_table_url")
+
+
 def list_partitions(root: Path) -> list[Partition]:
     """Every Parquet file under ``root`` (or ``root`` itself when it is a file), sorted.
 
-    Of a HATS catalog, only the pixel files (``dataset/Norder=*/Dir=*/Npix=*``, files or
-    directories of files): its root may also hold Parquet files that are not objects, such as
+    Of a HATS collection, its primary catalog's; of a HATS catalog, only the pixel files
+    (``dataset/Norder=*/Dir=*/Npix=*``, files or directories of files): its root may also hold
+    Parquet files that are not objects, such as
     ``data_thumbnail.parquet`` and ``per_partition_statistics.parquet``.
     """
     root = Path(root)
     if root.is_file():
         return [Partition(root, root.name)]
+    root = hats_primary_catalog(root)  # a HATS collection: its object catalog
     if is_hats_catalog(root):
         files = sorted(p for p in (root / "dataset").glob("Norder=*/Dir=*/Npix=*")
                        if p.is_file() and p.name.endswith(".parquet"))

@@ -27,6 +27,8 @@ def add_subcommands(sub: argparse._SubParsersAction, services_for: Callable[[Set
     run.add_argument("--no-publish", action="store_true", help="write the Parquet files only")
     run.add_argument("--json", action="store_true", help="print the whole report as JSON, not the summary")
     run.add_argument("--no-progress", action="store_true")
+    run.add_argument("--user", help="who owns the products: an existing user (default $PZVO_USER, else the "
+                                    "operator account 'pzvo')")
     run.set_defaults(func=partial(cmd_run, services_for=services_for))
 
 

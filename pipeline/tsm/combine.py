@@ -45,7 +45,7 @@ TIES: tuple[str, ...] = ("keep_all", "remove_all", "draw_one")
 
 #: What every input catalog provides (``z_err``, ``z_flag`` and ``survey`` may be all null).
 STANDARD_COLUMNS: tuple[str, ...] = ("id", "ra", "dec", "z", "z_err", "z_flag", "survey")
-#: The decisive rules, in order; a group's duplicates count under the first that leaves one row.
+#: The decisive rules, in order; each removed row counts under the rule that removed it.
 RULES: tuple[str, ...] = ("flag", "instrument", "z_err", "survey_priority", "same_redshift")
 
 KEPT, REMOVED, TIED, STAR = 1, 0, 2, 3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import logging
 import sys
 from collections.abc import Callable
@@ -84,10 +85,10 @@ def run_command(args: argparse.Namespace, settings: Settings, services_for: Call
         if needs_registry:
             services = services_for(settings)
             registry = services.products
-            owner = services.operator()
+            owner = services.operator(args.user or os.environ.get("PZVO_USER"))
         logging.getLogger("distributed").setLevel(logging.WARNING)
         result = run(config, registry=registry, owner=owner, hooks=[bar])
-    except (OSError, ValueError, TypeError) as exc:
+    except (OSError, ValueError, TypeError, LookupError) as exc:
         bar.close()
         print(f"pzvo tsm run: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1

@@ -21,7 +21,8 @@ from pipeline.tsm.inputs import CatalogSpec
 from pipeline.tsm.split import check_split
 from vo_service.core.settings import PROJECT_ROOT
 
-NAME = re.compile(r"^[a-z][a-z0-9_]{0,29}$")
+#: Output names: ``<name>_validation`` must fit the registry's 40 characters.
+NAME = re.compile(r"^[a-z][a-z0-9_]{0,28}$")
 TOP_KEYS = frozenset({"catalogs", "objects", "flags", "flag_cut", "on_unknown", "keep_stars", "mode", "radius_arcsec",
                       "match_radius_arcsec", "tie", "z_threshold", "survey_priority", "extra_columns", "split",
                       "magnitudes", "columns", "keep_unmatched", "plots", "output", "dask", "seed"})
@@ -224,7 +225,7 @@ def parse_config(raw: Any, base: Path = PROJECT_ROOT) -> TsmConfig:
     name = str(output.get("name", "tsm"))
     if not NAME.match(name):
         raise TsmConfigError(f"output name {name!r}: lower-case letters, digits and _, starting with a letter, "
-                             "at most 30 characters (it names the products <name>_combined, _training, _validation)")
+                             "at most 29 characters (it names the products <name>_combined, _training, _validation)")
     dask = raw.get("dask") or {}
     if not isinstance(dask, Mapping) or set(dask) - {"scheduler", "workers"}:
         raise TsmConfigError("dask: {scheduler, workers}")

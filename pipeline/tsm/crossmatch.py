@@ -394,25 +394,12 @@ def dask_client(client: Any = None, scheduler: str | None = None, workers: int |
 
 # --- the public function --------------------------------------------------------------------------
 
-def hats_primary_catalog(root: Path) -> Path:
-    """A HATS collection's object catalog (its margin caches and indexes would only add
-    duplicates); any other path as is."""
-    props = root / "collection.properties"
-    if not props.is_file():
-        return root
-    for line in props.read_text().splitlines():
-        key, _, value = line.partition("=")
-        if key.strip() == "hats_primary_table_url" and value.strip():
-            return root / value.strip()
-    raise CrossmatchError(f"{props}: no hats_primary_table_url")
-
-
 def _object_files(objects: Path | str | Sequence[Path]) -> list[Path]:
     try:
         if isinstance(objects, str | Path):
-            return [p.source for p in list_partitions(hats_primary_catalog(Path(objects)))]
+            return [p.source for p in list_partitions(Path(objects))]
         files = [Path(p) for p in objects]
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ValueError) as exc:
         raise CrossmatchError(f"no object files: {exc}") from None
     if not files:
         raise CrossmatchError("no object files given")

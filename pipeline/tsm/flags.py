@@ -39,9 +39,13 @@ class SurveyRule:
     prefixes: frozenset[int] = frozenset({0})
     fraction: bool = False
     note: str = ""
+    missing: int | None = None
+    """Homogenized flag of a row with no flag (null or NaN); None: such a row is outside the rule."""
 
     def translate(self, value: float) -> tuple[int, str] | None:
         """(homogenized flag, instrument) for one survey flag value, None when outside the rule."""
+        if math.isnan(value):
+            return None if self.missing is None else (self.missing, self.instrument)
         if not math.isfinite(value):
             return None
         if value in self.values:
@@ -112,7 +116,7 @@ def _survey_rule(name: str, body: Any, path: Path | None) -> SurveyRule:
     where = _where(path, name)
     if not isinstance(body, Mapping):
         raise FlagError(f"{where}: the rule must be a mapping")
-    unknown = set(body) - {"source", "instrument", "values", "ranges", "decimal_class", "note"}
+    unknown = set(body) - {"source", "instrument", "values", "ranges", "decimal_class", "missing", "note"}
     if unknown:
         raise FlagError(f"{where}: unknown key(s) {sorted(map(str, unknown))}")
     source = body.get("source")
@@ -156,11 +160,12 @@ def _survey_rule(name: str, body: Any, path: Path | None) -> SurveyRule:
             raise FlagError(f"{where}: decimal_class prefixes must be a list of non-negative integers")
         prefixes = frozenset(raw_prefixes)
         fraction = bool(decimal.get("fraction", False))
-    if not values and not ranges and classes is None:
-        raise FlagError(f"{where}: no 'values', 'ranges' or 'decimal_class'")
+    missing = None if body.get("missing") is None else _homogenized(body["missing"], f"{where}: missing")
+    if not values and not ranges and classes is None and missing is None:
+        raise FlagError(f"{where}: no 'values', 'ranges', 'decimal_class' or 'missing'")
     return SurveyRule(name=name, source=source.strip(), instrument=instrument, values=values,
                       ranges=tuple(ranges), classes=classes, prefixes=prefixes, fraction=fraction,
-                      note=str(body.get("note", "")))
+                      note=str(body.get("note", "")), missing=missing)
 
 
 def load_flag_rules(path: str | Path | None = None) -> FlagRules:

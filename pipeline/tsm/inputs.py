@@ -5,8 +5,8 @@ z_err, z_flag, survey) in three ways, the first that applies winning: the config
 ``columns`` map; a product's column roles (id, ra, dec, redshift, redshift_err, quality_flag,
 survey); the usual names of spec-z catalogs (:data:`USUAL_NAMES`, case-insensitive).  ``survey``
 may also be one name for the whole catalog.  ra, dec and z are required; without an id the row
-number serves; without z_err, z_flag or survey the column is null (a null flag then needs a rule
-that accepts it, or ``on_unknown: drop``).
+number serves; without z_err, z_flag or survey the column is null (a null flag is outside a survey's rule
+unless the rule gives ``missing: N``; else an error, or dropped with ``on_unknown: drop``).
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import pyarrow as pa
 from ingest.readers import ReadError, open_table
 from pipeline.product_tables import ProductInputError, find_product, is_product_spec, read_product_table
 from pipeline.tsm.combine import STANDARD_COLUMNS, SpeczCatalog
-from vo_service.products import ProductRegistry
+from vo_service.products import Product, ProductRegistry
 
 #: Standard key -> the product column role that provides it.
 ROLE_FOR: dict[str, str] = {"id": "id", "ra": "ra", "dec": "dec", "z": "redshift", "z_err": "redshift_err",
@@ -92,12 +92,11 @@ def check_spec(spec: CatalogSpec) -> None:
                          f"the keys are {', '.join(STANDARD_COLUMNS)}")
 
 
-def standardize(table: pa.Table, spec: CatalogSpec, roles: Mapping[str, str] | None = None,
-                extra_columns: Sequence[str] = ()) -> tuple[SpeczCatalog, dict[str, str | None]]:
-    """The catalog with standard column names (and the extra columns asked for, when present)."""
+def resolve_columns(names: Sequence[str], spec: CatalogSpec,
+                    roles: Mapping[str, str] | None = None) -> dict[str, str | None]:
+    """The input column of each standard key (None: absent); InputError without ra, dec or z."""
     check_spec(spec)
     label = spec.name()
-    names = table.column_names
     chosen = {key: _pick(key, names, spec.columns, roles or {}, label) for key in STANDARD_COLUMNS}
     if spec.survey is not None and "survey" not in spec.columns:
         chosen["survey"] = None
@@ -105,6 +104,20 @@ def standardize(table: pa.Table, spec: CatalogSpec, roles: Mapping[str, str] | N
     if missing:
         raise InputError(f"catalog {label!r} has no column for {', '.join(missing)} (by role, by column map or by "
                          f"usual name); its columns: {', '.join(names)}. Give them under 'columns'.")
+    return chosen
+
+
+def product_roles(product: Product) -> dict[str, str]:
+    """Role -> the product's column (as named in its file)."""
+    return {c.role: c.original_name or c.name for c in product.columns if c.role}
+
+
+def standardize(table: pa.Table, spec: CatalogSpec, roles: Mapping[str, str] | None = None,
+                extra_columns: Sequence[str] = ()) -> tuple[SpeczCatalog, dict[str, str | None]]:
+    """The catalog with standard column names (and the extra columns asked for, when present)."""
+    label = spec.name()
+    names = table.column_names
+    chosen = resolve_columns(names, spec, roles)
     n = table.num_rows
     columns: dict[str, pa.ChunkedArray | pa.Array] = {}
     for key in STANDARD_COLUMNS:
@@ -137,8 +150,7 @@ def load_catalog(spec: CatalogSpec, *, registry: ProductRegistry | None = None,
             table = read_product_table(registry, product)
         except ProductInputError as exc:
             raise InputError(f"catalog {spec.source!r}: {exc}") from exc
-        roles = {c.role: c.original_name or c.name for c in product.columns if c.role}
-        catalog, chosen = standardize(table, spec, roles, extra_columns)
+        catalog, chosen = standardize(table, spec, product_roles(product), extra_columns)
         return LoadedCatalog(catalog=catalog, spec=spec, columns=chosen, entity_id=product.entity_id,
                              product=f"{product.name} v{product.version}")
     path = Path(spec.source)

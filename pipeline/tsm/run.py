@@ -305,8 +305,10 @@ def _tap_objects(config: TsmConfig, specz: pa.Table, work_dir: Path) -> _Objects
 
 
 # -- publishing ------------------------------------------------------------------------------
+#: Roles of the outputs' columns.  The quality flag is the survey's own (with its survey), so an
+#: output read back as a TSM input is translated as its rows were the first time.
 SPECZ_ROLES = {"combined_id": "id", "ra": "ra", "dec": "dec", "z": "redshift", "z_err": "redshift_err",
-               "z_flag_homogenized": "quality_flag", "survey": "survey"}
+               "z_flag": "quality_flag", "survey": "survey"}
 
 
 def _roles(table: pa.Table) -> dict[str, dict[str, str]]:

@@ -80,3 +80,29 @@ def test_a_missing_product_is_a_clear_error(env, tmp_path, registry) -> None:
     assert "no_such_catalog" in proc.stderr
     with pytest.raises(ProductNotFoundError):
         registry.get(f"{name}_combined", user=None)
+
+
+def test_products_belong_to_the_user_named_and_an_unknown_user_is_refused(env, tmp_path, registry, services) -> None:
+    name = f"owner{uuid.uuid4().hex[:6]}"
+    services.auth.add_user(name)
+    config, out = example(tmp_path, catalogs=["product:demo_specz_vvds"], survey_priority=[], plots=False)
+    proc = run_pzvo({**env, "PZVO_USER": name}, "tsm", "run", str(config), "--no-progress")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert registry.get(f"{out}_training", user=None).owner == name
+    refused = run_pzvo(env, "tsm", "run", str(config), "--no-progress", "--user", "nobody_here")
+    assert refused.returncode == 1 and "nobody_here" in refused.stderr
+
+
+def test_a_combined_product_is_read_back_as_an_input(env, tmp_path, registry) -> None:
+    """The outputs' quality_flag role is the survey's own flag, so a combined catalog fed back in
+    is translated as before: the same rows come out."""
+    config, out = example(tmp_path, catalogs=["product:demo_specz_desi", "product:demo_specz_vvds"],
+                          survey_priority=[], plots=False)
+    assert run_pzvo(env, "tsm", "run", str(config), "--no-progress").returncode == 0
+    first = registry.get(f"{out}_combined", user=None)
+    again, _ = example(tmp_path, catalogs=[f"product:{out}_combined"], survey_priority=[], plots=False)
+    proc = run_pzvo(env, "tsm", "run", str(again), "--no-progress", "--no-publish", "--json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    assert report["combine"]["rows_in"] == first.row_count
+    assert report["combine"]["cut"] == 0 and report["combine"]["rows_out"] == first.row_count

@@ -131,7 +131,7 @@ def test_user_file(tmp_path):
     ("surveys:\n  X:\n    instrument: spectroscopic\n    values: {1: 4}\n", "survey 'X': 'source'"),
     ("surveys:\n  X:\n    source: s\n    instrument: radio\n    values: {1: 4}\n", "instrument 'radio'"),
     ("surveys:\n  X:\n    source: s\n    instrument: grism\n    values: {1: 9}\n", "homogenized flag 9"),
-    ("surveys:\n  X:\n    source: s\n    instrument: grism\n", "no 'values', 'ranges' or 'decimal_class'"),
+    ("surveys:\n  X:\n    source: s\n    instrument: grism\n", "no 'values', 'ranges', 'decimal_class' or 'missing'"),
     ("surveys:\n  X:\n    source: s\n    instrument: grism\n    valeus: {1: 4}\n", "unknown key"),
 ])
 def test_malformed_file_is_a_clear_error(tmp_path, text, message):
@@ -153,3 +153,15 @@ def test_nulls_are_unknown(rules):
     assert result.report["dropped"]["unknown_survey"] == 1 and result.report["dropped"]["unknown_flag"] == 1
     with pytest.raises(FlagError, match="survey '' "):
         homogenize_flags([None], [4], rules)
+
+
+def test_a_rule_may_give_rows_without_a_flag_a_homogenized_flag(tmp_path):
+    path = tmp_path / "rules.yaml"
+    path.write_text("surveys:\n"
+                    "  SIM: {source: a simulation without flags, instrument: spectroscopic, missing: 4}\n"
+                    "  OBS: {source: a survey, instrument: spectroscopic, values: {1: 1, 4: 4}}\n")
+    own = load_flag_rules(path)
+    result = homogenize_flags(["SIM", "OBS", "SIM"], pa.array([None, 1.0, float("nan")]), own)
+    assert result.flags.tolist() == [4, 1, 4]
+    with pytest.raises(FlagError, match="survey 'OBS': flag value"):
+        homogenize_flags(["SIM", "OBS"], pa.array([None, None], pa.float64()), own)

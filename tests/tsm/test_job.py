@@ -119,6 +119,9 @@ def test_a_job_runs_in_the_pool_and_registers_the_products(api, user, worker, re
     ({"output": {"name": "x", "publish": False}}, "output.publish"),
     ({"output": {"name": "X Y"}}, "output name"),
     ({"catalogs": ["product:demo_objects"]}, "not speczcat"),
+    ({"catalogs": [{"source": "product:demo_specz_6dfgs", "survey": "NOSUCH"}]}, "'NOSUCH' has no flag rule"),
+    ({"catalogs": [{"source": "product:demo_specz_6dfgs", "columns": {"z": "ZZ"}}]}, "'ZZ' (given for z)"),
+    ({"split": {"hook": "pipeline.tsm.hooks:nope"}}, "has no function nope"),
 ])
 def test_a_bad_configuration_is_a_422_naming_it(api, user, change, words) -> None:
     _, headers = user
