@@ -53,7 +53,6 @@ soak: demo
 bench: demo
 	$(PZVO) bench-load --rows $(BENCH_ROWS)
 	$(PY) benchmarks/run_all.py
-	$(PY) benchmarks/bench_tsm_crossmatch.py
 
 corpus: demo
 	$(PZVO) bench-load --rows $(BENCH_ROWS)
