@@ -7,12 +7,14 @@
 >>> pz.tap.run_sync(f"SELECT ... FROM {pz.table_name('my_specz')}")   # go on with pyvo
 
 The operations follow LIneA's ``pzserver`` client (list, metadata, get, download, upload,
-update, delete) and add the ADQL table name and a ready pyvo TAPService.
+update, delete) and add the ADQL table name, a ready pyvo TAPService, and Training Set Maker
+jobs (``tsm_submit``, ``tsm_job``, ``tsm_wait``).
 """
 from __future__ import annotations
 
 import io
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +142,33 @@ class PZServer:
 
     def delete(self, name: str, version: int | None = None) -> dict:
         return self._call("DELETE", f"/products/{name}", params=_version(version)).json()
+
+    # -- Training Set Maker ------------------------------------------------------------------
+    def tsm_submit(self, config: dict | str | Path, run_id: str | None = None) -> dict:
+        """Queue a Training Set Maker run (a configuration as in docs/examples/tsm_demo.yaml:
+        a mapping, or a YAML file); returns the job (``job_id``, ``phase``, ``url``)."""
+        if not isinstance(config, dict):
+            import yaml  # noqa: PLC0415 - only for a configuration given as a file
+
+            config = yaml.safe_load(Path(config).read_text(encoding="utf-8"))
+        return self._call("POST", "/tsm", json={"config": config, "run_id": run_id}).json()
+
+    def tsm_job(self, job_id: str) -> dict:
+        """A Training Set Maker job: phase, progress, error, summary, products, report."""
+        return self._call("GET", f"/tsm/{job_id}").json()
+
+    def tsm_wait(self, job_id: str, timeout: float = 3600, poll: float = 2.0) -> dict:
+        """Poll the job until it ends; raises PZServerError when it failed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.tsm_job(job_id)
+            if job["phase"] == "COMPLETED":
+                return job
+            if job["phase"] in ("ERROR", "ABORTED"):
+                raise PZServerError(200, f"TSM job {job_id} {job['phase']}: {job.get('error')}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"TSM job {job_id} still {job['phase']} ({job.get('progress')})")
+            time.sleep(poll)
 
 
 def _version(version: int | None) -> dict[str, int]:

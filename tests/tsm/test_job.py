@@ -200,3 +200,18 @@ def test_a_failing_job_keeps_its_error_and_registers_nothing(api, user, worker, 
     for suffix in ("combined", "training", "validation"):
         with pytest.raises(ProductNotFoundError):
             registry.get(f"{out}_{suffix}", user=None)
+
+
+def test_the_python_client_submits_and_waits(server, user, worker, tmp_path) -> None:
+    from vo_service.client import PZServer, PZServerError
+
+    _, headers = user
+    pz = PZServer(server.url, token=headers["Authorization"].split()[1])
+    config, out = demo_config(catalogs=["product:demo_specz_vvds"], survey_priority=[], plots=False)
+    path = tmp_path / "tsm.yaml"
+    path.write_text(yaml.safe_dump(config))
+    job = pz.tsm_wait(pz.tsm_submit(path)["job_id"], timeout=120, poll=0.2)
+    assert sorted(p["name"] for p in job["products"]) == sorted(f"{out}_{s}" for s in
+                                                               ("combined", "training", "validation"))
+    with pytest.raises(PZServerError, match="flag_cut"):
+        pz.tsm_submit({**config, "flag_cut": 9})
