@@ -11,6 +11,7 @@ translation file and the object catalog, generating the run's files.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -24,12 +25,14 @@ from pathlib import Path
 from typing import Any
 
 import adbc_driver_postgresql.dbapi as adbc
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy.engine import Connection
 
-from pipeline.catalog import input_identity, list_partitions
+from pipeline.catalog import DEC_COLUMN, ID_COLUMN, RA_COLUMN, input_identity, list_partitions
+from pipeline.photometry import BANDS, flux_column, flux_err_column
 from pipeline.tsm.checks import TsmError, check_run, find_input
 from pipeline.tsm.combine import REMOVED, CombineResult, combine
 from pipeline.tsm.config import TsmConfig
@@ -56,6 +59,8 @@ from vo_service.provenance import (
 
 log = logging.getLogger(__name__)
 
+#: Longest wait for a remote TAP service's async query of the objects.
+TAP_TIMEOUT_S = 3600.0
 STEPS = ("check", "inputs", "combine", "objects", "crossmatch", "split", "write", "publish")
 #: Export a product's object table in files of this many rows (one crossmatch task each).
 EXPORT_ROWS = 500_000
@@ -286,22 +291,44 @@ def _tap_objects(config: TsmConfig, specz: pa.Table, work_dir: Path) -> _Objects
     ra_lo, ra_hi = ra["min"], ra["max"]
     if ra_hi - ra_lo < 180 and max(abs(dec_lo), abs(dec_hi)) < 80:
         query += f" AND coord_ra BETWEEN {max(ra_lo - 1.0, 0.0)!r} AND {min(ra_hi + 1.0, 360.0)!r}"
+    job = None
     try:
         service = pyvo.dal.TAPService(spec.tap_url, session=session)
-        table = service.run_async(query, maxrec=2_000_000_000).to_table()
+        job = service.submit_job(query, maxrec=2_000_000_000)
+        job.run()
+        job.wait(phases=["COMPLETED", "ERROR", "ABORTED"], timeout=TAP_TIMEOUT_S)
+        job.raise_if_error()
+        table = job.fetch_result().to_table()
     except Exception as exc:
-        raise TsmError(f"objects: the TAP service {spec.tap_url} failed: {exc}") from exc
+        raise TsmError(f"objects: the TAP service {spec.tap_url} failed: {' '.join(str(exc).split())}") from exc
+    finally:
+        if job is not None:
+            with contextlib.suppress(Exception):  # the remote job's files are not ours to keep
+                job.delete()
     work_dir.mkdir(parents=True, exist_ok=True)
     path = work_dir / "tap-objects.parquet"
     for name in table.colnames:
         table[name].meta.clear()
-    pq.write_table(pa.table({name: table[name].data if not hasattr(table[name], "mask")
-                             else pa.array(table[name].data, mask=table[name].mask) for name in table.colnames}),
+    canonical = {name.lower(): name for name in LSST_OBJECT_COLUMNS}  # TAP names may come back in any case
+    pq.write_table(pa.table({canonical.get(name.lower(), name): _arrow_column(table[name]) for name in table.colnames}),
                    path)
     digest = hashlib.sha256(f"{spec.tap_url}\n{query}".encode()).hexdigest()[:16]
     entity = Entity(id=collection_entity_id(f"tap-objects-{digest}"), name=f"{spec.tap_table} at {spec.tap_url}",
                     type=COLLECTION_TYPE, location=spec.tap_url, comment=query)
     return _Objects([path], entity, f"{spec.tap_table} at {spec.tap_url}")
+
+
+#: The Object columns the crossmatch reads, as LSST names them.
+LSST_OBJECT_COLUMNS = (ID_COLUMN, RA_COLUMN, DEC_COLUMN, *(flux_column(b) for b in BANDS),
+                       *(flux_err_column(b) for b in BANDS))
+
+
+def _arrow_column(column: Any) -> pa.Array:
+    """An astropy column as Arrow, masked values as nulls."""
+    data = np.ma.getdata(column)
+    if isinstance(column, np.ma.MaskedArray) and np.ma.getmaskarray(column).any():
+        return pa.array(np.asarray(data), mask=np.ma.getmaskarray(column))
+    return pa.array(np.asarray(data))
 
 
 # -- publishing ------------------------------------------------------------------------------
