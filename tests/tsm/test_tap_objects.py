@@ -44,9 +44,9 @@ def test_objects_from_a_tap_table_match_as_the_product_does(tmp_path, registry, 
 
 def test_a_missing_token_variable_and_a_failing_service_are_named(tmp_path, registry, server) -> None:
     table = registry.get("demo_objects", user=None).table_name
-    os.environ.pop("PZVO_TEST_NO_TOKEN", None)
-    with pytest.raises(TsmError, match="PZVO_TEST_NO_TOKEN"):
-        run(config(tmp_path, {"tap": server.url + "/tap", "table": table, "token_env": "PZVO_TEST_NO_TOKEN"}),
+    os.environ.pop("TSM_TEST_NO_TOKEN", None)
+    with pytest.raises(TsmError, match="TSM_TEST_NO_TOKEN"):
+        run(config(tmp_path, {"tap": server.url + "/tap", "table": table, "token_env": "TSM_TEST_NO_TOKEN"}),
             registry=registry)
     with pytest.raises(TsmError, match="the TAP service .* failed"):
         run(config(tmp_path, {"tap": server.url + "/tap", "table": "pz.no_such_table"}), registry=registry)
