@@ -37,7 +37,7 @@ from tap_schema import TableDescription, load_table
 from tap_schema.loader import qualified
 from vo_service.auth import User
 from vo_service.core.settings import PROJECT_ROOT
-from vo_service.demo._tables import load_table_data, table_checksum, table_rows
+from vo_service.demo._tables import SOURCE_CATALOG, load_table_data, table_checksum, table_rows
 from vo_service.demo._tsm import load_tsm_demo
 from vo_service.products import ProductRegistry
 from vo_service.provenance import (
@@ -75,9 +75,6 @@ ESTIMATOR = "knn"
 ESTIMATOR_PARAMS = {"k": 20}
 
 # --- provenance: the methods behind the two demo tables (docs/provenance.md) ---------------------
-SOURCE_CATALOG = EntityDescription(
-    id="pzvo:entitydescription/simulated-catalog", name="simulated galaxy catalog",
-    category="file", description="Galaxies of a simulation with true redshift and magnitudes.")
 SPECZ_CATALOG = EntityDescription(
     id="pzvo:entitydescription/specz-catalog", name="spec-z catalog", category="table",
     description="A compilation of spectroscopic redshifts with errors, quality flags, surveys.")

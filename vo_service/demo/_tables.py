@@ -17,6 +17,12 @@ from ingest.columns import specs_for_description
 from ingest.load import copy_arrow
 from tap_schema.loader import create_indexes_sql, create_table_sql, publish_table, qualified
 from tap_schema.model import TableDescription
+from vo_service.provenance import EntityDescription
+
+#: The shared Buzzard file, as the demo data's provenance names what it was made from.
+SOURCE_CATALOG = EntityDescription(
+    id="pzvo:entitydescription/simulated-catalog", name="simulated galaxy catalog",
+    category="file", description="Galaxies of a simulation with true redshift and magnitudes.")
 
 log = logging.getLogger(__name__)
 

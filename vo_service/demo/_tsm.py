@@ -34,6 +34,7 @@ from sqlalchemy.engine import Connection
 from pipeline.catalog import DEC_COLUMN, DEMO_FOOTPRINT, DEMO_SEED, ID_COLUMN, RA_COLUMN, demo_objects
 from pipeline.photometry import BANDS, flux_column, flux_err_column
 from vo_service.auth import User
+from vo_service.demo._tables import SOURCE_CATALOG
 from vo_service.products import ProductNotFoundError, ProductRegistry, RegistrationRequest
 from vo_service.provenance import (
     FILE_TYPE,
@@ -101,9 +102,6 @@ ROLES: dict[str, dict[str, str]] = {
 }
 ROWS: dict[str, int] = {OBJECTS: 80_000, **{s.product: s.n_galaxies + s.n_repeats + s.n_stars for s in SURVEYS}}
 
-SOURCE_CATALOG = EntityDescription(
-    id="pzvo:entitydescription/simulated-catalog", name="simulated galaxy catalog",
-    category="file", description="Galaxies of a simulation with true redshift and magnitudes.")
 OBJECT_FILE = EntityDescription(
     id="pzvo:entitydescription/object-catalog-file", name="object catalog file", category="file",
     description="LSST Object-like rows: objectId, position, cModel fluxes and errors in nJy.")
