@@ -365,6 +365,14 @@ class SpeczIndex:
         return _Queries(self.rows[index][mask], ra[mask], dec[mask])
 
 
+def may_overlap(ra: np.ndarray, dec: np.ndarray, footprints: Sequence[Footprint], radius_arcsec: float) -> bool:
+    """Whether any position may have an object of these footprints within the radius: the
+    crossmatch's own candidate selection, on footprints alone (no object read)."""
+    finite = np.isfinite(ra) & np.isfinite(dec)
+    index = SpeczIndex(np.flatnonzero(finite), np.mod(ra[finite], 360.0), dec[finite], radius_arcsec / 3600.0)
+    return any(fp.rows > 0 and index.select(fp).rows.size > 0 for fp in footprints)
+
+
 # --- Dask -----------------------------------------------------------------------------------------
 
 #: No dashboard, and the scheduler's HTTP endpoint on a free port (8787 may be someone else's).

@@ -36,7 +36,7 @@ from pipeline.photometry import BANDS, flux_column, flux_err_column
 from pipeline.tsm.checks import TsmError, check_run, find_input
 from pipeline.tsm.combine import REMOVED, CombineResult, combine
 from pipeline.tsm.config import TsmConfig
-from pipeline.tsm.crossmatch import CrossmatchResult, crossmatch
+from pipeline.tsm.crossmatch import CrossmatchResult, Footprint, crossmatch, file_footprint, may_overlap
 from pipeline.tsm.flags import DEFAULT_FLAG_RULES, FlagRules
 from pipeline.tsm.inputs import LoadedCatalog, load_catalog
 from pipeline.tsm.plots import make_plots
@@ -146,6 +146,7 @@ def run(config: TsmConfig, *, registry: ProductRegistry | None = None, owner: Us
 
     done = timed("inputs")
     loaded = [load_catalog(spec, registry=registry, extra_columns=config.extra_columns) for spec in config.catalogs]
+    _check_overlap(config, registry, loaded)
     done()
     done = timed("combine")
     combined = combine([item.catalog for item in loaded], rules, mode=config.mode,  # type: ignore[arg-type]
@@ -199,6 +200,47 @@ def run(config: TsmConfig, *, registry: ProductRegistry | None = None, owner: Us
     log.info("tsm run finished", extra={"run_id": run_id, "seconds": report["seconds"]["total"],
                                         **{k: v for k, v in result.summary().items() if k != "products"}})
     return result
+
+
+#: Largest object product whose footprint is read with one aggregate query before the work.
+OVERLAP_QUERY_ROWS = 5_000_000
+
+
+def _object_footprints(config: TsmConfig, registry: ProductRegistry | None) -> list[Footprint] | None:
+    """The Object catalog's footprints without reading objects (None when that is not cheap)."""
+    spec = config.objects
+    assert spec is not None
+    if spec.path is not None:
+        return [file_footprint(pq.read_metadata(p.source)) for p in list_partitions(spec.path)]
+    if spec.product is None:
+        return None  # a TAP query is bounded by the spec-z box anyway
+    product = find_input(registry, spec.product, ("objectcatalog",))
+    roles = {c.role: c.name for c in product.columns if c.role}
+    if (product.row_count or 0) > OVERLAP_QUERY_ROWS or not {"ra", "dec"} <= set(roles):
+        return None
+    assert registry is not None
+    ra, dec = quote_ident(roles["ra"]), quote_ident(roles["dec"])
+    with registry.engine.connect() as conn:
+        row = conn.exec_driver_sql(f"SELECT min({ra}), max({ra}), min({dec}), max({dec}), count(*) "
+                                   f"FROM {product.table_name}").one()
+    if not row[4]:
+        return [Footprint(0.0, 0.0, 0.0, 0.0, 0)]
+    return [Footprint(float(row[2]), float(row[3]), float(row[0]), float(row[1]), int(row[4]))]
+
+
+def _check_overlap(config: TsmConfig, registry: ProductRegistry | None, loaded: Sequence[LoadedCatalog]) -> None:
+    """Refuse catalogs that cannot match the Object catalog before combining them."""
+    footprints = _object_footprints(config, registry)
+    if footprints is None:
+        return
+    ra = np.concatenate([np.asarray(i.catalog.table.column("ra").to_numpy(zero_copy_only=False), float)
+                         for i in loaded])
+    dec = np.concatenate([np.asarray(i.catalog.table.column("dec").to_numpy(zero_copy_only=False), float)
+                          for i in loaded])
+    if not may_overlap(ra, dec, footprints, config.match_radius_arcsec):
+        assert config.objects is not None
+        raise TsmError(f"objects: none of the {ra.size} spec-z positions is within {config.match_radius_arcsec} "
+                       f"arcsec of the Object catalog {config.objects.describe()}: the catalogs do not overlap")
 
 
 def _input_record(item: LoadedCatalog) -> dict[str, Any]:

@@ -178,8 +178,9 @@ def test_a_deleted_job_never_runs(api, user, services, registry) -> None:
 
 def test_a_failing_job_keeps_its_error_and_registers_nothing(api, user, worker, registry, operator,
                                                              tmp_path: Path) -> None:
-    """Checks pass (the catalog is a product with the roles), the crossmatch finds nothing: the
-    job ends in ERROR with the step's message, and no product of the run exists."""
+    """The checks made when queueing pass (the catalog is a product with the roles); once its rows
+    are read, they are far from every object: the job ends in ERROR with the message, and no
+    product of the run exists."""
     _, headers = user
     far = f"far_{uuid.uuid4().hex[:8]}"
     path = tmp_path / "far.parquet"
@@ -195,7 +196,7 @@ def test_a_failing_job_keeps_its_error_and_registers_nothing(api, user, worker, 
     assert response.status_code == 201, response.text
     job = finished(api, headers, response.json()["url"], [])
     assert job["phase"] == "ERROR"
-    assert "crossmatch" in job["error"] and "do not overlap" in job["error"]
+    assert job["error"].startswith("objects: none of the 50 spec-z positions") and "do not overlap" in job["error"]
     assert job["products"] == []
     for suffix in ("combined", "training", "validation"):
         with pytest.raises(ProductNotFoundError):

@@ -124,9 +124,21 @@ def test_bad_inputs_fail_before_any_work(inputs, tmp_path, client) -> None:
         run(config(inputs, tmp_path, catalogs=["product:nothing_here"]), client=client, hooks=hooks)
     assert seen == ["check", "check"]
     pq.write_table(pa.table({"id": [1], "x": [1.0]}), tmp_path / "nopos.parquet")
-    with pytest.raises(ValueError, match="no column for ra, dec, z"):
-        run(config(inputs, tmp_path, catalogs=[str(tmp_path / "nopos.parquet")]), client=client)
-    pq.write_table(pa.table({"ra": [1.0], "dec": [1.0], "z": [0.5], "z_flag": [4.0], "survey": ["NOPE"]}),
+    with pytest.raises(TsmError, match="no column for ra, dec, z"):
+        run(config(inputs, tmp_path, catalogs=[str(tmp_path / "nopos.parquet")]), client=client, hooks=hooks)
+    with pytest.raises(TsmError, match="survey 'NOPE' has no flag rule"):
+        run(config(inputs, tmp_path, catalogs=[{"source": str(inputs["a"]), "survey": "NOPE"}]), client=client,
+            hooks=hooks)
+    with pytest.raises(TsmError, match="has no function nope"):
+        run(config(inputs, tmp_path, split={"hook": "pipeline.tsm.hooks:nope"}), client=client, hooks=hooks)
+    assert seen == ["check"] * 5
+    seen.clear()
+    pq.write_table(pa.table({"ra": [200.0, 201.0], "dec": [40.0, 41.0], "z": [0.5, 0.6], "z_flag": [4.0, 4.0],
+                             "survey": ["SPEC", "SPEC"]}), tmp_path / "far.parquet")
+    with pytest.raises(TsmError, match="none of the 2 spec-z positions .* do not overlap"):
+        run(config(inputs, tmp_path, catalogs=[str(tmp_path / "far.parquet")]), client=client, hooks=hooks)
+    assert seen == ["check", "inputs"]  # before combining
+    pq.write_table(pa.table({"ra": [10.0], "dec": [0.0], "z": [0.5], "z_flag": [4.0], "survey": ["NOPE"]}),
                    tmp_path / "nosurvey.parquet")
     with pytest.raises(ValueError, match="survey 'NOPE'"):
         run(config(inputs, tmp_path, catalogs=[str(tmp_path / "nosurvey.parquet")]), client=client)
