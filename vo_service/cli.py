@@ -277,6 +277,42 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return service.supervise()
 
 
+def cmd_federate(args: argparse.Namespace, settings: Settings) -> int:
+    """A remote query's result uploaded and joined here, or the reverse (vo_service/federation.py)."""
+    from tqdm import tqdm  # noqa: PLC0415 - deferred: see _services
+
+    from vo_service.federation import FederationError, TapEndpoint, federate, write_table  # noqa: PLC0415
+
+    def token(variable: str | None, side: str) -> str | None:
+        if variable and not os.environ.get(variable):
+            raise FederationError(f"the {side} token variable {variable} is not set")
+        return os.environ.get(variable) if variable else None
+
+    bar = None if args.no_progress else tqdm(unit="chunk", desc="federate", file=sys.stderr)
+    try:
+        remote = TapEndpoint(args.remote, token(args.remote_token_env, "remote"), "remote")
+        local = TapEndpoint(args.local or "http://127.0.0.1:8000/tap", token(args.local_token_env, "local"), "local")
+        source, target = (remote, local) if args.direction == "local" else (local, remote)
+
+        def progress(p: object) -> None:
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(rows=getattr(p, "source_rows", 0), joined=getattr(p, "joined_rows", 0))
+
+        table = federate(source, args.remote_query, name=args.name, query=args.query, target=target,
+                         chunk_by=args.chunk_by, chunk_rows=args.chunk_rows, progress=progress)
+        write_table(table, args.out, args.format)
+    except (FederationError, OSError, ValueError) as exc:
+        print(f"pzvo federate: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    finally:
+        if bar is not None:
+            bar.close()
+    if args.out:
+        print(f"{len(table)} rows written to {args.out}", file=sys.stderr)
+    return 0
+
+
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """Run async jobs (TAP queries and Training Set Maker runs) until SIGTERM/SIGINT
     (see vo_service/uws/_worker.py)."""
@@ -375,6 +411,26 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--threads", type=int, default=None,
                         help="jobs run at once (default: uws_worker_threads)")
     worker.set_defaults(func=cmd_worker)
+    fed = sub.add_parser("federate", help="join a remote TAP query's result with this service's tables "
+                                          "(TAP_UPLOAD), or the reverse (docs/federation.md)")
+    fed.add_argument("--remote", required=True, help="the remote TAP service's URL")
+    fed.add_argument("--remote-query", required=True,
+                     help="ADQL run on the source side (remote; local with --direction remote)")
+    fed.add_argument("--as", dest="name", required=True, help="the upload's name: TAP_UPLOAD.<name>")
+    fed.add_argument("--query", required=True, help="ADQL run on the target side, joining TAP_UPLOAD.<name>")
+    fed.add_argument("--direction", choices=["local", "remote"], default="local",
+                     help="local: remote result joined here (default); remote: this service's result "
+                          "joined on the remote service")
+    fed.add_argument("--local", help="this service's TAP URL (default http://127.0.0.1:8000/tap, as make run)")
+    fed.add_argument("--remote-token-env", help="environment variable holding the remote bearer token")
+    fed.add_argument("--local-token-env", help="environment variable holding this service's token")
+    fed.add_argument("--chunk-by", help="unique key of the source result to page on (e.g. objectId)")
+    fed.add_argument("--chunk-rows", type=int, help="rows per chunk (with --chunk-by)")
+    fed.add_argument("--format", default=None,
+                     help="votable, csv, fits, parquet, ecsv (default: from --out's suffix; csv to stdout)")
+    fed.add_argument("--out", help="output file (default: CSV on stdout)")
+    fed.add_argument("--no-progress", action="store_true")
+    fed.set_defaults(func=cmd_federate)
     add_pipeline_commands(sub, _services)  # pzvo pipeline run|evaluate
     add_tsm_commands(sub, _services)  # pzvo tsm run
     return parser
