@@ -7,6 +7,8 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import LiveServer
@@ -14,7 +16,7 @@ from vo_service.app import create_app
 from vo_service.cluster import PrivateCluster
 from vo_service.core.database import migrate
 from vo_service.core.settings import load_settings
-from vo_service.demo import SOURCE, load_tsm_demo
+from vo_service.demo import SOURCE, load_tsm_demo, objects_dir
 from vo_service.services import Services
 
 
@@ -43,3 +45,16 @@ def remote(database) -> Iterator[Remote]:
     with LiveServer(create_app(services)) as live:
         yield Remote(url=live.url + "/tap", services=services, objects=objects)
     services.close()
+
+
+@pytest.fixture(scope="session")
+def objects_frame(database) -> pd.DataFrame:
+    """The remote Object-like table as the remote service loaded it (the demo's Object files)."""
+    return pq.ParquetDataset(objects_dir(database.var_dir)).read().to_pandas()
+
+
+@pytest.fixture(scope="session")
+def photoz_frame(services) -> pd.DataFrame:
+    """This service's PZ table, for joins done in pandas."""
+    with services.owner_engine.connect() as conn:
+        return pd.read_sql("SELECT object_id, z_phot, z_err FROM pz.photoz_demo", conn)

@@ -6,28 +6,24 @@ import os
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 from astropy.table import Table
 
 from tests._cli import run_pzvo
-from vo_service.demo import objects_dir
 from vo_service.federation import ChunkProgress, FederationError, TapEndpoint, chunk_query, federate
 
 JOIN = ("SELECT o.objectid, o.coord_ra, o.i_cmodelflux, p.z_phot, p.z_err FROM TAP_UPLOAD.obj AS o "
         "JOIN pz.photoz_demo AS p ON p.object_id = o.objectid")
 
 
-@pytest.fixture(scope="module")
-def objects(database) -> pd.DataFrame:
-    """The remote Object-like table as the remote service loaded it."""
-    return pq.ParquetDataset(objects_dir(database.var_dir)).read().to_pandas()
+@pytest.fixture
+def objects(objects_frame: pd.DataFrame) -> pd.DataFrame:
+    return objects_frame
 
 
-@pytest.fixture(scope="module")
-def photoz(services) -> pd.DataFrame:
-    with services.owner_engine.connect() as conn:
-        return pd.read_sql("SELECT object_id, z_phot, z_err FROM pz.photoz_demo", conn)
+@pytest.fixture
+def photoz(photoz_frame: pd.DataFrame) -> pd.DataFrame:
+    return photoz_frame
 
 
 @pytest.fixture
