@@ -11,9 +11,11 @@ from __future__ import annotations
 import difflib
 import logging
 import os
+import re
 import secrets
 import tomllib
 from dataclasses import dataclass, fields
+from datetime import datetime
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -34,6 +36,15 @@ NOT_SETTINGS: dict[str, str] = {
 _CHOICES: dict[str, tuple[str, ...]] = {
     "front": ("nginx", "none"),
     "log_level": tuple(logging.getLevelNamesMapping()),
+}
+#: Settings whose text has a form (a registry refuses a record with a malformed identifier or
+#: time long after the typo): the pattern, and what the error message calls it.
+_UTC_TIME = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
+_FORMS: dict[str, tuple[str, str]] = {
+    "registry_identifier": (r"ivo://[\w\d][\w\d\-_\.!~\*'\(\)\+=]{2,}(/[\w\d\-_\.!~\*'\(\)\+=]+)*",
+                            "an IVOA identifier ivo://authority/key"),
+    "registry_created": (_UTC_TIME, "a UTC time YYYY-MM-DDThh:mm:ssZ"),
+    "registry_updated": (f"({_UTC_TIME})?", "a UTC time YYYY-MM-DDThh:mm:ssZ, or empty"),
 }
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -85,6 +96,9 @@ class Settings:
     uws_heartbeat_s: float = 2.0
     tsm_scheduler: str = ""
     """Dask scheduler address for Training Set Maker jobs (empty: a threaded cluster in the worker)."""
+    object_key_column: str = "objectId"
+    """Name of the Object catalog's key that published tables reference (the RSP's ``objectId``):
+    the felis export declares a foreign key to ``Object.<this>`` (docs: federation, exports)."""
     uws_lease_s: float = 30.0
     """A job whose worker has not sent a heartbeat for this long is taken back (worker died)."""
     uws_max_attempts: int = 2
@@ -131,6 +145,17 @@ class Settings:
     """Request threads per gunicorn process."""
     front: str = "nginx"
     """What faces clients in `pzvo serve`: ``nginx`` (buffering proxy) or ``none`` (gunicorn alone)."""
+    # -- the service's VOResource record at /tap/resource; see docs/federation.md ----------------
+    registry_identifier: str = "ivo://pzvo.example/tap"
+    """IVOA identifier of the TAP service (``ivo://authority/key``): a registry lists it by this name."""
+    registry_publisher: str = "pzvo operators"
+    """Who publishes the service (curation/publisher); also the contact's name."""
+    registry_contact_email: str = ""
+    """Contact address in the record (empty: none given)."""
+    registry_created: str = "2026-12-04T00:00:00Z"
+    """When the record was first published (UTC, ``YYYY-MM-DDThh:mm:ssZ``); never changes after."""
+    registry_updated: str = ""
+    """When the record last changed in a way a registry must notice (UTC); empty: ``registry_created``."""
 
     @property
     def pg_dir(self) -> Path:
@@ -215,8 +240,22 @@ def _parse(name: str, kind: str, value: object) -> object:
             if chosen not in _CHOICES[name]:
                 raise ValueError(f"not one of {', '.join(_CHOICES[name])}")
             return chosen
+        if name in _FORMS and not _well_formed(name, value):
+            raise ValueError(f"not {_FORMS[name][1]}")
         return Path(value) if kind == "Path" else value
     raise TypeError(f"setting {name} has a type load_settings cannot read: {kind}")
+
+
+def _well_formed(name: str, value: str) -> bool:
+    """``value`` has the form of setting ``name``; a time must also be a real one (no 13th month)."""
+    if not re.fullmatch(_FORMS[name][0], value):
+        return False
+    if value and name in ("registry_created", "registry_updated"):
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            return False
+    return True
 
 
 def _unknown(key: str, known: list[str]) -> str:

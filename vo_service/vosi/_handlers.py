@@ -1,4 +1,5 @@
-"""VOSI 1.1 endpoints under ``/tap``, rendered from XML templates.
+"""VOSI 1.1 endpoints under ``/tap``, and the service's VOResource record for registries
+(``/tap/resource``), rendered from XML templates that share their capability and table parts.
 
 Capabilities list exactly what the ADQL layer and the encoders implement (both export their
 tables of features and formats), so the document cannot drift from the code.
@@ -6,6 +7,7 @@ tables of features and formats), so the document cannot drift from the code.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
@@ -15,6 +17,7 @@ from vo_service.tap import TapError
 from vo_service.tap.adql import SUPPORTED_FEATURES
 from vo_service.tap.catalog import Catalog
 from vo_service.tap.formats import OUTPUT_FORMATS
+from vo_service.vosi._record import resource_record
 
 log = logging.getLogger(__name__)
 
@@ -31,19 +34,29 @@ FORMAT_IVOIDS = {
 
 
 def _xml(template: str, status: int = 200, **context: object) -> Response:
-    return Response(render_template(template, **context), status=status, mimetype="text/xml")
+    return _document(template, context, status=status)
+
+
+def _document(template: str, context: Mapping[str, object], *, status: int = 200,
+              mimetype: str = "text/xml") -> Response:
+    return Response(render_template(template, **context), status=status, mimetype=mimetype)
 
 
 def _base() -> str:
     return request.host_url.rstrip("/") + "/tap"
 
 
-@vosi.route("/capabilities")
-def capabilities() -> Response:
+def _capability_context() -> dict[str, object]:
+    """What the capability elements are rendered from, in /capabilities and /resource alike."""
     service = current_app.extensions["pzvo.tap"]
     formats = [(f, FORMAT_IVOIDS.get(f.key)) for f in OUTPUT_FORMATS if f.key != "votable/b2"]
-    return _xml("capabilities.xml", base=_base(), features=SUPPORTED_FEATURES, formats=formats,
-                settings=service.settings)
+    return {"base": _base(), "features": SUPPORTED_FEATURES, "formats": formats,
+            "settings": service.settings}
+
+
+@vosi.route("/capabilities")
+def capabilities() -> Response:
+    return _document("capabilities.xml", _capability_context())
 
 
 @vosi.route("/availability")
@@ -86,6 +99,18 @@ def table(name: str) -> Response:
     if found is None:
         abort(404, f"No published table named {name}; GET /tap/tables lists them.")
     return _xml("table.xml", table=found, keys=keys.get(found.table_name, []))
+
+
+@vosi.route("/resource")
+def resource() -> Response:
+    """The service's VOResource record (a VODataService CatalogService with the TAP capability
+    and every published table), for a publishing registry to harvest: docs/federation.md."""
+    catalog, by_schema, keys = _tableset(None)
+    context = _capability_context()
+    record = resource_record(current_app.extensions["pzvo.tap"].settings, reference_url=_base())
+    return _document("resource.xml", {**context, "record": record, "schemas": catalog.schemas,
+                                      "by_schema": by_schema, "keys": keys},
+                     mimetype="application/xml")
 
 
 def load_examples() -> list[dict[str, str]]:
