@@ -15,6 +15,7 @@ from pipeline.cli import add_subcommands as add_pipeline_commands
 from pipeline.tsm.cli import add_subcommands as add_tsm_commands
 from vo_service.core.logs import configure_logging
 from vo_service.core.settings import Settings, SettingsError, load_settings
+from vo_service.exports.cli import add_subcommands as add_export_commands
 
 if TYPE_CHECKING:
     from vo_service.auth import User
@@ -300,7 +301,7 @@ def cmd_federate(args: argparse.Namespace, settings: Settings) -> int:
                 bar.set_postfix(rows=getattr(p, "source_rows", 0), joined=getattr(p, "joined_rows", 0))
 
         table = federate(source, args.remote_query, name=args.name, query=args.query, target=target,
-                         chunk_by=args.chunk_by, chunk_rows=args.chunk_rows, progress=progress)
+                         chunk_by=args.chunk_by, chunk_rows=args.chunk_rows, maxrec=args.maxrec, progress=progress)
         write_table(table, args.out, args.format)
     except (FederationError, OSError, ValueError) as exc:
         print(f"pzvo federate: {' '.join(str(exc).split())}", file=sys.stderr)
@@ -426,6 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     fed.add_argument("--local-token-env", help="environment variable holding this service's token")
     fed.add_argument("--chunk-by", help="unique key of the source result to page on (e.g. objectId)")
     fed.add_argument("--chunk-rows", type=int, help="rows per chunk (with --chunk-by)")
+    fed.add_argument("--maxrec", type=int, help="row limit asked of both services (default: theirs)")
     fed.add_argument("--format", default=None,
                      help="votable, csv, fits, parquet, ecsv (default: from --out's suffix; csv to stdout)")
     fed.add_argument("--out", help="output file (default: CSV on stdout)")
@@ -433,6 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     fed.set_defaults(func=cmd_federate)
     add_pipeline_commands(sub, _services)  # pzvo pipeline run|evaluate
     add_tsm_commands(sub, _services)  # pzvo tsm run
+    add_export_commands(sub, _services)  # pzvo export felis|parquet|hats
     return parser
 
 

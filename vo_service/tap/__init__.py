@@ -4,6 +4,9 @@ Async queries (UWS) are in :mod:`vo_service.uws`, which runs them through this p
 product downloads and pages (:mod:`vo_service.products`).  Other packages import from here (or
 :mod:`vo_service.tap.dali`, :mod:`vo_service.tap.formats`, :mod:`vo_service.tap.results`), never
 from the private ``_`` modules.  Every query runs through :meth:`TapService.stream`."""
+from vo_service.tap._binary2 import DecodedTable
+from vo_service.tap._binary2 import decode as decode_binary2
+from vo_service.tap._binary2 import encode as encode_binary2
 from vo_service.tap._exceptions import (
     ExecutionError,
     QueryError,
@@ -38,6 +41,7 @@ from vo_service.tap.results import ResultStatus
 
 __all__ = [
     # the query path: TapService.stream(QueryParams, ...) -> QueryResult
+    "DecodedTable", "decode_binary2", "encode_binary2",
     "BatchTransform", "QueryParams", "QueryResult", "ResultStatus", "TapService",
     "parse_query_params", "query_infos",
     # errors (each has ``message`` and ``http_status``)

@@ -43,6 +43,8 @@ from vo_service.core.columns import DATATYPES, Column
 from vo_service.core.identifiers import RESERVED_WORDS, adql_name, quote_ident
 from vo_service.core.pool import ConnectionPool
 from vo_service.core.settings import Settings
+from vo_service.tap._binary2 import FieldInfo
+from vo_service.tap._binary2 import decode as decode_binary2
 from vo_service.tap._exceptions import UsageError
 from vo_service.tap.catalog import TableMeta
 
@@ -196,25 +198,37 @@ def read_votable(name: str, data: bytes, limits: UploadLimits) -> UploadTable:
     except ReadError as exc:
         raise UploadError(f"Upload {name!r} is not a readable VOTable: "
                           f"{str(exc).removeprefix(f'Upload {name!r}: ')}") from None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", VOWarning)
-            warnings.simplefilter("ignore", UserWarning)
-            document = votable.parse(io.BytesIO(data), verify="ignore")
-            table = document.get_first_table()
-    except Exception as exc:  # astropy raises many types for bad documents
-        raise UploadError(f"Upload {name!r} is not a readable VOTable: {exc}") from exc
-    rows = len(table.array)
+    fast = decode_binary2(data)
+    fields: list[FieldInfo]
+    if fast is not None:  # BINARY2 of fixed-width scalars: numpy, not astropy's per-value parse
+        fields, rows = fast.fields, fast.rows
+        cells: list[tuple[np.ndarray, np.ndarray | None]] = list(zip(fast.values, fast.masks, strict=True))
+    else:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", VOWarning)
+                warnings.simplefilter("ignore", UserWarning)
+                document = votable.parse(io.BytesIO(data), verify="ignore")
+                table = document.get_first_table()
+        except Exception as exc:  # astropy raises many types for bad documents
+            raise UploadError(f"Upload {name!r} is not a readable VOTable: {exc}") from exc
+        rows = len(table.array)
+        fields = [FieldInfo(name=fld.name or fld.ID or f"col{index + 1}", datatype=fld.datatype,
+                            arraysize=fld.arraysize, unit=str(fld.unit) if fld.unit else None, ucd=fld.ucd,
+                            utype=fld.utype, xtype=fld.xtype,
+                            description=str(fld.description) if fld.description else None)
+                  for index, fld in enumerate(table.fields)]
+        cells = [(table.array[table.array.dtype.names[index]], None) for index in range(len(fields))]
     if rows > limits.max_rows:
         raise UploadError(f"Upload {name!r} has {rows} rows; the limit is {limits.max_rows}.")
-    if not table.fields:
+    if not fields:
         raise UploadError(f"Upload {name!r} has no columns.")
     columns: list[Column] = []
     pg_types: list[str] = []
     arrays: list[pa.Array] = []
     seen: set[str] = set()
-    for index, fld in enumerate(table.fields):
-        col_name = fld.name or fld.ID or f"col{index + 1}"
+    for index, (fld, (values, mask)) in enumerate(zip(fields, cells, strict=True)):
+        col_name = fld.name
         if len(col_name.encode()) > 63:
             raise UploadError(f"Column name {col_name[:20]!r}... of upload {name!r} is longer "
                               "than 63 bytes.")
@@ -233,13 +247,15 @@ def read_votable(name: str, data: bytes, limits: UploadLimits) -> UploadTable:
                               "unsignedByte and char/unicodeChar strings.")
         # Strings of any declared length are text: an upload's arraysize is a hint, not a limit.
         arrow_type, pg_type = DATATYPES[datatype].pg_arrow_type, DATATYPES[datatype].pg_type
-        arrays.append(_column_array(table.array[table.array.dtype.names[index]], arrow_type))
+        if mask is None:
+            arrays.append(_column_array(values, arrow_type))
+        else:
+            arrays.append(pa.array(values.astype(arrow_type.to_pandas_dtype(), copy=False),
+                                   mask=mask if mask.any() else None, type=arrow_type))
         columns.append(Column(
             name=adql_name(col_name), datatype=datatype,
             arraysize=None if arraysize == "1" else arraysize, xtype=fld.xtype,
-            unit=str(fld.unit) if fld.unit else None,
-            ucd=fld.ucd, utype=fld.utype,
-            description=str(fld.description) if fld.description else None,
+            unit=fld.unit, ucd=fld.ucd, utype=fld.utype, description=fld.description,
             column_index=index + 1))
         pg_types.append(pg_type)
     arrow = pa.table(arrays, names=[f"c{i}" for i in range(len(arrays))])
