@@ -22,12 +22,13 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 from _common import machine, service  # noqa: E402
-
 from vo_service.federation import TapEndpoint, federate  # noqa: E402
 
 JOIN = ("SELECT u.object_id, p.z_phot, p.z_err FROM TAP_UPLOAD.ids AS u "
@@ -38,8 +39,6 @@ class ServerMemory:
     """Peak RSS of the service's processes (gunicorn workers), sampled every 50 ms."""
 
     def __init__(self) -> None:
-        import psutil
-
         self.procs = [p for p in psutil.process_iter(["cmdline"])
                       if any("gunicorn" in part for part in (p.info["cmdline"] or []))]
         self.base = sum(p.memory_info().rss for p in self.procs)
@@ -51,7 +50,7 @@ class ServerMemory:
         while not self._stop.wait(0.05):
             try:
                 self.peak = max(self.peak, sum(p.memory_info().rss for p in self.procs))
-            except Exception:  # a process may end; keep the last peak
+            except psutil.Error:  # a process may end; keep the last peak
                 pass
 
     def __enter__(self) -> ServerMemory:
@@ -69,8 +68,9 @@ def one_run(url: str, rows: int, chunk_rows: int | None) -> tuple[float, int, in
     chunks = [0]
     with ServerMemory() as memory:
         t0 = time.perf_counter()
-        joined = federate(side, query, name="ids", query=JOIN, target=side, chunk_by="object_id" if chunk_rows else None,
-                          chunk_rows=chunk_rows, maxrec=rows, progress=lambda p: chunks.__setitem__(0, p.chunk))
+        joined = federate(side, query, name="ids", query=JOIN, target=side,
+                          chunk_by="object_id" if chunk_rows else None, chunk_rows=chunk_rows, maxrec=rows,
+                          progress=lambda p: chunks.__setitem__(0, p.chunk))
         wall = time.perf_counter() - t0
     return wall, len(joined), chunks[0], memory.peak - memory.base
 
