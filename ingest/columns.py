@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from ingest.readers import SourceColumn
-from vo_service.core.columns import NUMERIC_DATATYPES, Column, storable_datatype
+from vo_service.core.columns import NUMERIC_DATATYPES, OBJECT_KEY_DESCRIPTION, OBJECT_KEY_UCD, Column, storable_datatype
 from vo_service.core.identifiers import is_reserved
 
 BANDS = ("u", "g", "r", "i", "z", "y")
@@ -22,6 +22,8 @@ _BAND_UCD = {"u": "em.opt.U", "g": "em.opt.B", "r": "em.opt.R", "i": "em.opt.I",
 #: role -> (UCD, unit it implies or None).
 ROLES: dict[str, tuple[str, str | None]] = {
     "id": ("meta.id;meta.main", None),
+    # the Rubin Object catalog's key (objectId) in a table that references the Object catalog
+    "object_id": (OBJECT_KEY_UCD, None),
     "ra": ("pos.eq.ra;meta.main", "deg"),
     "dec": ("pos.eq.dec;meta.main", "deg"),
     "redshift": ("src.redshift", None),
@@ -43,6 +45,8 @@ _IDENT = re.compile(r"[^a-z0-9_]+")
 METADATA_KEYS = ("name", "role", "unit", "ucd", "description")
 #: Roles whose column may hold something other than numbers.
 NON_NUMERIC_ROLES = frozenset({"id", "survey", "quality_flag"})
+#: Datatypes an Object key (role ``object_id``) may be stored as.
+INTEGER_DATATYPES = frozenset({"short", "int", "long"})
 
 
 class ColumnError(ValueError):
@@ -110,14 +114,19 @@ def plan_columns(columns: list[SourceColumn], overrides: dict[str, dict] | None 
         if role is not None and role not in ROLES:
             problems.append(f"column {col.name!r}: unknown role {role!r} (known: {', '.join(sorted(ROLES))})")
             role = None
-        if role is not None and role not in NON_NUMERIC_ROLES and datatype not in NUMERIC_DATATYPES:
+        if role == "object_id" and datatype not in INTEGER_DATATYPES:
+            problems.append(f"column {col.name!r} has the role 'object_id' but holds {datatype} values; "
+                            "the Object key is a 64-bit integer")
+        elif role is not None and role not in NON_NUMERIC_ROLES and datatype not in NUMERIC_DATATYPES:
             problems.append(f"column {col.name!r} has the role {role!r} but holds {datatype} values; "
                             "it must hold numbers")
         role_ucd, role_unit = ROLES.get(role, (None, None)) if role else (None, None)
         specs.append(Column(
             name=name, original_name=col.name, datatype=datatype,
             arraysize="*" if datatype == "char" else None, unit=meta.get("unit") or col.unit or role_unit,
-            ucd=meta.get("ucd") or role_ucd or col.ucd, description=meta.get("description") or col.description,
+            ucd=meta.get("ucd") or role_ucd or col.ucd,
+            description=meta.get("description") or col.description
+            or (OBJECT_KEY_DESCRIPTION if role == "object_id" else None),
             role=role))
     roles = [s.role for s in specs if s.role]
     for role in {r for r in roles if roles.count(r) > 1}:

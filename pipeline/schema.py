@@ -15,11 +15,11 @@ import yaml
 
 from pipeline.estimators.base import Estimator, output_column
 from pipeline.pdf import LEVELS
-from vo_service.core.columns import DATATYPES, Column, pg_type_for
+from vo_service.core.columns import DATATYPES, OBJECT_KEY_DESCRIPTION, OBJECT_KEY_UCD, Column, pg_type_for
 
 ID_COLUMNS = (
-    output_column("object_id", pa.int64(), "LSST Object identifier (objectId of the Object catalog).",
-                 "meta.id;meta.main", principal=True, indexed=True),
+    # the Object catalog's key, with the RSP's UCD: declared as a foreign key to Object.objectId
+    output_column("object_id", pa.int64(), OBJECT_KEY_DESCRIPTION, OBJECT_KEY_UCD, principal=True, indexed=True),
     output_column("ra", pa.float64(), "Right ascension (ICRS), coord_ra of the Object catalog.",
                  "pos.eq.ra;meta.main", unit="deg", principal=True, indexed=True),
     output_column("dec", pa.float64(), "Declination (ICRS), coord_dec of the Object catalog.",
@@ -72,8 +72,39 @@ def table_description(estimator: Estimator, *, schema: str, name: str, release: 
     return raw
 
 
+#: The Object catalog's table name at the RSP (dp02_dc2_catalogs.Object, dp1.Object).
+OBJECT_TABLE = "Object"
+
+
+def object_key_felis(table: str, column: str, object_key: str = "objectId") -> tuple[dict[str, Any], dict[str, Any]]:
+    """The felis ``ForeignKey`` from ``table.column`` to the Object catalog's key, and the stub
+    ``Object`` table it references.
+
+    felis resolves ``referencedColumns`` by ``@id`` inside one document (its ``resources`` copy
+    columns from another schema but are no reference targets), so the document carries a stub of
+    the Object table with its key alone; the constraint is named as the RSP names its own
+    (``fk_ForcedSource_Object`` in lsst/sdm_schemas dp1.yaml).  A federating site maps the stub to
+    its Object table.
+    """
+    if table == OBJECT_TABLE:
+        raise ValueError(f"a table named {OBJECT_TABLE} cannot reference the Object catalog in one felis document")
+    constraint = {"name": f"fk_{table}_{OBJECT_TABLE}", "@id": f"#fk_{table}_{OBJECT_TABLE}", "@type": "ForeignKey",
+                  "description": f"{column}: {OBJECT_KEY_DESCRIPTION}", "columns": [f"#{table}.{column}"],
+                  "referencedColumns": [f"#{OBJECT_TABLE}.{object_key}"]}
+    stub = {"name": OBJECT_TABLE, "@id": f"#{OBJECT_TABLE}",
+            "description": ("Stub of the Rubin Object catalog (the RSP's Object table, e.g. dp1.Object): only its "
+                            "key, which the foreign keys of this schema reference. It holds no data here; a "
+                            "federating site maps it to its own Object table."),
+            "primaryKey": f"#{OBJECT_TABLE}.{object_key}",
+            "columns": [{"name": object_key, "@id": f"#{OBJECT_TABLE}.{object_key}", "datatype": "long",
+                         "description": "Unique id of the Object catalog (its primary key).", "nullable": False,
+                         "ivoa:ucd": OBJECT_KEY_UCD, "tap:principal": 1, "tap:column_index": 1}]}
+    return constraint, stub
+
+
 def to_felis(raw: dict[str, Any]) -> dict[str, Any]:
-    """The table description as a felis schema document (one schema, one table)."""
+    """The table description as a felis schema document (one schema, one table, and the stub of
+    the Object table when a column is the Object catalog's key: :func:`object_key_felis`)."""
     schema, table = raw["schema"], raw["name"]
     tid = f"#{table}"
     columns = []
@@ -93,12 +124,19 @@ def to_felis(raw: dict[str, Any]) -> dict[str, Any]:
     indexes = [{"name": f"{table}_{c['name']}_idx", "@id": f"#{table}_{c['name']}_idx",
                 "columns": [f"{tid}.{c['name']}"]}
                for c in raw["columns"] if c.get("indexed") and c["name"] not in raw["primary_key"]]
+    main: dict[str, Any] = {"name": table, "@id": tid, "description": raw["description"],
+                            "primaryKey": [f"{tid}.{k}" for k in raw["primary_key"]],
+                            "tap:table_index": 1, "columns": columns, "indexes": indexes}
+    tables = [main]
+    key = next((c["name"] for c in raw["columns"] if c.get("ucd") == OBJECT_KEY_UCD), None)
+    if key is not None:
+        constraint, stub = object_key_felis(table, key)
+        main["constraints"] = [constraint]
+        tables.append({**stub, "tap:table_index": 2})
     return {
         "name": schema, "@id": f"#{schema}", "version": str(raw.get("x_release", "")) or None,
         "description": f"pzvo photo-z products ({raw.get('x_release', '')}).",
-        "tables": [{"name": table, "@id": tid, "description": raw["description"],
-                    "primaryKey": [f"{tid}.{k}" for k in raw["primary_key"]],
-                    "tap:table_index": 1, "columns": columns, "indexes": indexes}],
+        "tables": tables,
     }
 
 

@@ -382,6 +382,8 @@ SPECZ_ROLES = {"combined_id": "id", "ra": "ra", "dec": "dec", "z": "redshift", "
 
 def _roles(table: pa.Table) -> dict[str, dict[str, str]]:
     roles = {name: {"role": role} for name, role in SPECZ_ROLES.items() if name in table.column_names}
+    if ID_COLUMN in table.column_names:  # the matched object: the Object catalog's key, with the RSP's UCD
+        roles[ID_COLUMN] = {"role": "object_id"}
     for name in table.column_names:
         for prefix, role in (("mag_", "mag_"), ("magerr_", "magerr_")):
             band = name[len(prefix):]

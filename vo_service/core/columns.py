@@ -65,6 +65,15 @@ NUMERIC_DATATYPES = frozenset({"short", "int", "long", "float", "double"})
 #: PostgreSQL storage bytes per value, by PostgreSQL type (the loader's size estimate).
 PG_VALUE_BYTES: dict[str, int] = {d.pg_type: d.value_bytes for d in DATATYPES.values()}
 
+#: The Rubin Object catalog's key, ``objectId`` (64-bit), as the RSP describes it: its UCD is the
+#: one lsst/sdm_schemas gives Object.objectId (python/lsst/sdm/schemas/dp02_dc2.yaml, commit
+#: bbb8cfd, ``ivoa:ucd: meta.id;src;meta.main``; DP1's dp1.yaml says ``meta.id;src``).  A column
+#: with this UCD (or named as the ``object_key_column`` setting) is the Object key of its table,
+#: declared as a foreign key to the Object catalog in its description and felis export.
+OBJECT_KEY_UCD = "meta.id;src;meta.main"
+OBJECT_KEY_DESCRIPTION = ("Rubin Object catalog key (objectId, 64-bit integer): foreign key to objectId "
+                          "of the RSP's Object table.")
+
 
 def parse_arraysize(arraysize: str | None) -> tuple[bool, int | None]:
     """(is_array, fixed element count or None when variable) for a VOTable arraysize."""
