@@ -17,6 +17,7 @@ from werkzeug.exceptions import BadRequest, HTTPException, MethodNotAllowed, Req
 from werkzeug.wrappers import Response as BaseResponse
 from werkzeug.wsgi import LimitedStream
 
+from vo_service.coop_api import blp as coop_api
 from vo_service.core import __version__
 from vo_service.core.logs import configure_logging
 from vo_service.core.settings import Settings
@@ -80,6 +81,7 @@ def create_app(services: Services) -> Flask:
     app.extensions["pzvo.api"] = api = ProblemApi(app)
     api.register_blueprint(products_api)
     api.register_blueprint(tsm_api)
+    api.register_blueprint(coop_api)
     app.register_blueprint(product_pages)
 
     app.register_error_handler(RequestEntityTooLarge, _too_large)

@@ -1,0 +1,164 @@
+"""REST API of the PZ Validation Cooperative, ``/api/challenges`` (flask-smorest, beside the
+products API; docs/coop.md).
+
+Challenges are created by administrators and listed for everyone; each names its official
+training and validation set products by version.  Errors are RFC 7807 problem documents.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, current_app, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from pipeline.coop.challenges import (
+    DEFAULT_METRIC_SET,
+    PDF_FORMS,
+    Challenge,
+    Cooperative,
+    CoopError,
+    ProductRef,
+    SubmissionRecord,
+)
+from vo_service.auth import AuthError, AuthService
+from vo_service.auth.web import current_reader, current_user
+from vo_service.products import ProblemSchema, problem
+from vo_service.services import Services
+
+PROBLEM_MIME = "application/problem+json"
+
+blp = Blueprint("coop", __name__, url_prefix="/api",
+                description="PZ Validation Cooperative: challenges, submissions, metrics.")
+
+
+class ProductRefSchema(Schema):
+    name = fields.String(required=True)
+    version = fields.Integer(required=True, validate=validate.Range(min=1))
+
+
+class ChallengeCreateSchema(Schema):
+    name = fields.String(required=True, metadata={"description": "lower-case slug, at most 30 characters"})
+    title = fields.String(required=True)
+    description = fields.String(load_default="", metadata={"description": "Markdown"})
+    training = fields.Nested(ProductRefSchema, required=True, metadata={"description": "a trainingset product"})
+    validation = fields.Nested(ProductRefSchema, required=True,
+                               metadata={"description": "a validationset product (the truth of the metrics)"})
+    deadline = fields.String(required=True,
+                             metadata={"description": "ISO 8601 with its zone, e.g. 2027-03-01T00:00:00Z"})
+    pdf_forms = fields.List(fields.String(validate=validate.OneOf(PDF_FORMS)), load_default=["quantiles"])
+    metric_set = fields.List(fields.String(validate=validate.OneOf(DEFAULT_METRIC_SET)),
+                             load_default=list(DEFAULT_METRIC_SET))
+
+
+class SubmissionSummarySchema(Schema):
+    id = fields.Integer(required=True)
+    participant = fields.String(required=True)
+    algorithm = fields.String(required=True)
+    description = fields.String(allow_none=True)
+    product = fields.Nested(ProductRefSchema, required=True)
+    status = fields.String(required=True)
+    metrics = fields.Dict(allow_none=True)
+    metrics_version = fields.String(allow_none=True)
+    error = fields.String(allow_none=True)
+    submitted_at = fields.DateTime(required=True)
+    validated_at = fields.DateTime(allow_none=True)
+
+
+class ChallengeSchema(Schema):
+    name = fields.String(required=True)
+    url = fields.String(required=True)
+    title = fields.String(required=True)
+    description = fields.String(required=True)
+    training = fields.Nested(ProductRefSchema, required=True)
+    validation = fields.Nested(ProductRefSchema, required=True)
+    deadline = fields.DateTime(required=True)
+    open = fields.Boolean(required=True, metadata={"description": "submissions accepted (before the deadline)"})
+    pdf_forms = fields.List(fields.String(), required=True)
+    metric_set = fields.List(fields.String(), required=True)
+    metric_set_version = fields.Integer(required=True)
+    created_by = fields.String(required=True)
+    created_at = fields.DateTime(required=True)
+    submissions = fields.List(fields.Nested(SubmissionSummarySchema))
+
+
+class ChallengeListSchema(Schema):
+    items = fields.List(fields.Nested(ChallengeSchema), required=True)
+
+
+def cooperative() -> Cooperative:
+    services: Services = current_app.extensions["pzvo.services"]
+    return Cooperative(services.products)
+
+
+def _ref(ref: ProductRef) -> dict[str, Any]:
+    return {"name": ref.name, "version": ref.version}
+
+
+def _submission(s: SubmissionRecord) -> dict[str, Any]:
+    return {"id": s.id, "participant": s.participant, "algorithm": s.algorithm, "description": s.description,
+            "product": _ref(s.product), "status": s.status, "metrics": s.metrics,
+            "metrics_version": s.metrics_version, "error": s.error, "submitted_at": s.submitted_at,
+            "validated_at": s.validated_at}
+
+
+def _document(c: Challenge, submissions: list[SubmissionRecord] | None = None) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "name": c.name, "url": f"{request.host_url.rstrip('/')}/api/challenges/{c.name}", "title": c.title,
+        "description": c.description, "training": _ref(c.training), "validation": _ref(c.validation),
+        "deadline": c.deadline, "open": c.open(), "pdf_forms": list(c.pdf_forms), "metric_set": list(c.metric_set),
+        "metric_set_version": c.metric_set_version, "created_by": c.created_by, "created_at": c.created_at}
+    if submissions is not None:
+        doc["submissions"] = [_submission(s) for s in submissions]
+    return doc
+
+
+@blp.errorhandler(AuthError)
+def _auth_error(exc: AuthError) -> Response:
+    headers = {"WWW-Authenticate": 'Bearer realm="pzvo"'} if exc.http_status == 401 else None
+    return problem(exc.http_status, "Unauthorized" if exc.http_status == 401 else "Forbidden", exc.message,
+                   headers=headers)
+
+
+@blp.errorhandler(CoopError)
+def _coop_error(exc: CoopError) -> Response:
+    titles = {403: "Forbidden", 404: "Not Found", 409: "Conflict", 422: "Unprocessable Entity"}
+    return problem(exc.status, titles.get(exc.status, "Bad Request"), str(exc))
+
+
+@blp.route("/challenges")
+class Challenges(MethodView):
+    @blp.response(200, ChallengeListSchema)
+    def get(self) -> dict[str, Any]:
+        """Every challenge, newest first."""
+        current_reader()
+        return {"items": [_document(c) for c in cooperative().list_challenges()]}
+
+    @blp.arguments(ChallengeCreateSchema)
+    @blp.response(201, ChallengeSchema)
+    @blp.alt_response(401, schema=ProblemSchema, content_type=PROBLEM_MIME, description="no token")
+    @blp.alt_response(403, schema=ProblemSchema, content_type=PROBLEM_MIME, description="not an administrator")
+    @blp.alt_response(422, schema=ProblemSchema, content_type=PROBLEM_MIME,
+                      description="a bad name, deadline or product (the detail says which)")
+    def post(self, args: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
+        """Create a challenge (administrators: the PZ Coordination Group)."""
+        user = AuthService.require_user(current_user())
+        challenge = cooperative().create_challenge(
+            user, name=args["name"], title=args["title"], description=args["description"],
+            training=ProductRef(**args["training"]), validation=ProductRef(**args["validation"]),
+            deadline=args["deadline"], pdf_forms=args["pdf_forms"], metric_set=args["metric_set"])
+        document = _document(challenge, [])
+        return document, 201, {"Location": document["url"]}
+
+
+@blp.route("/challenges/<string:name>")
+class ChallengeResource(MethodView):
+    @blp.response(200, ChallengeSchema)
+    @blp.alt_response(404, schema=ProblemSchema, content_type=PROBLEM_MIME, description="no such challenge")
+    def get(self, name: str) -> dict[str, Any]:
+        """One challenge with its submissions and their metrics."""
+        current_reader()
+        coop = cooperative()
+        challenge = coop.get_challenge(name)
+        return _document(challenge, coop.submissions(name))
