@@ -322,8 +322,12 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.tsm.job import make_runner  # noqa: PLC0415
 
     services = _services(settings, pool_size=max(1, threads))
+    from pipeline.coop.job import KIND as COOP_KIND  # noqa: PLC0415
+    from pipeline.coop.job import make_runner as coop_runner  # noqa: PLC0415
+
     runners = {TSM_KIND: make_runner(services.products, services.auth.operator,
-                                     scheduler=settings.tsm_scheduler or None)}
+                                     scheduler=settings.tsm_scheduler or None),
+               COOP_KIND: coop_runner(services.products)}
     worker = services.worker(threads=threads, runners=runners)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

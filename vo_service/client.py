@@ -143,6 +143,40 @@ class PZServer:
     def delete(self, name: str, version: int | None = None) -> dict:
         return self._call("DELETE", f"/products/{name}", params=_version(version)).json()
 
+    # -- Validation Cooperative --------------------------------------------------------------
+    def list_challenges(self) -> list[dict]:
+        """Every Validation Cooperative challenge (docs/coop.md)."""
+        return self._call("GET", "/challenges").json()["items"]
+
+    def get_challenge(self, name: str) -> dict:
+        """One challenge with its submissions and their metrics."""
+        return self._call("GET", f"/challenges/{name}").json()
+
+    def create_challenge(self, name: str, title: str, training: tuple[str, int], validation: tuple[str, int],
+                         deadline: str, *, description: str = "", pdf_forms: tuple[str, ...] = ("quantiles",),
+                         metric_set: tuple[str, ...] | None = None) -> dict:
+        """Create a challenge (administrators); products as (name, version)."""
+        body: dict[str, Any] = {"name": name, "title": title, "description": description, "deadline": deadline,
+                                "training": {"name": training[0], "version": training[1]},
+                                "validation": {"name": validation[0], "version": validation[1]},
+                                "pdf_forms": list(pdf_forms)}
+        if metric_set is not None:
+            body["metric_set"] = list(metric_set)
+        return self._call("POST", "/challenges", json=body).json()
+
+    def submit_result(self, challenge: str, path: str | Path, algorithm: str, description: str | None = None) -> dict:
+        """Submit a photo-z result file; returns the submission (its ``id`` and validation ``job``)."""
+        path = Path(path)
+        data = {"algorithm": algorithm}
+        if description:
+            data["description"] = description
+        with path.open("rb") as fh:
+            return self._call("POST", f"/challenges/{challenge}/submissions", data=data,
+                              files={"file": (path.name, fh)}).json()
+
+    def get_submission(self, challenge: str, submission_id: int) -> dict:
+        return self._call("GET", f"/challenges/{challenge}/submissions/{submission_id}").json()
+
     # -- Training Set Maker ------------------------------------------------------------------
     def tsm_submit(self, config: dict | str | Path, run_id: str | None = None) -> dict:
         """Queue a Training Set Maker run (a configuration as in docs/examples/tsm_demo.yaml:

@@ -6,6 +6,8 @@ training and validation set products by version.  Errors are RFC 7807 problem do
 """
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from flask import Response, current_app, request
@@ -13,15 +15,20 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from pipeline.coop import SubmissionError
 from pipeline.coop.challenges import (
     DEFAULT_METRIC_SET,
     PDF_FORMS,
     Challenge,
+    ChallengeNotFoundError,
     Cooperative,
     CoopError,
     ProductRef,
     SubmissionRecord,
 )
+from pipeline.coop.job import KIND as VALIDATION_KIND
+from pipeline.coop.job import PARAMETER as SUBMISSION_PARAMETER
+from pipeline.coop.submit import submit
 from vo_service.auth import AuthError, AuthService
 from vo_service.auth.web import current_reader, current_user
 from vo_service.products import ProblemSchema, problem
@@ -121,6 +128,13 @@ def _auth_error(exc: AuthError) -> Response:
                    headers=headers)
 
 
+@blp.errorhandler(SubmissionError)
+def _submission_error(exc: SubmissionError) -> Response:
+    problems = list(getattr(exc, "problems", []) or [str(exc)])
+    return problem(422, "Unprocessable Entity", f"the submission was refused ({len(problems)} problem(s)); "
+                   "nothing was kept", problems=problems)
+
+
 @blp.errorhandler(CoopError)
 def _coop_error(exc: CoopError) -> Response:
     titles = {403: "Forbidden", 404: "Not Found", 409: "Conflict", 422: "Unprocessable Entity"}
@@ -162,3 +176,58 @@ class ChallengeResource(MethodView):
         coop = cooperative()
         challenge = coop.get_challenge(name)
         return _document(challenge, coop.submissions(name))
+
+
+class SubmissionFormSchema(Schema):
+    algorithm = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    description = fields.String(load_default=None, metadata={"description": "the algorithm's description (Markdown)"})
+
+
+class SubmissionFileSchema(Schema):
+    file = fields.Raw(required=True, metadata={"type": "string", "format": "binary",
+                                               "description": "Parquet, CSV, FITS or qp HDF5 (docs/coop.md)"})
+
+
+class SubmissionCreatedSchema(SubmissionSummarySchema):
+    job = fields.String(allow_none=True, metadata={"description": "the validation job (GET /api/challenges/<name>"
+                                                                  "/submissions/<id> shows its metrics when done)"})
+
+
+@blp.route("/challenges/<string:name>/submissions")
+class Submissions(MethodView):
+    @blp.arguments(SubmissionFormSchema, location="form")
+    @blp.arguments(SubmissionFileSchema, location="files")
+    @blp.response(201, SubmissionCreatedSchema)
+    @blp.alt_response(401, schema=ProblemSchema, content_type=PROBLEM_MIME, description="no token")
+    @blp.alt_response(403, schema=ProblemSchema, content_type=PROBLEM_MIME, description="past the deadline")
+    @blp.alt_response(404, schema=ProblemSchema, content_type=PROBLEM_MIME, description="no such challenge")
+    @blp.alt_response(422, schema=ProblemSchema, content_type=PROBLEM_MIME,
+                      description="the file was refused; ``problems`` lists everything wrong with it")
+    def post(self, form: dict[str, Any], files: dict[str, Any], name: str) -> tuple[dict[str, Any], int]:
+        """Submit a photo-z result to a challenge; it is validated by an async job."""
+        user = AuthService.require_user(current_user())
+        services: Services = current_app.extensions["pzvo.services"]
+        coop = Cooperative(services.products)
+        upload = files["file"]
+        suffix = Path(upload.filename or "submission").suffix.lower()[:10]
+        with tempfile.TemporaryDirectory(prefix="pzvo-submission-") as work:
+            path = Path(work) / f"submission{suffix}"
+            upload.save(path)
+            submission_id = submit(coop, user, name, path, algorithm=form["algorithm"],
+                                   description=form.get("description"))
+        job = services.uws.create_task(user, VALIDATION_KIND, [(SUBMISSION_PARAMETER, str(submission_id))])
+        coop.set_status(submission_id, "accepted", job_id=job.job_id)
+        return {**_submission(coop.submission(submission_id)), "job": job.job_id}, 201
+
+
+@blp.route("/challenges/<string:name>/submissions/<int:submission_id>")
+class SubmissionResource(MethodView):
+    @blp.response(200, SubmissionSummarySchema)
+    @blp.alt_response(404, schema=ProblemSchema, content_type=PROBLEM_MIME, description="no such submission")
+    def get(self, name: str, submission_id: int) -> dict[str, Any]:
+        """One submission: its status, and its metrics once validated."""
+        current_reader()
+        record = cooperative().submission(submission_id)
+        if record.challenge != name:
+            raise ChallengeNotFoundError(f"no submission {submission_id} in {name}")
+        return _submission(record)

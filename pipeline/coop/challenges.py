@@ -20,14 +20,15 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, RowMapping
 
+from pipeline.coop.metrics import ALL_METRICS
 from vo_service.auth import User
 from vo_service.products import Product, ProductNotFoundError, ProductRegistry
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,29}$")
 #: PDF forms a challenge may accept (qp's parameterizations; docs/coop.md, "Result format").
 PDF_FORMS = ("none", "quantiles", "histogram", "mixture", "samples", "qp")
-#: The metrics every challenge computes unless it says otherwise (pipeline.coop.metrics).
-DEFAULT_METRIC_SET = ("sigma_mad", "bias", "outlier_fraction", "pit", "cde_loss", "crps")
+#: The metrics every challenge computes unless it says otherwise.
+DEFAULT_METRIC_SET = ALL_METRICS
 STATUSES = ("accepted", "validating", "validated", "failed")
 
 
@@ -227,15 +228,20 @@ class Cooperative:
 
     def set_status(self, submission_id: int, status: str, *, job_id: str | None = None,
                    metrics: Mapping[str, Any] | None = None, metrics_version: str | None = None,
-                   error: str | None = None) -> None:
-        """Move a submission on (validating, validated with its metrics, failed with the reason)."""
+                   error: str | None = None, conn: Connection | None = None) -> None:
+        """Move a submission on (validating, validated with its metrics, failed with the reason);
+        in ``conn``'s transaction when given."""
         if status not in STATUSES:
             raise ValueError(status)
-        with self.engine.begin() as conn:
-            conn.execute(text(
-                "UPDATE coop.submissions SET status = :s, job_id = coalesce(:j, job_id), "
-                "metrics = coalesce(CAST(:m AS jsonb), metrics), metrics_version = coalesce(:v, metrics_version), "
-                "error = :e, validated_at = CASE WHEN :s = 'validated' THEN now() ELSE validated_at END "
-                "WHERE id = :i"),
-                {"s": status, "j": job_id, "m": json.dumps(metrics) if metrics is not None else None,
-                 "v": metrics_version, "e": error, "i": submission_id})
+        statement = text(
+            "UPDATE coop.submissions SET status = :s, job_id = coalesce(:j, job_id), "
+            "metrics = coalesce(CAST(:m AS jsonb), metrics), metrics_version = coalesce(:v, metrics_version), "
+            "error = :e, validated_at = CASE WHEN :s = 'validated' THEN now() ELSE validated_at END "
+            "WHERE id = :i")
+        values = {"s": status, "j": job_id, "m": json.dumps(metrics) if metrics is not None else None,
+                  "v": metrics_version, "e": error, "i": submission_id}
+        if conn is not None:
+            conn.execute(statement, values)
+            return
+        with self.engine.begin() as own:
+            own.execute(statement, values)

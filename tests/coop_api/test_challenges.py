@@ -3,43 +3,11 @@ everyone, bound to training and validation set products by version; metrics quer
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import requests
 
-from vo_service.products import RegistrationRequest
-
-
-@pytest.fixture(scope="module")
-def api(server) -> str:
-    return server.url + "/api"
-
-
-def _user(services, admin: bool) -> dict[str, str]:
-    token = services.auth.add_user(f"c{uuid.uuid4().hex[:10]}", admin=admin)
-    return {"Authorization": f"Bearer {token}"}
-
-
-@pytest.fixture(scope="module")
-def sets(registry, operator, tmp_path_factory) -> dict[str, str]:
-    """A training set and a validation set product (official, as the PZ Coordination Group's)."""
-    root: Path = tmp_path_factory.mktemp("coop-sets")
-    rng = np.random.default_rng(1)
-    names = {}
-    for kind in ("trainingset", "validationset"):
-        path = root / f"{kind}.parquet"
-        pq.write_table(pa.table({"id": np.arange(100), "redshift": rng.uniform(0.1, 2, 100),
-                                 "mag_i": rng.uniform(18, 25, 100)}), path)
-        name = f"coop_{kind}_{uuid.uuid4().hex[:6]}"
-        registry.register(RegistrationRequest(
-            name=name, product_type=kind, main_file=path, main_file_name=path.name, official=True,
-            columns={"id": {"role": "id"}, "redshift": {"role": "redshift"}}), operator)
-        names[kind] = name
-    return names
+from tests.coop_api.conftest import admin_headers, user_headers
 
 
 def body(sets: dict[str, str], **changes) -> dict:
@@ -52,7 +20,7 @@ def body(sets: dict[str, str], **changes) -> dict:
 
 
 def test_an_admin_creates_a_challenge_everyone_lists_it(api, services, sets) -> None:
-    admin = _user(services, admin=True)
+    admin = admin_headers(services)
     sent = body(sets)
     response = requests.post(f"{api}/challenges", json=sent, headers=admin, timeout=30)
     assert response.status_code == 201, response.text
@@ -69,7 +37,7 @@ def test_an_admin_creates_a_challenge_everyone_lists_it(api, services, sets) -> 
 
 def test_only_administrators_create(api, services, sets) -> None:
     assert requests.post(f"{api}/challenges", json=body(sets), timeout=30).status_code == 401
-    response = requests.post(f"{api}/challenges", json=body(sets), headers=_user(services, admin=False), timeout=30)
+    response = requests.post(f"{api}/challenges", json=body(sets), headers=user_headers(services), timeout=30)
     assert response.status_code == 403 and "administrators" in response.json()["detail"]
 
 
@@ -81,14 +49,14 @@ def test_only_administrators_create(api, services, sets) -> None:
     ({"validation": {"name": "demo_objects", "version": 1}}, "is a objectcatalog, not a validationset"),
 ])
 def test_bad_challenges_are_refused_with_the_reason(api, services, sets, change, words) -> None:
-    response = requests.post(f"{api}/challenges", json=body(sets, **change), headers=_user(services, admin=True),
+    response = requests.post(f"{api}/challenges", json=body(sets, **change), headers=admin_headers(services),
                              timeout=30)
     assert response.status_code == 422, response.text
     assert words in response.json()["detail"]
 
 
 def test_a_second_challenge_of_the_same_name_and_an_unknown_one(api, services, sets) -> None:
-    admin = _user(services, admin=True)
+    admin = admin_headers(services)
     sent = body(sets)
     assert requests.post(f"{api}/challenges", json=sent, headers=admin, timeout=30).status_code == 201
     again = requests.post(f"{api}/challenges", json=sent, headers=admin, timeout=30)

@@ -1,0 +1,120 @@
+"""Submissions over HTTP: checked whole before anything is kept, registered in the standard
+form, validated by a job of the async pool with known metrics, visible in coop.metrics (ADQL)."""
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import pyvo
+import requests
+from scipy.stats import norm
+
+from pipeline.coop.job import KIND, make_runner
+from pipeline.pdf import LEVELS
+from tests._waiting import wait_until
+from tests.coop_api.conftest import admin_headers, user_headers
+
+
+@pytest.fixture
+def worker(services) -> Iterator[None]:
+    built = services.worker(threads=1, name=f"coop-{uuid.uuid4().hex[:6]}",
+                            runners={KIND: make_runner(services.products)})
+    built.start()
+    yield
+    built.stop()
+
+
+def challenge(api: str, services, sets: dict[str, str], deadline: str = "2030-01-01T00:00:00Z") -> str:
+    name = f"ch_{uuid.uuid4().hex[:8]}"
+    response = requests.post(f"{api}/challenges", headers=admin_headers(services), timeout=30, json={
+        "name": name, "title": "test", "deadline": deadline,
+        "training": {"name": sets["trainingset"], "version": 1},
+        "validation": {"name": sets["validationset"], "version": 1}})
+    assert response.status_code == 201, response.text
+    return name
+
+
+def result_file(path: Path, ids: np.ndarray, z: np.ndarray, width: np.ndarray | None = None) -> Path:
+    """Point estimates and Gaussian PDFs of the given widths, as standard-form quantiles."""
+    columns: dict[str, np.ndarray] = {"id": ids, "z_phot": z}
+    if width is not None:
+        levels = np.clip(LEVELS, 1e-6, 1 - 1e-6)
+        locs = np.clip(z[:, None] + width[:, None] * norm.ppf(levels)[None, :], 0.0, None)
+        for level, column in zip(LEVELS, locs.T, strict=True):
+            columns[f"q_{round(level * 1000):04d}"] = column
+    pq.write_table(pa.table(columns), path)
+    return path
+
+
+def submit(api: str, headers: dict, name: str, path: Path, algorithm: str = "perfect") -> requests.Response:
+    with path.open("rb") as fh:
+        return requests.post(f"{api}/challenges/{name}/submissions", headers=headers, timeout=60,
+                             data={"algorithm": algorithm, "description": "a test"}, files={"file": (path.name, fh)})
+
+
+def validated(api: str, name: str, submission: int) -> dict:
+    document: dict = {}
+
+    def done() -> bool:
+        document.update(requests.get(f"{api}/challenges/{name}/submissions/{submission}", timeout=30).json())
+        return document["status"] in ("validated", "failed")
+
+    wait_until(done, 60, "the submission to be validated")
+    return document
+
+
+def test_a_perfect_and_a_biased_submission_get_their_metrics(api, services, sets, truth, worker, tmp_path,
+                                                             server) -> None:
+    name = challenge(api, services, sets)
+    headers = user_headers(services)
+    ids, z = truth["id"].to_numpy(), truth["redshift"].to_numpy()
+    sigma = 0.03 * (1 + z)
+    perfect = submit(api, headers, name, result_file(tmp_path / "perfect.parquet", ids, z, sigma))
+    assert perfect.status_code == 201, perfect.text
+    assert perfect.json()["status"] == "accepted" and perfect.json()["job"]
+    biased = submit(api, headers, name, result_file(tmp_path / "biased.parquet", ids, z + 0.05 * (1 + z)), "biased")
+    assert biased.status_code == 201, biased.text
+    good = validated(api, name, perfect.json()["id"])
+    assert good["status"] == "validated", good["error"]
+    assert good["metrics"]["sigma_mad"] == pytest.approx(0.0, abs=1e-6)
+    assert good["metrics"]["outlier_fraction"] == 0.0 and good["metrics"]["bias"] == pytest.approx(0.0, abs=1e-6)
+    bad = validated(api, name, biased.json()["id"])
+    assert bad["metrics"]["bias"] == pytest.approx(0.05, abs=1e-4)
+    tap = pyvo.dal.TAPService(server.url + "/tap")
+    rows = tap.run_sync(f"SELECT algorithm, bias FROM coop.metrics WHERE challenge = '{name}' ORDER BY bias").to_table()
+    assert list(rows["algorithm"]) == ["perfect", "biased"]
+    listed = requests.get(f"{api}/challenges/{name}", timeout=30).json()["submissions"]
+    assert [s["status"] for s in listed] == ["validated", "validated"]
+    product = services.products.get(listed[0]["product"]["name"], listed[0]["product"]["version"], user=None)
+    assert product.product_type == "validationresults" and product.row_count == len(ids)
+
+
+def test_a_bad_file_is_refused_whole_and_nothing_is_kept(api, services, sets, truth, tmp_path) -> None:
+    name = challenge(api, services, sets)
+    ids, z = truth["id"].to_numpy().copy(), truth["redshift"].to_numpy().copy()
+    ids[:3] = [1, 2, 3]  # not in the validation set (and three validation ids missing)
+    z[5] = np.nan
+    z[6] = -0.5
+    response = submit(api, user_headers(services), name, result_file(tmp_path / "bad.parquet", ids, z), "broken")
+    assert response.status_code == 422, response.text
+    problems = " | ".join(response.json()["problems"])
+    assert "not in the validation set" in problems and "missing" in problems
+    assert "NaN" in problems or "not finite" in problems
+    assert "negative" in problems
+    assert requests.get(f"{api}/challenges/{name}", timeout=30).json()["submissions"] == []
+
+
+def test_the_deadline_is_enforced(api, services, sets, truth, tmp_path) -> None:
+    past = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    name = challenge(api, services, sets, deadline=past)
+    path = result_file(tmp_path / "late.parquet", truth["id"].to_numpy(), truth["redshift"].to_numpy())
+    response = submit(api, user_headers(services), name, path)
+    assert response.status_code == 403 and "deadline" in response.json()["detail"]
+    assert submit(api, {}, name, path).status_code == 401
+    assert requests.get(f"{api}/challenges/{name}", timeout=30).json()["submissions"] == []
