@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.cli import add_subcommands as add_pipeline_commands
+from pipeline.coop.cli import add_subcommands as add_validation_commands
 from pipeline.tsm.cli import add_subcommands as add_tsm_commands
 from vo_service.core.logs import configure_logging
 from vo_service.core.settings import Settings, SettingsError, load_settings
@@ -439,6 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     fed.set_defaults(func=cmd_federate)
     add_pipeline_commands(sub, _services)  # pzvo pipeline run|evaluate
     add_tsm_commands(sub, _services)  # pzvo tsm run
+    add_validation_commands(sub, _services)  # pzvo validation list|show|create|submit|revalidate
     add_export_commands(sub, _services)  # pzvo export felis|parquet|hats
     return parser
 

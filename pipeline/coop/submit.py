@@ -63,9 +63,10 @@ def validation_set(coop: Cooperative, challenge: Challenge) -> ValidationSet:
 
 
 def standard_table(sub: Submission) -> pa.Table:
-    """The standard form: id, z_phot, and the PDF's quantiles (when given) as float32 columns."""
+    """The standard form: id, z_phot as given (float64: a point estimate's metrics must not move
+    with storage) and the PDF's quantiles (when given) as float32 columns, as the pipeline stores them."""
     columns: dict[str, pa.Array] = {"id": pa.array(np.asarray(sub.ids, np.int64)),
-                                    "z_phot": pa.array(np.asarray(sub.z_phot, np.float32))}
+                                    "z_phot": pa.array(np.asarray(sub.z_phot, np.float64))}
     if sub.locs is not None:
         locs = np.asarray(sub.locs, np.float32)
         for i, name in enumerate(QUANTILE_COLUMNS):

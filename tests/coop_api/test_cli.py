@@ -1,0 +1,55 @@
+"""``pzvo validation``: create (administrators), submit and validate, list, show."""
+from __future__ import annotations
+
+import json
+import os
+import uuid
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tests._cli import run_pzvo
+
+
+@pytest.fixture(scope="module")
+def env(database) -> dict[str, str]:
+    environ = dict(os.environ, PZVO_DB_NAME=database.db_name, PZVO_VAR_DIR=str(database.var_dir))
+    environ.pop("PZVO_USER", None)
+    return environ
+
+
+def test_create_submit_show(env, sets, truth, services, tmp_path) -> None:
+    name = f"cli_{uuid.uuid4().hex[:8]}"
+    made = run_pzvo(env, "validation", "create", name, "--title", "CLI challenge", "--training",
+                    f"{sets['trainingset']}@1", "--validation", f"{sets['validationset']}@1",
+                    "--deadline", "2030-01-01T00:00:00Z")
+    assert made.returncode == 0, made.stderr[-2000:]
+    participant = f"p{uuid.uuid4().hex[:8]}"
+    services.auth.add_user(participant)
+    result = tmp_path / "result.parquet"
+    pq.write_table(pa.table({"id": truth["id"], "z_phot": truth["redshift"]}), result)
+    sent = run_pzvo({**env, "PZVO_USER": participant}, "validation", "submit", name, str(result),
+                    "--algorithm", "exact")
+    assert sent.returncode == 0, sent.stderr[-2000:]
+    assert "validated: sigma_mad 0, bias 0, outlier_fraction 0" in sent.stdout
+    shown = json.loads(run_pzvo(env, "validation", "show", name).stdout)
+    assert [(s["participant"], s["status"]) for s in shown["submissions"]] == [(participant, "validated")]
+    assert name in run_pzvo(env, "validation", "list").stdout
+    refused = run_pzvo({**env, "PZVO_USER": participant}, "validation", "create", f"x{name}", "--title", "t",
+                       "--training", f"{sets['trainingset']}@1", "--validation", f"{sets['validationset']}@1",
+                       "--deadline", "2030-01-01T00:00:00Z")
+    assert refused.returncode == 1 and "administrators" in refused.stderr
+
+
+def test_a_refused_file_lists_its_problems(env, sets, truth, tmp_path) -> None:
+    name = f"cli_{uuid.uuid4().hex[:8]}"
+    assert run_pzvo(env, "validation", "create", name, "--title", "t", "--training", f"{sets['trainingset']}@1",
+                    "--validation", f"{sets['validationset']}@1", "--deadline", "2030-01-01T00:00:00Z").returncode == 0
+    z = np.asarray(truth["redshift"]).copy()
+    z[:4] = np.nan
+    bad = tmp_path / "bad.parquet"
+    pq.write_table(pa.table({"id": truth["id"], "z_phot": z}), bad)
+    sent = run_pzvo(env, "validation", "submit", name, str(bad), "--algorithm", "nan")
+    assert sent.returncode == 1 and "nothing was kept" in sent.stderr and "  - " in sent.stderr
