@@ -18,6 +18,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from werkzeug.wsgi import LimitedStream
 
 from vo_service.coop_api import blp as coop_api
+from vo_service.coop_api import pages as coop_pages
 from vo_service.core import __version__
 from vo_service.core.logs import configure_logging
 from vo_service.core.settings import Settings
@@ -83,6 +84,7 @@ def create_app(services: Services) -> Flask:
     api.register_blueprint(tsm_api)
     api.register_blueprint(coop_api)
     app.register_blueprint(product_pages)
+    app.register_blueprint(coop_pages)
 
     app.register_error_handler(RequestEntityTooLarge, _too_large)
     app.register_error_handler(MethodNotAllowed, error_response)

@@ -6,11 +6,18 @@ training and validation set products by version.  Errors are RFC 7807 problem do
 """
 from __future__ import annotations
 
+import base64
+import datetime as dt
+import io
+import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from flask import Response, current_app, request
+import numpy as np
+from flask import Blueprint as FlaskBlueprint
+from flask import Response, abort, current_app, render_template, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
@@ -231,3 +238,146 @@ class SubmissionResource(MethodView):
         if record.challenge != name:
             raise ChallengeNotFoundError(f"no submission {submission_id} in {name}")
         return _submission(record)
+
+
+# -- the comparison page, its plots and the report ---------------------------------------------
+pages = FlaskBlueprint("coop_pages", __name__)
+#: The comparison plots: file name and caption.
+PLOTS = (("density", "z_phot against z_true, one panel per submission"),
+         ("pit", "PIT histograms (flat for calibrated PDFs)"),
+         ("by_z", "sigma_MAD and bias in bins of true redshift"),
+         ("by_mag", "sigma_MAD and bias in bins of i magnitude"))
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _page_data(name: str) -> tuple[Challenge, list[SubmissionRecord]]:
+    coop = cooperative()
+    try:
+        challenge = coop.get_challenge(name)
+    except CoopError:
+        abort(404)
+    return challenge, coop.submissions(name)
+
+
+@pages.get("/challenges/<name>")
+def challenge_page(name: str) -> str:
+    """The comparison page: a sortable table of metrics per submission, plots side by side."""
+    current_reader()
+    challenge, submissions = _page_data(name)
+    return render_template("coop/challenge.html", c=challenge, submissions=submissions, fmt=_fmt, plots=PLOTS)
+
+
+@pages.get("/challenges/<name>/plots/<kind>.png")
+def challenge_plot(name: str, kind: str) -> Response:
+    current_reader()
+    if kind not in dict(PLOTS):
+        abort(404)
+    _, submissions = _page_data(name)
+    return Response(comparison_png(kind, [s for s in submissions if s.status == "validated" and s.metrics]),
+                    mimetype="image/png")
+
+
+def comparison_png(kind: str, submissions: list[SubmissionRecord]) -> bytes:
+    """One comparison figure from the stored metrics (no submission file is read)."""
+    import matplotlib  # noqa: PLC0415 - matplotlib: only for the plots
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+    from matplotlib.colors import LogNorm  # noqa: PLC0415
+
+    labels = [f"#{s.id} {s.algorithm} ({s.participant})" for s in submissions]
+    panels = max(1, len(submissions)) if kind in ("density", "pit") else 2
+    fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.8), squeeze=False)
+    row = axes[0]
+    if not submissions:
+        row[0].text(0.5, 0.5, "no validated submission yet", ha="center", va="center")
+    elif kind == "density":
+        for ax, s, label in zip(row, submissions, labels, strict=True):
+            grid = s.metrics["density"] if s.metrics and "density" in s.metrics else None
+            if grid:
+                counts = np.asarray(grid["counts"], dtype=float)
+                counts[counts == 0] = np.nan  # empty cells stay blank on the log scale
+                ax.pcolormesh(grid["z_true_edges"], grid["z_phot_edges"], counts.T, cmap="viridis",
+                              norm=LogNorm(vmin=1))
+            ax.plot([0, 3], [0, 3], color="white", lw=0.6)
+            ax.set(title=label, xlabel="z_true", ylabel="z_phot")
+    elif kind == "pit":
+        for ax, s, label in zip(row, submissions, labels, strict=True):
+            pit = (s.metrics or {}).get("pit_histogram")
+            if pit:
+                bins = np.linspace(0, 1, len(pit) + 1)
+                ax.stairs(pit, bins, fill=True)
+                ax.axhline(sum(pit) / len(pit), color="k", lw=0.8)
+                p = (s.metrics or {}).get("pit_chi2_p")
+                ax.set(title=f"{label}\nchi2 p = {_fmt(p)}", xlabel="PIT", ylabel="objects")
+            else:
+                ax.set(title=f"{label}\n(no PDFs)")
+    else:
+        axis = "z_true" if kind == "by_z" else "mag_i"
+        for s, label in zip(submissions, labels, strict=True):
+            binned = ((s.metrics or {}).get("bins") or {}).get(axis) or {}
+            rows = [b for b in binned.get("bins", []) if b.get("n")]
+            centres = [(b["lo"] + b["hi"]) / 2 for b in rows]
+            row[0].plot(centres, [b.get("sigma_mad") for b in rows], marker="o", label=label)
+            row[1].plot(centres, [b.get("bias") for b in rows], marker="o", label=label)
+        row[0].set(xlabel=axis, ylabel="sigma_MAD")
+        row[1].set(xlabel=axis, ylabel="bias")
+        row[1].axhline(0, color="k", lw=0.6)
+        row[0].legend(fontsize=7)
+    fig.tight_layout()
+    out = io.BytesIO()
+    fig.savefig(out, format="png", dpi=90)
+    plt.close(fig)
+    return out.getvalue()
+
+
+#: The report is one self-contained document (inline style, images as data: URIs), no script.
+REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
+
+
+@pages.get("/challenges/<name>/report")
+def challenge_report(name: str) -> Response:
+    """The report for the validation paper: tables, plots (embedded), the validation set's
+    provenance, each submission's algorithm description."""
+    current_reader()
+    return Response(_report_html(name), mimetype="text/html", headers={"Content-Security-Policy": REPORT_CSP})
+
+
+def _report_html(name: str) -> str:
+    challenge, submissions = _page_data(name)
+    validated = [s for s in submissions if s.status == "validated" and s.metrics]
+    images = {kind: base64.b64encode(comparison_png(kind, validated)).decode() for kind, _ in PLOTS}
+    validation = cooperative().registry.get(challenge.validation.name, challenge.validation.version, user=None)
+    return render_template("coop/report.html", c=challenge, submissions=submissions, fmt=_fmt, plots=PLOTS,
+                           images=images, validation=validation, base=request.host_url.rstrip("/"),
+                           now=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"))
+
+
+@pages.get("/challenges/<name>/report.pdf")
+def challenge_report_pdf(name: str) -> Response:
+    """The report as PDF, printed by headless Chromium (Debian ``chromium``) from the HTML."""
+    current_reader()
+    html_text = _report_html(name)
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        return problem(503, "Service Unavailable", "PDF reports need chromium on the server; the HTML report "
+                       f"is at /challenges/{name}/report")
+    with tempfile.TemporaryDirectory(prefix="pzvo-report-") as work:
+        page, pdf = Path(work) / "report.html", Path(work) / "report.pdf"
+        page.write_text(html_text, encoding="utf-8")
+        subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                        "--disable-background-networking", f"--user-data-dir={work}/profile",
+                        "--no-pdf-header-footer", f"--print-to-pdf={pdf}", page.as_uri()],
+                       capture_output=True, timeout=120, check=False)
+        if not pdf.is_file():
+            return problem(500, "Internal Server Error", "chromium did not print the report")
+        data = pdf.read_bytes()
+    return Response(data, mimetype="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="{name}-report.pdf"'})

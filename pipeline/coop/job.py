@@ -51,6 +51,17 @@ def stored_submission(coop: Cooperative, name: str, version: int) -> Submission:
                       locs=locs, form="quantiles" if locs is not None else "none", rows=table.num_rows)
 
 
+#: The z_phot against z_true density of the comparison page: bins per axis and the range.
+DENSITY_BINS, DENSITY_RANGE = 60, (0.0, 3.0)
+
+
+def density(z_true: np.ndarray, z_phot: np.ndarray) -> dict[str, object]:
+    """A 2-D histogram of z_phot against z_true, small enough to keep with the metrics (the page
+    plots it without reading the submission again)."""
+    counts, x_edges, y_edges = np.histogram2d(z_true, z_phot, bins=DENSITY_BINS, range=(DENSITY_RANGE, DENSITY_RANGE))
+    return {"z_true_edges": x_edges.tolist(), "z_phot_edges": y_edges.tolist(), "counts": counts.astype(int).tolist()}
+
+
 def validate_submission(coop: Cooperative, submission_id: int) -> dict[str, object]:
     """Compute and record one submission's metrics (see the module docstring)."""
     record = coop.submission(submission_id)
@@ -62,6 +73,7 @@ def validate_submission(coop: Cooperative, submission_id: int) -> dict[str, obje
     metrics = json_safe(validate(sub, truth.z_true[where],
                                  None if truth.mag_i is None else truth.mag_i[where],
                                  metric_set=challenge.metric_set))
+    metrics["density"] = density(truth.z_true[where], sub.z_phot)
     validation = coop.registry.get(challenge.validation.name, challenge.validation.version, user=None)
     submitted = coop.registry.get(record.product.name, record.product.version, user=None)
     with coop.engine.begin() as conn:
