@@ -37,6 +37,7 @@ from tap_schema import TableDescription, load_table
 from tap_schema.loader import qualified
 from vo_service.auth import User
 from vo_service.core.settings import PROJECT_ROOT
+from vo_service.demo._coop import load_coop_demo
 from vo_service.demo._tables import SOURCE_CATALOG, load_table_data, table_checksum, table_rows
 from vo_service.demo._tsm import load_tsm_demo
 from vo_service.products import ProductRegistry
@@ -268,10 +269,12 @@ def _publish_with_provenance(conn: Connection, act: ActivityRecorder, desc: Tabl
 
 
 def load_demo(services: Services, *, force: bool = False) -> dict[str, int]:
-    """Load the demo tables, then the Training Set Maker's demo inputs (:mod:`vo_service.demo._tsm`),
-    each unless already there; returns the rows of each table and product."""
+    """Load the demo tables, then the Training Set Maker's demo inputs (:mod:`vo_service.demo._tsm`)
+    and the Validation Cooperative's demo challenge (:mod:`vo_service.demo._coop`), each unless
+    already there; returns the rows of each table and product."""
     counts = _load_demo_tables(services, force=force)
     counts.update(load_tsm_demo(services, SOURCE, force=force))
+    counts.update(load_coop_demo(services, SOURCE))
     return counts
 
 
