@@ -41,7 +41,15 @@ def add_subcommands(sub: argparse._SubParsersAction, services_for: Callable[[Set
     submit.add_argument("--description", type=Path, help="the algorithm's description (Markdown file)")
     revalidate = actions.add_parser("revalidate", help="validate every submission of a challenge again")
     revalidate.add_argument("challenge")
-    for parser in (create, submit, revalidate):
+    sets = actions.add_parser("sets", help="official training and validation sets from a spec-z catalog or "
+                                           "Training Set Maker output (administrators)")
+    sets.add_argument("source", help="product NAME[@VERSION] (speczcat, trainingset or validationset)")
+    sets.add_argument("prefix", help="the products are <prefix>_training and <prefix>_validation")
+    sets.add_argument("--fraction", type=float, default=0.7, help="training fraction (default 0.7)")
+    sets.add_argument("--seed", type=int, default=0)
+    sets.add_argument("--stratify", type=int, help="redshift bins with the same fraction")
+    sets.add_argument("--release")
+    for parser in (create, submit, revalidate, sets):
         parser.add_argument("--user", help="who acts: an existing user (default $PZVO_USER, else 'pzvo')")
     group.set_defaults(func=partial(cmd_validation, services_for=services_for))
 
@@ -93,6 +101,13 @@ def cmd_validation(args: argparse.Namespace, settings: Settings, *,
             shown = {k: metrics.get(k) for k in ("sigma_mad", "bias", "outlier_fraction")}
             print(f"submission {number} validated: " + ", ".join(
                 f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items()))
+        elif args.validation_command == "sets":
+            from pipeline.coop.sets import make_standard_sets  # noqa: PLC0415
+
+            made = make_standard_sets(services.products, user, args.source, args.prefix, fraction=args.fraction,
+                                      seed=args.seed, stratify=args.stratify, release=args.release)
+            for product in (made.training, made.validation):
+                print(f"{product.name} v{product.version}: {product.row_count} rows ({product.product_type})")
         elif args.validation_command == "revalidate":
             if not user.is_admin:
                 raise CoopError("revalidating a challenge is for administrators")

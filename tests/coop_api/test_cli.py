@@ -53,3 +53,29 @@ def test_a_refused_file_lists_its_problems(env, sets, truth, tmp_path) -> None:
     pq.write_table(pa.table({"id": truth["id"], "z_phot": z}), bad)
     sent = run_pzvo(env, "validation", "submit", name, str(bad), "--algorithm", "nan")
     assert sent.returncode == 1 and "nothing was kept" in sent.stderr and "  - " in sent.stderr
+
+
+def test_standard_sets_from_a_spec_z_catalog(env, services, tmp_path) -> None:
+    from vo_service.products import RegistrationRequest
+
+    rng = np.random.default_rng(9)
+    path = tmp_path / "specz.parquet"
+    pq.write_table(pa.table({"id": np.arange(1000), "ra": rng.uniform(0, 1, 1000), "dec": rng.uniform(0, 1, 1000),
+                             "z": rng.uniform(0.1, 2, 1000)}), path)
+    source = f"sz_{uuid.uuid4().hex[:8]}"
+    services.products.register(RegistrationRequest(
+        name=source, product_type="speczcat", main_file=path, main_file_name=path.name,
+        columns={"id": {"role": "id"}, "ra": {"role": "ra"}, "dec": {"role": "dec"}, "z": {"role": "redshift"}}),
+        services.operator())
+    prefix = f"std_{uuid.uuid4().hex[:6]}"
+    made = run_pzvo(env, "validation", "sets", f"{source}@1", prefix, "--fraction", "0.75", "--seed", "3",
+                    "--stratify", "5")
+    assert made.returncode == 0, made.stderr[-2000:]
+    training = services.products.get(f"{prefix}_training", user=None)
+    validation = services.products.get(f"{prefix}_validation", user=None)
+    assert (training.row_count, validation.row_count) == (750, 250) and training.official and validation.official
+    assert training.product_type == "trainingset" and validation.product_type == "validationset"
+    participant = f"p{uuid.uuid4().hex[:8]}"
+    services.auth.add_user(participant)
+    refused = run_pzvo({**env, "PZVO_USER": participant}, "validation", "sets", source, f"x{prefix}")
+    assert refused.returncode == 1 and "administrators" in refused.stderr

@@ -1,0 +1,84 @@
+"""A challenge's standard training and validation sets, from the Training Set Maker's output or
+from any spec-z catalog: a seeded split (:func:`pipeline.tsm.split.split`, optionally stratified
+in redshift), both registered as official products in one transaction with the provenance of
+the split (the source product version used, every parameter)."""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from sqlalchemy.engine import Connection
+
+from pipeline.coop.challenges import NAME, CoopError, CoopPermissionError
+from pipeline.product_tables import ProductInputError, find_product, read_product_table
+from pipeline.tsm.split import SplitError, split
+from vo_service.auth import User
+from vo_service.products import Product, ProductRegistry, RegistrationRequest
+from vo_service.provenance import ActivityDescription, ParameterDescription, record_activity, user_agent
+
+STANDARD_SETS = ActivityDescription(
+    id="pzvo:activitydescription/coop-standard-sets/1", name="Validation Cooperative standard sets", version="1",
+    type="selection", subtype="training/validation split",
+    description="A seeded random split of a spec-z catalog or Training Set Maker output into a challenge's "
+                "official training and validation sets (pipeline/coop/sets.py).",
+    parameters=(ParameterDescription("source", "char", "The product split", None, "meta.id"),
+                ParameterDescription("fraction", "double", "Training fraction", None, "stat.value"),
+                ParameterDescription("seed", "long", "Seed of the split", None, "meta.code"),
+                ParameterDescription("stratify", "int", "Redshift bins with the same fraction (0: none)", None,
+                                     "meta.number")))
+#: Product types a standard set may be made from.
+SOURCE_TYPES = ("speczcat", "trainingset", "validationset")
+
+
+@dataclass(frozen=True)
+class StandardSets:
+    training: Product
+    validation: Product
+
+
+def make_standard_sets(registry: ProductRegistry, user: User, source: str, prefix: str, *, fraction: float = 0.7,
+                       seed: int = 0, stratify: int | None = None, release: str | None = None) -> StandardSets:
+    """Split ``source`` (``product:NAME[@V]``) into ``<prefix>_training`` and ``<prefix>_validation``."""
+    if user.anonymous or not user.is_admin:
+        raise CoopPermissionError("official standard sets are made by administrators (the PZ Coordination Group)")
+    if not NAME.match(prefix) or len(prefix) > 28:
+        raise CoopError(f"prefix {prefix!r}: lower-case letters, digits and _, at most 28 characters")
+    spec = source if source.startswith("product:") else f"product:{source}"
+    try:
+        product = find_product(registry, spec, SOURCE_TYPES)
+        table = read_product_table(registry, product)
+    except ProductInputError as exc:
+        raise CoopError(str(exc)) from exc
+    roles = {c.role: c.original_name or c.name for c in product.columns if c.role}
+    if "redshift" not in roles or "id" not in roles:
+        raise CoopError(f"{product.name} v{product.version} needs the id and redshift roles")
+    try:
+        parts = split(table, fraction=fraction, seed=seed, stratify=stratify or None, z_column=roles["redshift"])
+    except SplitError as exc:
+        raise CoopError(str(exc)) from exc
+    columns = {c.original_name or c.name: {"role": c.role} for c in product.columns if c.role}
+    parameters = {"source": f"{product.name}@{product.version}", "fraction": fraction, "seed": seed,
+                  "stratify": stratify or 0}
+
+    def lineage(conn: Connection) -> None:
+        with record_activity(conn, name=f"standard sets {prefix} from {product.name} v{product.version}",
+                             description=STANDARD_SETS, agent=user_agent(), parameters=parameters,
+                             used=[(product.entity_id, "source")]):
+            pass
+
+    with tempfile.TemporaryDirectory(prefix="pzvo-sets-") as work:
+        requests = []
+        for kind, rows in (("trainingset", parts.training), ("validationset", parts.validation)):
+            name = f"{prefix}_{kind.removesuffix('set')}"
+            path = Path(work) / f"{name}.parquet"
+            pq.write_table(rows, path)
+            requests.append(RegistrationRequest(
+                name=name, product_type=kind, main_file=path, main_file_name=path.name, release=release,
+                official=True, columns=columns,
+                description=f"Standard {kind.removesuffix('set')} set: {len(rows)} of the {table.num_rows} rows of "
+                            f"{product.name} v{product.version}, seed {seed}, training fraction {fraction}"
+                            + (f", stratified in {stratify} redshift bins" if stratify else "") + "."))
+        made = registry.register_many(requests, user, lineage=lineage)
+    return StandardSets(training=made[0], validation=made[1])
