@@ -38,7 +38,7 @@ from pipeline.coop.job import PARAMETER as SUBMISSION_PARAMETER
 from pipeline.coop.submit import submit
 from vo_service.auth import AuthError, AuthService
 from vo_service.auth.web import current_reader, current_user
-from vo_service.products import ProblemSchema, problem
+from vo_service.products import ProblemSchema, auth_problem, problem
 from vo_service.services import Services
 
 PROBLEM_MIME = "application/problem+json"
@@ -128,11 +128,7 @@ def _document(c: Challenge, submissions: list[SubmissionRecord] | None = None) -
     return doc
 
 
-@blp.errorhandler(AuthError)
-def _auth_error(exc: AuthError) -> Response:
-    headers = {"WWW-Authenticate": 'Bearer realm="pzvo"'} if exc.http_status == 401 else None
-    return problem(exc.http_status, "Unauthorized" if exc.http_status == 401 else "Forbidden", exc.message,
-                   headers=headers)
+blp.errorhandler(AuthError)(auth_problem)
 
 
 @blp.errorhandler(SubmissionError)

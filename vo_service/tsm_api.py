@@ -20,7 +20,7 @@ from marshmallow import Schema, fields, validate
 from pipeline.tsm.job import KIND, PARAMETER, JobConfigError, job_config, job_parameters
 from vo_service.auth import AuthError, AuthService, User
 from vo_service.auth.web import current_user
-from vo_service.products import ProblemSchema, problem
+from vo_service.products import ProblemSchema, auth_problem, problem
 from vo_service.services import Services
 from vo_service.uws import ExecutionPhase, Job, UwsError
 
@@ -97,11 +97,7 @@ def _document(job: Job, *, full: bool = True) -> dict[str, Any]:
             "products": products, "report": outcome.get("report") if full else None}
 
 
-@blp.errorhandler(AuthError)
-def _auth_error(exc: AuthError) -> Response:
-    headers = {"WWW-Authenticate": 'Bearer realm="pzvo"'} if exc.http_status == 401 else None
-    return problem(exc.http_status, "Unauthorized" if exc.http_status == 401 else "Forbidden", exc.message,
-                   headers=headers)
+blp.errorhandler(AuthError)(auth_problem)
 
 
 @blp.errorhandler(UwsError)

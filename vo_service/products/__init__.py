@@ -18,11 +18,12 @@ from vo_service.products._runs import PipelineRunStore, RunNotFoundError
 from vo_service.products._schemas import ProblemSchema, ProductSchema, product_document
 from vo_service.products._service import InvalidProductError, ProductLimitError, ProductNotFoundError, ProductRegistry
 from vo_service.products._storage import ProductStore
-from vo_service.products.api import ProblemApi, problem
+from vo_service.products.api import ProblemApi, auth_problem, problem
 from vo_service.products.api import blp as products_api
 from vo_service.products.pages import pages as product_pages
 
-__all__ = ["FILE_ROLES", "ProblemApi", "ProblemSchema", "problem", "product_pages", "products_api", "PRODUCT_TYPES",
+__all__ = ["FILE_ROLES", "ProblemApi", "ProblemSchema", "auth_problem", "problem", "product_pages",
+           "products_api", "PRODUCT_TYPES",
            "InvalidProductError", "PipelineRunStore", "Product", "ProductFile", "ProductLimitError",
            "ProductLimits", "ProductNotFoundError", "ProductRegistry", "ProductSchema",
            "ProductStore", "ProductType", "RegistrationRequest", "RunNotFoundError",

@@ -99,11 +99,14 @@ def problem(status: int, title: str, detail: str | None = None, *, problems: lis
     return response
 
 
-@blp.errorhandler(AuthError)
-def _auth_error(exc: AuthError) -> Response:
+def auth_problem(exc: AuthError) -> Response:
+    """401 (with the Bearer challenge) or 403 as a problem document: every ``/api`` blueprint's."""
     headers = {"WWW-Authenticate": 'Bearer realm="pzvo"'} if exc.http_status == 401 else None
     title = "Unauthorized" if exc.http_status == 401 else "Forbidden"
     return problem(exc.http_status, title, exc.message, headers=headers)
+
+
+blp.errorhandler(AuthError)(auth_problem)
 
 
 @blp.errorhandler(ProductNotFoundError)
