@@ -3,6 +3,7 @@ joins compared row by row with the same join done in pandas."""
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 import pandas as pd
@@ -115,6 +116,22 @@ def test_errors_say_which_side_failed(remote, sides) -> None:
         federate(source, f"SELECT objectid FROM {remote.objects}", name="obj", query=JOIN, target=target,
                  chunk_rows=10)
     assert chunk_query("SELECT a FROM t WHERE {chunk}", "a", 5, 7) == "SELECT TOP 5 a FROM t WHERE a > 7 ORDER BY a"
+
+
+def test_a_later_chunk_failing_on_either_side_stops_the_prefetch(remote, sides, objects) -> None:
+    """Chunks are fetched one ahead in a thread: an error of the source in a later chunk, or of
+    the target while the next chunk is being fetched, is raised by federate and leaves no thread."""
+    source, target = sides
+    ids = np.sort(objects.loc[objects["coord_dec"] < -38, "objectId"].to_numpy())
+    poisoned = (f"SELECT objectid, 1 / (objectid - {int(ids[2_000])}) AS x FROM {remote.objects} "
+                "WHERE coord_dec < -38")
+    with pytest.raises(FederationError, match=r"the remote TAP service .* failed to run the query: .*"):
+        federate(source, poisoned, name="obj", target=target, query="SELECT * FROM TAP_UPLOAD.obj",
+                 chunk_by="objectid", chunk_rows=1_500)
+    with pytest.raises(FederationError, match=r"the local TAP service .* with the upload: .*nonexistent"):
+        federate(source, f"SELECT objectid FROM {remote.objects}", name="obj", target=target,
+                 query="SELECT nonexistent FROM TAP_UPLOAD.obj", chunk_by="objectid", chunk_rows=500)
+    assert not [t for t in threading.enumerate() if t.name == "federate-prefetch"]
 
 
 def test_the_command_line(remote, server, database, tmp_path, objects, photoz) -> None:

@@ -84,3 +84,29 @@ def test_what_it_does_not_handle_goes_to_astropy() -> None:
     assert decode(b"not xml") is None
     assert encode(pa.table({"s": ["x"]})) is None
     assert encode(pa.table({"a": pa.array([[1, 2]])})) is None
+
+
+def test_the_stream_text_is_read_however_the_document_spells_it() -> None:
+    """The base64 is cut out of the document before the XML parse: a namespace prefix, a
+    character reference inside the stream or another element named STREAM elsewhere must
+    give the same values as astropy, or leave the document to it."""
+    table = random_table(np.random.default_rng(7), 50)
+    data = astropy_binary2(table)
+    expected = decode(data)
+    assert expected is not None
+    prefixed = (data.replace(b"<VOTABLE", b"<v:VOTABLE xmlns:v=\"http://www.ivoa.net/xml/VOTable/v1.3\"", 1)
+                .replace(b"</VOTABLE>", b"</v:VOTABLE>").replace(b"<STREAM", b"<v:STREAM")
+                .replace(b"</STREAM>", b"</v:STREAM>"))
+    start = data.index(b'encoding="base64">') + len(b'encoding="base64">')
+    referenced = data[:start] + b"&#10;" + data[start:]
+    for variant in (prefixed, referenced):
+        got = decode(variant)
+        assert got is not None
+        for a, b, ma, mb in zip(got.values, expected.values, got.masks, expected.masks, strict=True):
+            assert ma.tolist() == mb.tolist() and a[~ma].tolist() == b[~mb].tolist()
+
+
+def test_a_stream_with_other_characters_than_base64_is_not_read() -> None:
+    data = astropy_binary2(random_table(np.random.default_rng(8), 5))
+    start = data.index(b'encoding="base64">') + len(b'encoding="base64">')
+    assert decode(data[:start] + b"*" + data[start:]) is None

@@ -11,14 +11,16 @@ reference, several tables) is left to astropy: :func:`decode` returns None for i
 """
 from __future__ import annotations
 
-import base64
 import binascii
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
 import pyarrow as pa
+
+from vo_service.tap.formats._binary import Base64Lines
 
 #: VOTable datatype -> big-endian numpy type of one value in a BINARY2 row.
 FIXED: dict[str, str] = {"boolean": "S1", "unsignedByte": "u1", "short": ">i2", "int": ">i4", "long": ">i8",
@@ -27,6 +29,7 @@ _FROM_ARROW: dict[pa.DataType, str] = {pa.bool_(): "boolean", pa.uint8(): "unsig
                                        pa.int32(): "int", pa.int64(): "long", pa.float32(): "float",
                                        pa.float64(): "double", pa.int8(): "short"}
 _NS = "http://www.ivoa.net/xml/VOTable/v1.3"
+_BASE64_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/= \t\r\n"
 
 
 @dataclass(frozen=True)
@@ -62,10 +65,31 @@ def _child(element: ET.Element, name: str) -> ET.Element | None:
     return next((c for c in element if _local(c.tag) == name), None)
 
 
+_STREAM_OPEN = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?STREAM\b[^>]*>")
+_STREAM_CLOSE = re.compile(rb"</(?:[A-Za-z_][\w.-]*:)?STREAM\s*>")
+
+
+def _split_stream(data: bytes) -> tuple[bytes, bytes | None]:
+    """The document without its base64 STREAM text, and that text (None when there is no
+    single plain STREAM): the XML parser then reads only the metadata, not megabytes of
+    base64 that it would copy into one string to be split and joined again."""
+    opening = _STREAM_OPEN.search(data)
+    if opening is None or opening.group(0).endswith(b"/>"):
+        return data, None
+    closing = _STREAM_CLOSE.search(data, opening.end())
+    if closing is None or _STREAM_OPEN.search(data, closing.end()) is not None:
+        return data, None
+    text = data[opening.end():closing.start()]
+    if b"<" in text or b"&" in text:  # markup or character references: leave it to the parser
+        return data, None
+    return data[:opening.end()] + data[closing.start():], text
+
+
 def decode(data: bytes) -> DecodedTable | None:
     """The first TABLE of a VOTable document, if it is BINARY2 of fixed-width scalars; else None."""
+    skeleton, text = _split_stream(data)
     try:
-        root = ET.fromstring(data)
+        root = ET.fromstring(skeleton)
     except ET.ParseError:
         return None
     table = next((e for e in root.iter() if _local(e.tag) == "TABLE"), None)
@@ -95,8 +119,11 @@ def decode(data: bytes) -> DecodedTable | None:
     stream = _child(binary2, "STREAM") if binary2 is not None else None
     if not fields or stream is None or stream.get("href") or stream.get("encoding", "base64") != "base64":
         return None
+    encoded = text if text is not None else (stream.text or "").encode("ascii", "replace")
+    if encoded.translate(None, _BASE64_BYTES):  # anything but base64 and white space
+        return None
     try:
-        raw = base64.b64decode("".join((stream.text or "").split()), validate=True)
+        raw = binascii.a2b_base64(encoded)
     except (binascii.Error, ValueError):
         return None
     mask_bytes = (len(fields) + 7) // 8
@@ -160,7 +187,8 @@ def encode(table: pa.Table, name: str = "upload") -> bytes | None:
             f"<RESOURCE type=\"results\"><TABLE name={quoteattr(escape(name))}>{fields}"
             "<DATA><BINARY2><STREAM encoding=\"base64\">")
     tail = "</STREAM></BINARY2></DATA></TABLE></RESOURCE></VOTABLE>\n"
-    return head.encode() + base64.encodebytes(rows.tobytes()) + tail.encode()
+    lines = Base64Lines()
+    return head.encode() + lines.feed(rows.tobytes()) + lines.close() + tail.encode()
 
 
 def to_arrow(decoded: DecodedTable) -> pa.Table:
