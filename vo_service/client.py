@@ -164,6 +164,14 @@ class PZServer:
             body["metric_set"] = list(metric_set)
         return self._call("POST", "/challenges", json=body).json()
 
+    def set_metric_set(self, challenge: str, metric_set: list[str]) -> dict:
+        """Change a challenge's metrics (administrators); every submission is validated again."""
+        return self._call("PATCH", f"/challenges/{challenge}", json={"metric_set": list(metric_set)}).json()
+
+    def revalidate(self, challenge: str) -> dict:
+        """Validate every submission of a challenge again (administrators)."""
+        return self._call("POST", f"/challenges/{challenge}/revalidate").json()
+
     def submit_result(self, challenge: str, path: str | Path, algorithm: str, description: str | None = None) -> dict:
         """Submit a photo-z result file; returns the submission (its ``id`` and validation ``job``)."""
         path = Path(path)

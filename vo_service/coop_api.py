@@ -30,6 +30,7 @@ from pipeline.coop.challenges import (
     ChallengeNotFoundError,
     Cooperative,
     CoopError,
+    CoopPermissionError,
     ProductRef,
     SubmissionRecord,
 )
@@ -169,6 +170,20 @@ class Challenges(MethodView):
         return document, 201, {"Location": document["url"]}
 
 
+class ChallengeChangeSchema(Schema):
+    metric_set = fields.List(fields.String(validate=validate.OneOf(DEFAULT_METRIC_SET)), required=True,
+                             validate=validate.Length(min=1),
+                             metadata={"description": "the metrics to compute; a change validates every "
+                                                      "submission again"})
+
+
+def _queue_validations(services: Services, coop: Cooperative, user: Any, submission_ids: list[int]) -> None:
+    """One validation job per submission (the worker runs them in turn)."""
+    for submission_id in submission_ids:
+        job = services.uws.create_task(user, VALIDATION_KIND, [(SUBMISSION_PARAMETER, str(submission_id))])
+        coop.set_status(submission_id, "accepted", job_id=job.job_id)
+
+
 @blp.route("/challenges/<string:name>")
 class ChallengeResource(MethodView):
     @blp.response(200, ChallengeSchema)
@@ -179,6 +194,40 @@ class ChallengeResource(MethodView):
         coop = cooperative()
         challenge = coop.get_challenge(name)
         return _document(challenge, coop.submissions(name))
+
+    @blp.arguments(ChallengeChangeSchema)
+    @blp.response(200, ChallengeSchema)
+    @blp.alt_response(401, schema=ProblemSchema, content_type=PROBLEM_MIME, description="no token")
+    @blp.alt_response(403, schema=ProblemSchema, content_type=PROBLEM_MIME, description="not an administrator")
+    @blp.alt_response(404, schema=ProblemSchema, content_type=PROBLEM_MIME, description="no such challenge")
+    def patch(self, args: dict[str, Any], name: str) -> dict[str, Any]:
+        """Change a challenge's metric set (administrators); every submission is validated again
+        by a job of its own, and ``metric_set_version`` goes up by one."""
+        user = AuthService.require_user(current_user())
+        services: Services = current_app.extensions["pzvo.services"]
+        coop = Cooperative(services.products)
+        challenge, again = coop.change_metric_set(user, name, args["metric_set"])
+        _queue_validations(services, coop, user, again)
+        return _document(challenge, coop.submissions(challenge.name))
+
+
+@blp.route("/challenges/<string:name>/revalidate")
+class ChallengeRevalidation(MethodView):
+    @blp.response(202, ChallengeSchema)
+    @blp.alt_response(401, schema=ProblemSchema, content_type=PROBLEM_MIME, description="no token")
+    @blp.alt_response(403, schema=ProblemSchema, content_type=PROBLEM_MIME, description="not an administrator")
+    @blp.alt_response(404, schema=ProblemSchema, content_type=PROBLEM_MIME, description="no such challenge")
+    def post(self, name: str) -> tuple[dict[str, Any], int]:
+        """Validate every submission of a challenge again (administrators), e.g. after a new
+        version of the metrics code; one job per submission."""
+        user = AuthService.require_user(current_user())
+        if not user.is_admin:
+            raise CoopPermissionError("revalidating a challenge is for administrators")
+        services: Services = current_app.extensions["pzvo.services"]
+        coop = Cooperative(services.products)
+        challenge = coop.get_challenge(name)
+        _queue_validations(services, coop, user, [s.id for s in coop.submissions(challenge.name)])
+        return _document(challenge, coop.submissions(challenge.name)), 202
 
 
 class SubmissionFormSchema(Schema):
@@ -218,9 +267,9 @@ class Submissions(MethodView):
             upload.save(path)
             submission_id = submit(coop, user, name, path, algorithm=form["algorithm"],
                                    description=form.get("description"))
-        job = services.uws.create_task(user, VALIDATION_KIND, [(SUBMISSION_PARAMETER, str(submission_id))])
-        coop.set_status(submission_id, "accepted", job_id=job.job_id)
-        return {**_submission(coop.submission(submission_id)), "job": job.job_id}, 201
+        _queue_validations(services, coop, user, [submission_id])
+        record = coop.submission(submission_id)
+        return {**_submission(record), "job": record.job_id}, 201
 
 
 @blp.route("/challenges/<string:name>/submissions/<int:submission_id>")

@@ -187,6 +187,29 @@ class Cooperative:
             ).mappings().one()
         return _challenge(row)
 
+    def change_metric_set(self, user: User, name: str, metric_set: Sequence[str]) -> tuple[Challenge, list[int]]:
+        """Give a challenge a new metric set (administrators).  When it differs, its
+        ``metric_set_version`` goes up by one and every submission goes back to ``accepted``,
+        in one transaction; the ids returned are the submissions to validate again (all of
+        them, so that one comparison never mixes metric sets)."""
+        if user.anonymous or not user.is_admin:
+            raise CoopPermissionError("only administrators (the PZ Coordination Group) change a challenge's metrics")
+        chosen = list(dict.fromkeys(metric_set))
+        unknown = sorted(set(chosen) - set(DEFAULT_METRIC_SET))
+        if unknown or not chosen:
+            raise CoopError(f"metric_set {list(metric_set)!r}: some of {', '.join(DEFAULT_METRIC_SET)}")
+        challenge = self.get_challenge(name)
+        if tuple(chosen) == challenge.metric_set:
+            return challenge, []
+        with self.engine.begin() as conn:
+            row = conn.execute(text(
+                "UPDATE coop.challenges SET metric_set = CAST(:m AS jsonb), metric_set_version = metric_set_version + 1 "
+                "WHERE name = :n RETURNING *"), {"m": json.dumps(chosen), "n": challenge.name}).mappings().one()
+            ids = [int(i) for i in conn.execute(text(
+                "UPDATE coop.submissions SET status = 'accepted', error = NULL WHERE challenge = :n RETURNING id"),
+                {"n": challenge.name}).scalars()]
+        return _challenge(row), sorted(ids)
+
     def list_challenges(self) -> list[Challenge]:
         with self.engine.connect() as conn:
             rows = conn.execute(text("SELECT * FROM coop.challenges ORDER BY created_at DESC, name")).mappings()

@@ -41,6 +41,10 @@ def add_subcommands(sub: argparse._SubParsersAction, services_for: Callable[[Set
     submit.add_argument("--description", type=Path, help="the algorithm's description (Markdown file)")
     revalidate = actions.add_parser("revalidate", help="validate every submission of a challenge again")
     revalidate.add_argument("challenge")
+    metrics = actions.add_parser("metrics", help="change a challenge's metric set and validate every submission "
+                                                 "again (administrators)")
+    metrics.add_argument("challenge")
+    metrics.add_argument("metric_set", help="comma-separated metric names (docs/coop.md, \"Metrics\")")
     sets = actions.add_parser("sets", help="official training and validation sets from a spec-z catalog or "
                                            "Training Set Maker output (administrators)")
     sets.add_argument("source", help="product NAME[@VERSION] (speczcat, trainingset or validationset)")
@@ -49,7 +53,7 @@ def add_subcommands(sub: argparse._SubParsersAction, services_for: Callable[[Set
     sets.add_argument("--seed", type=int, default=0)
     sets.add_argument("--stratify", type=int, help="redshift bins with the same fraction")
     sets.add_argument("--release")
-    for parser in (create, submit, revalidate, sets):
+    for parser in (create, submit, revalidate, metrics, sets):
         parser.add_argument("--user", help="who acts: an existing user (default $PZVO_USER, else 'pzvo')")
     group.set_defaults(func=partial(cmd_validation, services_for=services_for))
 
@@ -80,7 +84,8 @@ def cmd_validation(args: argparse.Namespace, settings: Settings, *,
         if args.validation_command == "show":
             challenge = coop.get_challenge(args.challenge)
             print(json.dumps({"name": challenge.name, "title": challenge.title, "deadline": challenge.deadline,
-                              "validation": challenge.validation.spec(),
+                              "training": challenge.training.spec(), "validation": challenge.validation.spec(),
+                              "metric_set": challenge.metric_set, "metric_set_version": challenge.metric_set_version,
                               "submissions": [{"id": s.id, "participant": s.participant, "algorithm": s.algorithm,
                                                "status": s.status, "metrics": s.metrics, "error": s.error}
                                               for s in coop.submissions(challenge.name)]}, indent=1, default=str))
@@ -108,6 +113,17 @@ def cmd_validation(args: argparse.Namespace, settings: Settings, *,
                                       seed=args.seed, stratify=args.stratify, release=args.release)
             for product in (made.training, made.validation):
                 print(f"{product.name} v{product.version}: {product.row_count} rows ({product.product_type})")
+        elif args.validation_command == "metrics":
+            chosen = [m.strip() for m in args.metric_set.split(",") if m.strip()]
+            challenge, again = coop.change_metric_set(user, args.challenge, chosen)
+            if not again:
+                print(f"challenge {challenge.name} already computes {', '.join(challenge.metric_set)}")
+            else:
+                print(f"challenge {challenge.name}: metric set version {challenge.metric_set_version} "
+                      f"({', '.join(challenge.metric_set)})")
+            for number in again:
+                validate_submission(coop, number)
+                print(f"submission {number} validated")
         elif args.validation_command == "revalidate":
             if not user.is_admin:
                 raise CoopError("revalidating a challenge is for administrators")

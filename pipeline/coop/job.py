@@ -81,7 +81,8 @@ def validate_submission(coop: Cooperative, submission_id: int) -> dict[str, obje
                              description=VALIDATION, agent=user_agent(),
                              parameters={"challenge": challenge.name, "submission": submission_id,
                                          "metrics_version": METRICS_VERSION,
-                                         "metric_set": ",".join(challenge.metric_set)},
+                                         "metric_set": ",".join(challenge.metric_set),
+                                         "metric_set_version": challenge.metric_set_version},
                              used=[(validation.entity_id, "validation set"), (submitted.entity_id, "submission")]):
             coop.set_status(submission_id, "validated", metrics=metrics, metrics_version=METRICS_VERSION,
                             conn=conn)

@@ -79,3 +79,25 @@ def test_standard_sets_from_a_spec_z_catalog(env, services, tmp_path) -> None:
     services.auth.add_user(participant)
     refused = run_pzvo({**env, "PZVO_USER": participant}, "validation", "sets", source, f"x{prefix}")
     assert refused.returncode == 1 and "administrators" in refused.stderr
+
+
+def test_a_new_metric_set_from_the_command_line(env, sets, truth, services, tmp_path) -> None:
+    name = f"cli_{uuid.uuid4().hex[:8]}"
+    assert run_pzvo(env, "validation", "create", name, "--title", "t", "--training", f"{sets['trainingset']}@1",
+                    "--validation", f"{sets['validationset']}@1", "--deadline", "2030-01-01T00:00:00Z").returncode == 0
+    result = tmp_path / "result.parquet"
+    pq.write_table(pa.table({"id": truth["id"], "z_phot": truth["redshift"]}), result)
+    assert run_pzvo(env, "validation", "submit", name, str(result), "--algorithm", "exact").returncode == 0
+    participant = f"p{uuid.uuid4().hex[:8]}"
+    services.auth.add_user(participant)
+    refused = run_pzvo({**env, "PZVO_USER": participant}, "validation", "metrics", name, "sigma_mad")
+    assert refused.returncode == 1 and "administrators" in refused.stderr
+    changed = run_pzvo(env, "validation", "metrics", name, "sigma_mad,bias")
+    assert changed.returncode == 0, changed.stderr[-2000:]
+    assert "metric set version 2 (sigma_mad, bias)" in changed.stdout and "validated" in changed.stdout
+    shown = json.loads(run_pzvo(env, "validation", "show", name).stdout)
+    assert shown["metric_set_version"] == 2
+    [submission] = shown["submissions"]
+    assert submission["status"] == "validated" and "outlier_fraction" not in submission["metrics"]
+    bad = run_pzvo(env, "validation", "metrics", name, "sigma_mad,astrology")
+    assert bad.returncode == 1 and "astrology" in bad.stderr

@@ -118,3 +118,44 @@ def test_the_deadline_is_enforced(api, services, sets, truth, tmp_path) -> None:
     assert response.status_code == 403 and "deadline" in response.json()["detail"]
     assert submit(api, {}, name, path).status_code == 401
     assert requests.get(f"{api}/challenges/{name}", timeout=30).json()["submissions"] == []
+
+
+def test_changing_the_metric_set_validates_every_submission_again(api, services, sets, truth, worker, tmp_path,
+                                                                   server) -> None:
+    name = challenge(api, services, sets)
+    ids, z = truth["id"].to_numpy(), truth["redshift"].to_numpy()
+    sent = submit(api, user_headers(services), name,
+                  result_file(tmp_path / "r.parquet", ids, z + 0.02 * (1 + z), 0.03 * (1 + z)), "shifted")
+    assert sent.status_code == 201, sent.text
+    first = validated(api, name, sent.json()["id"])
+    assert first["status"] == "validated" and "crps" in first["metrics"]
+
+    refused = requests.patch(f"{api}/challenges/{name}", headers=user_headers(services), timeout=30,
+                             json={"metric_set": ["sigma_mad", "bias"]})
+    assert refused.status_code == 403 and refused.headers["Content-Type"].startswith("application/problem+json")
+    unknown = requests.patch(f"{api}/challenges/{name}", headers=admin_headers(services), timeout=30,
+                             json={"metric_set": ["sigma_mad", "astrology"]})
+    assert unknown.status_code == 422
+
+    changed = requests.patch(f"{api}/challenges/{name}", headers=admin_headers(services), timeout=30,
+                             json={"metric_set": ["sigma_mad", "bias", "outlier_fraction"]})
+    assert changed.status_code == 200, changed.text
+    document = changed.json()
+    assert document["metric_set"] == ["sigma_mad", "bias", "outlier_fraction"]
+    assert document["metric_set_version"] == 2
+    [pending] = document["submissions"]
+    assert pending["status"] in ("accepted", "validating", "validated") and pending["id"] == sent.json()["id"]
+    wait_until(lambda: "crps" not in validated(api, name, pending["id"])["metrics"], 60, "the new metrics")
+    again = validated(api, name, pending["id"])
+    assert again["metrics"]["bias"] == pytest.approx(first["metrics"]["bias"])
+    assert "crps" not in again["metrics"] and "pit_chi2_p" not in again["metrics"]
+
+    same = requests.patch(f"{api}/challenges/{name}", headers=admin_headers(services), timeout=30,
+                          json={"metric_set": ["sigma_mad", "bias", "outlier_fraction"]})
+    assert same.json()["metric_set_version"] == 2  # no change, nothing validated again
+    rerun = requests.post(f"{api}/challenges/{name}/revalidate", headers=admin_headers(services), timeout=30)
+    assert rerun.status_code == 202 and rerun.json()["submissions"][0]["status"] in ("accepted", "validating",
+                                                                                   "validated")
+    assert validated(api, name, pending["id"])["status"] == "validated"
+    assert requests.post(f"{api}/challenges/{name}/revalidate", headers=user_headers(services),
+                         timeout=30).status_code == 403
