@@ -5,6 +5,7 @@ the split (the source product version used, every parameter)."""
 from __future__ import annotations
 
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,15 @@ from pipeline.product_tables import ProductInputError, find_product, read_produc
 from pipeline.tsm.split import SplitError, split
 from vo_service.auth import User
 from vo_service.products import Product, ProductRegistry, RegistrationRequest
-from vo_service.provenance import ActivityDescription, ParameterDescription, record_activity, user_agent
+from vo_service.provenance import (
+    FILE_TYPE,
+    ActivityDescription,
+    Entity,
+    ParameterDescription,
+    record_activity,
+    sha256_file,
+    user_agent,
+)
 
 STANDARD_SETS = ActivityDescription(
     id="pzvo:activitydescription/coop-standard-sets/1", name="Validation Cooperative standard sets", version="1",
@@ -62,23 +71,35 @@ def make_standard_sets(registry: ProductRegistry, user: User, source: str, prefi
     parameters = {"source": f"{product.name}@{product.version}", "fraction": fraction, "seed": seed,
                   "stratify": stratify or 0}
 
-    def lineage(conn: Connection) -> None:
-        with record_activity(conn, name=f"standard sets {prefix} from {product.name} v{product.version}",
-                             description=STANDARD_SETS, agent=user_agent(), parameters=parameters,
-                             used=[(product.entity_id, "source")]):
-            pass
-
+    run_id = uuid.uuid4().hex[:12]
     with tempfile.TemporaryDirectory(prefix="pzvo-sets-") as work:
-        requests = []
+        files: dict[str, tuple[str, Path, Entity]] = {}
         for kind, rows in (("trainingset", parts.training), ("validationset", parts.validation)):
             name = f"{prefix}_{kind.removesuffix('set')}"
             path = Path(work) / f"{name}.parquet"
             pq.write_table(rows, path)
-            requests.append(RegistrationRequest(
-                name=name, product_type=kind, main_file=path, main_file_name=path.name, release=release,
-                official=True, columns=columns,
-                description=f"Standard {kind.removesuffix('set')} set: {len(rows)} of the {table.num_rows} rows of "
-                            f"{product.name} v{product.version}, seed {seed}, training fraction {fraction}"
-                            + (f", stratified in {stratify} redshift bins" if stratify else "") + "."))
+            files[kind] = (name, path, Entity(
+                id=f"pzvo:coop-sets/{run_id}/{kind}", name=f"{path.name} (standard sets {run_id})", type=FILE_TYPE,
+                location=str(path), checksum=f"sha256:{sha256_file(path)}",
+                content_type="application/vnd.apache.parquet", comment=f"{kind.removesuffix('set')} set"))
+
+        def lineage(conn: Connection) -> None:
+            """The split used the source product and generated both files, from which the
+            registrations derive the product tables: source -> split -> sets -> tables."""
+            with record_activity(conn, name=f"standard sets {prefix} from {product.name} v{product.version}",
+                                 description=STANDARD_SETS, agent=user_agent(), parameters=parameters,
+                                 used=[(product.entity_id, "source")]) as act:
+                for kind, (_, _, entity) in files.items():
+                    act.generate(entity, role=f"{kind.removesuffix('set')} set", derived_from=[product.entity_id])
+
+        requests = [RegistrationRequest(
+            name=name, product_type=kind, main_file=path, main_file_name=path.name, release=release,
+            official=True, columns=columns, source_entity=entity.id,
+            description=f"Standard {kind.removesuffix('set')} set: {rows} of the {table.num_rows} rows of "
+                        f"{product.name} v{product.version}, seed {seed}, training fraction {fraction}"
+                        + (f", stratified in {stratify} redshift bins" if stratify else "") + ".")
+            for kind, (name, path, entity), rows in zip(files, files.values(),
+                                                        (parts.training.num_rows, parts.validation.num_rows),
+                                                        strict=True)]
         made = registry.register_many(requests, user, lineage=lineage)
     return StandardSets(training=made[0], validation=made[1])

@@ -75,6 +75,17 @@ def test_standard_sets_from_a_spec_z_catalog(env, services, tmp_path) -> None:
     validation = services.products.get(f"{prefix}_validation", user=None)
     assert (training.row_count, validation.row_count) == (750, 250) and training.official and validation.official
     assert training.product_type == "trainingset" and validation.product_type == "validationset"
+    # Lineage, walked back from each product table: table <- set file <- split activity <- source product.
+    from vo_service.provenance import GraphRequest
+
+    source_entity = services.products.get(source, 1, user=None).entity_id
+    for made_set in (training, validation):
+        graph = services.provenance.graph(GraphRequest(ids=[made_set.entity_id], depth=None))
+        derived = {(d["generated_entity_id"], d["used_entity_id"]) for d in graph.wasderivedfrom}
+        [set_file] = [used for generated, used in derived if generated == made_set.entity_id]
+        assert set_file.startswith("pzvo:coop-sets/") and (set_file, source_entity) in derived
+        split = {a["name"] for a in graph.activity}
+        assert any(name.startswith(f"standard sets {prefix} from {source} v1") for name in split)
     participant = f"p{uuid.uuid4().hex[:8]}"
     services.auth.add_user(participant)
     refused = run_pzvo({**env, "PZVO_USER": participant}, "validation", "sets", source, f"x{prefix}")
