@@ -204,7 +204,8 @@ class Cooperative:
         with self.engine.begin() as conn:
             row = conn.execute(text(
                 "UPDATE coop.challenges SET metric_set = CAST(:m AS jsonb), "
-                "metric_set_version = metric_set_version + 1 WHERE name = :n RETURNING *"), {"m": json.dumps(chosen), "n": challenge.name}).mappings().one()
+                "metric_set_version = metric_set_version + 1 WHERE name = :n RETURNING *"),
+                {"m": json.dumps(chosen), "n": challenge.name}).mappings().one()
             ids = [int(i) for i in conn.execute(text(
                 "UPDATE coop.submissions SET status = 'accepted', error = NULL WHERE challenge = :n RETURNING id"),
                 {"n": challenge.name}).scalars()]
