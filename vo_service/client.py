@@ -154,7 +154,8 @@ class PZServer:
 
     def create_challenge(self, name: str, title: str, training: tuple[str, int], validation: tuple[str, int],
                          deadline: str, *, description: str = "", pdf_forms: tuple[str, ...] = ("quantiles",),
-                         metric_set: tuple[str, ...] | None = None) -> dict:
+                         metric_set: tuple[str, ...] | None = None,
+                         histogram_grid: list[float] | None = None) -> dict:
         """Create a challenge (administrators); products as (name, version)."""
         body: dict[str, Any] = {"name": name, "title": title, "description": description, "deadline": deadline,
                                 "training": {"name": training[0], "version": training[1]},
@@ -162,6 +163,8 @@ class PZServer:
                                 "pdf_forms": list(pdf_forms)}
         if metric_set is not None:
             body["metric_set"] = list(metric_set)
+        if histogram_grid is not None:
+            body["histogram_grid"] = [float(v) for v in histogram_grid]
         return self._call("POST", "/challenges", json=body).json()
 
     def set_metric_set(self, challenge: str, metric_set: list[str]) -> dict:

@@ -65,6 +65,9 @@ class ChallengeCreateSchema(Schema):
     pdf_forms = fields.List(fields.String(validate=validate.OneOf(PDF_FORMS)), load_default=["quantiles"])
     metric_set = fields.List(fields.String(validate=validate.OneOf(DEFAULT_METRIC_SET)),
                              load_default=list(DEFAULT_METRIC_SET))
+    histogram_grid = fields.List(fields.Float(allow_nan=False), load_default=None, allow_none=True,
+                                 metadata={"description": "the bin edges (or points) every histogram PDF must use; "
+                                                          "without it, histograms bring their grid in their metadata"})
 
 
 class SubmissionSummarySchema(Schema):
@@ -93,6 +96,7 @@ class ChallengeSchema(Schema):
     pdf_forms = fields.List(fields.String(), required=True)
     metric_set = fields.List(fields.String(), required=True)
     metric_set_version = fields.Integer(required=True)
+    histogram_grid = fields.List(fields.Float(), allow_none=True)
     created_by = fields.String(required=True)
     created_at = fields.DateTime(required=True)
     submissions = fields.List(fields.Nested(SubmissionSummarySchema))
@@ -123,7 +127,8 @@ def _document(c: Challenge, submissions: list[SubmissionRecord] | None = None) -
         "name": c.name, "url": f"{request.host_url.rstrip('/')}/api/challenges/{c.name}", "title": c.title,
         "description": c.description, "training": _ref(c.training), "validation": _ref(c.validation),
         "deadline": c.deadline, "open": c.open(), "pdf_forms": list(c.pdf_forms), "metric_set": list(c.metric_set),
-        "metric_set_version": c.metric_set_version, "created_by": c.created_by, "created_at": c.created_at}
+        "metric_set_version": c.metric_set_version, "created_by": c.created_by, "created_at": c.created_at,
+        "histogram_grid": list(c.histogram_grid) if c.histogram_grid else None}
     if submissions is not None:
         doc["submissions"] = [_submission(s) for s in submissions]
     return doc
@@ -165,7 +170,8 @@ class Challenges(MethodView):
         challenge = cooperative().create_challenge(
             user, name=args["name"], title=args["title"], description=args["description"],
             training=ProductRef(**args["training"]), validation=ProductRef(**args["validation"]),
-            deadline=args["deadline"], pdf_forms=args["pdf_forms"], metric_set=args["metric_set"])
+            deadline=args["deadline"], pdf_forms=args["pdf_forms"], metric_set=args["metric_set"],
+            histogram_grid=args["histogram_grid"])
         document = _document(challenge, [])
         return document, 201, {"Location": document["url"]}
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ PDF_FORMS = ("none", "quantiles", "histogram", "mixture", "samples", "qp")
 #: The metrics every challenge computes unless it says otherwise.
 DEFAULT_METRIC_SET = ALL_METRICS
 STATUSES = ("accepted", "validating", "validated", "failed")
+#: The most values a challenge's histogram grid may have.
+MAX_GRID = 1001
 
 
 class CoopError(ValueError):
@@ -68,6 +71,7 @@ class Challenge:
     metric_set_version: int
     created_by: str
     created_at: dt.datetime
+    histogram_grid: tuple[float, ...] | None = None
 
     def open(self, now: dt.datetime | None = None) -> bool:
         return (now or dt.datetime.now(dt.UTC)) <= self.deadline
@@ -100,6 +104,7 @@ def _challenge(row: RowMapping) -> Challenge:
                      validation=ProductRef(row["validation_product"], row["validation_version"]),
                      deadline=row["deadline"], pdf_forms=tuple(row["pdf_forms"]), metric_set=tuple(metric_set),
                      metric_set_version=row["metric_set_version"], created_by=row["created_by"],
+                     histogram_grid=tuple(row["histogram_grid"]) if row.get("histogram_grid") else None,
                      created_at=row["created_at"])
 
 
@@ -149,8 +154,10 @@ class Cooperative:
 
     def create_challenge(self, user: User, *, name: str, title: str, training: ProductRef, validation: ProductRef,
                          deadline: Any, description: str = "", pdf_forms: Sequence[str] = ("quantiles",),
-                         metric_set: Sequence[str] = DEFAULT_METRIC_SET) -> Challenge:
-        """A new challenge; administrators only (the PZ Coordination Group)."""
+                         metric_set: Sequence[str] = DEFAULT_METRIC_SET,
+                         histogram_grid: Sequence[float] | None = None) -> Challenge:
+        """A new challenge; administrators only (the PZ Coordination Group).  ``histogram_grid``
+        (bin edges, or the points densities are given at) binds every histogram submitted."""
         if user.anonymous or not user.is_admin:
             raise CoopPermissionError("only administrators (the PZ Coordination Group) create challenges")
         problems = []
@@ -166,6 +173,15 @@ class Cooperative:
         unknown_metrics = sorted(set(metric_set) - set(DEFAULT_METRIC_SET))
         if unknown_metrics or not metric_set:
             problems.append(f"metric_set {list(metric_set)!r}: some of {', '.join(DEFAULT_METRIC_SET)}")
+        grid = None
+        if histogram_grid is not None:
+            try:
+                grid = [float(v) for v in histogram_grid]
+            except (TypeError, ValueError):
+                grid = []
+            if not 2 <= len(grid) <= MAX_GRID or not all(math.isfinite(v) for v in grid) or any(
+                    b <= a for a, b in zip(grid, grid[1:])):
+                problems.append(f"histogram_grid: 2 to {MAX_GRID} finite, strictly increasing redshifts")
         if problems:
             raise CoopError("; ".join(problems))
         when = parse_deadline(deadline)
@@ -178,12 +194,13 @@ class Cooperative:
                          {"u": user.name})
             row = conn.execute(text(
                 "INSERT INTO coop.challenges (name, title, description, training_product, training_version, "
-                "validation_product, validation_version, deadline, pdf_forms, metric_set, created_by) VALUES "
-                "(:name, :title, :description, :tp, :tv, :vp, :vv, :deadline, :forms, CAST(:metrics AS jsonb), "
-                ":by) RETURNING *"),
+                "validation_product, validation_version, deadline, pdf_forms, metric_set, created_by, "
+                "histogram_grid) VALUES (:name, :title, :description, :tp, :tv, :vp, :vv, :deadline, :forms, "
+                "CAST(:metrics AS jsonb), :by, :grid) RETURNING *"),
                 {"name": name, "title": title.strip(), "description": description or "", "tp": training.name,
                  "tv": training.version, "vp": validation.name, "vv": validation.version, "deadline": when,
-                 "forms": list(pdf_forms), "metrics": json.dumps(list(metric_set)), "by": user.name}
+                 "forms": list(pdf_forms), "metrics": json.dumps(list(metric_set)), "by": user.name,
+                 "grid": grid}
             ).mappings().one()
         return _challenge(row)
 

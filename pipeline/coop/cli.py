@@ -34,6 +34,8 @@ def add_subcommands(sub: argparse._SubParsersAction, services_for: Callable[[Set
     create.add_argument("--deadline", required=True, help="ISO 8601 with its zone, e.g. 2027-03-01T00:00:00Z")
     create.add_argument("--description", type=Path, help="a Markdown file")
     create.add_argument("--pdf-forms", default="quantiles", help="comma-separated: none, quantiles, histogram, ...")
+    create.add_argument("--histogram-grid", help="the grid histograms must use: comma-separated values, or "
+                                                 "START:STOP:STEP (bin edges from START to STOP inclusive)")
     submit = actions.add_parser("submit", help="submit a photo-z result file and validate it")
     submit.add_argument("challenge")
     submit.add_argument("file", type=Path)
@@ -56,6 +58,21 @@ def add_subcommands(sub: argparse._SubParsersAction, services_for: Callable[[Set
     for parser in (create, submit, revalidate, metrics, sets):
         parser.add_argument("--user", help="who acts: an existing user (default $PZVO_USER, else 'pzvo')")
     group.set_defaults(func=partial(cmd_validation, services_for=services_for))
+
+
+def _grid(value: str) -> list[float]:
+    """``0,0.1,0.2`` or ``0:3:0.05`` (edges from 0 to 3 inclusive, in steps of 0.05)."""
+    try:
+        if ":" in value:
+            start, stop, step = (float(v) for v in value.split(":"))
+            count = round((stop - start) / step)
+            if count < 1 or count > 100_000 or abs(start + count * step - stop) > 1e-9 * max(1.0, abs(stop)):
+                raise ValueError
+            return [round(start + i * step, 12) for i in range(count + 1)]
+        return [float(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"--histogram-grid {value!r}: comma-separated numbers, or START:STOP:STEP with STOP "
+                         "a whole number of steps from START") from None
 
 
 def _ref(value: str, what: str) -> tuple[str, int]:
@@ -97,7 +114,8 @@ def cmd_validation(args: argparse.Namespace, settings: Settings, *,
                 description=args.description.read_text(encoding="utf-8") if args.description else "",
                 training=ProductRef(*_ref(args.training, "--training")),
                 validation=ProductRef(*_ref(args.validation, "--validation")), deadline=args.deadline,
-                pdf_forms=[f.strip() for f in args.pdf_forms.split(",") if f.strip()])
+                pdf_forms=[f.strip() for f in args.pdf_forms.split(",") if f.strip()],
+                histogram_grid=_grid(args.histogram_grid) if args.histogram_grid else None)
             print(f"challenge {created.name} created, open until {created.deadline.isoformat()}")
         elif args.validation_command == "submit":
             description = args.description.read_text(encoding="utf-8") if args.description else None

@@ -95,9 +95,12 @@ def submit(coop: Cooperative, user: User, challenge_name: str, path: Path, *, al
         raise ClosedError(f"the deadline of {challenge.name} was {challenge.deadline.isoformat()}: "
                           "submissions are closed")
     truth = validation_set(coop, challenge)
-    sub = read_submission(path)
+    sub = read_submission(path, grid=challenge.histogram_grid)
     if sub.locs is not None and "none" in challenge.pdf_forms and len(challenge.pdf_forms) == 1:
         raise SubmissionError([f"challenge {challenge.name} takes point estimates only, not PDFs"])
+    if sub.locs is not None and sub.form not in challenge.pdf_forms:
+        raise SubmissionError([f"challenge {challenge.name} takes PDFs as {', '.join(challenge.pdf_forms)}; "
+                               f"this file gives them as {sub.form}"])
     check_submission(sub, truth.ids)
     name = product_name(challenge.name, user.name, algorithm)
     submission_id: list[int] = []

@@ -3,6 +3,7 @@ form, validated by a job of the async pool with known metrics, visible in coop.m
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,12 +31,13 @@ def worker(services) -> Iterator[None]:
     built.stop()
 
 
-def challenge(api: str, services, sets: dict[str, str], deadline: str = "2030-01-01T00:00:00Z") -> str:
+def challenge(api: str, services, sets: dict[str, str], deadline: str = "2030-01-01T00:00:00Z",
+              **extra: object) -> str:
     name = f"ch_{uuid.uuid4().hex[:8]}"
     response = requests.post(f"{api}/challenges", headers=admin_headers(services), timeout=30, json={
         "name": name, "title": "test", "deadline": deadline,
         "training": {"name": sets["trainingset"], "version": 1},
-        "validation": {"name": sets["validationset"], "version": 1}})
+        "validation": {"name": sets["validationset"], "version": 1}, **extra})
     assert response.status_code == 201, response.text
     return name
 
@@ -159,3 +161,44 @@ def test_changing_the_metric_set_validates_every_submission_again(api, services,
     assert validated(api, name, pending["id"])["status"] == "validated"
     assert requests.post(f"{api}/challenges/{name}/revalidate", headers=user_headers(services),
                          timeout=30).status_code == 403
+
+
+def histogram_file(path: Path, ids: np.ndarray, z: np.ndarray, edges: np.ndarray, *, declare: bool) -> Path:
+    """Gaussian PDFs (width 0.03(1+z)) as densities in the bins of ``edges``; the grid in the
+    file's metadata when ``declare``."""
+    sigma = 0.03 * (1 + z)
+    mass = norm.cdf((edges[None, 1:] - z[:, None]) / sigma[:, None]) - \
+        norm.cdf((edges[None, :-1] - z[:, None]) / sigma[:, None])
+    table = pa.table({"id": ids, "z_phot": z, "pdf": list(mass / mass.sum(axis=1, keepdims=True) / np.diff(edges))})
+    if declare:
+        table = table.replace_schema_metadata({"grid": json.dumps(edges.tolist())})
+    pq.write_table(table, path)
+    return path
+
+
+def test_a_challenge_grid_binds_every_histogram_and_its_forms_bind_every_file(api, services, sets, truth,
+                                                                              tmp_path) -> None:
+    edges = np.round(np.arange(0.0, 4.0001, 0.02), 6)
+    name = challenge(api, services, sets, pdf_forms=["histogram"], histogram_grid=edges.tolist())
+    document = requests.get(f"{api}/challenges/{name}", timeout=30).json()
+    assert document["histogram_grid"] == edges.tolist() and document["pdf_forms"] == ["histogram"]
+    headers = user_headers(services)
+    ids, z = truth["id"].to_numpy(), truth["redshift"].to_numpy()
+
+    on_the_grid = submit(api, headers, name, histogram_file(tmp_path / "h.parquet", ids, z, edges, declare=False))
+    assert on_the_grid.status_code == 201, on_the_grid.text
+    coarse = np.round(np.arange(0.0, 4.0001, 0.05), 6)
+    other = submit(api, headers, name, histogram_file(tmp_path / "c.parquet", ids, z, coarse, declare=True), "coarse")
+    assert other.status_code == 422 and "is not the challenge's grid" in " | ".join(other.json()["problems"])
+    quantiles = submit(api, headers, name, result_file(tmp_path / "q.parquet", ids, z, 0.03 * (1 + z)), "q")
+    assert quantiles.status_code == 422
+    assert "takes PDFs as histogram; this file gives them as quantiles" in quantiles.json()["problems"][0]
+    assert [s["algorithm"] for s in requests.get(f"{api}/challenges/{name}", timeout=30).json()["submissions"]] \
+        == ["perfect"]
+
+    for bad in ([0.0], [0.0, 1.0, 0.5], [0.0, "far"], list(range(2000))):
+        response = requests.post(f"{api}/challenges", headers=admin_headers(services), timeout=30, json={
+            "name": f"g_{uuid.uuid4().hex[:8]}", "title": "t", "deadline": "2030-01-01T00:00:00Z",
+            "training": {"name": sets["trainingset"], "version": 1},
+            "validation": {"name": sets["validationset"], "version": 1}, "histogram_grid": bad})
+        assert response.status_code == 422, (bad, response.text)
