@@ -11,6 +11,7 @@ validation job.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import math
 import re
@@ -180,7 +181,7 @@ class Cooperative:
             except (TypeError, ValueError):
                 grid = []
             if not 2 <= len(grid) <= MAX_GRID or not all(math.isfinite(v) for v in grid) or any(
-                    b <= a for a, b in zip(grid, grid[1:])):
+                    b <= a for a, b in itertools.pairwise(grid)):
                 problems.append(f"histogram_grid: 2 to {MAX_GRID} finite, strictly increasing redshifts")
         if problems:
             raise CoopError("; ".join(problems))
