@@ -20,7 +20,7 @@ from xml.sax.saxutils import escape, quoteattr
 import numpy as np
 import pyarrow as pa
 
-from vo_service.tap.formats._binary import Base64Lines
+from vo_service.tap.formats import Base64Lines
 
 #: VOTable datatype -> big-endian numpy type of one value in a BINARY2 row.
 FIXED: dict[str, str] = {"boolean": "S1", "unsignedByte": "u1", "short": ">i2", "int": ">i4", "long": ">i8",
