@@ -98,8 +98,17 @@ def test_examples_document_has_at_least_five_examples(tap_url: str) -> None:
 
 
 def test_every_example_runs_on_the_demo_data(tap_url: str) -> None:
+    """Examples that crossmatch an upload get, as TAP_UPLOAD.mine, 50 demo spec-z positions."""
+    positions = requests.post(f"{tap_url}/sync", timeout=60, data={
+        "LANG": "ADQL", "QUERY": "SELECT TOP 50 id, ra, dec FROM pz.specz_demo ORDER BY id",
+        "RESPONSEFORMAT": "votable/b2"}).content
     for ex_id, query in _examples(tap_url):
-        resp = requests.post(f"{tap_url}/sync", data={"LANG": "ADQL", "QUERY": query}, timeout=60)
+        data = {"LANG": "ADQL", "QUERY": query}
+        files = None
+        if "TAP_UPLOAD.mine" in query:
+            data["UPLOAD"] = "mine,param:mine"
+            files = {"mine": ("mine.vot", positions)}
+        resp = requests.post(f"{tap_url}/sync", data=data, files=files, timeout=60)
         assert resp.status_code == 200, (ex_id, resp.text[:400])
         rows = parse_single_table(io.BytesIO(resp.content)).to_table()
         assert len(rows) > 0, ex_id

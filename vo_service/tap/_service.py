@@ -253,13 +253,13 @@ class TapService:
                 first = reader.next_batch()
             except BaseException as exc:
                 pool_cm.__exit__(type(exc), exc, exc.__traceback__)
-                raise _database_error(exc) from exc
+                raise _database_error(exc, translated.hints) from exc
         except BaseException:
             self._drop_uploads(upload_tables)
             raise
         t2 = time.perf_counter()
         batches = _ResultBatches(pool_cm, reader, first, maxrec=params.maxrec, status=status,
-                                 transform=transform,
+                                 transform=transform, hints=translated.hints,
                                  cleanup=lambda: self._drop_uploads(upload_tables))
         try:
             fields = result_fields(translated.columns, reader.schema)
@@ -290,7 +290,7 @@ class _ResultBatches:
     def __init__(self, pool_cm: AbstractContextManager[_pool.Connection],
                  reader: _pool.ResultStream, first: pa.RecordBatch | None, *, maxrec: int,
                  status: ResultStatus, transform: BatchTransform | None = None,
-                 cleanup: Callable[[], None] | None = None) -> None:
+                 cleanup: Callable[[], None] | None = None, hints: tuple[str, ...] = ()) -> None:
         self._pool_cm = pool_cm
         self._reader = reader
         self._first: pa.RecordBatch | None = first
@@ -299,6 +299,7 @@ class _ResultBatches:
         self._status = status
         self._transform = transform
         self._cleanup = cleanup
+        self._hints = hints
         self._open = True
 
     def __iter__(self) -> _ResultBatches:
@@ -313,7 +314,7 @@ class _ResultBatches:
             try:
                 batch = self._reader.next_batch()
             except Exception as exc:  # noqa: BLE001 - the encoder reports it, see ResultStatus
-                self._status.fail(_database_error(exc))
+                self._status.fail(_database_error(exc, self._hints))
                 self._end(exc)
                 raise StopIteration from None
             except BaseException as exc:
@@ -440,15 +441,17 @@ def _position_message(exc: AdqlError) -> str:
     return exc.message
 
 
-def _database_error(exc: BaseException) -> Exception:
-    """Turn a driver error into a domain error with a message a person can act on."""
+def _database_error(exc: BaseException, hints: tuple[str, ...] = ()) -> Exception:
+    """Turn a driver error into a domain error with a message a person can act on; a query
+    cancelled at the time limit also gets the translator's ``hints`` (how to use an index)."""
     if not isinstance(exc, (_pool.DatabaseError, pa.ArrowException, OSError)):
         return exc  # type: ignore[return-value]
     text = str(exc)
     detail = text.split("ERROR:", 1)[-1].strip().split("\n")[0] if "ERROR:" in text else text
     if is_query_canceled(exc):
-        return QueryTimeoutError("The query ran longer than the time limit and was cancelled. "
-                                 "Narrow it (a cone, a TOP, an indexed column) or use async TAP.")
+        return QueryTimeoutError(" ".join(("The query ran longer than the time limit and was cancelled.",
+                                           *hints, "Narrow it (a cone, a TOP, an indexed column) or use "
+                                           "async TAP.")))
     if is_connection_failure(exc) or isinstance(exc, _pool.DatabaseError) and sqlstate(exc) is None \
             and "could not connect" in text:
         return ServiceUnavailableError(f"The database is not reachable: {detail}")

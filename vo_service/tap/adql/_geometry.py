@@ -13,6 +13,8 @@ from sqlglot import exp
 from vo_service.tap.adql._errors import AdqlSemanticError
 
 COORDS_META = "adql_coords"
+#: A circle's centre (an spoint) and radius (degrees), for the crossmatch rewriting.
+CIRCLE_META = "adql_circle"
 
 # Labels that may appear as the (deprecated) coordinate system argument.  pzvo stores ICRS
 # positions; ADQL 2.1 lets a service ignore the argument, which pzvo does for these labels
@@ -66,10 +68,39 @@ def circle(center: exp.Expr, radius: exp.Expr) -> exp.Expr:
         raise AdqlSemanticError(
             f"A circle's radius must be between 0 and 90 degrees, not {value!r}")
     node = func("scircle", center, radians(radius))
+    node.meta[CIRCLE_META] = (center.copy(), radius.copy())
     coords = center.meta.get(COORDS_META)
     if coords:
         node.meta[COORDS_META] = [c.copy() for c in coords] + [radius.copy()]
     return node
+
+
+def constant_value(node: exp.Expr) -> float | None:
+    """The value of a numeric expression of literals only (``2/3600``, ``CAST(2 AS DOUBLE
+    PRECISION) / 3600``, ``-(1.5)``), else None: what a crossmatch radius usually is."""
+    if isinstance(node, exp.Literal):
+        return None if node.is_string else float(node.this)
+    if isinstance(node, (exp.Paren, exp.Cast)):
+        return constant_value(node.this)
+    if isinstance(node, exp.Neg):
+        inner = constant_value(node.this)
+        return None if inner is None else -inner
+    if isinstance(node, (exp.Add, exp.Sub, exp.Mul, exp.Div)):
+        a, b = constant_value(node.this), constant_value(node.expression)
+        if a is None or b is None:
+            return None
+        if isinstance(node, exp.Add):
+            return a + b
+        if isinstance(node, exp.Sub):
+            return a - b
+        if isinstance(node, exp.Mul):
+            return a * b
+        return a / b if b else None
+    return None
+
+
+def has_columns(node: exp.Expr) -> bool:
+    return any(isinstance(sub, exp.Column) for sub in node.walk())
 
 
 def _half(value: exp.Expr) -> exp.Expr:

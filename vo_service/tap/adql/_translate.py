@@ -75,6 +75,8 @@ class TranslatedQuery:
     sql: str
     columns: tuple[SelectItem, ...]
     limit: int | None
+    hints: tuple[str, ...] = ()
+    """What would make a slow query use an index (added to a time-limit error)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -300,6 +302,7 @@ class _Translator:
         self.catalog = catalog
         self.version = version
         self.aggregates_allowed = False
+        self.hints: list[str] = []
 
     # ---- errors -------------------------------------------------------------------------
 
@@ -356,7 +359,8 @@ class _Translator:
                          datatype=o.typ.datatype, arraysize=o.typ.arraysize,
                          xtype=o.typ.xtype, unit=o.typ.unit)
             for o in outs)
-        return TranslatedQuery(sql=generate_sql(sql_tree), columns=columns, limit=limit)
+        return TranslatedQuery(sql=generate_sql(sql_tree), columns=columns, limit=limit,
+                               hints=tuple(dict.fromkeys(self.hints)))
 
     def query(self, node: exp.Expr, parent: _Scope | None, ctes: dict, *, top: bool,
               operand: bool = False) -> tuple[exp.Expr, list[_Out]]:
@@ -1032,6 +1036,9 @@ class _Translator:
         shortcut = self.geometry_comparison(node, scope)
         if shortcut is not None:
             return shortcut, BOOL
+        bounded = self.distance_bound(node, scope)
+        if bounded is not None:
+            return bounded, BOOL
         left, lt = self.value(node.this, scope, "A comparison")
         right, rt = self.value(node.expression, scope, "A comparison")
         self.comparable(lt, rt, node, "This comparison")
@@ -1062,12 +1069,72 @@ class _Translator:
             if bt.kind == "point":
                 raise self.fail("CONTAINS' second argument must be a region (CIRCLE, BOX, "
                                 "POLYGON), not a point", call.expressions[1])
-            return SphereContainedBy(this=a, expression=b)
+            return self.point_in_region(a, b, call)
         if at.kind == "point":
-            return SphereContainedBy(this=a, expression=b)
+            return self.point_in_region(a, b, call)
         if bt.kind == "point":
-            return SphereContainedBy(this=b, expression=a)
+            return self.point_in_region(b, a, call)
         return SphereOverlaps(this=a, expression=b)
+
+    def point_in_region(self, point: exp.Expr, region: exp.Expr, node: exp.Expr) -> exp.Expr:
+        """``point @ region``; for a point in a circle around another table's point (a
+        crossmatch), also the same condition seen from the other side (the circle's centre in a
+        circle around the point), so that either table's spatial index can answer the join."""
+        contained = SphereContainedBy(this=point, expression=region)
+        parts = region.meta.get(geo.CIRCLE_META)
+        if not parts or not geo.has_columns(point) or not geo.has_columns(parts[0]):
+            return contained
+        center, radius = parts
+        if not self.indexable_radius(radius, node, "CONTAINS"):
+            return contained
+        mirrored = SphereContainedBy(this=center.copy(), expression=geo.circle(point.copy(), radius.copy()))
+        return exp.Paren(this=exp.And(this=contained, expression=mirrored))
+
+    def indexable_radius(self, radius: exp.Expr, node: exp.Expr, what: str) -> bool:
+        """Whether a crossmatch radius is a constant of 0 to 90 degrees (pg_sphere's circles);
+        when it is not a constant, the time-limit error will say how to write it."""
+        value = geo.constant_value(radius)
+        if value is None:
+            line, col = self._where(node)
+            at = f" at line {line}, column {col}" if line is not None else ""
+            self.hints.append(
+                f"The {what} condition{at} compares positions of two tables with a radius that is not a "
+                "constant, so no spatial index can answer it; write the radius as a number of degrees, "
+                "e.g. DISTANCE(POINT(a.ra, a.dec), POINT(b.ra, b.dec)) < 2.0/3600 or "
+                "1 = CONTAINS(POINT(a.ra, a.dec), CIRCLE(b.ra, b.dec, 2.0/3600)).")
+            return False
+        return 0 <= value <= 90
+
+    def distance_bound(self, node: exp.Binary, scope: _Scope) -> exp.Expr | None:
+        """``DISTANCE(p, q) < r`` (``<=``, or ``r > DISTANCE(p, q)``, ``>=``) with the conditions
+        that the spatial index answers added: ``p @ scircle(q, r)`` when p is a column's point
+        and ``q @ scircle(p, r)`` when q is, supersets of the exact comparison, which is kept as
+        written (pg_sphere's containment allows 1e-9 rad more than the radius)."""
+        if isinstance(node, (exp.LT, exp.LTE)):
+            call = node.this
+        elif isinstance(node, (exp.GT, exp.GTE)):
+            call = node.expression
+        else:
+            return None
+        if not (isinstance(call, exp.Anonymous) and str(call.this).upper() == "DISTANCE"):
+            return None
+        left, lt = self.value(node.this, scope, "A comparison")
+        right, rt = self.value(node.expression, scope, "A comparison")
+        self.comparable(lt, rt, node, "This comparison")
+        exact: exp.Expr = type(node)(this=left, expression=right)
+        p1, p2 = self.distance_points(call, scope)
+        radius = right if call is node.this else left
+        inside = [(a, b) for a, b in ((p1, p2), (p2, p1)) if geo.has_columns(a)]
+        if not inside:
+            return exact
+        if geo.constant_value(radius) is None and len(inside) == 1:
+            return exact  # a cone of computed radius: nothing to hint
+        if not self.indexable_radius(radius, node, "DISTANCE"):
+            return exact
+        for point, center in inside:
+            exact = exp.And(this=exact, expression=SphereContainedBy(
+                this=point.copy(), expression=geo.circle(center.copy(), radius.copy())))
+        return exp.Paren(this=exact)
 
     def connective(self, node: exp.Expr, left_value: tuple[exp.Expr, _T],
                    scope: _Scope) -> tuple[exp.Expr, _T]:
@@ -1474,16 +1541,19 @@ class _Translator:
         predicate = self.geometry_predicate(node, scope)
         return exp.Cast(this=exp.Paren(this=predicate), to=exp.DataType.build("INT")), INT
 
-    def distance_fn(self, node: exp.Anonymous, scope: _Scope) -> tuple[exp.Expr, _T]:
+    def distance_points(self, node: exp.Anonymous, scope: _Scope) -> tuple[exp.Expr, exp.Expr]:
         args = node.expressions
         if len(args) == 4:
             ra1, dec1, ra2, dec2 = self.coords(args, scope, "DISTANCE")
-            p1, p2 = geo.point(ra1, dec1), geo.point(ra2, dec2)
-        elif len(args) == 2:
+            return geo.point(ra1, dec1), geo.point(ra2, dec2)
+        if len(args) == 2:
             p1, _ = self.geometry(args[0], scope, "DISTANCE", frozenset({"point"}))
             p2, _ = self.geometry(args[1], scope, "DISTANCE", frozenset({"point"}))
-        else:
-            raise self.fail(f"Wrong number of arguments for {FUNCTIONS['DISTANCE'].form}", node)
+            return p1, p2
+        raise self.fail(f"Wrong number of arguments for {FUNCTIONS['DISTANCE'].form}", node)
+
+    def distance_fn(self, node: exp.Anonymous, scope: _Scope) -> tuple[exp.Expr, _T]:
+        p1, p2 = self.distance_points(node, scope)
         return geo.degrees(SphereDistance(this=p1, expression=p2)), replace(DOUBLE, unit="deg")
 
     def area_fn(self, node: exp.Anonymous, scope: _Scope) -> tuple[exp.Expr, _T]:

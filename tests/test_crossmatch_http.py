@@ -1,0 +1,68 @@
+"""Crossmatches through /tap/sync as a pyvo user writes them: an uploaded list of positions
+against a published table, in every usual form, compared with a numpy crossmatch; and the
+time-limit error of a crossmatch that no index can answer says how to write it (issue 20)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import pyvo
+from astropy.table import Table
+from sqlalchemy import text
+
+from vo_service.tap import QueryParams, QueryTimeoutError
+
+RADIUS = 2.0 / 3600
+FORMS = (
+    "DISTANCE(POINT('ICRS', u.ra, u.dec), POINT('ICRS', p.ra, p.dec)) < 2.0/3600",
+    "2.0/3600 >= DISTANCE(POINT(p.ra, p.dec), POINT(u.ra, u.dec))",
+    "1 = CONTAINS(POINT('ICRS', p.ra, p.dec), CIRCLE('ICRS', u.ra, u.dec, 2.0/3600))",
+    "1 = CONTAINS(POINT('ICRS', u.ra, u.dec), CIRCLE('ICRS', p.ra, p.dec, 2.0/3600))",
+)
+
+
+@pytest.fixture(scope="module")
+def bench_positions(services) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    with services.owner_engine.connect() as conn:
+        rows = conn.execute(text("SELECT object_id, ra, dec FROM bench.photoz ORDER BY object_id")).all()
+    ids, ra, dec = (np.array(v) for v in zip(*rows, strict=True))
+    return ids.astype(np.int64), ra.astype(float), dec.astype(float)
+
+
+def separation(ra1, dec1, ra2, dec2) -> np.ndarray:
+    ra1, dec1, ra2, dec2 = (np.radians(v) for v in (ra1, dec1, ra2, dec2))
+    h = np.sin((dec2 - dec1) / 2) ** 2 + np.cos(dec1) * np.cos(dec2) * np.sin((ra2 - ra1) / 2) ** 2
+    return np.degrees(2 * np.arcsin(np.sqrt(np.clip(h, 0, 1))))
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_an_uploaded_list_crossmatched_with_a_published_table(tap_url, bench_positions, form) -> None:
+    ids, ra, dec = bench_positions
+    rng = np.random.default_rng(7)
+    picked = rng.choice(len(ids), 300, replace=False)
+    shift = rng.uniform(0, 3.0 / 3600, 300)  # some within 2 arcsec, some beyond
+    angle = rng.uniform(0, 2 * np.pi, 300)
+    up_dec = dec[picked] + shift * np.cos(angle)
+    up_ra = (ra[picked] + shift * np.sin(angle) / np.cos(np.radians(up_dec))) % 360
+    upload = Table({"uid": np.arange(300, dtype=np.int64), "ra": up_ra, "dec": up_dec})
+    tap = pyvo.dal.TAPService(tap_url)
+    result = tap.run_sync(f"SELECT u.uid, p.object_id FROM TAP_UPLOAD.mine AS u JOIN bench.photoz AS p ON {form}",
+                          uploads={"mine": upload}, maxrec=100_000).to_table()
+    got = {(int(u), int(o)) for u, o in zip(result["uid"], result["object_id"], strict=True)}
+    window = np.abs(dec[None, :] - up_dec[:, None]) < 0.01  # candidates, then the exact distance
+    want = set()
+    for i, j in zip(*np.nonzero(window), strict=True):
+        d = separation(up_ra[i], up_dec[i], ra[j], dec[j])
+        if d <= RADIUS - 1e-9:
+            want.add((i, int(ids[j])))
+        elif d <= RADIUS + 1e-9:
+            pytest.skip("a pair within float precision of the radius")
+    assert len(want) > 100 and got == want
+
+
+def test_a_crossmatch_no_index_answers_says_how_to_write_it(services) -> None:
+    query = ("SELECT COUNT(*) FROM bench.photoz AS a JOIN bench.photoz AS b ON "
+             "DISTANCE(POINT(a.ra, a.dec), POINT(b.ra, b.dec)) < a.z_err / 3600")
+    with pytest.raises(QueryTimeoutError) as caught:
+        services.tap.stream(QueryParams.adql(query, maxrec=10), statement_timeout_ms=200)
+    message = str(caught.value)
+    assert "time limit" in message and "not a constant" in message and "< 2.0/3600" in message
