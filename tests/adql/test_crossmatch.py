@@ -186,3 +186,30 @@ def test_a_radius_that_is_not_a_constant_is_hinted_not_indexed() -> None:
     assert " @ " not in translated.sql
     cone = translate_adql(f"SELECT id FROM {A} WHERE DISTANCE(POINT(ra, dec), POINT(10, 10)) < 0.5", CATALOG)
     assert not cone.hints and " @ scircle" in cone.sql  # a DISTANCE cone is indexed too
+
+
+def test_pg_sphere_functions_may_run_in_parallel_workers(data) -> None:
+    """Migration 0012: without it, any query with a position ran in one process."""
+    conn = data[0]
+    unsafe = conn.execute(
+        "SELECT count(*) FROM pg_proc AS p JOIN pg_depend AS d ON d.classid = 'pg_proc'::regclass "
+        "AND d.objid = p.oid AND d.deptype = 'e' JOIN pg_extension AS e ON e.oid = d.refobjid "
+        "WHERE e.extname = 'pg_sphere' AND p.prokind = 'f' AND p.proparallel <> 's'").fetchone()[0]
+    assert unsafe == 0
+
+
+@pytest.mark.parametrize(("rows", "workers"), [(19_999, None), (20_000, "parallel_workers=2")])
+def test_a_large_upload_may_be_scanned_by_parallel_workers(services, data, rows: int, workers: str | None) -> None:
+    import pyarrow as pa
+
+    from vo_service.tap import UploadLimits, encode_binary2, read_votable
+
+    document = encode_binary2(pa.table({"ra": np.zeros(rows), "dec": np.zeros(rows)}))
+    upload = read_votable("mine", document, UploadLimits.from_settings(services.settings))
+    [made] = services.tap.upload_store.load([upload])
+    try:
+        options = data[0].execute("SELECT reloptions FROM pg_class WHERE relname = %s",
+                                  (made.db_table,)).fetchone()[0]
+        assert (options or [None])[0] == workers
+    finally:
+        services.tap.upload_store.drop([made])

@@ -60,8 +60,8 @@ def migrate(settings: Settings, revision: str = "head") -> None:
     ensure_reader_login(settings)
 
 
-#: The reader role's parallel_tuple_cost (PostgreSQL's default 0.1; see ensure_reader_login).
-READER_PARALLEL_TUPLE_COST = 0.01
+#: The reader role's parallel_setup_cost (PostgreSQL's default 1000; see ensure_reader_login).
+READER_PARALLEL_SETUP_COST = 20_000
 
 
 def ensure_reader_login(settings: Settings) -> None:
@@ -79,11 +79,13 @@ def ensure_reader_login(settings: Settings) -> None:
         conn.execute(text(f"ALTER ROLE {READER_ROLE} SET default_transaction_read_only = on"))
         conn.execute(text(f"ALTER ROLE {READER_ROLE} SET statement_timeout = {timeout_ms}"))
         conn.execute(text(f"ALTER ROLE {READER_ROLE} SET idle_in_transaction_session_timeout = 60000"))
-        # Results stream out through COPY, so the default cost of passing a row from a parallel
-        # worker (0.1) overprices joins of large uploads: 1,000,000 uploaded ids joined with a
-        # 1,000,000-row table took 0.85 s serial, 0.61 s as a parallel hash join; the plans of
-        # the peer queries did not change (docs/performance.md, "Federation").
-        conn.execute(text(f"ALTER ROLE {READER_ROLE} SET parallel_tuple_cost = {READER_PARALLEL_TUPLE_COST}"))
+        # Starting a parallel worker takes 11-12 ms here (a forced one-worker plan of a 10-row
+        # query: 12 ms against 0.2 ms), about 30,000 of the planner's cost units at this
+        # machine's rate (a 140,000-unit crossmatch runs in about 50 ms); PostgreSQL's default
+        # 1000 made 2,000-row subqueries run in parallel and crossmatches slower by 10-15 ms.
+        # Large work keeps its workers (docs/adql.md, "Crossmatch joins").
+        conn.execute(text(f"ALTER ROLE {READER_ROLE} SET parallel_setup_cost = {READER_PARALLEL_SETUP_COST}"))
+        conn.execute(text(f"ALTER ROLE {READER_ROLE} RESET parallel_tuple_cost"))
 
 
 def grant_published_schema(conn: Connection, schema: str) -> None:

@@ -282,6 +282,11 @@ def _column_array(column: np.ndarray, arrow_type: pa.DataType) -> pa.Array:
                     mask=mask if mask.any() else None, type=arrow_type)
 
 
+#: Uploads of at least this many rows may be scanned by parallel workers (see UploadStore.load).
+UPLOAD_PARALLEL_ROWS = 20_000
+UPLOAD_PARALLEL_WORKERS = 2
+
+
 def upload_table_name() -> str:
     """A unique PostgreSQL name that also says when it was made (for the orphan reaper)."""
     return f"u{int(time.time())}_{secrets.token_hex(6)}"
@@ -312,8 +317,14 @@ class UploadStore:
                     db_table = upload_table_name()
                     cols = ", ".join(f"{quote_ident(f'c{i}')} {pg_type}"
                                      for i, pg_type in enumerate(upload.pg_types))
+                    # A large upload gets parallel workers whatever its size in bytes (PostgreSQL
+                    # plans none below min_parallel_table_scan_size, 8 MB): a crossmatch of
+                    # 100,000 uploaded positions is a nested loop of index probes, 1.7x faster
+                    # in parallel (docs/adql.md, "Crossmatch joins").
+                    workers = (f" WITH (parallel_workers = {UPLOAD_PARALLEL_WORKERS})"
+                               if upload.data.num_rows >= UPLOAD_PARALLEL_ROWS else "")
                     with conn.cursor() as cur:
-                        cur.execute(f"CREATE UNLOGGED TABLE {UPLOAD_SCHEMA}.{db_table} ({cols})")
+                        cur.execute(f"CREATE UNLOGGED TABLE {UPLOAD_SCHEMA}.{db_table} ({cols}){workers}")
                     created.append(TableMeta(
                         schema_name=ADQL_SCHEMA, table_name=f"{ADQL_SCHEMA}.{upload.name}",
                         columns=tuple(replace(c, db_name=f"c{i}")
