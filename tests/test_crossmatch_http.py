@@ -66,3 +66,59 @@ def test_a_crossmatch_no_index_answers_says_how_to_write_it(services) -> None:
         services.tap.stream(QueryParams.adql(query, maxrec=10), statement_timeout_ms=200)
     message = str(caught.value)
     assert "time limit" in message and "not a constant" in message and "< 2.0/3600" in message
+
+
+def _upload(name: str, ra: np.ndarray, dec: np.ndarray):
+    import pyarrow as pa
+
+    from vo_service.tap import UploadLimits, encode_binary2, read_votable
+
+    document = encode_binary2(pa.table({"uid": np.arange(len(ra), dtype=np.int64), "ra": ra, "dec": dec}))
+    return read_votable(name, document, UploadLimits(max_bytes=10**8, max_rows=10**6))
+
+
+def test_two_uploads_crossmatched_get_an_index_on_the_probed_one(services) -> None:
+    """Uploads have no index of their own: when a crossmatch pairs one with a point that no
+    published table's index holds (another upload), the service indexes it before the query."""
+    rng = np.random.default_rng(11)
+    ra, dec = rng.uniform(10, 11, 3_000), rng.uniform(-1, 0, 3_000)
+    near_ra, near_dec = ra[:1_000] + rng.uniform(-2e-4, 2e-4, 1_000), dec[:1_000] + rng.uniform(-2e-4, 2e-4, 1_000)
+    query = ("SELECT a.uid, b.uid FROM TAP_UPLOAD.a AS a JOIN TAP_UPLOAD.b AS b "
+             "ON DISTANCE(POINT(a.ra, a.dec), POINT(b.ra, b.dec)) < 1.0/3600")
+    uploads = [_upload("a", near_ra, near_dec), _upload("b", ra, dec)]
+    with services.tap.stream(QueryParams.adql(query, maxrec=100_000), uploads=uploads) as result:
+        with services.owner_engine.connect() as conn:
+            indexed = conn.execute(text(
+                "SELECT count(*) FROM pg_indexes WHERE schemaname = 'tap_upload' AND indexdef LIKE '%gist%spoint%'"
+            )).scalar_one()
+            plan = "\n".join(r[0] for r in conn.execute(text("EXPLAIN " + result.sql)))
+        rows = result.rows()
+    assert indexed >= 1 and "Index Scan" in plan, plan
+    got = {(int(a), int(b)) for a, b in rows}
+    d = np.degrees(np.arccos(np.clip(
+        np.sin(np.radians(near_dec))[:, None] * np.sin(np.radians(dec))[None, :]
+        + np.cos(np.radians(near_dec))[:, None] * np.cos(np.radians(dec))[None, :]
+        * np.cos(np.radians(near_ra[:, None] - ra[None, :])), -1, 1)))
+    want = {(int(i), int(j)) for i, j in zip(*np.nonzero(d < 1.0 / 3600 - 1e-9), strict=True)}
+    edge = {(int(i), int(j)) for i, j in zip(*np.nonzero(np.abs(d - 1.0 / 3600) <= 1e-9), strict=True)}
+    assert len(want) >= 900 and want <= got and got - want <= edge
+
+
+def test_an_upload_against_a_published_table_gets_no_index() -> None:
+    """The published table's index answers; indexing the upload would only cost time."""
+    from vo_service.core.columns import Column
+    from vo_service.tap.adql import translate_adql
+    from vo_service.tap.catalog import Catalog, TableMeta
+
+    def table(schema: str, name: str) -> TableMeta:
+        return TableMeta(schema, f"{schema}.{name}", (Column(name="ra", datatype="double", column_index=1),
+                                                     Column(name="dec", datatype="double", column_index=2)))
+
+    catalog = Catalog(tables=(table("TAP_UPLOAD", "u"), table("TAP_UPLOAD", "v"), table("pz", "t")))
+    join = "DISTANCE(POINT(x.ra, x.dec), POINT(y.ra, y.dec)) < 0.001"
+    assert not translate_adql(f"SELECT x.ra FROM TAP_UPLOAD.u AS x JOIN pz.t AS y ON {join}", catalog).upload_indexes
+    both = translate_adql(f"SELECT x.ra FROM TAP_UPLOAD.u AS x JOIN TAP_UPLOAD.v AS y ON {join}", catalog)
+    assert {t for t, _, _ in both.upload_indexes} == {"TAP_UPLOAD.u", "TAP_UPLOAD.v"}
+    sub = translate_adql(f"SELECT x.ra FROM TAP_UPLOAD.u AS x JOIN (SELECT TOP 5 ra, dec FROM pz.t) AS y ON {join}",
+                         catalog)
+    assert [t for t, _, _ in sub.upload_indexes] == ["TAP_UPLOAD.u"]

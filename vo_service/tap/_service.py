@@ -244,6 +244,8 @@ class TapService:
             pool_cm = _ReleaseHook(pool_cm, on_release)
         try:
             translated = self.translate(params, upload_tables)
+            if translated.upload_indexes:
+                self._index_uploads(translated.upload_indexes, upload_tables)
             t1 = time.perf_counter()
             try:
                 conn = pool_cm.__enter__()
@@ -270,6 +272,16 @@ class TapService:
                            format=params.format, name=name,
                            infos=query_infos(params) if infos is None else dict(infos),
                            timings={"translate_ms": (t1 - t0) * 1e3, "first_batch_ms": (t2 - t1) * 1e3})
+
+    def _index_uploads(self, wanted: tuple[tuple[str, str, str], ...], tables: tuple[TableMeta, ...]) -> None:
+        by_name = {t.table_name.lower(): t for t in tables}
+        for name, ra_column, dec_column in wanted:
+            table = by_name.get(name.lower())
+            if table is not None:
+                try:
+                    self.upload_store.add_spatial_index(table, ra_column, dec_column)
+                except _pool.DatabaseError as exc:
+                    raise _database_error(exc) from exc
 
     def _drop_uploads(self, tables: tuple[TableMeta, ...]) -> None:
         if tables:

@@ -282,6 +282,7 @@ def _column_array(column: np.ndarray, arrow_type: pa.DataType) -> pa.Array:
                     mask=mask if mask.any() else None, type=arrow_type)
 
 
+_DB_COLUMN = re.compile(r"^c[0-9]{1,4}$")
 #: Uploads of at least this many rows may be scanned by parallel workers (see UploadStore.load).
 UPLOAD_PARALLEL_ROWS = 20_000
 UPLOAD_PARALLEL_WORKERS = 2
@@ -340,6 +341,16 @@ class UploadStore:
             self.drop(created)
             raise
         return created
+
+    def add_spatial_index(self, table: TableMeta, ra_column: str, dec_column: str) -> None:
+        """A GiST index on an upload's position, for a crossmatch that no published table's
+        index can answer (two uploads, an upload and a subquery); about 2 us a row."""
+        if not table.db_table or not _DB_COLUMN.match(ra_column) or not _DB_COLUMN.match(dec_column):
+            raise ValueError(f"not an upload position: {table.table_name} ({ra_column}, {dec_column})")
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            cur.execute(f"CREATE INDEX ON {UPLOAD_SCHEMA}.{table.db_table} USING gist "
+                        f"(spoint(radians({ra_column}), radians({dec_column})))")
+            cur.execute(f"ANALYZE {UPLOAD_SCHEMA}.{table.db_table}")
 
     def drop(self, tables: Iterable[TableMeta]) -> None:
         """Drop upload tables (after the query or job); never raises."""

@@ -77,6 +77,8 @@ class TranslatedQuery:
     limit: int | None
     hints: tuple[str, ...] = ()
     """What would make a slow query use an index (added to a time-limit error)."""
+    upload_indexes: tuple[tuple[str, str, str], ...] = ()
+    """(ADQL table name, ra column, dec column) of uploaded tables to index before running."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -303,6 +305,7 @@ class _Translator:
         self.version = version
         self.aggregates_allowed = False
         self.hints: list[str] = []
+        self.upload_indexes: list[tuple[str, str, str]] = []
 
     # ---- errors -------------------------------------------------------------------------
 
@@ -360,7 +363,8 @@ class _Translator:
                          xtype=o.typ.xtype, unit=o.typ.unit)
             for o in outs)
         return TranslatedQuery(sql=generate_sql(sql_tree), columns=columns, limit=limit,
-                               hints=tuple(dict.fromkeys(self.hints)))
+                               hints=tuple(dict.fromkeys(self.hints)),
+                               upload_indexes=tuple(dict.fromkeys(self.upload_indexes)))
 
     def query(self, node: exp.Expr, parent: _Scope | None, ctes: dict, *, top: bool,
               operand: bool = False) -> tuple[exp.Expr, list[_Out]]:
@@ -861,7 +865,9 @@ class _Translator:
         table = None
         if rel is not None and not (owner is scope and len(scope.rels) == 1):
             table = _ident(rel.qualifier)
-        return exp.Column(this=_ident(col.sql), table=table), col.typ
+        sql = exp.Column(this=_ident(col.sql), table=table)
+        sql.meta[TABLE_META] = rel.table if rel is not None else None
+        return sql, col.typ
 
     # ---- expressions --------------------------------------------------------------------
 
@@ -1087,8 +1093,18 @@ class _Translator:
         center, radius = parts
         if not self.indexable_radius(radius, node, "CONTAINS"):
             return contained
+        self.index_uploads(point, center)
         mirrored = SphereContainedBy(this=center.copy(), expression=geo.circle(point.copy(), radius.copy()))
         return exp.Paren(this=exp.And(this=contained, expression=mirrored))
+
+    def index_uploads(self, p: exp.Expr, q: exp.Expr) -> None:
+        """Ask for a spatial index on an uploaded table whose point is crossmatched with a
+        point that no published table's index holds (another upload, a subquery): uploads
+        have no index, and such a join would otherwise compare every pair."""
+        for point, other in ((p, q), (q, p)):
+            upload = _upload_point(point)
+            if upload is not None and not _published_point(other):
+                self.upload_indexes.append(upload)
 
     def indexable_radius(self, radius: exp.Expr, node: exp.Expr, what: str) -> bool:
         """Whether a crossmatch radius is a constant of 0 to 90 degrees (pg_sphere's circles);
@@ -1134,6 +1150,8 @@ class _Translator:
         for point, center in inside:
             exact = exp.And(this=exact, expression=SphereContainedBy(
                 this=point.copy(), expression=geo.circle(center.copy(), radius.copy())))
+        if len(inside) == 2:
+            self.index_uploads(p1, p2)
         return exp.Paren(this=exact)
 
     def connective(self, node: exp.Expr, left_value: tuple[exp.Expr, _T],
@@ -1600,6 +1618,46 @@ class _Translator:
         sql = geo.func("center_of_healpix_nest", exp.Cast(this=order, to=exp.DataType.build("INT")),
                        exp.Cast(this=index, to=exp.DataType.build("BIGINT")))
         return sql, _geometry_type("point")
+
+
+#: Meta key of a translated column: the catalogue table it comes from (None: a subquery or CTE).
+TABLE_META = "pzvo_table"
+_UPLOAD_SCHEMA = "tap_upload"
+
+
+def _point_columns(point: exp.Expr) -> tuple[exp.Column, exp.Column] | None:
+    """The two columns of ``spoint(radians(a), radians(b))``, the form an index is built on."""
+    if not (isinstance(point, exp.Anonymous) and str(point.this).lower() == "spoint" and len(point.expressions) == 2):
+        return None
+    found = []
+    for arg in point.expressions:
+        if not (isinstance(arg, exp.Anonymous) and str(arg.this).lower() == "radians" and len(arg.expressions) == 1
+                and isinstance(arg.expressions[0], exp.Column)):
+            return None
+        found.append(arg.expressions[0])
+    return found[0], found[1]
+
+
+def _upload_point(point: exp.Expr) -> tuple[str, str, str] | None:
+    columns = _point_columns(point)
+    if columns is None:
+        return None
+    tables = {id(c.meta.get(TABLE_META)): c.meta.get(TABLE_META) for c in columns}
+    if len(tables) != 1:
+        return None
+    table = next(iter(tables.values()))
+    if table is None or table.schema_name.lower() != _UPLOAD_SCHEMA:
+        return None
+    return table.table_name, columns[0].name, columns[1].name
+
+
+def _published_point(point: exp.Expr) -> bool:
+    """Whether a point is made of the columns of one published (not uploaded) table."""
+    columns = _point_columns(point)
+    if columns is None:
+        return False
+    tables = [c.meta.get(TABLE_META) for c in columns]
+    return all(t is not None and t.schema_name.lower() != _UPLOAD_SCHEMA for t in tables)
 
 
 def _unit_of(typ: _T) -> str | tuple | None:
