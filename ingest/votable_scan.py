@@ -11,8 +11,9 @@ memory, no DTD or entity processing), and refuses such a document before astropy
   one byte, which the row counts and bounds below rely on; a UTF-16
   document would otherwise hide its later TABLEs from a scan that looks for the bytes of
   ``TABLEDATA``, while astropy reads it normally;
-* FIELDs are scalars or char/unicodeChar strings (what uploads and products can store); an
-  array FIELD is refused whatever its size;
+* FIELDs are scalars or char/unicodeChar strings (what products can store); an array FIELD is
+  refused whatever its size, except one-dimensional arrays of numbers when the caller takes them
+  (``arrays=True``: TAP uploads, which store them as PostgreSQL arrays);
 * TABLEDATA rows are counted, from the bytes rather than through a Python call per element
   (which would add half of astropy's own parse time): inside TABLEDATA the callbacks are off
   and the start tags of TR (``<TR``, or ``<prefix:TR`` then a space, ``/`` or ``>``) are
@@ -47,6 +48,11 @@ TEXT_TYPES = ("char", "unicodeChar")
 #: What a variable-length string costs astropy besides its text: a pointer in an object array
 #: and the str object it points to (49 bytes when empty).
 VARIABLE_CELL_BYTES = 8 + 49
+#: What a variable-length numeric array cell costs astropy besides its values: a masked array
+#: object of its own (about 600 bytes, measured with tracemalloc).
+VARIABLE_ARRAY_CELL_BYTES = 640
+#: Datatypes whose one-dimensional arrays a scan may accept (``arrays=True``: TAP uploads).
+NUMERIC_TYPES = ("unsignedByte", "short", "int", "long", "float", "double")
 #: A variable-length cell of a BINARY stream starts with its element count (4 bytes).
 COUNT_BYTES = 4
 _COUNT = struct.Struct(">I")
@@ -272,7 +278,8 @@ class _Stream:
 
 
 class _Scanner:
-    def __init__(self, limits: ReadLimits, where: str, size: int | None) -> None:
+    def __init__(self, limits: ReadLimits, where: str, size: int | None, *, arrays: bool = False) -> None:
+        self.arrays = arrays
         self.limits = limits
         self.where = where
         self.size = size
@@ -422,7 +429,8 @@ class _Scanner:
               f"{{value}} bytes ({shown})", kind="shape", where=self.where)
         if element != "FIELD" or self.table is None:
             return
-        if arraysize not in ("", "1") and datatype not in TEXT_TYPES:
+        array = arraysize not in ("", "1") and datatype not in TEXT_TYPES
+        if array and not (self.arrays and datatype in NUMERIC_TYPES and "x" not in arraysize):
             raise UnsupportedData(
                 f"{self.where}: the FIELD {label!r} holds arrays ({datatype}, arraysize "
                 f"{arraysize[:40]!r}); only scalar columns and char or unicodeChar strings are "
@@ -431,9 +439,9 @@ class _Scanner:
         self.table.names.append(label)
         check(self.limits.columns, self.table.fields, "the table has at least {value} columns",
               kind="shape", where=self.where)
-        self.table.row_bytes += size if fixed else VARIABLE_CELL_BYTES
+        self.table.row_bytes += size if fixed else (VARIABLE_ARRAY_CELL_BYTES if array else VARIABLE_CELL_BYTES)
         wire = WIRE_BYTES.get(datatype or "", 1)
-        if datatype in TEXT_TYPES:
+        if datatype in TEXT_TYPES or array:
             self.table.wire.append(size // ELEMENT_BYTES[datatype] * wire if fixed else -wire)
         else:
             self.table.wire.append(wire)
@@ -526,18 +534,22 @@ class _Scanner:
 
 
 def scan_votable(stream: BinaryIO, limits: ReadLimits, where: str,
-                 size: int | None = None) -> list[ScannedTable]:
+                 size: int | None = None, *, arrays: bool = False) -> list[ScannedTable]:
     """Check a VOTable's declared sizes against ``limits``; one summary per TABLE.
 
     ``size`` (the document's bytes) bounds the rows of BINARY streams, which are then walked
     only when that bound passes a limit.
 
+    ``arrays`` accepts one-dimensional arrays of numbers (fixed ``N``, bounded ``N*`` or ``*``),
+    counted at their declared size or, when variable, at what astropy's masked array per cell
+    costs.
+
     Raises :class:`~ingest.errors.LimitExceeded` for a size over a limit,
-    :class:`~ingest.errors.UnsupportedData` for array FIELDs and encodings other than UTF-8,
+    :class:`~ingest.errors.UnsupportedData` for other array FIELDs and encodings other than UTF-8,
     US-ASCII and ISO-8859-1, and :class:`~ingest.errors.ReadError` for a document that is not
     XML, declares entities or points at external data.
     """
-    scanner = _Scanner(limits, where, size)
+    scanner = _Scanner(limits, where, size, arrays=arrays)
     try:
         scanner.feed(stream)
     except expat.ExpatError as exc:

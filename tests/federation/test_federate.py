@@ -104,6 +104,17 @@ def test_types_and_nulls_survive_the_upload(remote, sides) -> None:
     assert back["objectid"].dtype == np.int64 and int(np.ma.getmaskarray(back["flux"]).sum()) == 10
 
 
+def test_arrays_of_the_remote_result_survive_the_upload(remote, sides) -> None:
+    """A remote result with array columns (here DALI points, double[2] with xtype point) is
+    uploaded and joined like any other column."""
+    source, target = sides
+    query = f"SELECT TOP 20 objectid, POINT(coord_ra, coord_dec) AS pos FROM {remote.objects} ORDER BY objectid"
+    back = federate(source, query, name="t", target=target, query="SELECT * FROM TAP_UPLOAD.t ORDER BY objectid")
+    direct = TapEndpoint(remote.url).service().run_sync(query).to_table()
+    assert len(back) == len(direct) == 20 and back["pos"].shape == (20, 2)
+    assert np.allclose(np.asarray(back["pos"]), np.asarray(direct["pos"]))
+
+
 def test_errors_say_which_side_failed(remote, sides) -> None:
     source, target = sides
     with pytest.raises(FederationError, match=r"the remote TAP service \(.*\) failed to run the query: .*"

@@ -192,7 +192,7 @@ def collect_uploads(specs: Sequence[UploadSpec], files: Mapping[str, IO[bytes]],
 def read_votable(name: str, data: bytes, limits: UploadLimits) -> UploadTable:
     """Parse an uploaded VOTable into typed columns; raise :class:`UploadError` if unusable."""
     try:
-        scan_votable(io.BytesIO(data), limits.read_limits(), f"Upload {name!r}", len(data))
+        scan_votable(io.BytesIO(data), limits.read_limits(), f"Upload {name!r}", len(data), arrays=True)
     except (LimitExceeded, UnsupportedData) as exc:
         raise UploadError(str(exc)) from None
     except ReadError as exc:
@@ -239,27 +239,55 @@ def read_votable(name: str, data: bytes, limits: UploadLimits) -> UploadTable:
         arraysize = fld.arraysize
         if datatype == "bit" and arraysize in (None, "1"):
             datatype = "boolean"  # what astropy writes for a numpy bool column
-        if datatype not in DATATYPES or (arraysize not in (None, "1") and datatype not in
-                                      ("char", "unicodeChar")):
+        is_array = arraysize not in (None, "1") and datatype not in ("char", "unicodeChar")
+        if datatype not in DATATYPES or (is_array and (datatype not in ARRAY_DATATYPES or "x" in arraysize)):
             shown = f"{fld.datatype}[{arraysize}]" if arraysize else fld.datatype
             raise UploadError(f"Column {col_name!r} of upload {name!r} has type {shown}; uploads "
                               "take scalar boolean (or bit), short, int, long, float, double, "
-                              "unsignedByte and char/unicodeChar strings.")
+                              "unsignedByte, char/unicodeChar strings and one-dimensional arrays "
+                              "of numbers.")
         # Strings of any declared length are text: an upload's arraysize is a hint, not a limit.
         arrow_type, pg_type = DATATYPES[datatype].pg_arrow_type, DATATYPES[datatype].pg_type
-        if mask is None:
+        if is_array:
+            arrays.append(_array_column(values, arrow_type))
+            pg_type += "[]"
+        elif mask is None:
             arrays.append(_column_array(values, arrow_type))
         else:
             arrays.append(pa.array(values.astype(arrow_type.to_pandas_dtype(), copy=False),
                                    mask=mask if mask.any() else None, type=arrow_type))
         columns.append(Column(
             name=adql_name(col_name), datatype=datatype,
-            arraysize=None if arraysize == "1" else arraysize, xtype=fld.xtype,
+            arraysize=None if arraysize == "1" else arraysize,
+            # An array's xtype (DALI point, circle, interval ...) is not kept: the translator
+            # would read a point as a pg_sphere value, which the stored array is not.
+            xtype=None if is_array else fld.xtype,
             unit=fld.unit, ucd=fld.ucd, utype=fld.utype, description=fld.description,
             column_index=index + 1))
         pg_types.append(pg_type)
     arrow = pa.table(arrays, names=[f"c{i}" for i in range(len(arrays))])
     return UploadTable(name=name, columns=tuple(columns), pg_types=tuple(pg_types), data=arrow)
+
+
+def _array_column(column: np.ndarray, arrow_type: pa.DataType) -> pa.Array:
+    """An array FIELD as an Arrow list (a PostgreSQL array): astropy gives a 2-D masked array
+    for a fixed size and an object array of masked arrays for a variable one.  A cell is NULL
+    when it is masked whole (or empty and masked); a masked element of a float array is NaN,
+    of an integer array the cell's NULL (PostgreSQL arrays of numbers hold no NULL elements here)."""
+    cells: list[list[object] | None] = []
+    whole = np.ma.getmaskarray(column)
+    for index in range(len(column)):
+        cell = column[index]
+        if cell is np.ma.masked or cell is None or (whole.ndim == 1 and whole[index]):
+            cells.append(None)
+            continue
+        values = np.ma.getdata(cell)
+        masked = np.ma.getmaskarray(cell)
+        if values.dtype.kind == "f":
+            cells.append(np.where(masked, np.nan, values).astype(float).tolist())
+        else:
+            cells.append([None if m else v for v, m in zip(values.tolist(), masked.tolist(), strict=True)])
+    return pa.array(cells, type=pa.list_(arrow_type))
 
 
 def _column_array(column: np.ndarray, arrow_type: pa.DataType) -> pa.Array:
@@ -283,6 +311,8 @@ def _column_array(column: np.ndarray, arrow_type: pa.DataType) -> pa.Array:
 
 
 _DB_COLUMN = re.compile(r"^c[0-9]{1,4}$")
+#: Datatypes of the one-dimensional array columns an upload may have (stored as PostgreSQL arrays).
+ARRAY_DATATYPES = ("unsignedByte", "short", "int", "long", "float", "double")
 #: Uploads of at least this many rows may be scanned by parallel workers (see UploadStore.load).
 UPLOAD_PARALLEL_ROWS = 20_000
 UPLOAD_PARALLEL_WORKERS = 2
