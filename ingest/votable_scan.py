@@ -442,7 +442,7 @@ class _Scanner:
         self.table.row_bytes += size if fixed else (VARIABLE_ARRAY_CELL_BYTES if array else VARIABLE_CELL_BYTES)
         wire = WIRE_BYTES.get(datatype or "", 1)
         if datatype in TEXT_TYPES or array:
-            self.table.wire.append(size // ELEMENT_BYTES[datatype] * wire if fixed else -wire)
+            self.table.wire.append(size // ELEMENT_BYTES.get(datatype or "", 8) * wire if fixed else -wire)
         else:
             self.table.wire.append(wire)
 

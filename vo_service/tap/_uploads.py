@@ -240,7 +240,7 @@ def read_votable(name: str, data: bytes, limits: UploadLimits) -> UploadTable:
         if datatype == "bit" and arraysize in (None, "1"):
             datatype = "boolean"  # what astropy writes for a numpy bool column
         is_array = arraysize not in (None, "1") and datatype not in ("char", "unicodeChar")
-        if datatype not in DATATYPES or (is_array and (datatype not in ARRAY_DATATYPES or "x" in arraysize)):
+        if datatype not in DATATYPES or (is_array and (datatype not in ARRAY_DATATYPES or "x" in (arraysize or ""))):
             shown = f"{fld.datatype}[{arraysize}]" if arraysize else fld.datatype
             raise UploadError(f"Column {col_name!r} of upload {name!r} has type {shown}; uploads "
                               "take scalar boolean (or bit), short, int, long, float, double, "
