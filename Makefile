@@ -6,7 +6,7 @@ PZVO    := $(VENV)/bin/pzvo
 BIND    ?= 127.0.0.1:8000
 BENCH_ROWS ?= 1000000
 
-.PHONY: deps system venv db demo run serve test bench corpus loadtest soak stop clean
+.PHONY: deps system venv db demo run serve test bench corpus corpus-diff loadtest soak stop clean
 
 deps: system venv
 
@@ -57,6 +57,17 @@ bench: demo
 corpus: demo
 	$(PZVO) bench-load --rows $(BENCH_ROWS)
 	$(PY) benchmarks/run_corpus.py
+
+# The corpus's exec-tier queries on pzvo and on another TAP service with the same benchmark
+# table, compared value by value (docs/adql.md, "Differences from another TAP service").  Not part
+# of `make test`.  OTHER: the other service's TAP URL (default: pzvo itself, a self-check);
+# OTHER_TABLE: the table's name there (the DaCHS peer: pzpeer.photoz).
+OTHER ?=
+OTHER_TABLE ?= pzpeer.photoz
+corpus-diff: demo
+	$(PZVO) bench-load --rows $(BENCH_ROWS)
+	$(PY) benchmarks/corpus_diff.py --skip-heavy --out benchmarks/results/corpus_diff.json \
+		$(if $(OTHER),--other $(OTHER) --other-table $(OTHER_TABLE))
 
 stop:
 	$(PZVO) db stop

@@ -231,15 +231,19 @@ def as_array(node: exp.Expr, kind: str) -> exp.Expr:
     def lat(p: exp.Expr) -> exp.Expr:
         return degrees(func("lat", p))
 
-    if kind == "point":
-        items = [lon(node.copy()), lat(node.copy())]
-    elif kind == "circle":
-        items = [lon(func("center", node.copy())), lat(func("center", node.copy())),
-                 degrees(func("radius", node.copy()))]
-    elif kind == "box":
-        items = []
-        for corner in ("sw", "se", "ne", "nw"):
-            items += [lon(func(corner, node.copy())), lat(func(corner, node.copy()))]
+    if kind in ("point", "circle", "box"):
+        if kind == "point":
+            items = [lon(node.copy()), lat(node.copy())]
+        elif kind == "circle":
+            items = [lon(func("center", node.copy())), lat(func("center", node.copy())),
+                     degrees(func("radius", node.copy()))]
+        else:
+            items = []
+            for corner in ("sw", "se", "ne", "nw"):
+                items += [lon(func(corner, node.copy())), lat(func(corner, node.copy()))]
+        # A NULL shape is NULL, not an array of NULL coordinates.
+        return exp.Case(ifs=[exp.If(this=exp.Is(this=node.copy(), expression=exp.Null()), true=exp.Null())],
+                        default=exp.Array(expressions=items))
     else:
         # pg_sphere 1.2 has no vertex accessor for spoly: read its text form (radians), keeping
         # the numbers in their order (WITH ORDINALITY), since array_agg alone promises none.
@@ -256,4 +260,3 @@ def as_array(node: exp.Expr, kind: str) -> exp.Expr:
                                                      nulls_first=False)])
         select = exp.Select(expressions=[exp.ArrayAgg(this=ordered)], from_=exp.From(this=unnest))
         return exp.Subquery(this=select)
-    return exp.Array(expressions=items)

@@ -113,6 +113,9 @@ def column_segments(array: pa.Array, spec: ColumnEncoding) -> list[Segment]:
         if unit == 2:
             pairs = data.view(">u2") if len(data) % 2 == 0 else data[:0].view(">u2")
             padded = pad_ragged(pairs, offsets[:-1] // 2, lengths // 2, spec.count, 0)
+            if spec.count:
+                cut = (padded[:, -1] >= 0xD800) & (padded[:, -1] <= 0xDBFF)
+                padded[cut, -1] = 0
             return [Segment(padded.astype(">u2").view(np.uint8).reshape(-1), width=2 * spec.count)]
         padded = pad_ragged(data, offsets[:-1], lengths, spec.count, 0)
         return [Segment(padded.reshape(-1), width=spec.count)]

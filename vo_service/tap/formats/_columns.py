@@ -157,7 +157,9 @@ def normalize(array: pa.Array | pa.ChunkedArray, spec: ColumnEncoding) -> pa.Arr
     """Cast a result column to the layout its published type implies.
 
     Scalars become the VOTable type's Arrow type; arrays a list (or fixed-size list) of it;
-    strings an Arrow string array.  Raises when the data cannot be represented.
+    strings an Arrow string array, without trailing blanks when the arraysize is fixed (they
+    are ``char(n)`` padding, which PostgreSQL itself drops when casting to text).  Raises when
+    the data cannot be represented.
     """
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
@@ -165,7 +167,8 @@ def normalize(array: pa.Array | pa.ChunkedArray, spec: ColumnEncoding) -> pa.Arr
         array = array.storage
     if spec.kind == "string":
         text = as_string(array)
-        return text.cast(pa.string()) if pa.types.is_large_string(text.type) else text
+        text = text.cast(pa.string()) if pa.types.is_large_string(text.type) else text
+        return pc.utf8_rtrim(text, characters=" ") if spec.count is not None else text
     target = spec.element_type
     t = array.type
     if spec.kind == "scalar":

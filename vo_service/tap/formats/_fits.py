@@ -10,7 +10,9 @@ astropy's table writer was not used because it needs the whole table in memory.
 Types: boolean L (NULL = 0 byte), unsignedByte B, short I, int J, long K (NULL = TNULLn, the
 VOTable BINARY sentinel), float E, double D (NULL = NaN), strings nA with n the longest UTF-8
 value (NULL and empty are both blank), fixed arrays nE/nD..., variable arrays PD(max)
-etc. on the heap.  UCDs and descriptions are in TUCDn/TCOMMn, overflow in the OVERFLOW keyword.
+etc. on the heap (no TNULLn there: astropy cannot read a variable-length array column that has
+one, so a NULL element is the sentinel number).  UCDs and descriptions are in TUCDn/TCOMMn,
+overflow in the OVERFLOW keyword.
 Because nothing is written before the spool is complete, a database error while spooling is
 raised before the first byte (a sync request then gets a DALI error, not a short file).
 """
@@ -143,7 +145,7 @@ def _headers(
         table[f"TFORM{n}"] = form
         if f.unit:
             table[f"TUNIT{n}"] = _ascii(f.unit)
-        if spec.datatype in INT_NULL and spec.kind != "string":
+        if spec.datatype in INT_NULL and (spec.kind == "scalar" or (spec.kind == "array" and spec.count)):
             table[f"TNULL{n}"] = INT_NULL[spec.datatype]
         if f.ucd:
             table[f"TUCD{n}"] = _ascii(f.ucd)

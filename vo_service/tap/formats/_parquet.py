@@ -113,7 +113,7 @@ def _stored_schema(schema: pa.Schema) -> str:
 def _column(array: pa.Array, spec: ColumnEncoding, target: pa.DataType) -> pa.Array:
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
-    if array.type == target:
+    if array.type == target and not (spec.kind == "string" and spec.count is not None):
         return array
     if pa.types.is_timestamp(target) or pa.types.is_date(target):
         return array.cast(target)

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from vo_service.tap.formats._columns import ColumnEncoding, rebuild_list
+from vo_service.tap.formats._columns import INT_NULL, ColumnEncoding, rebuild_list
 
 _XML_INVALID = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x{fffe}\x{ffff}]"
 _JSON_OTHER_CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
@@ -33,15 +33,23 @@ def _replace_all(text: pa.Array, pairs: list[tuple[str, str]]) -> pa.Array:
 
 
 def escape_xml_text(text: pa.Array) -> pa.Array:
-    """XML character data: markup escaped, characters XML 1.0 forbids replaced by "?" (keeps ASCII ASCII)."""
+    """XML character data: markup escaped, characters XML 1.0 forbids replaced by "?" (keeps ASCII ASCII).
+
+    CR is written ``&#13;``: a parser turns a literal CR (and CRLF) into LF (XML 1.0, 2.11).
+    """
     if pc.any(pc.match_substring_regex(text, _XML_INVALID)).as_py():
         text = pc.replace_substring_regex(text, _XML_INVALID, "?")
-    return _replace_all(text, [("&", "&amp;"), ("<", "&lt;"), (">", "&gt;")])
+    return _replace_all(text, [("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("\r", "&#13;")])
 
 
 def escape_tsv(text: pa.Array) -> pa.Array:
     """Backslash escapes (as in PostgreSQL's text COPY) so a TSV field never holds a tab or newline."""
     return _replace_all(text, [("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r")])
+
+
+def quote_csv(text: pa.Array) -> pa.Array:
+    """RFC 4180 quoted fields (quotes doubled), as Arrow's CSV writer quotes strings; NULL stays NULL."""
+    return pc.binary_join_element_wise('"', pc.replace_substring(text, '"', '""'), '"', "")
 
 
 def escape_json(text: pa.Array) -> pa.Array:
@@ -75,21 +83,50 @@ def _scalar_text(values: pa.Array, style: str) -> pa.Array:
     return _number_text(values, style)
 
 
+def _null_element_text(spec: ColumnEncoding, style: str) -> str:
+    """A NULL inside an array (PostgreSQL arrays may hold them): NaN for floats, the integer
+    null sentinel otherwise, as the binary serializations write it; JSON has ``null``."""
+    if style == "json":
+        return "null"
+    if spec.datatype in INT_NULL:
+        return str(INT_NULL[spec.datatype])
+    return _SPECIALS[style][0] or ""
+
+
+_ASTRAL = r"[\x{10000}-\x{10ffff}]"
+
+
+def truncate_text(text: pa.Array, count: int, *, utf16: bool) -> pa.Array:
+    """Values cut to ``count`` characters; for ``unicodeChar`` to ``count`` UTF-16 code units
+    (as BINARY counts them), never splitting a surrogate pair."""
+    if utf16 and pc.any(pc.match_substring_regex(text, _ASTRAL)).as_py():
+        return pa.array([None if s is None else _utf16_prefix(s, count) for s in text.to_pylist()], pa.string())
+    return pc.utf8_slice_codeunits(text, 0, count)
+
+
+def _utf16_prefix(value: str, count: int) -> str:
+    units = 0
+    for i, char in enumerate(value):
+        units += 2 if ord(char) > 0xFFFF else 1
+        if units > count:
+            return value[:i]
+    return value
+
+
 def cell_text(array: pa.Array, spec: ColumnEncoding, style: str) -> pa.Array:
     """Finished cell text for one normalised column; NULL stays NULL (JSON: the text "null")."""
     if spec.kind == "scalar":
         text = _scalar_text(array, style)
     elif spec.kind == "array":
         child = array.values
-        items = _scalar_text(child, style)
-        items = pc.fill_null(items, "null" if style == "json" else _SPECIALS[style][0] or "")
+        items = pc.fill_null(_scalar_text(child, style), _null_element_text(spec, style))
         joined = pc.binary_join(rebuild_list(array, items), "," if style == "json" else " ")
         text = pc.binary_join_element_wise("[", joined, "]", "") if style == "json" else joined
     else:
         text = array
         if style == "td":
             if spec.count is not None:
-                text = pc.utf8_slice_codeunits(text, 0, spec.count)
+                text = truncate_text(text, spec.count, utf16=spec.is_unicode)
             text = escape_xml_text(text)
         elif style == "tsv":
             text = escape_tsv(text)
