@@ -108,9 +108,23 @@ def test_refit_retrains_members_on_all_galaxies() -> None:
     rng = np.random.default_rng(9)
     mags, z = _populations(300, rng)
     params = {"hidden": (16,), "members": 2, "max_iter": 60, "early_stopping": False}
-    held = make_estimator("mlp", {**params, "refit": False}).fit(photometry(mags), z)
-    refit = make_estimator("mlp", params).fit(photometry(mags), z)
+    held = make_estimator("mlp", params).fit(photometry(mags), z)
+    refit = make_estimator("mlp", {**params, "refit": True}).fit(photometry(mags), z)
     assert held.epochs == refit.epochs and refit.params["refit"] is True
     np.testing.assert_array_equal(held._raw_levels, refit._raw_levels)  # calibrated before refitting
     assert not np.allclose(held._nets[0][0][0], refit._nets[0][0][0])
     assert all(net[3] <= epochs for net, epochs in zip(refit._nets, refit.epochs, strict=True))
+
+
+def test_members_trained_in_parallel_processes_are_the_same() -> None:
+    rng = np.random.default_rng(11)
+    mags, z = _populations(150, rng)
+    params = {"hidden": (16,), "members": 2, "max_iter": 30}
+    serial = make_estimator("mlp", {**params, "jobs": 1}).fit(photometry(mags), z)
+    parallel = make_estimator("mlp", {**params, "jobs": 2}).fit(photometry(mags), z)
+    assert serial.epochs == parallel.epochs and "jobs" not in parallel.params
+    for a, b in zip(serial._nets, parallel._nets, strict=True):
+        for wa, wb in zip(a[0], b[0], strict=True):
+            np.testing.assert_array_equal(wa, wb)
+    np.testing.assert_array_equal(serial._raw_levels, parallel._raw_levels)
+
