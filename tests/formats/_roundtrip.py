@@ -535,8 +535,9 @@ def _expected_text(reader: str, fmt: str, kind: ColumnKind, value: str | None, n
 
 def astropy_csv_text(value: str) -> str:
     """Text compared for astropy's CSV reader: its line breaks made ``\n``, blanks, tabs and
-    other Unicode white space (a no-break space after a line break, say) removed (it strips them around fields, quoted or not, and after line breaks in a field), and
-    runs of line breaks made one (it drops the empty lines inside a quoted field)."""
+    other Unicode white space (a no-break space after a line break, say) removed (it strips
+    them around fields, quoted or not, and after line breaks in a field), and runs of line
+    breaks made one (it drops the empty lines inside a quoted field)."""
     for brk in _LINE_BREAKS:
         value = value.replace(brk, "\n")
     return re.sub(r"\n+", "\n", re.sub(r"[^\S\n]", "", value))
