@@ -216,16 +216,10 @@ def _to_arrow(table: Table) -> pa.Table:
     return pa.table(arrays, names=table.colnames)
 
 
-def source_chunks(source: TapEndpoint, query: str, *, chunk_by: str | None = None,
-                  chunk_rows: int | None = None, maxrec: int | None = None) -> Iterator[Table]:
-    """The source query's result, whole (up to ``maxrec`` rows, else the service's default
-    limit) or in key-ordered chunks."""
-    for result in _source_results(source, query, chunk_by=chunk_by, chunk_rows=chunk_rows, maxrec=maxrec):
-        yield result.table
-
-
 def _source_results(source: TapEndpoint, query: str, *, chunk_by: str | None, chunk_rows: int | None,
                     maxrec: int | None) -> Iterator[_Result]:
+    """The source query's result, whole (up to ``maxrec`` rows, else the service's default
+    limit) or in key-ordered chunks."""
     if not chunk_rows:
         yield _run(source, query, maxrec=maxrec)
         return
