@@ -76,7 +76,7 @@ class Tricklers:
 def blocking_waits(url: str, count: int, wait_s: int = 20) -> Iterator[list[Future]]:
     """``count`` concurrent ``WAIT`` requests on one PENDING anonymous job (deleted after)."""
     job = requests.post(url + "/tap/async", timeout=10, allow_redirects=False,
-                        data={"LANG": "ADQL", "QUERY": "SELECT TOP 1 object_id FROM pz.photoz_demo"})
+                        data={"LANG": "ADQL", "QUERY": "SELECT TOP 1 objectId FROM pz.photoz_demo"})
     job.raise_for_status()
     job_url = job.headers["Location"]
     with ThreadPoolExecutor(count) as pool:

@@ -35,7 +35,7 @@ from _common import ROOT, machine, median_ms, service
 from _hostile import Tricklers, blocking_waits
 from bench_tap import QUERIES, timed_request
 
-QUICK = {"LANG": "ADQL", "QUERY": "SELECT TOP 5 object_id, z_phot FROM pz.photoz_demo"}
+QUICK = {"LANG": "ADQL", "QUERY": "SELECT TOP 5 objectId, z_phot FROM pz.photoz_demo"}
 ENV = {"PZVO_LOG_LEVEL": "WARNING", "PZVO_MAXREC_LIMIT": "2000000", "PZVO_PUBLIC_READ": "true"}
 
 

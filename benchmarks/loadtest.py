@@ -49,7 +49,7 @@ FINAL = ("COMPLETED", "ERROR", "ABORTED")
 
 def cone_query(rng: random.Random) -> str:
     ra, dec = rng.uniform(55.5, 64.5), rng.uniform(-35.5, -28.5)
-    return ("SELECT object_id, ra, dec, z_phot, odds FROM pz.photoz_demo WHERE 1 = CONTAINS("
+    return ("SELECT objectId, ra, dec, z_phot, odds FROM pz.photoz_demo WHERE 1 = CONTAINS("
             f"POINT('ICRS', ra, dec), CIRCLE('ICRS', {ra:.4f}, {dec:.4f}, 0.3))")
 
 
@@ -125,8 +125,8 @@ class Client(threading.Thread):
     def upload_sync(self) -> bool:
         r = self.session.post(self.base + "/sync", data={
             "LANG": "ADQL", "UPLOAD": "mine,param:f",
-            "QUERY": "SELECT p.object_id, p.z_phot FROM TAP_UPLOAD.mine AS m "
-                     "JOIN pz.photoz_demo AS p ON p.object_id = m.oid"},
+            "QUERY": "SELECT p.objectId, p.z_phot FROM TAP_UPLOAD.mine AS m "
+                     "JOIN pz.photoz_demo AS p ON p.objectId = m.oid"},
             files={"f": ("f.vot", self.upload)}, timeout=120)
         return self._check(r, "upload_sync")
 
@@ -162,8 +162,8 @@ class Client(threading.Thread):
     def upload_async(self) -> bool:
         return self._job("upload_async", {
             "LANG": "ADQL", "UPLOAD": "mine,param:f",
-            "QUERY": "SELECT p.object_id, p.z_phot, p.mag_i FROM TAP_UPLOAD.mine AS m "
-                     "JOIN pz.photoz_demo AS p ON p.object_id = m.oid"},
+            "QUERY": "SELECT p.objectId, p.z_phot, p.mag_i FROM TAP_UPLOAD.mine AS m "
+                     "JOIN pz.photoz_demo AS p ON p.objectId = m.oid"},
             files={"f": ("f.vot", self.upload)})
 
     # "async" is a keyword: map the mix name to the method
@@ -254,7 +254,7 @@ def main() -> int:
         tokens = [auth.add_user(name) for name in users]
     ids = np.array(requests.get(args.url + "/sync", params={
         "LANG": "ADQL", "RESPONSEFORMAT": "csv", "MAXREC": "100000",
-        "QUERY": "SELECT object_id FROM pz.photoz_demo"}, timeout=60).text.split()[1:], dtype=np.int64)
+        "QUERY": "SELECT objectId FROM pz.photoz_demo"}, timeout=60).text.split()[1:], dtype=np.int64)
 
     with PoolPeak(engine) as peak:
         warm, _ = run_clients(args.url, tokens, args.warmup, ids)

@@ -104,7 +104,7 @@ class HostileClient(threading.Thread):
                              allow_redirects=False).status_code
 
     def try_malformed_adql(self) -> int:
-        return self._tap({"LANG": "ADQL", "QUERY": "SELEC object_id FROM pz.photoz_demo WHERE"})
+        return self._tap({"LANG": "ADQL", "QUERY": "SELEC objectId FROM pz.photoz_demo WHERE"})
 
     def try_unknown_table(self) -> int:
         return self._tap({"LANG": "ADQL", "QUERY": "SELECT * FROM pz.nothing_here"})
@@ -114,8 +114,8 @@ class HostileClient(threading.Thread):
                           + " AS x FROM pz.photoz_demo"})
 
     def try_long_or_chain(self) -> int:
-        where = " OR ".join(f"object_id = {i}" for i in range(300))
-        return self._tap({"LANG": "ADQL", "QUERY": f"SELECT object_id FROM pz.photoz_demo WHERE {where}"})
+        where = " OR ".join(f"objectId = {i}" for i in range(300))
+        return self._tap({"LANG": "ADQL", "QUERY": f"SELECT objectId FROM pz.photoz_demo WHERE {where}"})
 
     def try_long_sum(self) -> int:
         return self._tap({"LANG": "ADQL", "QUERY": "SELECT " + " + ".join(["z_phot"] * 500)
@@ -130,11 +130,11 @@ class HostileClient(threading.Thread):
                          files={"f": ("t.vot", os.urandom(2000))})
 
     def try_destruction_before_year_one(self) -> int:
-        return self._tap({"LANG": "ADQL", "QUERY": "SELECT TOP 1 object_id FROM pz.photoz_demo",
+        return self._tap({"LANG": "ADQL", "QUERY": "SELECT TOP 1 objectId FROM pz.photoz_demo",
                           "DESTRUCTION": "0001-01-01T00:00:00+14:00"}, path="/tap/async")
 
     def try_absurd_duration(self) -> int:
-        return self._tap({"LANG": "ADQL", "QUERY": "SELECT TOP 1 object_id FROM pz.photoz_demo",
+        return self._tap({"LANG": "ADQL", "QUERY": "SELECT TOP 1 objectId FROM pz.photoz_demo",
                           "EXECUTIONDURATION": "1e400"}, path="/tap/async")
 
     def try_huge_last(self) -> int:
@@ -240,7 +240,7 @@ def main() -> int:
         tap = base + "/tap"
         ids = np.array(requests.get(tap + "/sync", timeout=60, params={
             "LANG": "ADQL", "RESPONSEFORMAT": "csv", "MAXREC": "100000",
-            "QUERY": "SELECT object_id FROM pz.photoz_demo"}).text.split()[1:], dtype=np.int64)
+            "QUERY": "SELECT objectId FROM pz.photoz_demo"}).text.split()[1:], dtype=np.int64)
         steady_front = front_connections(PORT)
         memory = MemoryWatch(service.pids())
         memory.start()

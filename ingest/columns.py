@@ -12,7 +12,14 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from ingest.readers import SourceColumn
-from vo_service.core.columns import NUMERIC_DATATYPES, OBJECT_KEY_DESCRIPTION, OBJECT_KEY_UCD, Column, storable_datatype
+from vo_service.core.columns import (
+    NUMERIC_DATATYPES,
+    OBJECT_KEY,
+    OBJECT_KEY_DESCRIPTION,
+    OBJECT_KEY_UCD,
+    Column,
+    storable_datatype,
+)
 from vo_service.core.identifiers import is_reserved
 
 BANDS = ("u", "g", "r", "i", "z", "y")
@@ -71,12 +78,16 @@ def normalize_name(original: str) -> str:
     return f"c_{name}" if name[0].isdigit() else name
 
 
-def plan_columns(columns: list[SourceColumn], overrides: dict[str, dict] | None = None) -> list[Column]:
+def plan_columns(columns: list[SourceColumn], overrides: dict[str, dict] | None = None, *,
+                 object_key: str = OBJECT_KEY) -> list[Column]:
     """Decide each column's published name, type and metadata; report every problem at once.
 
     ``overrides`` maps a file column name (or its normalized name) to any of ``name``,
     ``role``, ``unit``, ``ucd``, ``description``.  A role fills the UCD (and the unit when the
-    file has none); an explicit UCD or unit wins over the role's.
+    file has none); an explicit UCD or unit wins over the role's.  The column with the role
+    ``object_id`` is published as ``object_key`` (the RSP's ``objectId``, the
+    ``object_key_column`` setting) unless the metadata names it, so that every table keyed by
+    the Object catalog spells its key as the RSP does.
     """
     overrides = {k: v for k, v in (overrides or {}).items()}
     problems: list[str] = []
@@ -95,16 +106,16 @@ def plan_columns(columns: list[SourceColumn], overrides: dict[str, dict] | None 
     for col in columns:
         meta = overrides.get(col.name) or overrides.get(normalize_name(col.name)) or {}
         meta = {k: v for k, v in meta.items() if k in METADATA_KEYS and (v is None or isinstance(v, str))}
-        name = meta.get("name") or normalize_name(col.name)
-        if normalize_name(name) != name:
+        name = meta.get("name") or (object_key if meta.get("role") == "object_id" else normalize_name(col.name))
+        if normalize_name(name) != name and name != object_key:
             problems.append(f"column name {name!r} is not a plain identifier ([a-z][a-z0-9_]*)")
         if is_reserved(name):
             problems.append(f"column {col.name!r} would be named {name!r}, an SQL/ADQL reserved "
                             f"word; rename it (e.g. {name}_) in the column metadata")
-        if name in seen:
-            problems.append(f"columns {seen[name]!r} and {col.name!r} both become {name!r}; "
+        if name.lower() in seen:
+            problems.append(f"columns {seen[name.lower()]!r} and {col.name!r} both become {name!r}; "
                             "rename one in the column metadata")
-        seen[name] = col.name
+        seen[name.lower()] = col.name
         datatype = storable_datatype(col.type)
         if datatype is None:
             problems.append(f"column {col.name!r} has type {col.type}, which cannot be published "

@@ -36,7 +36,7 @@ from tap_schema.loader import (
 )
 from vo_service.core.columns import PG_VALUE_BYTES, Column
 from vo_service.core.database import copy_cursor
-from vo_service.core.identifiers import quote_ident
+from vo_service.core.identifiers import pg_name, quote_ident
 
 log = logging.getLogger(__name__)
 
@@ -199,12 +199,12 @@ def publish_arrow_table(conn: Connection, desc: TableDescription, columns: list[
     create_schema, create_table = stmts[0], stmts[1]
     if desc.primary_key:
         create_table = create_table.replace(
-            ",\n  PRIMARY KEY (" + ", ".join(quote_ident(c) for c in desc.primary_key) + ")", "")
+            ",\n  PRIMARY KEY (" + ", ".join(quote_ident(pg_name(c)) for c in desc.primary_key) + ")", "")
     conn.execute(text(create_schema))
     conn.execute(text(create_table))
     rows = copy_arrow(conn, qualified(desc), columns, batches, progress, limits)
     if desc.primary_key:
-        keys = ", ".join(quote_ident(c) for c in desc.primary_key)
+        keys = ", ".join(quote_ident(pg_name(c)) for c in desc.primary_key)
         conn.execute(text(f'ALTER TABLE {qualified(desc)} ADD PRIMARY KEY ({keys})'))
     for stmt in create_indexes_sql(desc):
         conn.execute(text(stmt))

@@ -90,6 +90,8 @@ def evaluate_command(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace, settings: Settings, services_for: Callable[[Settings], Services]) -> int:
     config = load_config(args.config)
+    if config.object_key is None:
+        config = replace(config, object_key=settings.object_key_column)
     if args.workers:
         config = replace(config, workers=args.workers)
     if args.no_publish:

@@ -24,6 +24,7 @@ class ConfigError(ValueError):
 #: characters) and so is ``<name>_quality``: at most 32 characters, or the second would not fit.
 TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 SCHEMA_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+OBJECT_KEY_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,9 @@ class PipelineConfig:
     table_schema: str = "pz"
     table_name: str = "photoz"
     table_description: str | None = None
+    object_key: str | None = None
+    """Name of the PZ table's Object key column (``table: object_key:``); unset: the
+    ``object_key_column`` setting (the RSP's ``objectId``)."""
     validation: Path | None = None
     redshift_column: str = "redshift"
     estimator: str = DEFAULT_ESTIMATOR
@@ -91,6 +95,10 @@ def parse_config(raw: dict[str, Any], base: Path = PROJECT_ROOT) -> PipelineConf
                           "at most 32 characters (it names the product and <name>_quality)")
     if not SCHEMA_NAME.match(table_schema):
         raise ConfigError(f"table schema {table_schema!r}: lower-case letters, digits and _, starting with a letter")
+    object_key = table.get("object_key")
+    if object_key is not None and not OBJECT_KEY_NAME.match(str(object_key)):
+        raise ConfigError(f"table object_key {object_key!r}: a regular ADQL identifier (letters, digits and _, "
+                          "starting with a letter), such as objectId")
     publish_partitions, publish_workers = int(pub.get("partitions", 16)), int(pub.get("workers", 2))
     if publish_partitions < 1 or publish_workers < 1:
         raise ConfigError("publish: partitions and workers must be at least 1")
@@ -102,7 +110,7 @@ def parse_config(raw: dict[str, Any], base: Path = PROJECT_ROOT) -> PipelineConf
         validation=_path(raw["validation"], base) if raw.get("validation") else None,
         redshift_column=raw.get("redshift_column", "redshift"),
         table_schema=table_schema, table_name=table_name,
-        table_description=table.get("description"),
+        table_description=table.get("description"), object_key=None if object_key is None else str(object_key),
         estimator=est.get("name", DEFAULT_ESTIMATOR), estimator_params=dict(est.get("params") or {}),
         scheduler=dask.get("scheduler"), workers=dask.get("workers"), processes=bool(dask.get("processes", True)),
         publish=bool(pub.get("enabled", False)), publish_partitions=publish_partitions,

@@ -57,8 +57,8 @@ def read_product_table(registry: ProductRegistry, product: Product) -> pa.Table:
     A parallel or synchronized scan may return rows in another order each time; ordered by every
     column (ties are equal rows), the same product always gives the same table.
     """
-    original = {c.name: c.original_name or c.name for c in product.columns}
-    names = ", ".join(quote_ident(c.name) for c in product.columns)
+    original = {c.sql_name: c.original_name or c.name for c in product.columns}
+    names = ", ".join(quote_ident(c.sql_name) for c in product.columns)
     order = ", ".join(str(i + 1) for i in range(len(product.columns)))
     url = registry.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
     with adbc.connect(url) as conn, conn.cursor() as cur:

@@ -1,6 +1,7 @@
 """Publish a pipeline run's PZ table into PostgreSQL, partitioned for billions of rows.
 
-The table (described by the run's ``tap_schema/`` YAML) is hash-partitioned on ``object_id``:
+The table (described by the run's ``tap_schema/`` YAML) is hash-partitioned on its Object key
+(``objectId``, its only primary-key column):
 every partition holds a uniform share of objects whatever the id layout, point lookups by id
 prune to one partition, and each partition's indexes (primary key, pg_sphere GiST on the
 position, B-tree on ``z_phot``) stay small enough to build in parallel and to fit in memory.
@@ -50,7 +51,7 @@ from tap_schema.loader import (
 from tap_schema.model import TableDescription, load_table
 from vo_service.auth import User
 from vo_service.core.columns import Column
-from vo_service.core.identifiers import quote_ident
+from vo_service.core.identifiers import pg_name, quote_ident
 from vo_service.products import ProductRegistry, RegistrationRequest
 from vo_service.provenance import (
     TABLE_TYPE,
@@ -66,7 +67,15 @@ from vo_service.provenance import (
 
 log = logging.getLogger(__name__)
 
-PARTITION_KEY = "object_id"
+
+
+def partition_key(desc: TableDescription) -> str:
+    """The PostgreSQL name of the PZ table's key (its one primary-key column), which the table is
+    hash-partitioned on."""
+    if len(desc.primary_key) != 1:
+        raise ValueError(f"{desc.qualified_name}: the partitioned load needs a one-column primary key "
+                         f"(the Object key), not {list(desc.primary_key)}")
+    return pg_name(desc.primary_key[0])
 
 
 def staging_schema(desc: TableDescription) -> str:
@@ -91,10 +100,10 @@ def _load_files(engine: Engine, table: str, files: list[Path]) -> int:
         return copy_arrow(conn, table, specs, _batches(files))
 
 
-def _index_partition(engine: Engine, part: TableDescription) -> None:
+def _index_partition(engine: Engine, part: TableDescription, key: str) -> None:
     """The primary key and the description's indexes of one partition (the parent's ALTER
     TABLE / CREATE INDEX later attach these instead of building them again)."""
-    stmts = [f"ALTER TABLE {qualified(part)} ADD PRIMARY KEY ({quote_ident(PARTITION_KEY)})",
+    stmts = [f"ALTER TABLE {qualified(part)} ADD PRIMARY KEY ({quote_ident(key)})",
              *create_indexes_sql(part)]
     with engine.begin() as conn:
         for stmt in stmts:
@@ -150,8 +159,8 @@ def record_product(conn: Connection, desc: TableDescription, result: RunResult |
         act.generate(entity_id, name=desc.qualified_name, type=TABLE_TYPE, location=desc.qualified_name,
                      role="PZ table", derived_from=[training_id, catalog.id],
                      comment=f"{result.rows} rows, release {result.release}")
-        roles = {"object_id": "id", "ra": "ra", "dec": "dec", "z_phot": "photoz", "z_err": "photoz_err",
-                 "odds": "odds"}
+        roles = {desc.primary_key[0]: "object_id", "ra": "ra", "dec": "dec", "z_phot": "photoz",
+                 "z_err": "photoz_err", "odds": "odds"}
         registry.register_table(conn, name=desc.name, product_type="pztable", desc=desc, rows=result.rows,
                                 owner=owner, roles=roles,
                                 data_file=result.table_yaml,
@@ -198,14 +207,13 @@ def publish_table_files(engine: Engine, desc: TableDescription, files: list[Path
     started = time.perf_counter()
     if result is not None:
         _require_registry(registry, owner)
-    if desc.primary_key != (PARTITION_KEY,):
-        raise ValueError(f"{desc.qualified_name}: the partitioned load needs primary key ({PARTITION_KEY})")
+    key = partition_key(desc)
     stage = replace(desc, schema=staging_schema(desc), primary_key=())
     parts = [replace(desc, schema=stage.schema, name=partition_name(desc, i)) for i in range(partitions)]
     with engine.begin() as conn:
         conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(stage.schema)}"))
         conn.execute(text(f"DROP TABLE IF EXISTS {qualified(stage)} CASCADE"))
-        create = create_table_sql(stage)[-1] + f" PARTITION BY HASH ({quote_ident(PARTITION_KEY)})"
+        create = create_table_sql(stage)[-1] + f" PARTITION BY HASH ({quote_ident(key)})"
         conn.execute(text(create))
         for i, part in enumerate(parts):
             conn.execute(text(f"CREATE TABLE {qualified(part)} PARTITION OF {qualified(stage)} "
@@ -221,14 +229,14 @@ def publish_table_files(engine: Engine, desc: TableDescription, files: list[Path
             rows = sum(pool.map(lambda share: _load_files(loader, qualified(stage), share), shares))
         loaded = time.perf_counter()
         with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(lambda part: _index_partition(loader, part), parts))
+            list(pool.map(lambda part: _index_partition(loader, part, key), parts))
         indexed = time.perf_counter()
         with engine.begin() as conn:
             conn.execute(text(f"DROP TABLE IF EXISTS {qualified(desc)} CASCADE"))
             conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(desc.schema)}"))
             for table in (stage, *parts):
                 conn.execute(text(f"ALTER TABLE {qualified(table)} SET SCHEMA {quote_ident(desc.schema)}"))
-            conn.execute(text(f"ALTER TABLE {qualified(desc)} ADD PRIMARY KEY ({quote_ident(PARTITION_KEY)})"))
+            conn.execute(text(f"ALTER TABLE {qualified(desc)} ADD PRIMARY KEY ({quote_ident(key)})"))
             for stmt in create_indexes_sql(desc):
                 conn.execute(text(stmt))
             publish_table(conn, desc)

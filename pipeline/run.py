@@ -64,6 +64,7 @@ from pipeline.schema import arrow_schema, table_description, write_descriptions
 from pipeline.task import estimate_partition
 from pipeline.training import resolve_training_product
 from vo_service.auth import User
+from vo_service.core.columns import OBJECT_KEY
 from vo_service.products import PipelineRunStore, ProductRegistry
 
 log = logging.getLogger(__name__)
@@ -84,10 +85,13 @@ def file_digest(path: Path) -> str:
 
 
 def run_fingerprint(estimator: Estimator, training_digest: str, release: str,
-                    redshift_column: str = "redshift") -> str:
+                    redshift_column: str = "redshift", object_key: str = OBJECT_KEY) -> str:
     """What decides a run's outputs: outputs of another fingerprint are estimated again."""
-    text = json.dumps({"estimator": estimator.describe(), "training": training_digest, "release": release,
-                       "redshift_column": redshift_column}, sort_keys=True)
+    fields = {"estimator": estimator.describe(), "training": training_digest, "release": release,
+              "redshift_column": redshift_column}
+    if object_key != OBJECT_KEY:  # the outputs' key column name; the default keeps earlier fingerprints
+        fields["object_key"] = object_key
+    text = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
@@ -272,10 +276,11 @@ def _open_client(config: PipelineConfig, scheduler: str | None):  # noqa: ANN202
 
 def estimate_catalog(estimator: Estimator, partitions: Sequence[Partition], data_dir: Path,
                      fingerprint: str, *, client: Any,
-                     hooks: Sequence[ProgressHook] = ()) -> tuple[int, int, list[dict[str, Any]]]:
+                     hooks: Sequence[ProgressHook] = (),
+                     object_key: str = OBJECT_KEY) -> tuple[int, int, list[dict[str, Any]]]:
     """Run the unfinished partitions on ``client``; returns (computed, rows, per-task results:
     rows, wall seconds and CPU seconds of each task)."""
-    schema = arrow_schema(estimator, metadata={FINGERPRINT_KEY.decode(): fingerprint})
+    schema = arrow_schema(estimator, metadata={FINGERPRINT_KEY.decode(): fingerprint}, object_key=object_key)
     todo = [p for p in partitions if not is_finished(output_path(data_dir, p), fingerprint, p.source)]
     done, rows = len(partitions) - len(todo), 0
     for hook in hooks:
@@ -355,7 +360,8 @@ def _locked_run(config: PipelineConfig, *, scheduler: str | None, progress: Sequ
         config, training_entity = _resolve_training(config, registry)  # type: ignore[arg-type]
     check_validation_set(config)
     estimator, training_digest = train(config)
-    fingerprint = run_fingerprint(estimator, training_digest, config.release, config.redshift_column)
+    fingerprint = run_fingerprint(estimator, training_digest, config.release, config.redshift_column,
+                                  config.object_key or OBJECT_KEY)
     partitions = list_partitions(config.objects)
     data_dir = config.output / "data"
     inputs = {"objects": str(config.objects), "training": str(config.training),
@@ -398,7 +404,7 @@ def _run_and_publish(config: PipelineConfig, estimator: Estimator, partitions: l
         if client is None:
             client, closer = _open_client(config, scheduler)
         computed, _, tasks = estimate_catalog(estimator, partitions, data_dir, fingerprint, client=client,
-                                                hooks=[record, *progress])
+                                              hooks=[record, *progress], object_key=config.object_key or OBJECT_KEY)
     finally:
         if closer is not None:
             closer()
@@ -409,7 +415,8 @@ def _run_and_publish(config: PipelineConfig, estimator: Estimator, partitions: l
                        rows=total_rows, seconds=0.0,
                        partition_seconds=[round(t["seconds"], 4) for t in tasks], run_id=record.record["run_id"])
     raw = table_description(estimator, schema=config.table_schema, name=config.table_name,
-                            release=config.release, description=config.table_description, rows=total_rows)
+                            release=config.release, description=config.table_description, rows=total_rows,
+                            object_key=config.object_key or OBJECT_KEY)
     result.table_yaml, result.felis_yaml = write_descriptions(config.output, raw)
     if hats_input:
         result.hats = write_hats_metadata(

@@ -15,37 +15,50 @@ import yaml
 
 from pipeline.estimators.base import Estimator, output_column
 from pipeline.pdf import LEVELS
-from vo_service.core.columns import DATATYPES, OBJECT_KEY_DESCRIPTION, OBJECT_KEY_UCD, Column, pg_type_for
-
-ID_COLUMNS = (
-    # the Object catalog's key, with the RSP's UCD: declared as a foreign key to Object.objectId
-    output_column("object_id", pa.int64(), OBJECT_KEY_DESCRIPTION, OBJECT_KEY_UCD, principal=True, indexed=True),
-    output_column("ra", pa.float64(), "Right ascension (ICRS), coord_ra of the Object catalog.",
-                 "pos.eq.ra;meta.main", unit="deg", principal=True, indexed=True),
-    output_column("dec", pa.float64(), "Declination (ICRS), coord_dec of the Object catalog.",
-                 "pos.eq.dec;meta.main", unit="deg", principal=True, indexed=True),
+from vo_service.core.columns import (
+    DATATYPES,
+    OBJECT_KEY,
+    OBJECT_KEY_DESCRIPTION,
+    OBJECT_KEY_UCD,
+    Column,
+    pg_type_for,
 )
 
 
+def id_columns(object_key: str = OBJECT_KEY) -> tuple[Column, ...]:
+    """The key and position every PZ table starts with.  The key is the Object catalog's, named
+    and described as the RSP's (``objectId``, its UCD), declared as a foreign key to
+    ``Object.objectId``; its name is the run's ``object_key`` (the ``object_key_column`` setting)."""
+    return (
+        output_column(object_key, pa.int64(), OBJECT_KEY_DESCRIPTION, OBJECT_KEY_UCD, principal=True, indexed=True),
+        output_column("ra", pa.float64(), "Right ascension (ICRS), coord_ra of the Object catalog.",
+                      "pos.eq.ra;meta.main", unit="deg", principal=True, indexed=True),
+        output_column("dec", pa.float64(), "Declination (ICRS), coord_dec of the Object catalog.",
+                      "pos.eq.dec;meta.main", unit="deg", principal=True, indexed=True),
+    )
 
-def output_columns(estimator: Estimator) -> tuple[Column, ...]:
-    return ID_COLUMNS + tuple(estimator.columns)
+
+def output_columns(estimator: Estimator, object_key: str = OBJECT_KEY) -> tuple[Column, ...]:
+    return id_columns(object_key) + tuple(estimator.columns)
 
 
-def arrow_schema(estimator: Estimator, metadata: dict[str, str] | None = None) -> pa.Schema:
-    fields = [pa.field(c.name, c.arrow_type, nullable=c.name != "object_id") for c in output_columns(estimator)]
+def arrow_schema(estimator: Estimator, metadata: dict[str, str] | None = None, *,
+                 object_key: str = OBJECT_KEY) -> pa.Schema:
+    fields = [pa.field(c.name, c.arrow_type, nullable=c.name != object_key)
+              for c in output_columns(estimator, object_key)]
     return pa.schema(fields, metadata=metadata)
 
 
 def table_description(estimator: Estimator, *, schema: str, name: str, release: str,
-                      description: str | None = None, rows: int | None = None) -> dict[str, Any]:
+                      description: str | None = None, rows: int | None = None,
+                      object_key: str = OBJECT_KEY) -> dict[str, Any]:
     """The ``tap_schema/`` YAML mapping of the PZ table."""
     text = description or (
         f"Photometric redshifts of the LSST Object catalog for release {release}, computed by the "
         f"pzvo pipeline with the {estimator.name} estimator version {estimator.version}. PDFs are "
         f"stored as quantiles (z_pdf) at the levels {', '.join(f'{q:g}' for q in LEVELS)}.")
     columns = []
-    for col in output_columns(estimator):
+    for col in output_columns(estimator, object_key):
         datatype, arraysize = col.datatype, col.arraysize
         entry: dict[str, Any] = {"name": col.name, "datatype": datatype, "description": col.description}
         for key in ("unit", "ucd"):
@@ -58,11 +71,11 @@ def table_description(estimator: Estimator, *, schema: str, name: str, release: 
             entry["principal"] = True
         if col.indexed:
             entry["indexed"] = True
-        if col.name == "object_id":
+        if col.name == object_key:
             entry["nullable"] = False
         columns.append(entry)
     raw: dict[str, Any] = {
-        "schema": schema, "name": name, "description": text, "primary_key": ["object_id"],
+        "schema": schema, "name": name, "description": text, "primary_key": [object_key],
         "position": {"ra": "ra", "dec": "dec"}, "columns": columns,
         "x_estimator": estimator.describe(), "x_release": release,
         "x_pdf": {"parameterization": "qp.quant", "quants": [float(q) for q in LEVELS], "column": "z_pdf"},

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 from tap_schema.model import TableDescription
 from vo_service.core.database import READER_ROLE
-from vo_service.core.identifiers import quote_ident
+from vo_service.core.identifiers import pg_name, quote_ident
 
 
 def qualified(desc: TableDescription) -> str:
@@ -23,7 +23,7 @@ def create_table_sql(desc: TableDescription) -> list[str]:
     cols = [f"{quote_ident(c.sql_name)} {c.sql_type}{'' if c.nullable else ' NOT NULL'}"
             for c in desc.columns]
     if desc.primary_key:
-        cols.append("PRIMARY KEY (" + ", ".join(quote_ident(c) for c in desc.primary_key) + ")")
+        cols.append("PRIMARY KEY (" + ", ".join(quote_ident(pg_name(c)) for c in desc.primary_key) + ")")
     return [f"CREATE SCHEMA IF NOT EXISTS {quote_ident(desc.schema)}",
             f"CREATE TABLE {qualified(desc)} (\n  " + ",\n  ".join(cols) + "\n)"]
 
@@ -34,7 +34,7 @@ def position_index_expression(ra: str, dec: str) -> str:
     A GiST index is only used when the query expression is textually the same, so both sides
     must come from here or agree with it.
     """
-    return f"spoint(radians({quote_ident(ra)}), radians({quote_ident(dec)}))"
+    return f"spoint(radians({quote_ident(pg_name(ra))}), radians({quote_ident(pg_name(dec))}))"
 
 
 def create_indexes_sql(desc: TableDescription) -> list[str]:

@@ -12,11 +12,11 @@ import pyvo
 
 def test_pyvo_run_sync_returns_a_typed_table(tap_url: str) -> None:
     service = pyvo.dal.TAPService(tap_url)
-    result = service.run_sync("SELECT TOP 20 object_id, ra, dec, z_phot, mag_i FROM pz.photoz_demo "
+    result = service.run_sync("SELECT TOP 20 objectId, ra, dec, z_phot, mag_i FROM pz.photoz_demo "
                               "WHERE mag_i < 23 ORDER BY mag_i")
     table = result.to_table()
     assert len(table) == 20
-    assert table["object_id"].dtype == np.int64
+    assert table["objectId"].dtype == np.int64
     assert str(table["ra"].unit) == "deg"
     assert np.all(np.diff(table["mag_i"]) >= 0)
 
@@ -65,7 +65,7 @@ def test_pyvo_run_async(tap_url: str, async_worker) -> None:
 
 def test_pyvo_submit_wait_fetch_delete(tap_url: str, async_worker) -> None:
     service = pyvo.dal.TAPService(tap_url)
-    job = service.submit_job("SELECT TOP 5 object_id, z_phot FROM pz.photoz_demo", maxrec=3)
+    job = service.submit_job("SELECT TOP 5 objectId, z_phot FROM pz.photoz_demo", maxrec=3)
     assert job.phase == "PENDING"
     job.run()
     job.wait(phases=["COMPLETED", "ERROR", "ABORTED"], timeout=60)
@@ -87,13 +87,13 @@ def test_pyvo_upload_join_of_10000_ids(tap_url: str, async_worker) -> None:
     from astropy.table import Table
 
     service = pyvo.dal.TAPService(tap_url)
-    ids = service.run_sync("SELECT TOP 10000 object_id FROM pz.photoz_demo ORDER BY object_id",
-                           maxrec=10000).to_table()["object_id"]
+    ids = service.run_sync("SELECT TOP 10000 objectId FROM pz.photoz_demo ORDER BY objectId",
+                           maxrec=10000).to_table()["objectId"]
     mine = Table({"oid": np.asarray(ids), "tag": np.arange(len(ids), dtype=np.int32)})
-    query = ("SELECT m.tag, p.object_id, p.z_phot FROM TAP_UPLOAD.mine AS m "
-             "JOIN pz.photoz_demo AS p ON p.object_id = m.oid ORDER BY m.tag")
+    query = ("SELECT m.tag, p.objectId, p.z_phot FROM TAP_UPLOAD.mine AS m "
+             "JOIN pz.photoz_demo AS p ON p.objectId = m.oid ORDER BY m.tag")
     sync = service.run_sync(query, uploads={"mine": mine}, maxrec=20000).to_table()
-    assert len(sync) == 10000 and np.array_equal(sync["object_id"], mine["oid"])
+    assert len(sync) == 10000 and np.array_equal(sync["objectId"], mine["oid"])
     job = service.submit_job(query, uploads={"mine": mine}, maxrec=20000)
     job.run()
     job.wait(phases=["COMPLETED", "ERROR", "ABORTED"], timeout=120)

@@ -109,19 +109,21 @@ def test_felis_of_the_demo_photoz_table_in_tap_order_with_units_and_ucds(env, en
         assert col.get("ivoa:unit") == row["unit"] and col.get("ivoa:ucd") == row["ucd"], col["name"]
         assert col["description"] == row["description"]
     by_name = {c["name"]: c for c in table["columns"]}
-    assert by_name["object_id"]["datatype"] == "long" and by_name["object_id"]["nullable"] is False
+    assert by_name["objectId"]["datatype"] == "long" and by_name["objectId"]["nullable"] is False
     assert by_name["ra"]["ivoa:unit"] == "deg" and by_name["mag_i"]["ivoa:unit"] == "mag"
-    assert table["primaryKey"] == ["#photoz_demo.object_id"]
-    # the demo's ids are Buzzard galaxy ids, not Rubin objectIds: no key to the Object catalog
-    assert "constraints" not in table and len(document["tables"]) == 1
+    assert table["primaryKey"] == ["#photoz_demo.objectId"]
+    # the demo's key is the demo Object catalog's objectId, with the RSP's UCD: a key to Object
+    [fk] = table["constraints"]
+    assert fk["columns"] == ["#photoz_demo.objectId"] and fk["referencedColumns"] == ["#Object.objectId"]
+    assert [t["name"] for t in document["tables"]] == ["photoz_demo", "Object"]
 
 
 def test_felis_declares_the_object_key_as_a_foreign_key_to_the_object_catalog(env, engine, tmp_path,
                                                                              training) -> None:
     tap = {c["column_name"]: c for c in tap_columns(engine, training)}
     # TAP_SCHEMA declares it in the description, with the RSP's UCD (no keys row: Object is not served here)
-    assert tap["objectid"]["ucd"] == OBJECT_KEY_UCD == "meta.id;src;meta.main"
-    assert "foreign key" in tap["objectid"]["description"] and "Object" in tap["objectid"]["description"]
+    assert tap["objectId"]["ucd"] == OBJECT_KEY_UCD == "meta.id;src;meta.main"
+    assert "foreign key" in tap["objectId"]["description"] and "Object" in tap["objectId"]["description"]
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM tap_schema.keys WHERE from_table = :t"),
                             {"t": training}).scalar() == 0
@@ -131,7 +133,7 @@ def test_felis_declares_the_object_key_as_a_foreign_key_to_the_object_catalog(en
     assert [c["name"] for c in table["columns"]] == list(tap)
     [fk] = table["constraints"]
     assert fk["@type"] == "ForeignKey" and fk["name"] == f"fk_{bare}_Object"
-    assert fk["columns"] == [f"#{bare}.objectid"] and fk["referencedColumns"] == ["#Object.objectId"]
+    assert fk["columns"] == [f"#{bare}.objectId"] and fk["referencedColumns"] == ["#Object.objectId"]
     stub = next(t for t in document["tables"] if t["name"] == "Object")
     assert [c["name"] for c in stub["columns"]] == ["objectId"]
     assert stub["columns"][0]["datatype"] == "long" and stub["columns"][0]["ivoa:ucd"] == OBJECT_KEY_UCD
@@ -143,7 +145,7 @@ def test_felis_declares_the_object_key_as_a_foreign_key_to_the_object_catalog(en
 def test_the_object_key_column_name_is_a_setting(env, tmp_path) -> None:
     document = export_felis(dict(env, PZVO_OBJECT_KEY_COLUMN="object_id"), tmp_path, "pz.photoz_demo")
     [fk] = main_table(document, "pz.photoz_demo")["constraints"]
-    assert fk["columns"] == ["#photoz_demo.object_id"] and fk["referencedColumns"] == ["#Object.object_id"]
+    assert fk["columns"] == ["#photoz_demo.objectId"] and fk["referencedColumns"] == ["#Object.object_id"]
 
 
 def test_felis_of_a_table_with_tap_schema_foreign_keys(env, tmp_path) -> None:
@@ -188,10 +190,10 @@ def test_parquet_round_trip_equals_a_tap_query(env, tmp_path, tap_url) -> None:
     files = sorted(out.glob("*.parquet"))
     assert len(files) == 3 and all(pq.read_metadata(f).num_rows <= 30000 for f in files)
     exported = pq.read_table(files)
-    same_rows(exported, tap_table(tap_url, "pz.photoz_demo"), "object_id")
+    same_rows(exported, tap_table(tap_url, "pz.photoz_demo"), "objectId")
     field = exported.schema.field("mag_i")
     assert field.metadata[b"unit"] == b"mag" and field.metadata[b"ucd"] == b"phot.mag;em.opt.I"
-    assert not exported.schema.field("object_id").nullable
+    assert not exported.schema.field("objectId").nullable
 
 
 def test_parquet_round_trip_of_a_product_with_strings_and_nulls(env, tmp_path, tap_url, training) -> None:
@@ -200,8 +202,8 @@ def test_parquet_round_trip_of_a_product_with_strings_and_nulls(env, tmp_path, t
     assert proc.returncode == 0, proc.stderr[-3000:]
     exported = pq.read_table(sorted(out.glob("*.parquet")))
     assert exported.num_rows == ROWS and exported.column("survey").null_count == ROWS // 3
-    assert exported.schema.field("objectid").type == pa.int64()
-    same_rows(exported, tap_table(tap_url, training), "objectid")
+    assert exported.schema.field("objectId").type == pa.int64()
+    same_rows(exported, tap_table(tap_url, training), "objectId")
 
 
 def test_hats_catalog_opens_with_hats_and_lsdb(env, tmp_path, training) -> None:
@@ -218,7 +220,7 @@ def test_hats_catalog_opens_with_hats_and_lsdb(env, tmp_path, training) -> None:
     assert catalog.catalog_info.ra_column == "ra" and catalog.catalog_info.dec_column == "dec"
     assert len(catalog.get_healpix_pixels()) > 1
     frame = lsdb.read_hats(root).compute()
-    assert len(frame) == ROWS and frame["objectid"].is_unique
+    assert len(frame) == ROWS and frame["objectId"].is_unique
     assert sorted(p.name for p in out.iterdir()) == [root.name]  # staging files removed
 
 
@@ -261,17 +263,17 @@ def test_a_training_set_of_the_training_set_maker_references_the_object_catalog(
     for part in ("training", "validation"):
         table = f"pz.{name}_{part}_v1"
         tap = {c["column_name"]: c for c in tap_columns(engine, table)}
-        assert tap["objectid"]["ucd"] == OBJECT_KEY_UCD and "foreign key" in tap["objectid"]["description"]
+        assert tap["objectId"]["ucd"] == OBJECT_KEY_UCD and "foreign key" in tap["objectId"]["description"]
         [fk] = main_table(export_felis(env, tmp_path, table), table)["constraints"]
-        assert fk["columns"] == [f"#{name}_{part}_v1.objectid"] and fk["referencedColumns"] == ["#Object.objectId"]
+        assert fk["columns"] == [f"#{name}_{part}_v1.objectId"] and fk["referencedColumns"] == ["#Object.objectId"]
     # the combined spec-z catalog is made before the crossmatch: no Object key, no foreign key
     combined = main_table(export_felis(env, tmp_path, f"pz.{name}_combined_v1"), f"pz.{name}_combined_v1")
     assert "constraints" not in combined
 
 
 def test_the_pipelines_own_felis_file_declares_the_object_key(tmp_path) -> None:
-    """``pzvo pipeline run`` writes ``<table>.felis.yaml`` next to its outputs: its object_id (the
-    Object catalog's objectId, with the RSP's UCD) references the Object catalog there too."""
+    """``pzvo pipeline run`` writes ``<table>.felis.yaml`` next to its outputs: its objectId (the
+    Object catalog's key, with the RSP's UCD) references the Object catalog there too."""
     from felis.datamodel import Schema
 
     from pipeline.estimators.toy import LinearToyEstimator
@@ -282,7 +284,7 @@ def test_the_pipelines_own_felis_file_declares_the_object_key(tmp_path) -> None:
     document = yaml.safe_load(path.read_text())
     Schema.model_validate(document)
     [fk] = document["tables"][0]["constraints"]
-    assert fk["columns"] == ["#photoz_x.object_id"] and fk["referencedColumns"] == ["#Object.objectId"]
+    assert fk["columns"] == ["#photoz_x.objectId"] and fk["referencedColumns"] == ["#Object.objectId"]
     assert document["tables"][1]["columns"][0]["ivoa:ucd"] == OBJECT_KEY_UCD
     felis = Path(sys.executable).parent / "felis"
     if felis.exists():

@@ -25,7 +25,7 @@ from astropy.io.votable import parse_single_table
 from vo_service.auth import AuthService
 from vo_service.core.database import owner_engine
 
-QUICK = {"LANG": "ADQL", "QUERY": "SELECT TOP 5 object_id, z_phot FROM pz.photoz_demo",
+QUICK = {"LANG": "ADQL", "QUERY": "SELECT TOP 5 objectId, z_phot FROM pz.photoz_demo",
          "FORMAT": "votable"}
 
 

@@ -92,18 +92,18 @@ def test_too_deep_operator_trees_are_refused_naming_the_limit(tap_url: str) -> N
 
 def test_long_flat_chains_are_answered(tap_url: str) -> None:
     ids = requests.get(tap_url + "/sync", params={
-        "LANG": "ADQL", "FORMAT": "csv", "QUERY": f"SELECT TOP 2000 object_id FROM {TABLE} ORDER BY object_id"},
+        "LANG": "ADQL", "FORMAT": "csv", "QUERY": f"SELECT TOP 2000 objectId FROM {TABLE} ORDER BY objectId"},
         timeout=60).text.split()[1:]
     assert len(ids) == 2000
-    ors = " OR ".join(f"object_id = {i}" for i in ids)
-    resp = adql(tap_url, f"SELECT object_id FROM {TABLE} WHERE {ors}", FORMAT="csv")
+    ors = " OR ".join(f"objectId = {i}" for i in ids)
+    resp = adql(tap_url, f"SELECT objectId FROM {TABLE} WHERE {ors}", FORMAT="csv")
     assert resp.status_code == 200, resp.text[:500]
     assert sorted(resp.text.split()[1:]) == sorted(ids)
     for query in (f"SELECT ra FROM {TABLE} WHERE " + " OR ".join(["ra > 1"] * 300),
                   "SELECT TOP 1 " + " + ".join(["ra"] * 500) + f" FROM {TABLE}"):
         resp = adql(tap_url, query, FORMAT="csv")
         assert resp.status_code == 200, resp.text[:500]
-    total = adql(tap_url, "SELECT TOP 1 object_id, " + " + ".join(["ra"] * 500) + f" AS s, ra FROM {TABLE}",
+    total = adql(tap_url, "SELECT TOP 1 objectId, " + " + ".join(["ra"] * 500) + f" AS s, ra FROM {TABLE}",
                  FORMAT="csv").text.splitlines()[1].split(",")
     assert float(total[1]) == pytest.approx(500 * float(total[2]))
 
@@ -112,7 +112,7 @@ def test_long_flat_chains_are_answered(tap_url: str) -> None:
     (f"SELECT TOP {'9' * 5000} ra FROM {TABLE}", f"at most {MAX_INTEGER}"),
     (f"SELECT ra FROM {TABLE} WHERE ra > {'9' * 5000}", "5000 digits"),
     (f"SELECT ra FROM {TABLE} OFFSET 99999999999999999999", f"at most {MAX_INTEGER}"),
-    (f"SELECT ra FROM {TABLE} WHERE object_id IN (" + ",".join(["1"] * (MAX_TOKENS // 2 + 10)) + ")",
+    (f"SELECT ra FROM {TABLE} WHERE objectId IN (" + ",".join(["1"] * (MAX_TOKENS // 2 + 10)) + ")",
      f"at most {MAX_TOKENS}"),
 ])
 def test_huge_adql_numbers_and_lists_are_400(tap_url: str, query: str, fragment: str) -> None:
@@ -326,7 +326,7 @@ def test_browser_on_another_origin_reads_tap_and_prov(server, env, other_origin)
         script = """(async () => {
             const out = {origin: location.origin};
             const body = new URLSearchParams({LANG: 'ADQL', FORMAT: 'csv',
-                                              QUERY: 'SELECT TOP 2 object_id FROM pz.photoz_demo'});
+                                              QUERY: 'SELECT TOP 2 objectId FROM pz.photoz_demo'});
             const sync = await fetch(%(base)s + '/tap/sync', {method: 'POST', body: body,
                 headers: {'Authorization': 'Bearer ' + %(token)s}});
             out.sync = [sync.status, sync.headers.get('Content-Disposition'), await sync.text()];
@@ -341,7 +341,7 @@ def test_browser_on_another_origin_reads_tap_and_prov(server, env, other_origin)
     assert out["origin"] == other_origin != server.url
     status, disposition, csv = out["sync"]
     assert status == 200 and "result.csv" in disposition
-    assert csv.splitlines()[0] == "object_id" and len(csv.splitlines()) == 3
+    assert csv.splitlines()[0] == "objectId" and len(csv.splitlines()) == 3
     assert out["prov"][0] == 200 and out["prov"][1] >= 1
     assert out["api"] == "blocked"  # the browser enforces CORS: the headers above are what let TAP through
 

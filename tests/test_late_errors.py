@@ -19,9 +19,9 @@ from astropy.io.votable import parse as parse_votable
 
 from tests._tap import create_job, dali_error, final_phase, sync
 
-#: 1/0 at object_id 79999, which the scan reaches after more than one batch of rows (about
+#: 1/0 at objectId 79999, which the scan reaches after more than one batch of rows (about
 #: 55,000 photoz_demo rows in, times 3 for the cross join), so the response has started.
-LATE_ERROR = ("SELECT a.object_id, b.id, 1.0/(a.object_id-79999) AS x FROM pz.photoz_demo AS a, "
+LATE_ERROR = ("SELECT a.objectId, b.id, 1.0/(a.objectId-79999) AS x FROM pz.photoz_demo AS a, "
               "(SELECT TOP 3 id FROM pz.specz_demo) AS b")
 
 
@@ -52,7 +52,7 @@ def test_late_error_leaves_no_readable_parquet_or_complete_csv(tap_url: str) -> 
         conn.close()
     with pytest.raises(pa.ArrowInvalid):
         pq.read_table(io.BytesIO(received["parquet"]))
-    assert received["csv"].startswith(b"object_id,id,x\r\n")
+    assert received["csv"].startswith(b"objectId,id,x\r\n")
     assert 0 < received["csv"].count(b"\r\n") - 1 < 80_000 * 3
 
 

@@ -263,3 +263,13 @@ def test_gunicorn_stops_at_once_on_a_configuration_error(clean_env: Path) -> Non
     assert done.returncode == 4  # gunicorn's APP_LOAD_ERROR
     assert "pzvo: configuration error: PZVO_PUBLIC_READ='maybe': not a boolean" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_object_key_column_must_be_a_regular_adql_identifier(
+        clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PZVO_OBJECT_KEY_COLUMN", "object_id")
+    assert load_settings().object_key_column == "object_id"
+    for bad in ("object id", "1objectId", '"objectId"'):
+        monkeypatch.setenv("PZVO_OBJECT_KEY_COLUMN", bad)
+        with pytest.raises(SettingsError, match="PZVO_OBJECT_KEY_COLUMN.*regular ADQL identifier"):
+            load_settings()

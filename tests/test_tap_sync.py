@@ -12,7 +12,7 @@ from astropy.io.votable import parse as parse_votable
 from astropy.io.votable import parse_single_table
 from astropy.table import Table
 
-CONE = ("SELECT object_id, ra, dec, z_phot FROM pz.photoz_demo "
+CONE = ("SELECT objectId, ra, dec, z_phot FROM pz.photoz_demo "
         "WHERE 1=CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', 60, -32, 0.3))")
 
 
@@ -45,13 +45,13 @@ def assert_dali_error(resp: requests.Response, status: int, *fragments: str) -> 
 @pytest.mark.parametrize("method", ["GET", "POST"])
 def test_sync_query_returns_binary2_votable_by_default(tap_url: str, method: str) -> None:
     resp = sync(tap_url, method, REQUEST="doQuery", LANG="ADQL",
-                QUERY="SELECT TOP 5 object_id, ra, z_phot FROM pz.photoz_demo ORDER BY object_id")
+                QUERY="SELECT TOP 5 objectId, ra, z_phot FROM pz.photoz_demo ORDER BY objectId")
     assert resp.status_code == 200
     assert "BINARY2" in resp.text
     table = parse_single_table(io.BytesIO(resp.content)).to_table()
     assert len(table) == 5
-    assert list(table.colnames) == ["object_id", "ra", "z_phot"]
-    assert list(table["object_id"]) == sorted(table["object_id"])
+    assert list(table.colnames) == ["objectId", "ra", "z_phot"]
+    assert list(table["objectId"]) == sorted(table["objectId"])
 
 
 def test_parameter_names_are_case_insensitive(tap_url: str) -> None:
@@ -81,10 +81,10 @@ def test_cone_query_matches_a_brute_force_selection(tap_url: str) -> None:
     cone = parse_single_table(io.BytesIO(sync(tap_url, LANG="ADQL", QUERY=CONE).content)).to_table()
     brute = parse_single_table(io.BytesIO(sync(
         tap_url, LANG="ADQL", MAXREC=100000,
-        QUERY="SELECT object_id FROM pz.photoz_demo WHERE "
+        QUERY="SELECT objectId FROM pz.photoz_demo WHERE "
               "DISTANCE(POINT('ICRS', ra, dec), POINT('ICRS', 60, -32)) <= 0.3").content)).to_table()
     assert len(cone) > 50
-    assert sorted(cone["object_id"]) == sorted(brute["object_id"])
+    assert sorted(cone["objectId"]) == sorted(brute["objectId"])
 
 
 def test_maxrec_truncates_and_signals_overflow_after_the_table(tap_url: str) -> None:

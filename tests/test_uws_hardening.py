@@ -678,7 +678,7 @@ def test_anonymous_jobs_are_destroyed_within_a_day(server) -> None:
     DESTRUCTION they ask for."""
     url = server.url + "/tap/async"
     far = (dt.datetime.now(dt.UTC) + dt.timedelta(days=20)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    resp = requests.post(url, data={"LANG": "ADQL", "QUERY": "SELECT TOP 1 object_id FROM pz.photoz_demo",
+    resp = requests.post(url, data={"LANG": "ADQL", "QUERY": "SELECT TOP 1 objectId FROM pz.photoz_demo",
                                     "DESTRUCTION": far}, allow_redirects=False, timeout=30)
     assert resp.status_code == 303
     job_url = resp.headers["Location"]

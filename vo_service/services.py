@@ -63,7 +63,8 @@ class Services:
             auth=AuthService(engine=engine, trust_proxy_header=settings.trust_proxy_header,
                              public_read=settings.public_read, retire_jobs=jobs.retire_owner),
             tap=TapService(settings=settings, pool=pool, upload_store=UploadStore.from_settings(settings)),
-            products=ProductRegistry(engine=engine, storage_dir=settings.products_dir),
+            products=ProductRegistry(engine=engine, storage_dir=settings.products_dir,
+                                     object_key=settings.object_key_column),
             runs=PipelineRunStore(engine), jobs=jobs, uws=UwsService(settings=settings, store=jobs),
             provenance=ProvenanceService(engine=reader))
 

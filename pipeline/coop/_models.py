@@ -35,3 +35,9 @@ class Submission:
     rows: int
     problems: list[str] = field(default_factory=list)
     source: dict[str, Any] = field(default_factory=dict)
+
+
+def id_role_of(roles: dict[str, str]) -> str | None:
+    """The role that identifies a set's rows: ``id``, or ``object_id`` for a set keyed by the
+    Object catalog (a TSM output, the demo challenge's sets)."""
+    return next((r for r in ("id", "object_id") if r in roles), None)

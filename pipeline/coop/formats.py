@@ -5,7 +5,8 @@ validation set: the object id, a point estimate and optionally a PDF in one of q
 (docs/coop.md, "Result format", states the conventions below for participants):
 
 - id: the column the caller names (the validation set's id column), else ``id``, else
-  ``object_id`` (names match whatever their case: FITS writers often upper-case them);
+  ``objectId`` (the RSP's name of the Object key), else ``object_id`` (names match whatever their
+  case: FITS writers often upper-case them);
 - point estimate: ``z_phot``, else ``z``;
 - PDF, at most one form:
 
@@ -21,7 +22,7 @@ validation set: the object id, a point estimate and optionally a PDF in one of q
   - samples: an array column ``samples`` (or ``sample_<i>``);
 
 - HDF5: any file ``qp.read`` takes; ids and the point estimate come from its ancillary table
-  (``id`` / ``object_id``; ``z_phot``, ``z``, ``zmode``, ``z_mode``, ``z_median``) or, when it
+  (``id`` / ``objectId`` / ``object_id``; ``z_phot``, ``z``, ``zmode``, ``z_mode``, ``z_median``) or, when it
   has none (RAIL writes only ``zmode``), from a ``companion`` table file in the same row order;
   with no point estimate anywhere the PDF's median is used.
 
@@ -60,7 +61,7 @@ __all__ = ["FILE_FORMATS", "FORMS", "ID_COLUMNS", "POINT_COLUMNS", "Submission",
 #: The PDF forms of a submission (``qp``: an HDF5 file of any qp parameterization).
 FORMS = ("none", "quantiles", "histogram", "mixture", "samples", "qp")
 FILE_FORMATS = ("parquet", "csv", "fits", "hdf5")
-ID_COLUMNS = ("id", "object_id")
+ID_COLUMNS = ("id", "objectId", "object_id")
 POINT_COLUMNS = ("z_phot", "z")
 QP_POINT_COLUMNS = ("z_phot", "z", "zmode", "z_mode", "z_median", "zmedian")
 LEVELS_KEYS = ("quantile_levels", "qlevels")
@@ -370,7 +371,7 @@ def _read_qp(path: Path, id_column: str | None, companion: str | Path | None) ->
         columns, _ = _read_table(Path(companion), detect_format(Path(companion)))
         extra = {k.lower(): v for k, v in columns.items()}
     problems: list[str] = []
-    wanted = [id_column.lower()] if id_column else list(ID_COLUMNS)
+    wanted = [id_column.lower()] if id_column else [w.lower() for w in ID_COLUMNS]
     id_values = next((src[w] for src in (ancil, extra) for w in wanted if w in src), None)
     if id_values is None:
         raise SubmissionError([f"{path.name}: no ids: add an ancillary column "

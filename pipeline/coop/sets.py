@@ -12,6 +12,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from sqlalchemy.engine import Connection
 
+from pipeline.coop._models import id_role_of
 from pipeline.coop.challenges import NAME, CoopError, CoopPermissionError
 from pipeline.product_tables import ProductInputError, find_product, read_product_table
 from pipeline.tsm.split import SplitError, split
@@ -61,8 +62,8 @@ def make_standard_sets(registry: ProductRegistry, user: User, source: str, prefi
     except ProductInputError as exc:
         raise CoopError(str(exc)) from exc
     roles = {c.role: c.original_name or c.name for c in product.columns if c.role}
-    if "redshift" not in roles or "id" not in roles:
-        raise CoopError(f"{product.name} v{product.version} needs the id and redshift roles")
+    if "redshift" not in roles or id_role_of(roles) is None:
+        raise CoopError(f"{product.name} v{product.version} needs the id (or object_id) and redshift roles")
     try:
         parts = split(table, fraction=fraction, seed=seed, stratify=stratify or None, z_column=roles["redshift"])
     except SplitError as exc:

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from pipeline.coop._models import Submission, SubmissionError
+from pipeline.coop._models import Submission, SubmissionError, id_role_of
 from pipeline.coop.challenges import Challenge, Cooperative, CoopError, CoopPermissionError, ProductRef
 from pipeline.coop.checks import check_submission
 from pipeline.coop.formats import read_submission
@@ -46,6 +46,8 @@ class ValidationSet:
     ids: np.ndarray
     z_true: np.ndarray
     mag_i: np.ndarray | None
+    id_role: str = "id"
+    """``object_id`` when the set is keyed by the Object catalog (its submissions then are too)."""
 
 
 def validation_set(coop: Cooperative, challenge: Challenge) -> ValidationSet:
@@ -53,10 +55,12 @@ def validation_set(coop: Cooperative, challenge: Challenge) -> ValidationSet:
     product = coop.registry.get(challenge.validation.name, challenge.validation.version, user=None)
     table = read_product_table(coop.registry, product)
     roles = {c.role: c.original_name or c.name for c in product.columns if c.role}
-    if "id" not in roles or "redshift" not in roles:
-        raise CoopError(f"validation set {challenge.validation.spec()} lacks the id or redshift role")
+    id_role = id_role_of(roles)
+    if id_role is None or "redshift" not in roles:
+        raise CoopError(f"validation set {challenge.validation.spec()} lacks the id (or object_id) or redshift role")
     mag = roles.get("mag_i") or next((n for n in table.column_names if n.lower() == "mag_i"), None)
-    return ValidationSet(ids=np.asarray(table.column(roles["id"]).to_numpy(zero_copy_only=False), np.int64),
+    return ValidationSet(id_role=id_role,
+                         ids=np.asarray(table.column(roles[id_role]).to_numpy(zero_copy_only=False), np.int64),
                          z_true=np.asarray(table.column(roles["redshift"]).to_numpy(zero_copy_only=False), float),
                          mag_i=None if mag is None else
                          np.asarray(table.column(mag).to_numpy(zero_copy_only=False), float))
@@ -119,5 +123,5 @@ def submit(coop: Cooperative, user: User, challenge_name: str, path: Path, *, al
             name=name, product_type="validationresults", main_file=standard, main_file_name=standard.name,
             display_name=f"{algorithm.strip()} for {challenge.name}",
             description=(description or f"{algorithm.strip()}'s photo-z for the challenge {challenge.name}"),
-            columns={"id": {"role": "id"}, "z_phot": {"role": "photoz"}})], user, lineage=record)
+            columns={"id": {"role": truth.id_role}, "z_phot": {"role": "photoz"}})], user, lineage=record)
     return submission_id[0]

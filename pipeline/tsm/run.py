@@ -286,8 +286,8 @@ def _resolve_objects(config: TsmConfig, registry: ProductRegistry | None, specz:
 def export_product(registry: ProductRegistry, product: Product, work_dir: Path) -> list[Path]:
     """Stream a product's table into Parquet files of EXPORT_ROWS rows, with the uploaded file's
     column names (the LSST Object names the crossmatch reads)."""
-    original = {c.name: c.original_name or c.name for c in product.columns}
-    names = ", ".join(quote_ident(c.name) for c in product.columns)
+    original = {c.sql_name: c.original_name or c.name for c in product.columns}
+    names = ", ".join(quote_ident(c.sql_name) for c in product.columns)
     url = registry.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
     work_dir.mkdir(parents=True, exist_ok=True)
     files: list[Path] = []

@@ -248,10 +248,12 @@ def test_mixtures_with_negative_weights_or_stds(tmp_path):
 
 
 def test_structural_problems(tmp_path):
-    with pytest.raises(SubmissionError, match="no id column: name it 'id' or 'object_id'"):
+    with pytest.raises(SubmissionError, match="no id column: name it 'id' or 'objectId' or 'object_id'"):
         read_submission(write_parquet(tmp_path / "a.parquet", {"galaxy": IDS, "z_phot": MU}))
     sub = read_submission(write_parquet(tmp_path / "b.parquet", {"galaxy": IDS, "z_phot": MU}), id_column="galaxy")
     check_submission(sub, IDS)
+    rsp = read_submission(write_parquet(tmp_path / "rsp.parquet", {"objectId": IDS, "z_phot": MU}))
+    assert rsp.source["id_column"] == "objectId" and list(rsp.ids) == list(IDS)
     problems = problems_of(read_submission(write_parquet(tmp_path / "c.parquet", {"id": IDS, "photoz": MU})))
     assert problems == ["no point estimate: give a column z_phot (or z)"]
     both = {**base(), **quantile_columns(), "samples": list(np.ones((N, 3)))}

@@ -57,4 +57,4 @@ def objects_frame(database) -> pd.DataFrame:
 def photoz_frame(services) -> pd.DataFrame:
     """This service's PZ table, for joins done in pandas."""
     with services.owner_engine.connect() as conn:
-        return pd.read_sql("SELECT object_id, z_phot, z_err FROM pz.photoz_demo", conn)
+        return pd.read_sql('SELECT objectid AS "objectId", z_phot, z_err FROM pz.photoz_demo', conn)

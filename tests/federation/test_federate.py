@@ -13,8 +13,8 @@ from astropy.table import Table
 from tests._cli import run_pzvo
 from vo_service.federation import ChunkProgress, FederationError, TapEndpoint, chunk_query, federate
 
-JOIN = ("SELECT o.objectid, o.coord_ra, o.i_cmodelflux, p.z_phot, p.z_err FROM TAP_UPLOAD.obj AS o "
-        "JOIN pz.photoz_demo AS p ON p.object_id = o.objectid")
+JOIN = ("SELECT o.objectId, o.coord_ra, o.i_cmodelflux, p.z_phot, p.z_err FROM TAP_UPLOAD.obj AS o "
+        "JOIN pz.photoz_demo AS p ON p.objectId = o.objectId")
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ def sides(remote, server) -> tuple[TapEndpoint, TapEndpoint]:
 
 def expected_join(objects: pd.DataFrame, photoz: pd.DataFrame, selected: pd.Series) -> pd.DataFrame:
     chosen = objects[selected][["objectId", "coord_ra", "i_cModelFlux"]]
-    merged = chosen.merge(photoz, left_on="objectId", right_on="object_id").drop(columns="object_id")
+    merged = chosen.merge(photoz, on="objectId")
     return merged.sort_values("objectId").reset_index(drop=True)
 
 
@@ -56,60 +56,60 @@ def assert_same(got: Table, want: pd.DataFrame) -> None:
 
 def test_remote_objects_joined_with_local_photoz(remote, sides, objects, photoz) -> None:
     source, target = sides
-    query = f"SELECT objectid, coord_ra, coord_dec, i_cmodelflux FROM {remote.objects} WHERE coord_dec < -37.5"
+    query = f"SELECT objectId, coord_ra, coord_dec, i_cmodelflux FROM {remote.objects} WHERE coord_dec < -37.5"
     joined = federate(source, query, name="obj", query=JOIN, target=target)
     assert_same(joined, expected_join(objects, photoz, objects["coord_dec"] < -37.5))
 
 
 def test_chunks_give_the_same_rows(remote, sides, objects, photoz) -> None:
     source, target = sides
-    query = f"SELECT objectid, coord_ra, coord_dec, i_cmodelflux FROM {remote.objects} WHERE coord_dec < -38"
+    query = f"SELECT objectId, coord_ra, coord_dec, i_cmodelflux FROM {remote.objects} WHERE coord_dec < -38"
     seen: list[ChunkProgress] = []
-    joined = federate(source, query, name="obj", query=JOIN, target=target, chunk_by="objectid",
+    joined = federate(source, query, name="obj", query=JOIN, target=target, chunk_by="objectId",
                       chunk_rows=1_500, progress=seen.append)
     want = expected_join(objects, photoz, objects["coord_dec"] < -38)
     assert_same(joined, want)
     assert len(seen) == -(-len(want) // 1_500) and seen[-1].source_rows == len(want)
-    placeholder = (f"SELECT objectid, coord_ra, coord_dec, i_cmodelflux FROM {remote.objects} "
+    placeholder = (f"SELECT objectId, coord_ra, coord_dec, i_cmodelflux FROM {remote.objects} "
                    "WHERE coord_dec < -38 AND {chunk}")
-    assert_same(federate(source, placeholder, name="obj", query=JOIN, target=target, chunk_by="objectid",
+    assert_same(federate(source, placeholder, name="obj", query=JOIN, target=target, chunk_by="objectId",
                          chunk_rows=2_000), want)
 
 
 def test_the_reverse_direction_joins_on_the_remote_service(remote, sides, objects, photoz) -> None:
     source, target = sides[1], sides[0]
-    joined = federate(source, "SELECT object_id, z_phot, z_err FROM pz.photoz_demo WHERE z_phot > 1.6",
+    joined = federate(source, "SELECT objectId, z_phot, z_err FROM pz.photoz_demo WHERE z_phot > 1.6",
                       name="pz", target=target,
-                      query=f"SELECT o.objectid, o.coord_ra, o.i_cmodelflux, p.z_phot, p.z_err "
-                            f"FROM {remote.objects} AS o JOIN TAP_UPLOAD.pz AS p ON p.object_id = o.objectid")
+                      query=f"SELECT o.objectId, o.coord_ra, o.i_cmodelflux, p.z_phot, p.z_err "
+                            f"FROM {remote.objects} AS o JOIN TAP_UPLOAD.pz AS p ON p.objectId = o.objectId")
     high = photoz[photoz["z_phot"] > 1.6]
-    want = (objects[["objectId", "coord_ra", "i_cModelFlux"]].merge(high, left_on="objectId", right_on="object_id")
-            .drop(columns="object_id").sort_values("objectId").reset_index(drop=True))
+    want = (objects[["objectId", "coord_ra", "i_cModelFlux"]].merge(high, on="objectId")
+            .sort_values("objectId").reset_index(drop=True))
     assert_same(joined, want)
 
 
 def test_types_and_nulls_survive_the_upload(remote, sides) -> None:
     source, target = sides
-    query = (f"SELECT TOP 50 objectid, coord_ra, CAST(objectid AS SMALLINT) AS small, "
-             f"CASE WHEN objectid < 10 THEN NULL ELSE i_cmodelflux END AS flux, "
-             f"CASE WHEN objectid < 5 THEN NULL ELSE 'obj-' || CAST(objectid AS VARCHAR(12)) END AS label "
-             f"FROM {remote.objects} ORDER BY objectid")
-    back = federate(source, query, name="t", target=target, query="SELECT * FROM TAP_UPLOAD.t ORDER BY objectid")
+    query = (f"SELECT TOP 50 objectId, coord_ra, CAST(objectId AS SMALLINT) AS small, "
+             f"CASE WHEN objectId < 10 THEN NULL ELSE i_cmodelflux END AS flux, "
+             f"CASE WHEN objectId < 5 THEN NULL ELSE 'obj-' || CAST(objectId AS VARCHAR(12)) END AS label "
+             f"FROM {remote.objects} ORDER BY objectId")
+    back = federate(source, query, name="t", target=target, query="SELECT * FROM TAP_UPLOAD.t ORDER BY objectId")
     direct = TapEndpoint(remote.url).service().run_sync(query).to_table()
     assert len(back) == len(direct) == 50
     for name in direct.colnames:
         theirs, ours = direct[name], back[name]
         assert np.ma.getmaskarray(ours).tolist() == np.ma.getmaskarray(theirs).tolist(), name
         assert [v for v in ours.tolist()] == [v for v in theirs.tolist()], name
-    assert back["objectid"].dtype == np.int64 and int(np.ma.getmaskarray(back["flux"]).sum()) == 10
+    assert back["objectId"].dtype == np.int64 and int(np.ma.getmaskarray(back["flux"]).sum()) == 10
 
 
 def test_arrays_of_the_remote_result_survive_the_upload(remote, sides) -> None:
     """A remote result with array columns (here DALI points, double[2] with xtype point) is
     uploaded and joined like any other column."""
     source, target = sides
-    query = f"SELECT TOP 20 objectid, POINT(coord_ra, coord_dec) AS pos FROM {remote.objects} ORDER BY objectid"
-    back = federate(source, query, name="t", target=target, query="SELECT * FROM TAP_UPLOAD.t ORDER BY objectid")
+    query = f"SELECT TOP 20 objectId, POINT(coord_ra, coord_dec) AS pos FROM {remote.objects} ORDER BY objectId"
+    back = federate(source, query, name="t", target=target, query="SELECT * FROM TAP_UPLOAD.t ORDER BY objectId")
     direct = TapEndpoint(remote.url).service().run_sync(query).to_table()
     assert len(back) == len(direct) == 20 and back["pos"].shape == (20, 2)
     assert np.allclose(np.asarray(back["pos"]), np.asarray(direct["pos"]))
@@ -121,10 +121,10 @@ def test_errors_say_which_side_failed(remote, sides) -> None:
                                               r"no_such_table"):
         federate(source, "SELECT * FROM pz.no_such_table", name="obj", query=JOIN, target=target)
     with pytest.raises(FederationError, match=r"the local TAP service .* with the upload: .*nonexistent"):
-        federate(source, f"SELECT TOP 3 objectid FROM {remote.objects}", name="obj", target=target,
+        federate(source, f"SELECT TOP 3 objectId FROM {remote.objects}", name="obj", target=target,
                  query="SELECT nonexistent FROM TAP_UPLOAD.obj")
     with pytest.raises(FederationError, match="chunk_by"):
-        federate(source, f"SELECT objectid FROM {remote.objects}", name="obj", query=JOIN, target=target,
+        federate(source, f"SELECT objectId FROM {remote.objects}", name="obj", query=JOIN, target=target,
                  chunk_rows=10)
     assert chunk_query("SELECT a FROM t WHERE {chunk}", "a", 5, 7) == "SELECT TOP 5 a FROM t WHERE a > 7 ORDER BY a"
 
@@ -134,14 +134,14 @@ def test_a_later_chunk_failing_on_either_side_stops_the_prefetch(remote, sides, 
     the target while the next chunk is being fetched, is raised by federate and leaves no thread."""
     source, target = sides
     ids = np.sort(objects.loc[objects["coord_dec"] < -38, "objectId"].to_numpy())
-    poisoned = (f"SELECT objectid, 1 / (objectid - {int(ids[2_000])}) AS x FROM {remote.objects} "
+    poisoned = (f"SELECT objectId, 1 / (objectId - {int(ids[2_000])}) AS x FROM {remote.objects} "
                 "WHERE coord_dec < -38")
     with pytest.raises(FederationError, match=r"the remote TAP service .* failed to run the query: .*"):
         federate(source, poisoned, name="obj", target=target, query="SELECT * FROM TAP_UPLOAD.obj",
-                 chunk_by="objectid", chunk_rows=1_500)
+                 chunk_by="objectId", chunk_rows=1_500)
     with pytest.raises(FederationError, match=r"the local TAP service .* with the upload: .*nonexistent"):
-        federate(source, f"SELECT objectid FROM {remote.objects}", name="obj", target=target,
-                 query="SELECT nonexistent FROM TAP_UPLOAD.obj", chunk_by="objectid", chunk_rows=500)
+        federate(source, f"SELECT objectId FROM {remote.objects}", name="obj", target=target,
+                 query="SELECT nonexistent FROM TAP_UPLOAD.obj", chunk_by="objectId", chunk_rows=500)
     assert not [t for t in threading.enumerate() if t.name == "federate-prefetch"]
 
 
@@ -149,9 +149,9 @@ def test_the_command_line(remote, server, database, tmp_path, objects, photoz) -
     token = remote.services.auth.add_user(f"fed{os.getpid()}_{len(str(tmp_path)) % 1000}")
     env = dict(os.environ, PZVO_DB_NAME=database.db_name, PZVO_VAR_DIR=str(database.var_dir), REMOTE_TOKEN=token)
     out = tmp_path / "joined.parquet"
-    query = f"SELECT objectid, coord_ra, coord_dec, i_cmodelflux FROM {remote.objects} WHERE coord_dec < -38"
+    query = f"SELECT objectId, coord_ra, coord_dec, i_cmodelflux FROM {remote.objects} WHERE coord_dec < -38"
     proc = run_pzvo(env, "federate", "--remote", remote.url, "--remote-query", query, "--as", "obj",
-                    "--query", JOIN, "--local", server.url + "/tap", "--chunk-by", "objectid", "--chunk-rows", "2000",
+                    "--query", JOIN, "--local", server.url + "/tap", "--chunk-by", "objectId", "--chunk-rows", "2000",
                     "--remote-token-env", "REMOTE_TOKEN", "--out", str(out), "--no-progress")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert_same(Table.read(out), expected_join(objects, photoz, objects["coord_dec"] < -38))

@@ -22,7 +22,7 @@ def test_the_federation_notebook_runs(remote, server, objects_frame, photoz_fram
                    ).execute(env=dict(os.environ))
     text = "\n".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
     chosen = objects_frame[objects_frame["coord_dec"].between(-33, -31) & (objects_frame["i_cModelFlux"] > 5000)]
-    want = len(chosen.merge(photoz_frame, left_on="objectId", right_on="object_id"))
+    want = len(chosen.merge(photoz_frame, on="objectId"))
     assert f"joined rows: {want}" in text and want > 100
     assert f"joined in chunks: {want}, the same rows: True" in text
     plots = [o for c in notebook.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]

@@ -28,15 +28,15 @@ def test_astropy_reads_parquet_with_null_strings(tap_url: str) -> None:
 def test_astropy_parquet_string_width_covers_every_batch(tap_url: str) -> None:
     """The longest string is in a late batch; astropy must not cut it to the first batch's."""
     long = "a string longer than all others"
-    query = (f"SELECT object_id, ra, dec, mag_u, mag_g, mag_r, mag_i, mag_z, mag_y, "
-             f"CASE WHEN object_id = 79999 THEN '{long}' ELSE 'x' END AS label, "
-             f"CASE WHEN object_id = 99 THEN NULL ELSE 'y' END AS other FROM pz.photoz_demo")
+    query = (f"SELECT objectId, ra, dec, mag_u, mag_g, mag_r, mag_i, mag_z, mag_y, "
+             f"CASE WHEN objectId = 79999 THEN '{long}' ELSE 'x' END AS label, "
+             f"CASE WHEN objectId = 99 THEN NULL ELSE 'y' END AS other FROM pz.photoz_demo")
     resp = sync(tap_url, query, "parquet")
     assert resp.status_code == 200
     assert pq.ParquetFile(io.BytesIO(resp.content)).num_row_groups > 1
     table = Table.read(io.BytesIO(resp.content), format="parquet")
     assert len(table) == 80_000
-    assert list(table["label"][table["object_id"] == 79999]) == [long]
+    assert list(table["label"][table["objectId"] == 79999]) == [long]
     assert set(table["other"]) == {"y", "None"}
     fields = pq.read_schema(io.BytesIO(resp.content))
     assert fields.field("ra").metadata[b"unit"] == b"deg"

@@ -71,8 +71,8 @@ def test_pipeline_runs_on_a_hats_catalog(hats_objects: Path, demo_inputs: dict[s
 
     for part in parts:  # pixel by pixel: the same objects, the toy estimator's known answer
         objects = pq.read_table(part.source, columns=["objectId", "i_cModelFlux"])
-        estimates = pq.read_table(out / "data" / part.relative, columns=["object_id", "z_phot"])
-        np.testing.assert_array_equal(estimates["object_id"].to_numpy(), objects["objectId"].to_numpy())
+        estimates = pq.read_table(out / "data" / part.relative, columns=["objectId", "z_phot"])
+        np.testing.assert_array_equal(estimates["objectId"].to_numpy(), objects["objectId"].to_numpy())
         with np.errstate(invalid="ignore", divide="ignore"):
             i_mag = 31.4 - 2.5 * np.log10(objects["i_cModelFlux"].to_numpy())
         expected = np.clip(0.5 + 0.2 * (i_mag - 22.0), 0.0, None)
@@ -93,10 +93,11 @@ def test_pipeline_runs_on_a_hats_catalog(hats_objects: Path, demo_inputs: dict[s
     # ... which LSDB joins to the Object catalog pixel by pixel.
     import lsdb
 
-    joined = lsdb.read_hats(catalog).join(lsdb.read_hats(pz), left_on="objectId", right_on="object_id",
-                                          suffix_method="overlapping_columns").compute()
+    joined = lsdb.read_hats(catalog).join(lsdb.read_hats(pz), left_on="objectId", right_on="objectId",
+                                          suffixes=("_obj", "_pz"), suffix_method="overlapping_columns",
+                                          log_changes=False).compute()
     assert len(joined) == 80_000 and joined["z_phot"].notna().all()
-    np.testing.assert_array_equal(joined["objectId"].to_numpy(), joined["object_id"].to_numpy())
+    np.testing.assert_array_equal(joined["objectId_obj"].to_numpy(), joined["objectId_pz"].to_numpy())
 
     # A rerun after a killed run (a partial file left behind) resumes and rewrites the metadata;
     # a file that is not the run's own is an error, recorded in the job record.
@@ -137,7 +138,7 @@ def test_hats_run_publishes_every_object_once(hats_objects: Path, demo_inputs: d
         assert result.hats["rows"] == 80_000
         with owner_engine(database).connect() as conn:
             rows, distinct = conn.execute(text(
-                "SELECT count(*), count(DISTINCT object_id) FROM pz.photoz_hats_test")).one()
+                "SELECT count(*), count(DISTINCT objectid) FROM pz.photoz_hats_test")).one()
         assert rows == distinct == 80_000
     finally:
         drop_published(database, "pz.photoz_hats_test")

@@ -90,7 +90,7 @@ def test_replaced_input_file_is_estimated_again(demo_inputs: dict[str, Path], tm
     again = run_pipeline(_toy(demo_inputs, objects, tmp_path / "out"))
     assert (again.computed, again.skipped, again.rows) == (1, 7, 71_000)
     out = pq.read_table(tmp_path / "out" / "data" / replaced.name)
-    assert out["object_id"].to_pylist() == pq.read_table(replaced)["objectId"].to_pylist()
+    assert out["objectId"].to_pylist() == pq.read_table(replaced)["objectId"].to_pylist()
 
 
 def test_partial_outputs_of_a_killed_run_are_removed(demo_inputs: dict[str, Path], tmp_path: Path) -> None:

@@ -25,7 +25,8 @@ VENV_BIN = Path(sys.executable).parent
 def config(inputs: dict[str, Path], out: Path, **over: object):
     raw = {"release": "test-1", "objects": str(inputs["objects"]), "training": str(inputs["training"]),
            "validation": str(inputs["validation"]), "output": str(out),
-           "table": {"schema": "pz", "name": over.pop("table", "photoz_pipeline_test")},
+           "table": {"schema": "pz", "name": over.pop("table", "photoz_pipeline_test"),
+                     **({"object_key": over.pop("object_key")} if "object_key" in over else {})},
            "estimator": over.pop("estimator", {}), "dask": over.pop("dask", {"workers": 2}),
            "publish": over.pop("publish", {"enabled": False})}
     raw.update(over)
@@ -60,10 +61,11 @@ def test_one_output_file_per_input_file(default_run, demo_inputs) -> None:
     outputs = sorted(p.name for p in default_run.data_dir.glob("*.parquet"))
     assert inputs == outputs and default_run.computed == 8 and default_run.rows == 80_000
     table = pq.read_table(default_run.data_dir / outputs[0])
-    assert table.column_names == ["object_id", "ra", "dec", "z_phot", "z_mode", "z_err", "odds", "z_pdf"]
+    assert table.column_names == ["objectId", "ra", "dec", "z_phot", "z_mode", "z_err", "odds", "z_pdf"]
     assert table.schema.field("z_pdf").type.list_size == LEVELS.size
+    assert not table.schema.field("objectId").nullable
     source = pq.read_table(demo_inputs["objects"] / outputs[0], columns=["objectId"])
-    assert table.column("object_id").equals(source.column("objectId"))
+    assert table.column("objectId").equals(source.column("objectId"))
 
 
 def test_quality_report_written(default_run) -> None:
@@ -216,28 +218,32 @@ def test_published_partitioned_table(default_run, database) -> None:
         assert parts == 4
         cols = conn.execute(text("SELECT column_name FROM tap_schema.columns WHERE table_name = "
                                  "'pz.photoz_pipeline_test' ORDER BY column_index")).scalars().all()
-        assert cols == ["object_id", "ra", "dec", "z_phot", "z_mode", "z_err", "odds", "z_pdf"]
-        row = conn.execute(text("SELECT object_id, z_phot, z_pdf FROM pz.photoz_pipeline_test "
-                                "ORDER BY object_id LIMIT 1")).one()
+        assert cols == ["objectId", "ra", "dec", "z_phot", "z_mode", "z_err", "odds", "z_pdf"]
+        key = conn.execute(text("SELECT ucd, description FROM tap_schema.columns WHERE table_name = "
+                                "'pz.photoz_pipeline_test' AND column_name = 'objectId'")).one()
+        assert key.ucd == "meta.id;src;meta.main" and "foreign key to objectId" in key.description
+        row = conn.execute(text("SELECT objectid, z_phot, z_pdf FROM pz.photoz_pipeline_test "
+                                "ORDER BY objectid LIMIT 1")).one()
         idx = conn.execute(text("SELECT count(*) FROM pg_indexes WHERE schemaname = 'pz' AND "
                                 "indexname LIKE 'photoz_pipeline_test_p00%_pos_idx'")).scalar()
         assert idx == 4
-    parquet = pq.read_table(default_run.data_dir).to_pandas().set_index("object_id")
-    assert row.z_phot == pytest.approx(parquet.loc[row.object_id, "z_phot"], rel=1e-6)
-    np.testing.assert_allclose(row.z_pdf, parquet.loc[row.object_id, "z_pdf"], rtol=1e-6)
+    parquet = pq.read_table(default_run.data_dir).to_pandas().set_index("objectId")
+    assert row.z_phot == pytest.approx(parquet.loc[row.objectid, "z_phot"], rel=1e-6)
+    np.testing.assert_allclose(row.z_pdf, parquet.loc[row.objectid, "z_pdf"], rtol=1e-6)
 
 
 def test_cone_query_uses_partition_gist(default_run, database) -> None:
     with owner_engine(database).connect() as conn:
         plan = "\n".join(conn.execute(text(
-            "EXPLAIN SELECT object_id FROM pz.photoz_pipeline_test WHERE spoint(radians(ra), radians(dec)) "
+            "EXPLAIN SELECT objectid FROM pz.photoz_pipeline_test WHERE spoint(radians(ra), radians(dec)) "
             "@ scircle(spoint(radians(60), radians(-32)), radians(0.2))")).scalars())
     assert "_pos_idx" in plan
 
 
 def test_toy_known_answer_end_to_end(demo_inputs, database, tmp_path, registry, operator) -> None:
-    """Toy estimator, threads instead of processes, published: every row checkable by hand."""
-    cfg = config(demo_inputs, tmp_path, table="photoz_pipeline_toy", estimator={"name": "toy"},
+    """Toy estimator, threads instead of processes, published: every row checkable by hand; the
+    configuration names the Object key ``object_id`` instead of the RSP's ``objectId``."""
+    cfg = config(demo_inputs, tmp_path, table="photoz_pipeline_toy", estimator={"name": "toy"}, object_key="object_id",
                  dask={"workers": 2, "processes": False}, publish={"enabled": True, "partitions": 2},
                  validation=None)
     result = run_pipeline(cfg, registry=registry, owner=operator)
@@ -247,9 +253,11 @@ def test_toy_known_answer_end_to_end(demo_inputs, database, tmp_path, registry, 
     try:
         with owner_engine(database).connect() as conn:
             got = dict(conn.execute(text("SELECT object_id, z_phot FROM pz.photoz_pipeline_toy")).all())
+            key = conn.execute(text("SELECT column_name FROM tap_schema.columns WHERE table_name = "
+                                    "'pz.photoz_pipeline_toy' AND ucd = 'meta.id;src;meta.main'")).scalar_one()
     finally:
         drop_published(database, "pz.photoz_pipeline_toy")
-    assert len(got) == 80_000 == result.rows
+    assert len(got) == 80_000 == result.rows and key == "object_id"
     np.testing.assert_allclose([got[i] for i in objects.index], expected, rtol=1e-6)
 
 
@@ -260,7 +268,7 @@ def test_published_table_is_a_product_with_provenance(default_run, database, reg
     assert product.product_type == "pztable" and product.release == "test-1" and product.official
     assert product.row_count == 80_000 and product.pz_code.startswith(DEFAULT_ESTIMATOR)
     roles = {c.name: c.role for c in product.columns}
-    assert roles["z_phot"] == "photoz" and roles["object_id"] == "id"
+    assert roles["z_phot"] == "photoz" and roles["objectId"] == "object_id"
     with owner_engine(database).connect() as conn:
         used = conn.execute(text(
             "SELECT u.role FROM provenance.used u JOIN provenance.wasgeneratedby g "

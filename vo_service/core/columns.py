@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from vo_service.core.identifiers import unquote_delimited
+from vo_service.core.identifiers import pg_name
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,10 @@ PG_VALUE_BYTES: dict[str, int] = {d.pg_type: d.value_bytes for d in DATATYPES.va
 #: with this UCD (or named as the ``object_key_column`` setting) is the Object key of its table,
 #: declared as a foreign key to the Object catalog in its description and felis export.
 OBJECT_KEY_UCD = "meta.id;src;meta.main"
+#: The Object catalog key's name at the RSP, the default of the ``object_key_column`` setting: the
+#: name the Object key of every published table gets (TAP_SCHEMA lists it so; PostgreSQL stores
+#: the regular identifier folded, ``objectid``, and ADQL finds it by either spelling).
+OBJECT_KEY = "objectId"
 OBJECT_KEY_DESCRIPTION = ("Rubin Object catalog key (objectId, 64-bit integer): foreign key to objectId "
                           "of the RSP's Object table.")
 
@@ -219,8 +223,8 @@ class Column:
 
     @property
     def sql_name(self) -> str:
-        """The column's identifier in PostgreSQL (unquoted)."""
-        return self.db_name or unquote_delimited(self.name)[0]
+        """The column's identifier in PostgreSQL (unquoted): a regular name folds to lower case."""
+        return self.db_name or pg_name(self.name)
 
     @property
     def sql_type(self) -> str:

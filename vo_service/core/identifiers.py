@@ -85,6 +85,14 @@ def unquote_delimited(name: str) -> tuple[str, bool]:
 _ADQL_REGULAR = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 
 
+def pg_name(name: str) -> str:
+    """The PostgreSQL name of a TAP_SCHEMA name: delimited ones exact, regular ones folded to
+    lower case, as PostgreSQL folds them (so TAP_SCHEMA may list ``objectId``, the RSP's spelling,
+    for a column PostgreSQL stores as ``objectid``; the ADQL translator resolves it the same way)."""
+    bare, delimited = unquote_delimited(name)
+    return bare if delimited else bare.lower()
+
+
 def is_regular_adql(name: str) -> bool:
     """True when ``name`` may be written bare in ADQL (a regular identifier, not reserved)."""
     return bool(_ADQL_REGULAR.match(name)) and name.upper() not in RESERVED_WORDS

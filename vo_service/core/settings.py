@@ -45,6 +45,7 @@ _FORMS: dict[str, tuple[str, str]] = {
                             "an IVOA identifier ivo://authority/key"),
     "registry_created": (_UTC_TIME, "a UTC time YYYY-MM-DDThh:mm:ssZ"),
     "registry_updated": (f"({_UTC_TIME})?", "a UTC time YYYY-MM-DDThh:mm:ssZ, or empty"),
+    "object_key_column": (r"[A-Za-z][A-Za-z0-9_]{0,62}", "a regular ADQL identifier such as objectId"),
 }
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -97,8 +98,10 @@ class Settings:
     tsm_scheduler: str = ""
     """Dask scheduler address for Training Set Maker jobs (empty: a threaded cluster in the worker)."""
     object_key_column: str = "objectId"
-    """Name of the Object catalog's key that published tables reference (the RSP's ``objectId``):
-    the felis export declares a foreign key to ``Object.<this>`` (docs: federation, exports)."""
+    """Name of the Object catalog's key (the RSP's ``objectId``): the name the key gets in every
+    published table keyed by Object (PZ tables, TSM outputs, products with the ``object_id``
+    role, the demo), and the column the felis export declares a foreign key to,
+    ``Object.<this>`` (docs: federation, exports)."""
     uws_lease_s: float = 30.0
     """A job whose worker has not sent a heartbeat for this long is taken back (worker died)."""
     uws_max_attempts: int = 2

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.catalog import DEMO_SEED, photometry_from_objects
+from pipeline.catalog import DEMO_SEED, ID_COLUMN, photometry_from_objects
 from pipeline.coop.challenges import ChallengeNotFoundError, Cooperative, ProductRef
 from pipeline.coop.job import validate_submission
 from pipeline.coop.submit import QUANTILE_COLUMNS, submit
@@ -44,15 +44,16 @@ and, optionally, the PDF (docs/coop.md, "Result format")."""
 
 
 def _sets(source: Path, var_dir: Path) -> tuple[pa.Table, pa.Table]:
-    """Training and validation tables: objectId as id, the true redshift, i, and the fluxes."""
-    objects = pq.ParquetDataset(objects_dir(var_dir)).read().sort_by("objectId")
+    """Training and validation tables: the objectId (the Object catalog's key), the true
+    redshift, i, and the fluxes."""
+    objects = pq.ParquetDataset(objects_dir(var_dir)).read().sort_by(ID_COLUMN)
     truth = pq.read_table(source, columns=["redshift", "i"])
     rng = np.random.default_rng(DEMO_SEED + 17)
     gold = np.flatnonzero(truth.column("i").to_numpy() < 25.3)
     pick = rng.choice(gold, TRAINING_ROWS + VALIDATION_ROWS, replace=False)
 
     def table(rows: np.ndarray) -> pa.Table:
-        columns = {"id": objects.column("objectId").take(rows), "redshift": truth.column("redshift").take(rows),
+        columns = {ID_COLUMN: objects.column(ID_COLUMN).take(rows), "redshift": truth.column("redshift").take(rows),
                    "mag_i": truth.column("i").take(rows)}
         for band in BANDS:
             columns[flux_column(band)] = objects.column(flux_column(band)).take(rows)
@@ -63,7 +64,7 @@ def _sets(source: Path, var_dir: Path) -> tuple[pa.Table, pa.Table]:
 
 
 def _roles() -> dict[str, dict[str, str]]:
-    roles = {"id": {"role": "id"}, "redshift": {"role": "redshift"}, "mag_i": {"role": "mag_i"}}
+    roles = {ID_COLUMN: {"role": "object_id"}, "redshift": {"role": "redshift"}, "mag_i": {"role": "mag_i"}}
     for band in BANDS:
         roles[flux_column(band)] = {"role": f"flux_{band}"}
         roles[flux_err_column(band)] = {"role": f"fluxerr_{band}"}
@@ -74,7 +75,7 @@ def _estimate(training: pa.Table, validation: pa.Table, algorithm: str, params: 
     estimator = make_estimator(algorithm, params)
     estimator.fit(photometry_from_objects(training), training.column("redshift").to_numpy())
     out = estimator.estimate(photometry_from_objects(validation))
-    columns = {"id": validation.column("id"), "z_phot": pa.array(np.asarray(out["z_phot"], np.float64))}
+    columns = {"id": validation.column(ID_COLUMN), "z_phot": pa.array(np.asarray(out["z_phot"], np.float64))}
     locs = np.asarray(out["z_pdf"], np.float64)
     columns.update({name: pa.array(locs[:, i]) for i, name in enumerate(QUANTILE_COLUMNS)})
     return pa.table(columns)

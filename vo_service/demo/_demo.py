@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,9 +36,16 @@ from pipeline.photometry import BANDS, observe
 from tap_schema import TableDescription, load_table
 from tap_schema.loader import qualified
 from vo_service.auth import User
+from vo_service.core.columns import OBJECT_KEY
 from vo_service.core.settings import PROJECT_ROOT
 from vo_service.demo._coop import load_coop_demo
-from vo_service.demo._tables import SOURCE_CATALOG, load_table_data, table_checksum, table_rows
+from vo_service.demo._tables import (
+    SOURCE_CATALOG,
+    load_table_data,
+    published_column,
+    table_checksum,
+    table_rows,
+)
 from vo_service.demo._tsm import load_tsm_demo
 from vo_service.products import ProductRegistry
 from vo_service.provenance import (
@@ -182,7 +189,8 @@ def demo_estimator() -> Estimator:
     return make_estimator(ESTIMATOR, ESTIMATOR_PARAMS)
 
 
-def estimate_photoz(sim: _Simulation, estimator: Estimator | None = None) -> pa.Table:
+def estimate_photoz(sim: _Simulation, estimator: Estimator | None = None, *,
+                    object_key: str = OBJECT_KEY) -> pa.Table:
     """Photo-z of every galaxy from a pipeline estimator (:func:`demo_estimator` unless given)
     trained on the secure spec-z (flag >= Z_FLAG_MIN).
 
@@ -199,7 +207,7 @@ def estimate_photoz(sim: _Simulation, estimator: Estimator | None = None) -> pa.
     good = sim.z_flag >= Z_FLAG_MIN
     estimator.fit(phot.take(sim.spec_idx[good]), sim.z_spec[good])
     est = estimator.estimate(phot)
-    photoz = {"object_id": sim.galaxy_id.astype(np.int64), "ra": sim.ra, "dec": sim.dec,
+    photoz = {object_key: sim.galaxy_id.astype(np.int64), "ra": sim.ra, "dec": sim.dec,
               "z_phot": est["z_mode"].astype(np.float64), "z_err": est["z_err"].astype(np.float64),
               "odds": est["odds"].astype(np.float64)}
     photoz.update({f"mag_{b}": sim.observed[b] for b in BANDS})
@@ -215,9 +223,23 @@ def build_demo_tables(source: Path = SOURCE) -> dict[str, pa.Table]:
 
 SPECZ_ROLES = {"id": "id", "ra": "ra", "dec": "dec", "z": "redshift", "z_err": "redshift_err",
                "z_flag": "quality_flag", "survey": "survey"}
-PHOTOZ_ROLES = {"object_id": "id", "ra": "ra", "dec": "dec", "z_phot": "photoz", "z_err": "photoz_err",
-                "odds": "odds", **{f"mag_{b}": f"mag_{b}" for b in BANDS},
-                **{f"magerr_{b}": f"magerr_{b}" for b in BANDS}}
+
+
+def photoz_roles(object_key: str = OBJECT_KEY) -> dict[str, str]:
+    """The product roles of ``pz.photoz_demo``'s columns (its key is the Object catalog's)."""
+    return {object_key: "object_id", "ra": "ra", "dec": "dec", "z_phot": "photoz", "z_err": "photoz_err",
+            "odds": "odds", **{f"mag_{b}": f"mag_{b}" for b in BANDS},
+            **{f"magerr_{b}": f"magerr_{b}" for b in BANDS}}
+
+
+def with_object_key(desc: TableDescription, object_key: str) -> TableDescription:
+    """``desc`` with its Object key column (``objectId`` in the YAML) named ``object_key`` (the
+    ``object_key_column`` setting)."""
+    if object_key == OBJECT_KEY:
+        return desc
+    columns = tuple(c.with_(name=object_key) if c.name == OBJECT_KEY else c for c in desc.columns)
+    return replace(desc, columns=columns,
+                   primary_key=tuple(object_key if k == OBJECT_KEY else k for k in desc.primary_key))
 
 
 def _register_product(conn: Connection, registry: ProductRegistry, name: str, product_type: str,
@@ -285,9 +307,12 @@ def _load_demo_tables(services: Services, *, force: bool = False) -> dict[str, i
     the spec-z compilation, then the photo-z estimation that used it).
     """
     engine, registry = services.owner_engine, services.products
-    wanted = {name: load_table(name) for name in ("pz.specz_demo", "pz.photoz_demo")}
+    key = services.settings.object_key_column
+    wanted = {"pz.specz_demo": load_table("pz.specz_demo"),
+              "pz.photoz_demo": with_object_key(load_table("pz.photoz_demo"), key)}
     present = {name: table_rows(engine, name) for name in wanted}
-    if not force and all(present[n] == d.extra.get("x_rows") for n, d in wanted.items()):
+    if not force and all(present[n] == d.extra.get("x_rows") for n, d in wanted.items()) \
+            and published_column(engine, "pz.photoz_demo", key):
         log.info("demo data already loaded", extra={"tables": list(wanted)})
         return {n: int(r) for n, r in present.items() if r is not None}
     source = file_entity(SOURCE, location=f"shared/data/{SOURCE.name}", description=SOURCE_CATALOG,
@@ -312,12 +337,12 @@ def _load_demo_tables(services: Services, *, force: bool = False) -> dict[str, i
                                          "z_flag_min": Z_FLAG_MIN},
                              agent=agent, used=[(source.id, "photometry"), (specz_id, "training set")],
                              informed_by=[specz_act.id]) as photoz_act:
-            photoz = estimate_photoz(sim, estimator)
+            photoz = estimate_photoz(sim, estimator, object_key=key)
             _, counts["pz.photoz_demo"] = _publish_with_provenance(
                 conn, photoz_act, wanted["pz.photoz_demo"], photoz, role="PZ table",
                 derived_from=[source.id, specz_id], entity_description=PZ_TABLE)
         _register_product(conn, registry, "photoz_demo", "pztable", wanted["pz.photoz_demo"], photoz,
-                          counts["pz.photoz_demo"], PHOTOZ_ROLES,
+                          counts["pz.photoz_demo"], photoz_roles(key),
                           pz_code=f"pzvo {estimator.name} {estimator.version} (demo, k={estimator.params['k']})")
     vacuum_analyze(engine, qualified(wanted["pz.photoz_demo"]))
     return counts

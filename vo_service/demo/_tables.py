@@ -17,6 +17,7 @@ from ingest.columns import specs_for_description
 from ingest.load import copy_arrow
 from tap_schema.loader import create_indexes_sql, create_table_sql, publish_table, qualified
 from tap_schema.model import TableDescription
+from vo_service.core.identifiers import unquote_delimited
 from vo_service.provenance import EntityDescription
 
 #: The shared Buzzard file, as the demo data's provenance names what it was made from.
@@ -45,8 +46,9 @@ def load_table_data(conn: Connection, desc: TableDescription, data: pa.Table, *,
     conn.execute(text(f"DROP TABLE IF EXISTS {qualified(desc)}"))
     for stmt in create_table_sql(desc):
         conn.execute(text(stmt))
+    data = data.select([unquote_delimited(c.name)[0] for c in desc.columns])
     rows = copy_arrow(conn, qualified(desc), specs_for_description(desc.columns),
-                      data.select([c.sql_name for c in desc.columns]).to_batches(max_chunksize=50_000))
+                      data.to_batches(max_chunksize=50_000))
     for stmt in create_indexes_sql(desc):
         conn.execute(text(stmt))
     if cluster and desc.position_columns:
@@ -66,3 +68,11 @@ def table_rows(engine: Engine, qualified_name: str) -> int | None:
         if not (published and exists):
             return None
         return conn.execute(text(f"SELECT count(*) FROM {qualified_name}")).scalar()
+
+
+def published_column(engine: Engine, qualified_name: str, column: str) -> bool:
+    """True when TAP_SCHEMA lists ``column`` (exactly so spelled) in the table: the demo loads
+    again when the ``object_key_column`` setting names its key otherwise."""
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT 1 FROM tap_schema.columns WHERE table_name = :t AND column_name = :c"),
+                            {"t": qualified_name, "c": column}).first() is not None

@@ -344,8 +344,12 @@ def _lineage(source: Path, files: dict[str, Path]) -> Callable[[Connection], Non
     return record
 
 
-def _request(name: str, path: Path) -> RegistrationRequest:
+def _request(name: str, path: Path, object_key: str) -> RegistrationRequest:
+    """The product of one demo file; the Object catalog's key is published as the RSP spells it
+    (``object_key``, the ``object_key_column`` setting)."""
+    columns: dict[str, dict[str, str]] = {column: {"role": role} for column, role in ROLES[name].items()}
     if name == OBJECTS:
+        columns[ID_COLUMN]["name"] = object_key
         ptype, display = "objectcatalog", "demo objects"
         about = ("The 80,000 demo galaxies as an LSST Object catalog: positions as in pz.photoz_demo, "
                  "cModel fluxes and errors in nJy from photerr's LSST 10-year error model.")
@@ -355,8 +359,7 @@ def _request(name: str, path: Path) -> RegistrationRequest:
         about = model.description + " Simulated from the demo galaxies for the Training Set Maker."
     return RegistrationRequest(
         name=name, product_type=ptype, main_file=path, main_file_name=path.name, display_name=display,
-        release=RELEASE, official=True, description=about,
-        columns={column: {"role": role} for column, role in ROLES[name].items()})
+        release=RELEASE, official=True, description=about, columns=columns)
 
 
 def load_tsm_demo(services: Services, source: Path, *, force: bool = False) -> dict[str, int]:
@@ -373,7 +376,7 @@ def load_tsm_demo(services: Services, source: Path, *, force: bool = False) -> d
     files = write_tsm_files(demo, var_dir)
     missing = [name for name in ROWS if name not in present]
     if missing:
-        registry.register_many([_request(name, files[name]) for name in missing],
+        registry.register_many([_request(name, files[name], registry.object_key) for name in missing],
                                User("pzvo", is_admin=True), lineage=_lineage(source, files))
         log.info("TSM demo data loaded", extra={"products": missing})
     return dict(ROWS)

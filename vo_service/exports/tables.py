@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 
 from vo_service.core.columns import OBJECT_KEY_UCD, Column
-from vo_service.core.identifiers import quote_ident, unquote_delimited
+from vo_service.core.identifiers import pg_name, quote_ident, unquote_delimited
 from vo_service.services import Services
 from vo_service.tap.catalog import ForeignKey, TableMeta
 
@@ -22,13 +22,6 @@ class ExportError(ValueError):
 
 #: Datatypes an Object key column may have (it is a 64-bit integer at the RSP).
 _KEY_DATATYPES = frozenset({"short", "int", "long"})
-
-
-def pg_name(name: str) -> str:
-    """The PostgreSQL name of a TAP_SCHEMA name: delimited ones exact, regular ones folded to
-    lower case (as the ADQL translator resolves them)."""
-    bare, delimited = unquote_delimited(name)
-    return bare if delimited else bare.lower()
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,9 @@ from ingest.readers import ReadError, detect_format, open_table
 from tap_schema.loader import publish_table, unpublish_table
 from tap_schema.model import TableDescription
 from vo_service.auth import AuthService, User
-from vo_service.core.columns import Column
+from vo_service.core.columns import OBJECT_KEY, Column
 from vo_service.core.errors import UNIQUE_VIOLATION, sqlstate
+from vo_service.core.identifiers import is_regular_adql
 from vo_service.products._models import (
     PRODUCT_TYPES,
     Product,
@@ -197,8 +198,9 @@ class ProductRegistry:
     """
 
     def __init__(self, *, engine: Engine, storage_dir: Path, store: ProductStore | None = None,
-                 step_hook: Callable[[str], None] | None = None) -> None:
+                 step_hook: Callable[[str], None] | None = None, object_key: str = OBJECT_KEY) -> None:
         self.engine = engine
+        self.object_key = object_key
         self.storage_dir = storage_dir
         self.store = store or ProductStore()
         self._step_hook = step_hook
@@ -367,8 +369,9 @@ class ProductRegistry:
                 release=release, official=official, status="published",
                 description=description or desc.description, owner=owner.name, pz_code=pz_code,
                 row_count=rows, table_name=desc.qualified_name)
-            specs = [c.with_(name=c.sql_name, original_name=c.sql_name, role=roles.get(c.name))
-                     for c in desc.columns]
+            # A regular name keeps its TAP spelling (objectId); a delimited one is kept bare.
+            specs = [c.with_(name=c.name if is_regular_adql(c.name) else c.sql_name, original_name=c.sql_name,
+                             role=roles.get(c.name)) for c in desc.columns]
             self.store.insert_columns(conn, product_id, specs)
             if data_file is not None:
                 final_dir = self.storage_dir / name / f"v{version}"
@@ -413,7 +416,7 @@ class ProductRegistry:
                     progress: Progress | None, budget: _Budget | None) -> tuple[int, str, list[Column]]:
         source = open_table(request.main_file, request.file_format or detect_format(
             Path(request.main_file_name)), budget.read_limits() if budget else ReadLimits())
-        specs = plan_columns(source.columns, request.columns)
+        specs = plan_columns(source.columns, request.columns, object_key=self.object_key)
         if budget is not None and source.num_rows is not None:
             never_null = {c.name for c in source.columns if not c.nullable}
             known = [s for s in specs if s.original_name in never_null]
