@@ -47,6 +47,8 @@ CORPUS_DIR = ROOT.parent / "shared" / "adql_corpus"
 BINARY2 = "application/x-votable+xml;serialization=BINARY2"
 KEY = "object_id"
 REL_TOL = 1e-9
+#: One unit in the last place of a single-precision float (2**-23, relative).
+FLOAT32_TOL = 2.0 ** -23
 
 _MASK = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*")
 _AGGREGATE = re.compile(r"\b(count|sum|avg|min|max)\s*\(|\bgroup\s+by\b|\bdistinct\b|\bhaving\b", re.I)
@@ -86,11 +88,49 @@ def _from_clause(masked: str) -> str:
     return found.group(1) if found else ""
 
 
-def fully_ordered(query: str, columns: int) -> str:
-    """An unordered query whose result MAXREC cut, sorted on every column, so that both services
-    cut the same rows: ``SELECT * FROM (query) AS q ORDER BY 1, ..., n``."""
+def with_sort_keys(query: str, keys: list[str]) -> str:
+    """``query`` with ``keys`` appended as its last sort keys (``ORDER BY`` when it had none),
+    before a top-level OFFSET.  New lines, not blanks: a query may end in a ``--`` comment."""
     body = query.rstrip().rstrip(";")
-    return f"SELECT * FROM ({body}) AS corpus_diff ORDER BY " + ", ".join(str(i + 1) for i in range(columns))
+    offset = _top_level(_masked(body), r"\boffset\b")
+    cut = offset[-1].start() if offset else len(body)
+    head, tail = body[:cut].rstrip(), ("\n" + body[cut:].strip()) if offset else ""
+    if _top_level(_masked(head), r"\border\s+by\b"):
+        return f"{head}\n, {', '.join(keys)}{tail}"
+    return f"{head}\nORDER BY {', '.join(keys)}{tail}"
+
+
+def positions(columns: list[dict[str, str | None]]) -> list[str]:
+    """Sort keys ``1, ..., n`` for every column but geometries (which have no order)."""
+    return [str(i + 1) for i, c in enumerate(columns) if c["xtype"] not in _GEOMETRY]
+
+
+def unordered_tops(query: str) -> list[int]:
+    """Start offsets of the SELECTs with a TOP but no ORDER BY of their own: which rows such a
+    TOP keeps is unspecified (ADQL 2.1 section 2.2: row order is arbitrary without ORDER BY)."""
+    masked = _masked(query)
+    found = []
+    for m in re.finditer(r"\bselect\s+(?:(?:all|distinct)\s+)?top\b", masked, re.I):
+        depth, i, ordered = 0, m.end(), False
+        while i < len(masked):
+            ch = masked[i]
+            if ch == "(":
+                depth += 1
+            elif ch == ")":
+                depth -= 1
+                if depth < 0:
+                    break
+            elif depth == 0 and re.match(r"\b(union|except|intersect)\b", masked[i:i + 9], re.I) \
+                    and (i == 0 or not (masked[i - 1].isalnum() or masked[i - 1] == "_")):
+                break
+            elif depth == 0 and re.match(r"order\s+by\b", masked[i:i + 20], re.I) \
+                    and not (masked[i - 1].isalnum() or masked[i - 1] == "_"):
+                ordered = True
+                break
+            i += 1
+        if not ordered:
+            found.append(m.start())
+    return found
 
 
 def deterministic(query: str) -> tuple[str, bool]:
@@ -100,14 +140,7 @@ def deterministic(query: str) -> tuple[str, bool]:
     if (len(re.findall(r"\bselect\b", masked, re.I)) != 1 or _AGGREGATE.search(masked)
             or _SET_OR_JOIN.search(masked) or "," in _from_clause(masked)):
         return query, False
-    body = query.rstrip().rstrip(";")
-    masked = _masked(body)
-    offset = _top_level(masked, r"\boffset\b")
-    cut = offset[-1].start() if offset else len(body)
-    head, tail = body[:cut].rstrip(), (" " + body[cut:].strip()) if offset else ""
-    if _top_level(_masked(head), r"\border\s+by\b"):
-        return f"{head}, {KEY}{tail}", True
-    return f"{head} ORDER BY {KEY}{tail}", True
+    return with_sort_keys(query, [KEY]), True
 
 
 @dataclass
@@ -166,14 +199,41 @@ def _sort_key(row: tuple[Any, ...]) -> str:
     return repr(row)
 
 
-def _value_kind(a: Any, b: Any) -> str | None:
+_GEOMETRY = ("point", "circle", "polygon")
+#: Geometry values are degrees: a difference this small (36 micro-arcseconds) is pg_sphere's
+#: radians round trip, not a different answer.
+GEOMETRY_ABS_TOL = 1e-8
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How the cells of one column compare, from the two sides' FIELD metadata."""
+
+    float32: bool = False   # one side declares float: values equal in single precision are equal
+    geometry: bool = False  # point/circle/polygon: degrees, GEOMETRY_ABS_TOL is rounding
+    text: bool = False      # char: '' and NULL are one (astropy reads a BINARY2 NULL string as '')
+    time: bool = False      # timestamp: compared as instants
+
+
+def column_rule(a: dict[str, str | None], b: dict[str, str | None]) -> Rule:
+    return Rule(float32="float" in (a["datatype"], b["datatype"]),
+                geometry=bool({a["xtype"], b["xtype"]} & set(_GEOMETRY)),
+                text=bool({a["datatype"], b["datatype"]} & {"char", "unicodeChar"}),
+                time="timestamp" in (a["xtype"], b["xtype"]))
+
+
+def _value_kind(a: Any, b: Any, rule: Rule = Rule()) -> str | None:
     """None when equal; else the kind of difference between two cells."""
+    if rule.text:
+        a, b = (None if a == "" else a), (None if b == "" else b)
+    if rule.time:
+        a, b = _instant(a), _instant(b)
     if a is None or b is None:
         return None if a is b else "null"
     if isinstance(a, tuple) and isinstance(b, tuple):
         if len(a) != len(b):
             return "value"
-        kinds = {k for x, y in zip(a, b, strict=True) if (k := _value_kind(x, y))}
+        kinds = {k for x, y in zip(a, b, strict=True) if (k := _value_kind(x, y, rule))}
         return "value" if "value" in kinds else (kinds.pop() if kinds else None)
     if isinstance(a, float) or isinstance(b, float):
         try:
@@ -182,7 +242,18 @@ def _value_kind(a: Any, b: Any) -> str | None:
             return "value"
         if x == y or (math.isnan(x) and math.isnan(y)):
             return None
-        return "rounding" if math.isclose(x, y, rel_tol=REL_TOL) else "value"
+        with np.errstate(over="ignore", invalid="ignore"):
+            single = np.float32(x), np.float32(y)
+            if rule.float32 and single[0] == single[1]:
+                return None
+            # A single-precision value (a REAL column's) against the same value widened another
+            # way (through its decimal text), or the last bit of a single-precision result.
+            widened = single[0] == single[1] and (float(single[0]) == x or float(single[1]) == y)
+            last_bit = rule.float32 and math.isclose(x, y, rel_tol=FLOAT32_TOL)
+        if widened or last_bit or math.isclose(x, y, rel_tol=REL_TOL) \
+                or (rule.geometry and abs(x - y) <= GEOMETRY_ABS_TOL):
+            return "rounding"
+        return "value"
     return None if a == b else "value"
 
 
@@ -197,6 +268,27 @@ def _instant(value: Any) -> Any:
     return value
 
 
+def align(ours: list[dict[str, str | None]], other: list[dict[str, str | None]]) -> list[int] | None:
+    """For each of our columns, the index of the other answer's column of that name (case
+    ignored; trailing underscores, DaCHS's way of making a repeated name unique, ignored after
+    an exact match failed), or None when the names do not pair up."""
+    if len(ours) != len(other):
+        return None
+    used: set[int] = set()
+    order = []
+    for c in ours:
+        name = (c["name"] or "").lower()
+        candidates = [j for j, o in enumerate(other) if j not in used]
+        j = next((j for j in candidates if (other[j]["name"] or "").lower() == name), None)
+        if j is None:
+            j = next((j for j in candidates if (other[j]["name"] or "").lower().rstrip("_") == name), None)
+        if j is None:
+            return None
+        used.add(j)
+        order.append(j)
+    return order
+
+
 def compare(ours: Answer, other: Answer, ordered: bool) -> list[tuple[str, str]]:
     """(kind, detail) for each difference between two answers."""
     if ours.error or other.error:
@@ -204,7 +296,14 @@ def compare(ours: Answer, other: Answer, ordered: bool) -> list[tuple[str, str]]
             return []
         return [("error", f"ours: {ours.error or 'ok'} | other: {other.error or 'ok'}")]
     out: list[tuple[str, str]] = []
-    names = [c["name"].lower() for c in ours.columns], [c["name"].lower() for c in other.columns]
+    names = [(c["name"] or "").lower() for c in ours.columns], [(c["name"] or "").lower() for c in other.columns]
+    order = align(ours.columns, other.columns)
+    if order is not None and order != sorted(order):
+        # The same columns in another order (SELECT * over a USING join): compare by name.
+        out.append(("order", f"{names[0]} vs {names[1]}"))
+        other = Answer(columns=[other.columns[j] for j in order], overflow=other.overflow,
+                       rows=[tuple(row[j] for j in order) for row in other.rows])
+        names = names[0], [(c["name"] or "").lower() for c in other.columns]
     if names[0] != names[1]:
         out.append(("names", f"{names[0]} vs {names[1]}"))
     if len(ours.columns) != len(other.columns):
@@ -222,11 +321,10 @@ def compare(ours: Answer, other: Answer, ordered: bool) -> list[tuple[str, str]]
     else:
         ours_rows, other_rows = ours.rows, other.rows
     seen: Counter[str] = Counter()
-    times = [c["xtype"] == "timestamp" or o["xtype"] == "timestamp"
-             for c, o in zip(ours.columns, other.columns, strict=True)]
+    rules = [column_rule(c, o) for c, o in zip(ours.columns, other.columns, strict=True)]
     for r, (x, y) in enumerate(zip(ours_rows, other_rows, strict=False)):
         for c, (a, b) in enumerate(zip(x, y, strict=False)):
-            kind = _value_kind(_instant(a), _instant(b)) if times[c] else _value_kind(a, b)
+            kind = _value_kind(a, b, rules[c])
             if kind:
                 seen[kind] += 1
                 if seen[kind] <= 3:
@@ -237,7 +335,10 @@ def compare(ours: Answer, other: Answer, ordered: bool) -> list[tuple[str, str]]
 
 _RANDOM = re.compile(r"\brand\s*\(", re.I)
 #: The kinds of difference that remain meaningful when the values cannot be compared.
-_STRUCTURE = ("error", "names", "columns", "datatype", "arraysize", "xtype", "overflow")
+_STRUCTURE = ("error", "order", "names", "columns", "datatype", "arraysize", "xtype", "overflow", "rows")
+NOTE_RAND = "RAND(): values not compared"
+NOTE_TOP = ("TOP without ORDER BY inside a subquery or a set operation keeps unspecified rows: "
+            "values not compared")
 
 
 def run_one(q: dict[str, Any], ours_text: str, other_text: str, ours_url: str, other_url: str, maxrec: int,
@@ -247,20 +348,46 @@ def run_one(q: dict[str, Any], ours_text: str, other_text: str, ours_url: str, o
     other_q, _ = deterministic(other_text)
     ours, other = ask(ours_url, ours_q, maxrec, timeout), ask(other_url, other_q, maxrec, timeout)
     note = None
-    if not ordered and (ours.overflow or other.overflow) and not (ours.error or other.error):
-        wrapped = (fully_ordered(ours_q, len(ours.columns)), fully_ordered(other_q, len(other.columns)))
-        ours_w, other_w = ask(ours_url, wrapped[0], maxrec, timeout), ask(other_url, wrapped[1], maxrec, timeout)
-        if ours_w.error or other_w.error:
-            note = f"MAXREC cut an unordered result and sorting it failed: {ours_w.error or other_w.error}"
-        else:
-            ours_q, ours, other, ordered = wrapped[0], ours_w, other_w, True
+    if not ordered and not (ours.error or other.error):
+        tops = unordered_tops(ours_q)
+        outer = _top_level(_masked(ours_q), r"\bselect\b")
+        if tops and not (len(outer) == 1 and tops == [outer[0].start()]):
+            note = NOTE_TOP
+        elif tops or ours.overflow or other.overflow:
+            # A TOP of the outermost SELECT, or MAXREC, cut an unordered result: sort it on its
+            # columns so that both services cut the same rows, then compare the rows as a multiset.
+            # Both sort on the same columns, even when the other lists them in another order.
+            keys = positions(ours.columns)
+            order = align(ours.columns, other.columns) or list(range(len(other.columns)))
+            other_keys = [str(order[int(k) - 1] + 1) for k in keys] if len(order) == len(ours.columns) \
+                else positions(other.columns)
+            sorted_q = with_sort_keys(ours_q, keys), with_sort_keys(other_q, other_keys)
+            ours_s, other_s = ask(ours_url, sorted_q[0], maxrec, timeout), ask(other_url, sorted_q[1], maxrec,
+                                                                                 timeout)
+            if ours_s.error or other_s.error:
+                note = f"an unordered result was cut and sorting it failed: {ours_s.error or other_s.error}"
+            else:
+                ours_q, ours, other = sorted_q[0], ours_s, other_s
     if _RANDOM.search(_masked(ours_q)):
-        note = "RAND(): values not compared"
+        note = NOTE_RAND
     diffs = compare(ours, other, ordered)
     if note:
         diffs = [d for d in diffs if d[0] in _STRUCTURE]
     return {"id": q["id"], "query": ours_q, "ordered": ordered, "note": note,
             "differences": [{"kind": k, "detail": d} for k, d in diffs]}
+
+
+def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts of queries: identical (no difference, values compared), with differences, with
+    values not compared, and for each kind the number of queries showing it."""
+    kinds: Counter[str] = Counter()
+    for r in results:
+        kinds.update({d["kind"] for d in r["differences"]})
+    return {"queries": len(results),
+            "identical": sum(1 for r in results if not r["differences"] and not r["note"]),
+            "differing": sum(1 for r in results if r["differences"]),
+            "not_compared": sum(1 for r in results if r["note"]),
+            "kinds": dict(kinds.most_common())}
 
 
 @contextmanager
@@ -314,15 +441,24 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"    (note)     {result['note']}")
                 for d in result["differences"]:
                     print(f"    {d['kind']:<10} {d['detail'][:200]}")
-    kinds = Counter(d["kind"] for r in results for d in r["differences"])
-    differing = sum(1 for r in results if r["differences"])
-    noted = sum(1 for r in results if r["note"])
-    print(f"\n{len(results)} exec-tier queries, {differing} with differences"
-          + (" (" + ", ".join(f"{k} {n}" for k, n in kinds.most_common()) + ")" if kinds else "")
-          + f", {noted} with values not compared")
+    summary = summarise(results)
+    print(f"\n{summary['queries']} exec-tier queries: {summary['identical']} identical, "
+          f"{summary['differing']} with differences, {summary['not_compared']} with values not compared"
+          + ("; queries per kind: " + ", ".join(f"{k} {n}" for k, n in summary["kinds"].items())
+             if summary["kinds"] else ""))
     if args.out:
-        Path(args.out).write_text(json.dumps({"ours": args.ours_table, "other": args.other or "pzvo (self)",
-                                              "results": results}, indent=1), encoding="utf-8")
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from _common import machine
+
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({
+            "ours": args.ours_table, "other": args.other or "pzvo (self)",
+            "other_table": args.other_table or args.ours_table,
+            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "command": " ".join(["benchmarks/corpus_diff.py", *(argv if argv is not None else sys.argv[1:])]),
+            "machine": machine(), "maxrec": args.maxrec, "summary": summary, "results": results},
+            indent=1), encoding="utf-8")
     return 0
 
 

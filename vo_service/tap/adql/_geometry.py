@@ -211,13 +211,29 @@ def from_numbers(kind: str, numbers: list[float]) -> exp.Expr:
     return polygon(lits)
 
 
+def longitude(value: exp.Expr) -> exp.Expr:
+    """A longitude in degrees as DALI 1.1 serialises it (section 3.3.5: within [0, 360]): a
+    literal is reduced here, a computed value by ``x - 360 * floor(x / 360)``, which leaves every
+    value in [0, 360) exactly as it was.  A bare column is returned as stored."""
+    number = _number_literal(value)
+    if number is not None:
+        return as_double(literal(number if 0 <= number <= 360 else number % 360.0))
+    if isinstance(value, exp.Column):
+        return as_double(value.copy())
+    x = as_double(value.copy())
+    turns = func("floor", exp.Div(this=x.copy(), expression=exp.Literal.number("360.0")))
+    return exp.Paren(this=exp.Sub(this=x, expression=exp.Mul(this=exp.Literal.number("360.0"), expression=turns)))
+
+
 def as_array(node: exp.Expr, kind: str) -> exp.Expr:
     """The select-list value of a geometry: a double array as DALI serialises shapes."""
     coords = node.meta.get(COORDS_META)
     if coords:
         if any(isinstance(c, exp.Null) for c in coords):
             return exp.Cast(this=exp.Null(), to=exp.DataType.build("DOUBLE PRECISION[]"))
-        array = exp.Array(expressions=[as_double(c.copy()) for c in coords])
+        longitudes = {0} if kind == "circle" else set(range(0, len(coords), 2))
+        array = exp.Array(expressions=[longitude(c) if i in longitudes else as_double(c.copy())
+                                       for i, c in enumerate(coords)])
         if all(_number_literal(c) is not None for c in coords):
             return array
         # The shape itself decides: NULL when a coordinate is NULL, and the same error as in
