@@ -59,11 +59,37 @@ def test_point_estimate_median_unless_another_window_is_more_probable() -> None:
     assert abs(out["z_mode"][1] - 0.3) < 0.03
 
 
+def test_core_weight_trades_outlier_hedging_for_the_peak() -> None:
+    """0.7 of the probability at z = 0.6, 0.3 at 0.95: the median's outlier window holds 0.7, and
+    any redshift in 0.68-0.84 holds both peaks (1.0) but neither in its core window.  A small
+    core weight moves z_phot there (fewer outliers); a large one keeps the median (the peak)."""
+    est = _fitted(np.random.default_rng(3))
+    est.edges = np.arange(101) * 0.025
+    centres = 0.5 * (est.edges[1:] + est.edges[:-1])
+    p = np.zeros((1, centres.size), dtype=np.float32)
+    p[0, np.argmin(np.abs(centres - 0.6125))] = 0.7
+    p[0, np.argmin(np.abs(centres - 0.9625))] = 0.3
+    est.core_weight = 0.05
+    est._prepare_candidates()
+    hedged = est.summarize(p)
+    assert 0.675 <= hedged["z_phot"][0] <= 0.845 and abs(hedged["z_pdf"][0, MEDIAN_INDEX] - 0.618) < 0.01
+    est.core_weight = 1.0
+    est._prepare_candidates()
+    assert est.summarize(p)["z_phot"][0] == est.summarize(p)["z_pdf"][0, MEDIAN_INDEX]
+
+
 def test_params_and_schema() -> None:
-    est = make_estimator("mlp", {"tolerance": 0.02})
-    assert est.params["tolerance"] == 0.02 and est.describe()["name"] == "mlp"
+    est = make_estimator("mlp", {"tolerance": 0.02, "core_weight": 0.1})
+    assert est.params["tolerance"] == 0.02 and est.params["core_weight"] == 0.1 and est.describe()["name"] == "mlp"
+    assert est.params["core_width"] == 0.02 and est.version == "4.0"
     assert [c.name for c in est.columns] == ["z_phot", "z_mode", "z_err", "odds", "z_pdf"]
-    assert "median of the PDF" in est.columns[0].description and "0.02 more" in est.columns[0].description
+    description = est.columns[0].description or ""
+    assert "median of the PDF" in description and "more than 0.02 higher" in description
+    assert "plus 0.1 times the probability within 0.02" in description
+    import pytest
+
+    with pytest.raises(ValueError, match="core_width"):
+        make_estimator("mlp", {"core_width": 0.2})
 
 
 def test_members_are_pooled_as_a_normalized_product() -> None:
