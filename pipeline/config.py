@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from pipeline.estimators import DEFAULT_ESTIMATOR
+from vo_service.core.columns import OBJECT_KEY
 from vo_service.core.settings import PROJECT_ROOT
 
 
@@ -63,6 +64,11 @@ class PipelineConfig:
     demo: DemoInputs | None = None
     training_product: str | None = None
     """``product:<name>[@<version>]``: a registered training set, resolved when the run starts."""
+
+    @property
+    def key(self) -> str:
+        """The Object key's name in the outputs (``object_key``, else the RSP's ``objectId``)."""
+        return self.object_key or OBJECT_KEY
 
     @property
     def qualified_table(self) -> str:

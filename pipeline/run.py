@@ -361,7 +361,7 @@ def _locked_run(config: PipelineConfig, *, scheduler: str | None, progress: Sequ
     check_validation_set(config)
     estimator, training_digest = train(config)
     fingerprint = run_fingerprint(estimator, training_digest, config.release, config.redshift_column,
-                                  config.object_key or OBJECT_KEY)
+                                  config.key)
     partitions = list_partitions(config.objects)
     data_dir = config.output / "data"
     inputs = {"objects": str(config.objects), "training": str(config.training),
@@ -404,7 +404,7 @@ def _run_and_publish(config: PipelineConfig, estimator: Estimator, partitions: l
         if client is None:
             client, closer = _open_client(config, scheduler)
         computed, _, tasks = estimate_catalog(estimator, partitions, data_dir, fingerprint, client=client,
-                                              hooks=[record, *progress], object_key=config.object_key or OBJECT_KEY)
+                                              hooks=[record, *progress], object_key=config.key)
     finally:
         if closer is not None:
             closer()
@@ -416,7 +416,7 @@ def _run_and_publish(config: PipelineConfig, estimator: Estimator, partitions: l
                        partition_seconds=[round(t["seconds"], 4) for t in tasks], run_id=record.record["run_id"])
     raw = table_description(estimator, schema=config.table_schema, name=config.table_name,
                             release=config.release, description=config.table_description, rows=total_rows,
-                            object_key=config.object_key or OBJECT_KEY)
+                            object_key=config.key)
     result.table_yaml, result.felis_yaml = write_descriptions(config.output, raw)
     if hats_input:
         result.hats = write_hats_metadata(

@@ -51,7 +51,7 @@ class PublishedTable:
         return f"{quote_ident(pg_name(schema))}.{quote_ident(pg_name(table))}"
 
     def sql_column(self, col: Column) -> str:
-        return quote_ident(col.db_name or pg_name(col.name))
+        return quote_ident(col.sql_name)
 
     def object_key(self, key_name: str) -> Column | None:
         """The column that holds the Object catalog's key: an integer column with the RSP's UCD
@@ -83,7 +83,7 @@ def find_published(services: Services, name: str) -> PublishedTable:
     targets = {k.target_table: tables[k.target_table] for k in keys if k.target_table in tables}
     table = PublishedTable(meta=meta, schema_description=catalog.schemas.get(meta.schema_name),
                            primary_key=(), not_null=frozenset(), foreign_keys=keys, targets=targets)
-    by_pg = {col.db_name or pg_name(col.name): col.name for col in meta.columns}
+    by_pg = {col.sql_name: col.name for col in meta.columns}
     with services.owner_engine.connect() as conn:
         if conn.execute(text("SELECT to_regclass(:t)"), {"t": table.sql_table}).scalar() is None:
             raise ExportError(f"table {name!r} is listed in TAP_SCHEMA but does not exist in the database")
