@@ -81,7 +81,7 @@ def test_core_weight_trades_outlier_hedging_for_the_peak() -> None:
 def test_params_and_schema() -> None:
     est = make_estimator("mlp", {"tolerance": 0.02, "core_weight": 0.1})
     assert est.params["tolerance"] == 0.02 and est.params["core_weight"] == 0.1 and est.describe()["name"] == "mlp"
-    assert est.params["core_width"] == 0.02 and est.version == "4.0"
+    assert est.params["core_width"] == 0.02 and est.params["two_hot"] is True and est.version == "5.0"
     assert [c.name for c in est.columns] == ["z_phot", "z_mode", "z_err", "odds", "z_pdf"]
     description = est.columns[0].description or ""
     assert "median of the PDF" in description and "more than 0.02 higher" in description
@@ -154,3 +154,42 @@ def test_members_trained_in_parallel_processes_are_the_same() -> None:
             np.testing.assert_array_equal(wa, wb)
     np.testing.assert_array_equal(serial._raw_levels, parallel._raw_levels)
 
+
+
+def test_two_hot_targets_put_the_expected_bin_centre_on_the_redshift() -> None:
+    from pipeline.estimators.mlp import two_hot_targets
+
+    x = np.arange(4.0).reshape(4, 1)
+    z = np.array([0.05, 0.10, 0.125, 0.9999])  # a bin centre, an edge, a quarter, past the last centre
+    rows, labels, weights = two_hot_targets(x, z, 0.1, 10)
+    assert np.mean(weights) == 1.0
+    per = {i: {} for i in range(4)}
+    for row, label, weight in zip(rows[:, 0].astype(int), labels, weights, strict=True):
+        per[row][int(label)] = per[row].get(int(label), 0.0) + weight
+    total = {i: sum(per[i].values()) for i in per}
+    assert per[0] == {0: total[0]}  # exactly on a centre: one bin, the other row dropped
+    np.testing.assert_allclose([per[1][0] / total[1], per[1][1] / total[1]], [0.5, 0.5])
+    np.testing.assert_allclose([per[2][0] / total[2], per[2][1] / total[2]], [0.25, 0.75])
+    assert per[3] == {9: total[3]}  # beyond the last centre: all on the last bin
+    centres = 0.05 + 0.1 * np.arange(10)
+    for i in range(3):
+        np.testing.assert_allclose(sum(w * centres[b] for b, w in per[i].items()) / total[i], z[i])
+
+
+def test_two_hot_labels_place_the_pdf_within_a_bin() -> None:
+    """Galaxies all at z = 0.32 and 1.22 with bins of 0.1: hard labels only say "in [0.3, 0.4)",
+    so the PDF median sits near the bin's middle (0.35); two-hot labels (0.3 on the 0.25 centre,
+    0.7 on 0.35) put it within 0.02 of the truth."""
+    rng = np.random.default_rng(13)
+    mags, _ = _populations(300, rng)
+    z = np.repeat([0.32, 1.22], 300)
+    params = {"hidden": (32,), "max_iter": 150, "early_stopping": False, "bin_width": 0.1, "members": 1}
+    test, _ = _populations(20, rng)
+    truth = np.repeat([0.32, 1.22], 20)
+    medians = {}
+    for two_hot in (False, True):
+        est = make_estimator("mlp", {**params, "two_hot": two_hot}).fit(photometry(mags), z)
+        est._raw_levels = LEVELS.copy()  # the PDFs as the networks learned them, no calibration map
+        medians[two_hot] = est.estimate(photometry(test))["z_pdf"][:, MEDIAN_INDEX]
+    assert np.all(np.abs(medians[True] - truth) < 0.02)
+    assert np.all(np.abs(medians[False] - truth) > 0.02)
