@@ -81,7 +81,7 @@ def test_core_weight_trades_outlier_hedging_for_the_peak() -> None:
 def test_params_and_schema() -> None:
     est = make_estimator("mlp", {"tolerance": 0.02, "core_weight": 0.1})
     assert est.params["tolerance"] == 0.02 and est.params["core_weight"] == 0.1 and est.describe()["name"] == "mlp"
-    assert est.params["core_width"] == 0.02 and est.params["two_hot"] is True and est.version == "5.0"
+    assert est.params["core_width"] == 0.02 and est.params["two_hot"] is False and est.version == "4.0"
     assert [c.name for c in est.columns] == ["z_phot", "z_mode", "z_err", "odds", "z_pdf"]
     description = est.columns[0].description or ""
     assert "median of the PDF" in description and "more than 0.02 higher" in description
