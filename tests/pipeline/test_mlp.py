@@ -155,14 +155,13 @@ def test_members_trained_in_parallel_processes_are_the_same() -> None:
     np.testing.assert_array_equal(serial._raw_levels, parallel._raw_levels)
 
 
-
 def test_two_hot_targets_put_the_expected_bin_centre_on_the_redshift() -> None:
     from pipeline.estimators.mlp import two_hot_targets
 
     x = np.arange(4.0).reshape(4, 1)
     z = np.array([0.05, 0.10, 0.125, 0.9999])  # a bin centre, an edge, a quarter, past the last centre
     rows, labels, weights = two_hot_targets(x, z, 0.1, 10)
-    assert np.mean(weights) == 1.0
+    assert np.isclose(np.mean(weights), 1.0)
     per = {i: {} for i in range(4)}
     for row, label, weight in zip(rows[:, 0].astype(int), labels, weights, strict=True):
         per[row][int(label)] = per[row].get(int(label), 0.0) + weight
