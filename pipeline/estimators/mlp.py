@@ -21,7 +21,7 @@ test galaxies put a standard error of 0.2 % on the outlier fraction and 3 % on e
   unseen set, fewer outliers, CDE loss -8.2 against -7.8, for 1.3x the training time.  They were
   not kept because the PDFs' calibration, the first goal, got less dependable: in the benchmark
   run the pooled cross-validation's PIT test gave p = 0.005 and the unseen set's 0.006 (hard
-  labels: 0.129 and 0.025), and over three seeds the unseen set failed once (docs/pipeline.md,
+  labels: 0.129 and 0.025), and over five seeds the unseen set failed twice (docs/pipeline.md,
   issue 19's two-hot notes; ``benchmarks/bench_pit_seeds.py --unseen`` measures both).
 - Calibration: 20 % of the training set (fixed seed) is held out.  The members train on the
   other 80 % and stop early on the hold-out's log loss (``train_member``); the ensemble's PIT
