@@ -111,7 +111,7 @@ def quality_and_sklearn(train: Path, test: Path, repeat: int) -> dict:
     result["mlp"]["objects_per_s"] = len(te) / seconds
     result["mlp"]["fit_seconds"] = fit_s
     result["mlp"]["training_rows"] = len(ztr)
-    result["mlp"]["median"] = point_metrics(cols["z_pdf"][:, MEDIAN_INDEX], zte)
+    result["mlp"]["median"] = median_metrics(cols, zte)
     PITS["fixed split"] = cdf_at(cols["z_pdf"], zte)
     with limits(2):
         result["mlp_cv"] = cross_validated("mlp", tr, ztr, te, zte, pits="cross-validation")
@@ -122,13 +122,8 @@ def quality_and_sklearn(train: Path, test: Path, repeat: int) -> dict:
     result["mlp_split2"] = train_and_evaluate("mlp", *read_training_set(second / "training.parquet"),
                                               *read_training_set(second / "validation.parquet"), "second split")
     unseen_set = None
-    unseen = WORK / "unseen.parquet"
-    if unseen.exists() or importlib.util.find_spec("pzflow") is not None:
-        if not unseen.exists():
-            write_unseen_set(unseen)
-        flux = np.vstack([tr.flux, te.flux])
-        err = None if tr.flux_err is None or te.flux_err is None else np.vstack([tr.flux_err, te.flux_err])
-        unseen_set = (Photometry(flux, err), np.concatenate([ztr, zte]), *read_training_set(unseen))
+    if (WORK / "unseen.parquet").exists() or importlib.util.find_spec("pzflow") is not None:
+        unseen_set = unseen_evaluation(tr, ztr, te, zte)
         result["mlp_unseen"] = train_and_evaluate("mlp", *unseen_set, "unseen set")
     # RAIL's own algorithms through the ``rail`` adapter, for reference: KNN, FlexZBoost (the
     # strongest conditional-density estimator of the DESC PZ DC1 comparison) and BPZ template
@@ -141,13 +136,29 @@ def quality_and_sklearn(train: Path, test: Path, repeat: int) -> dict:
         if not rail_installed(module):
             continue
         result[key] = rail_evaluate(params, tr, ztr, te, zte, repeat)
+        pit = result[key].pop("pit")
         if key != "bpz":  # untrained template fitting's PIT is off the scale of the others (table only)
-            PITS[f"RAIL {key}, fixed split"] = result[key].pop("pit")
+            PITS[f"RAIL {key}, fixed split"] = pit
             if unseen_set is not None:
                 result[f"{key}_unseen"] = rail_evaluate(params, *unseen_set, 1)
                 PITS[f"RAIL {key}, unseen set"] = result[f"{key}_unseen"].pop("pit")
-        result[key].pop("pit", None)
     return result
+
+
+def unseen_evaluation(tr, ztr, te, zte) -> tuple[Photometry, np.ndarray, Photometry, np.ndarray]:
+    """Training photometry and redshifts (the whole shared gold sample: the fixed split's two
+    sets) and the unseen set's, written first if no earlier run did."""
+    unseen = WORK / "unseen.parquet"
+    if not unseen.exists():
+        write_unseen_set(unseen)
+    flux = np.vstack([tr.flux, te.flux])
+    err = None if tr.flux_err is None or te.flux_err is None else np.vstack([tr.flux_err, te.flux_err])
+    return (Photometry(flux, err), np.concatenate([ztr, zte]), *read_training_set(unseen))
+
+
+def median_metrics(cols: dict[str, np.ndarray], z: np.ndarray) -> dict[str, float]:
+    """Point metrics of the PDF median (RAIL's ``z_phot``), to compare like with like."""
+    return point_metrics(cols["z_pdf"][:, MEDIAN_INDEX], z)
 
 
 def rail_evaluate(params: dict, tr, ztr, te, zte, repeat: int) -> dict:
@@ -158,7 +169,7 @@ def rail_evaluate(params: dict, tr, ztr, te, zte, repeat: int) -> dict:
     cols, seconds = timed(lambda: rail.estimate(te), repeat)
     return {**evaluate_columns(cols, zte), "objects_per_s": len(te) / seconds, "fit_seconds": fit_s,
             "training_rows": len(ztr), "software": rail.describe()["software"],
-            "median": point_metrics(cols["z_pdf"][:, MEDIAN_INDEX], zte), "pit": cdf_at(cols["z_pdf"], zte)}
+            "median": median_metrics(cols, zte), "pit": cdf_at(cols["z_pdf"], zte)}
 
 
 def train_and_evaluate(name: str, tr, ztr, te, zte, label: str) -> dict:
@@ -172,7 +183,7 @@ def train_and_evaluate(name: str, tr, ztr, te, zte, label: str) -> dict:
     cols = est.estimate(te)
     PITS[label] = cdf_at(cols["z_pdf"], zte)
     return {**evaluate_columns(cols, zte), "fit_seconds": fit_s, "training_rows": len(ztr),
-            "median": point_metrics(cols["z_pdf"][:, MEDIAN_INDEX], zte)}
+            "median": median_metrics(cols, zte)}
 
 
 def write_unseen_set(path: Path, seed: int = UNSEEN_SEED) -> int:

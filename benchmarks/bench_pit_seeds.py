@@ -38,10 +38,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench_pipeline import SOURCE, WORK, flat_pit_deviations, write_unseen_set  # noqa: E402 - after sys.path.insert
+from bench_pipeline import SOURCE, WORK, flat_pit_deviations, unseen_evaluation  # noqa: E402 - after sys.path.insert
 from pipeline.catalog import read_training_set, write_demo_catalog  # noqa: E402 - after sys.path.insert
 from pipeline.estimators import DEFAULT_ESTIMATOR, make_estimator  # noqa: E402 - after sys.path.insert
-from pipeline.estimators.base import Photometry  # noqa: E402 - after sys.path.insert
 from pipeline.quality import evaluate_columns  # noqa: E402 - after sys.path.insert
 
 QUALITY = WORK / "quality"  # the fixed split of bench_pipeline.py
@@ -81,12 +80,7 @@ def unseen_by_seed(tr, ztr, te, zte, seeds: int, params: dict) -> list[dict]:
     """Seeds 1..``seeds`` trained on the whole shared gold sample, evaluated on the unseen set."""
     from threadpoolctl import threadpool_limits
 
-    unseen = WORK / "unseen.parquet"
-    if not unseen.exists():
-        write_unseen_set(unseen)
-    un, zun = read_training_set(unseen)
-    flux, z = np.vstack([tr.flux, te.flux]), np.concatenate([ztr, zte])
-    err = None if tr.flux_err is None or te.flux_err is None else np.vstack([tr.flux_err, te.flux_err])
+    gold, z, un, zun = unseen_evaluation(tr, ztr, te, zte)
     print(f"unseen set: {DEFAULT_ESTIMATOR} trained on all {len(z):,} shared gold galaxies, tested on {len(zun):,}")
     print("| seed | sigma_MAD | outliers | chi-square (p) | CDE loss | training s | PIT histogram (10 bins) |")
     print("|---:|---:|---:|---:|---:|---:|---|")
@@ -94,7 +88,7 @@ def unseen_by_seed(tr, ztr, te, zte, seeds: int, params: dict) -> list[dict]:
     for seed in range(1, seeds + 1):
         t0 = time.perf_counter()
         with threadpool_limits(2):
-            est = make_estimator(DEFAULT_ESTIMATOR, {**params, "seed": seed}).fit(Photometry(flux, err), z)
+            est = make_estimator(DEFAULT_ESTIMATOR, {**params, "seed": seed}).fit(gold, z)
         fit_s = time.perf_counter() - t0
         r = evaluate_columns(est.estimate(un), zun)
         r.update(seed=seed, fit_seconds=fit_s)
