@@ -81,7 +81,9 @@ def test_core_weight_trades_outlier_hedging_for_the_peak() -> None:
 def test_params_and_schema() -> None:
     est = make_estimator("mlp", {"tolerance": 0.02, "core_weight": 0.1})
     assert est.params["tolerance"] == 0.02 and est.params["core_weight"] == 0.1 and est.describe()["name"] == "mlp"
-    assert est.params["core_width"] == 0.02 and est.version == "4.1"
+    assert est.params["core_width"] == 0.02 and est.version == "4.2"
+    assert est.params["log_bins"] is True and est.params["bin_width"] == 0.015
+    assert make_estimator("mlp").params["core_weight"] == 0.07
     assert est.params["two_hot"] is True and est.params["draw_labels"] is True
     assert est.params["shrink_map"] is True and est.params["rate_cuts"] == 2 and est.params["stall"] == 4
     assert [c.name for c in est.columns] == ["z_phot", "z_mode", "z_err", "odds", "z_pdf"]
@@ -220,7 +222,8 @@ def test_two_hot_labels_place_the_pdf_within_a_bin() -> None:
     rng = np.random.default_rng(13)
     mags, _ = _populations(300, rng)
     z = np.repeat([0.32, 1.22], 300)
-    params = {"hidden": (32,), "max_iter": 150, "early_stopping": False, "bin_width": 0.1, "members": 1}
+    params = {"hidden": (32,), "max_iter": 150, "early_stopping": False, "bin_width": 0.1, "members": 1,
+              "log_bins": False}
     test, _ = _populations(20, rng)
     truth = np.repeat([0.32, 1.22], 20)
     medians = {}
@@ -255,3 +258,25 @@ def test_learning_rate_is_cut_when_the_hold_out_loss_stalls() -> None:
     cut = make_estimator("mlp", {**params, "rate_cuts": 2}).fit(photometry(mags), z)
     assert cut.params["rate_cuts"] == 2 and plain.params["rate_cuts"] == 0
     assert not np.allclose(cut._nets[0][0][0], plain._nets[0][0][0])
+
+
+def test_log_bins_are_uniform_in_log1p_z_and_the_summaries_follow_their_widths() -> None:
+    """Bins of 0.1 in ln(1+z): edges 0, 0.105, 0.221, 0.350, ... (wider with redshift, like
+    the errors). All probability in one bin puts the median in its middle and the mode there
+    too; the known-answer populations come out where they were made."""
+    rng = np.random.default_rng(19)
+    mags, z = _populations(300, rng)
+    est = make_estimator("mlp", {"hidden": (32,), "max_iter": 150, "early_stopping": False, "bin_width": 0.1,
+                                 "members": 1}).fit(photometry(mags), z)
+    assert est.params["log_bins"] is True
+    np.testing.assert_allclose(np.diff(np.log1p(est.edges)), 0.1)
+    assert est.edges[0] == 0.0 and est.edges[-1] >= z.max()
+    est._raw_levels = LEVELS.copy()
+    p = np.zeros((1, est.edges.size - 1), dtype=np.float32)
+    p[0, 3] = 1.0  # [0.350, 0.492)
+    out = est.summarize(p)
+    middle = 0.5 * (est.edges[3] + est.edges[4])
+    assert abs(out["z_pdf"][0, MEDIAN_INDEX] - middle) < 1e-6 and abs(out["z_mode"][0] - middle) < 1e-6
+    assert np.isclose(out["z_pdf"][0, 0], est.edges[3]) and np.isclose(out["z_pdf"][0, -1], est.edges[4])
+    test, _ = _populations(20, rng)
+    np.testing.assert_allclose(est.estimate(photometry(test))["z_phot"], np.repeat([0.3, 1.2], 20), atol=0.06)
