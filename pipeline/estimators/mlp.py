@@ -183,6 +183,9 @@ def train_member(x: np.ndarray, z: np.ndarray, seed: int, stop: tuple[np.ndarray
                  stall: int = 4) -> tuple[list, list, np.ndarray, int]:
     """One network's float32 weights, biases, classes and epochs.
 
+    ``z`` is the variable in which the bins are uniform, ``bin_width`` wide: ln(1+z) with log
+    bins (4.2), else the redshift itself.
+
     The targets are the two-hot labels of :func:`two_hot_targets` (``two_hot``) or the bin
     containing each redshift. With ``stop`` (the calibration hold-out's features and the bins of its
     redshifts), early stopping on that hold-out's log loss: one epoch at a time, the weights of the
