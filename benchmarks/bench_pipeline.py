@@ -253,6 +253,17 @@ def rail_installed(module: str) -> bool:
     return importlib.util.find_spec(f"rail.estimation.algos.{module}") is not None
 
 
+def cv_folds(tr, ztr, te, zte, folds: int = 4) -> tuple[Photometry, np.ndarray, np.ndarray]:
+    """The whole gold sample (test set first), its redshifts, and each galaxy's fold: fold 0 is
+    the test set, the training set is cut into ``folds`` - 1 more with a fixed seed."""
+    flux = np.vstack([te.flux, tr.flux])
+    err = None if te.flux_err is None or tr.flux_err is None else np.vstack([te.flux_err, tr.flux_err])
+    z = np.concatenate([zte, ztr])
+    fold = np.zeros(len(z), dtype=np.int64)
+    fold[len(zte):] = 1 + np.random.default_rng(20261125).permutation(len(ztr)) % (folds - 1)
+    return Photometry(flux, err), z, fold
+
+
 def cross_validated(name: str, tr, ztr, te, zte, folds: int = 4, params: dict | None = None,
                     pits: str | None = None) -> dict:
     """Metrics pooled over ``folds``-fold cross-validation of the whole gold sample.
@@ -266,11 +277,7 @@ def cross_validated(name: str, tr, ztr, te, zte, folds: int = 4, params: dict | 
     perfectly flat PIT with that many galaxies (multinomial draws), the noise floor to compare
     with.  With ``pits``, the pooled PITs are kept under that label for the QQ plot.
     """
-    flux = np.vstack([te.flux, tr.flux])
-    err = None if te.flux_err is None or tr.flux_err is None else np.vstack([te.flux_err, tr.flux_err])
-    everything, z = Photometry(flux, err), np.concatenate([zte, ztr])
-    fold = np.zeros(len(z), dtype=np.int64)
-    fold[len(zte):] = 1 + np.random.default_rng(20261125).permutation(len(ztr)) % (folds - 1)
+    everything, z, fold = cv_folds(tr, ztr, te, zte, folds)
     columns: dict[str, np.ndarray] = {}
     for f in range(folds):
         out, held = fold != f, fold == f

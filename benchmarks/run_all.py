@@ -15,8 +15,9 @@ from _common import machine
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = ["bench_adql.py", "bench_encoders.py", "bench_fetch.py", "bench_tap.py", "bench_front.py", "bench_ingest.py",
-           "bench_provenance.py", "run_corpus.py", "bench_pipeline.py", "bench_pit_seeds.py", "bench_tsm_combine.py",
-           "bench_tsm_crossmatch.py", "bench_federate.py", "bench_crossmatch.py", "bench_coop_validate.py"]
+           "bench_provenance.py", "run_corpus.py", "bench_pipeline.py", "bench_pit_seeds.py", "bench_zphot_rule.py",
+           "bench_tsm_combine.py", "bench_tsm_crossmatch.py", "bench_federate.py", "bench_crossmatch.py",
+           "bench_coop_validate.py"]
 
 
 def main() -> int:

@@ -83,7 +83,8 @@ test galaxies put a standard error of 0.2 % on the outlier fraction and 3 % on e
   0.0240 and 3.89 %; 0.05 -> 0.0236 and 3.92 % (the default); 0.07 -> 0.0233 and 3.94 %; 0.1 ->
   0.0231 and 3.98 %; ``core_width`` 0.015 or 0.025 at 0.05: 0.0238 / 0.0236 (all with candidates
   every 0.005; every 0.01, shipped: 0.0236 and 3.93 %, 7 % faster in memory).  On 4.2's
-  networks (log bins) the same cross-validation gives, at ``tolerance`` 0.005: 0.03 -> 0.0231
+  networks (log bins) the same cross-validation (``benchmarks/bench_zphot_rule.py``) gives, at
+  ``tolerance`` 0.005: 0.03 -> 0.0231
   and 3.79 %; 0.05 -> 0.0227 and 3.83 %; 0.07 -> 0.0224 and 3.83 % (the default since 4.2: as
   few outliers as 0.05, lower scatter); 0.1 -> 0.0221 and 3.87 %; tolerances 0, 0.01 and 0.02
   lie on or behind that front.  The PDF median
